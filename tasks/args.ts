@@ -1,6 +1,74 @@
 /**
  * Command-line parsing for the `tasks/` entry points. JSR (`@std/cli`) is unreachable from our build machines, so this
- * is Node's `parseArgs`; switching to `@std/cli` later is a change to this file only.
+ * is Node's `parseArgs`; switching to `@std/cli` later is a change to this file only. Also the conventions every task
+ * shares: a {@linkcode UsageError} exits with status 2, any other error with status 1.
  * @module
  */
-export { parseArgs } from "node:util";
+import { parseArgs as nodeParseArgs, type ParseArgsConfig } from "node:util";
+
+/** A bad command line: unknown flag, bad value, contradiction. Tasks exit with status 2 on it. */
+export class UsageError extends Error {
+  constructor(message: string) {
+    super(message);
+    this.name = "UsageError";
+  }
+}
+
+/**
+ * `parseArgs` from `node:util`, strict, with its errors (unknown option, missing value) turned into
+ * {@linkcode UsageError}s that name the flag.
+ */
+export function parseArgs<T extends ParseArgsConfig>(config: T): ReturnType<typeof nodeParseArgs<T>> {
+  try {
+    return nodeParseArgs(config);
+  } catch (e) {
+    if (e instanceof TypeError && "code" in e && String(e.code).startsWith("ERR_PARSE_ARGS")) {
+      throw new UsageError(e.message.split(". To specify")[0]);
+    }
+    throw e;
+  }
+}
+
+/** Parses `value` of `--flag` as an integer >= `min`, or throws a UsageError naming the flag and the value. */
+export function intFlag(flag: string, value: string, min = 1): number {
+  const n = Number(value);
+  if (value.trim() === "" || !Number.isInteger(n) || n < min) {
+    throw new UsageError(`--${flag} expects an integer >= ${min}, got "${value}"`);
+  }
+  return n;
+}
+
+/** Parses `value` of `--flag` as a finite number in [min, max], or throws a UsageError naming the flag. */
+export function numberFlag(flag: string, value: string, min = -Infinity, max = Infinity): number {
+  const n = Number(value);
+  if (value.trim() === "" || !Number.isFinite(n) || n < min || n > max) {
+    const range = `${Number.isFinite(min) ? `>= ${min}` : ""}${
+      Number.isFinite(min) && Number.isFinite(max) ? " and " : ""
+    }${Number.isFinite(max) ? `<= ${max}` : ""}`;
+    throw new UsageError(`--${flag} expects a number${range ? " " + range : ""}, got "${value}"`);
+  }
+  return n;
+}
+
+/** Parses `value` of `--flag` as one of `choices`, or throws a UsageError listing them. */
+export function choiceFlag<C extends string>(flag: string, value: string, choices: readonly C[]): C {
+  if (!(choices as readonly string[]).includes(value)) {
+    throw new UsageError(`--${flag} must be one of ${choices.join(", ")}, got "${value}"`);
+  }
+  return value as C;
+}
+
+/**
+ * Runs a task's main function: a {@linkcode UsageError} prints its message and exits 2, any other error prints its
+ * message and exits 1. Only for entry points.
+ */
+export async function runTask(main: () => Promise<void> | void): Promise<void> {
+  try {
+    await main();
+  } catch (e) {
+    // By name, so usage errors defined by library modules count too.
+    const usage = e instanceof Error && e.name === "UsageError";
+    console.error(`error: ${e instanceof Error ? e.message : String(e)}${usage ? " (see --help)" : ""}`);
+    Deno.exit(usage ? 2 : 1);
+  }
+}
