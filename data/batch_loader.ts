@@ -1,0 +1,106 @@
+/**
+ * The {@linkcode BatchLoader} over one batch source: per-epoch order from `batch_plan.ts`, batches built by a
+ * {@linkcode WorkerPool} with a bounded number in flight (the prefetch queue), or inline when there are no workers.
+ * @module
+ */
+import { batchCount, batchSlice, epochOrder } from "./batch_plan.ts";
+import { type BatchResult, createBatchMaker, type DecodeFailure, type SourceSpec } from "./batch_source.ts";
+import type { Batch, BatchLoader } from "./loaders.ts";
+import type { WorkerPool } from "./worker_pool.ts";
+
+/** Options of {@linkcode PipelineLoader}. */
+export interface PipelineLoaderOptions {
+  /** The source's spec (used inline) and its number in the pool (used with workers). */
+  spec: SourceSpec;
+  source: number;
+  /** Indices into the source that this loader serves (e.g. the training part of a train/val split). */
+  indices: Uint32Array;
+  batchSize: number;
+  /** Training conventions: shuffle every epoch and drop the last partial batch. */
+  train: boolean;
+  /** Random augmentation (only meaningful with `train`). */
+  augment: boolean;
+  seed: number;
+  /** Shared workers, or undefined to build batches inline. */
+  pool?: WorkerPool;
+  /** Batches in flight ahead of the consumer (default 2 per worker). */
+  prefetch?: number;
+  /** Called with the images a batch had to leave out; may throw to stop the run. */
+  onFailures?: (failures: DecodeFailure[]) => void;
+  /** Called once by {@linkcode PipelineLoader.close}. */
+  onClose?: () => Promise<void> | void;
+}
+
+/** A {@linkcode BatchLoader} over one source. */
+export class PipelineLoader implements BatchLoader {
+  readonly numImages: number;
+  readonly batchesPerEpoch: number;
+  #options: PipelineLoaderOptions;
+  #inline?: (job: Parameters<ReturnType<typeof createBatchMaker>>[0]) => Promise<BatchResult>;
+  #closed = false;
+
+  /** Creates the loader; nothing is decoded until {@linkcode PipelineLoader.batches} is iterated. */
+  constructor(options: PipelineLoaderOptions) {
+    this.#options = options;
+    this.numImages = options.indices.length;
+    this.batchesPerEpoch = batchCount(this.numImages, options.batchSize, options.train);
+  }
+
+  /**
+   * Batches of `epoch` from batch `startBatch` on; order and augmentation depend only on (seed, epoch, sample index),
+   * so resuming reproduces an uninterrupted run. Breaking out early discards the prefetched batches.
+   */
+  async *batches(epoch: number, startBatch = 0): AsyncIterable<Batch> {
+    const o = this.#options;
+    if (this.#closed) throw new Error("batches() on a closed loader");
+    if (!Number.isInteger(epoch) || epoch < 0) throw new RangeError(`epoch must be an integer >= 0, received ${epoch}`);
+    if (!Number.isInteger(startBatch) || startBatch < 0 || startBatch > this.batchesPerEpoch) {
+      throw new RangeError(`startBatch must be an integer in [0, ${this.batchesPerEpoch}], received ${startBatch}`);
+    }
+    const order = epochOrder(o.indices, o.seed, epoch, o.train);
+    const job = (b: number) => ({
+      id: b,
+      source: o.source,
+      epoch,
+      indices: batchSlice(order, b, o.batchSize).slice(),
+      augment: o.train && o.augment,
+    });
+    const build = (b: number): Promise<BatchResult> => {
+      if (o.pool) return o.pool.run(job(b));
+      this.#inline ??= createBatchMaker(o.spec);
+      return this.#inline(job(b));
+    };
+    // Bounded prefetch queue: at most `depth` batches built ahead of the consumer.
+    const depth = o.pool ? Math.max(1, o.prefetch ?? 2 * o.pool.size) : 1;
+    const queue: Promise<BatchResult>[] = [];
+    let next = startBatch;
+    const fill = () => {
+      while (queue.length < depth && next < this.batchesPerEpoch) {
+        const p = build(next++);
+        p.catch(() => {}); // observed when awaited; avoids an unhandled rejection if the consumer stops first
+        queue.push(p);
+      }
+    };
+    fill();
+    while (queue.length > 0) {
+      const result = await queue.shift()!;
+      fill();
+      if (result.failures.length > 0) o.onFailures?.(result.failures);
+      if (result.size === 0) continue;
+      yield {
+        images: result.images,
+        labels: result.labels,
+        size: result.size,
+        height: result.height,
+        width: result.width,
+      };
+    }
+  }
+
+  /** Releases this loader (and, through `onClose`, the shared workers once every loader is closed). Idempotent. */
+  async close(): Promise<void> {
+    if (this.#closed) return;
+    this.#closed = true;
+    await this.#options.onClose?.();
+  }
+}

@@ -1,0 +1,135 @@
+/**
+ * What a decode worker (or the inline path) needs to build batches, and the function that builds one. A source is
+ * either CIFAR-like bytes in memory (`array`, shared with workers through a SharedArrayBuffer) or encoded images
+ * (`folder`: file paths, or the bytes read from an archive, also shared). Every random draw is keyed by
+ * (seed, epoch, sample index), so a batch is the same whichever worker builds it and whenever.
+ * @module
+ */
+import { RandomStream } from "./batch_plan.ts";
+import { decodeCrop, loadSharp } from "./image_decode.ts";
+import { keyedRandom } from "./random.ts";
+import { type Normalization, normalizeCoefficients, samplePadCropFlip, writeCropFlip } from "./transforms.ts";
+
+/** Decoded images of equal size in memory (CIFAR, synthetic). */
+export interface ArraySourceSpec {
+  kind: "array";
+  /** [N, height, width, 3] bytes, HWC; SharedArrayBuffer-backed when handed to workers. */
+  images: Uint8Array;
+  /** [N] class indices. */
+  labels: Uint8Array;
+  height: number;
+  width: number;
+  /** Zero padding of the training RandomCrop (4 for CIFAR). */
+  pad: number;
+  norm: Normalization;
+  seed: number;
+}
+
+/** Encoded images (class folders), by path or as bytes from an archive. */
+export interface FolderSourceSpec {
+  kind: "folder";
+  /** Paths of the image files (directory datasets). */
+  paths?: string[];
+  /** Concatenated file bytes and N+1 offsets (archive datasets); SharedArrayBuffer-backed for workers. */
+  blob?: { bytes: Uint8Array; offsets: Float64Array };
+  /** [N] names used in warnings (path, or archive:member). */
+  names: string[];
+  /** [N] class indices. */
+  labels: Int32Array;
+  /** Output side (train crop and eval crop). */
+  size: number;
+  norm: Normalization;
+  seed: number;
+  /** libvips threads per decoding thread (1 in workers). */
+  threads?: number;
+}
+
+/** Any batch source. */
+export type SourceSpec = ArraySourceSpec | FolderSourceSpec;
+
+/** One batch to build: samples `indices` (into the source) of `epoch`, augmented or not. */
+export interface BatchJob {
+  id: number;
+  /** Which source of the pool this job reads. */
+  source: number;
+  epoch: number;
+  indices: Uint32Array;
+  augment: boolean;
+}
+
+/** An image that could not be decoded and was left out of its batch. */
+export interface DecodeFailure {
+  index: number;
+  name: string;
+  message: string;
+}
+
+/** A built batch: NHWC floats normalised per channel, labels, and any images left out. */
+export interface BatchResult {
+  id: number;
+  images: Float32Array;
+  labels: Int32Array;
+  size: number;
+  height: number;
+  width: number;
+  failures: DecodeFailure[];
+}
+
+/** Returns the batch-building function of `spec` (decoding state such as `sharp` is loaded on first use). */
+export function createBatchMaker(spec: SourceSpec): (job: BatchJob) => Promise<BatchResult> {
+  const coefficients = normalizeCoefficients(spec.norm);
+  if (spec.kind === "array") {
+    const { images, labels, height: h, width: w, pad, seed } = spec;
+    const pixels = h * w * 3;
+    return (job) => {
+      const n = job.indices.length;
+      const out = new Float32Array(n * pixels);
+      const outLabels = new Int32Array(n);
+      for (let k = 0; k < n; k++) {
+        const index = job.indices[k];
+        const crop = job.augment
+          ? samplePadCropFlip(keyedRandom(seed, RandomStream.augment, job.epoch, index), h, w, h, pad)
+          : { top: pad, left: pad, flip: false };
+        writeCropFlip(images, index * pixels, h, w, pad, crop, h, coefficients, out, k * pixels);
+        outLabels[k] = labels[index];
+      }
+      return Promise.resolve({
+        id: job.id,
+        images: out,
+        labels: outLabels,
+        size: n,
+        height: h,
+        width: w,
+        failures: [],
+      });
+    };
+  }
+  const { size, seed } = spec;
+  const pixels = size * size * 3;
+  return async (job) => {
+    const sharp = await loadSharp(spec.threads);
+    const n = job.indices.length;
+    let out = new Float32Array(n * pixels);
+    let outLabels = new Int32Array(n);
+    const failures: DecodeFailure[] = [];
+    let k = 0;
+    for (const index of job.indices) {
+      const input = spec.blob
+        ? spec.blob.bytes.slice(spec.blob.offsets[index], spec.blob.offsets[index + 1])
+        : spec.paths![index];
+      try {
+        const random = job.augment ? keyedRandom(seed, RandomStream.augment, job.epoch, index) : undefined;
+        const { pixels: crop, flip } = await decodeCrop(sharp, input, size, random);
+        writeCropFlip(crop, 0, size, size, 0, { top: 0, left: 0, flip }, size, coefficients, out, k * pixels);
+        outLabels[k++] = spec.labels[index];
+      } catch (e) {
+        failures.push({ index, name: spec.names[index], message: (e as Error).message });
+      }
+    }
+    if (k < n) {
+      out = out.slice(0, k * pixels);
+      outLabels = outLabels.slice(0, k);
+    }
+    return { id: job.id, images: out, labels: outLabels, size: k, height: size, width: size, failures };
+  };
+}

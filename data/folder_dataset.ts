@@ -1,0 +1,169 @@
+/**
+ * Indexes an ImageNet-style class-folder tree, `train/<class>/<image>` and `val/<class>/<image>` (or `test/`), from a
+ * directory or straight from a `.tar`/`.tar.gz` archive of such a tree (streamed; image bytes are kept in memory,
+ * nothing is extracted to disk). Classes are the sorted folder names of `train/`; files are sorted by name.
+ * @module
+ */
+import { join } from "node:path";
+import { readTarFiles } from "./tar_entries.ts";
+
+/** File extensions taken as images (case-insensitive); anything else in a class folder is ignored. */
+export const IMAGE_EXTENSIONS: readonly string[] = [".jpg", ".jpeg", ".png", ".webp", ".tif", ".tiff"];
+
+function isImageName(name: string): boolean {
+  const lower = name.toLowerCase();
+  return IMAGE_EXTENSIONS.some((e) => lower.endsWith(e));
+}
+
+/** One split of a folder dataset. */
+export interface FolderSplit {
+  /** File paths (directory datasets). */
+  paths?: string[];
+  /** File bytes concatenated, SharedArrayBuffer-backed, with N+1 offsets (archive datasets). */
+  blob?: { bytes: Uint8Array; offsets: Float64Array };
+  /** [N] display names for warnings: the path, or `archive:member`. */
+  names: string[];
+  /** [N] class indices into {@linkcode FolderIndex.classNames}. */
+  labels: Int32Array;
+}
+
+/** A whole folder dataset. */
+export interface FolderIndex {
+  /** Sorted class folder names of `train/`; a label is an index into this list. */
+  classNames: string[];
+  train: FolderSplit;
+  /** `val/` if present, else `test/`. */
+  test: FolderSplit;
+  /** Which folder {@linkcode FolderIndex.test} came from. */
+  testFolder: "val" | "test";
+}
+
+type Listing = Map<string, Map<string, string[]>>; // split -> class -> member names
+
+function checkedIndex(root: string, listing: Listing): { classNames: string[]; testFolder: "val" | "test" } {
+  const train = listing.get("train");
+  if (!train || train.size === 0) {
+    throw new Error(`${root}: no train/<class>/<image> files found (expected an ImageNet-style class-folder tree)`);
+  }
+  const testFolder = listing.has("val") ? "val" : listing.has("test") ? "test" : undefined;
+  if (!testFolder) throw new Error(`${root}: has train/ but neither val/<class>/ nor test/<class>/ images`);
+  const classNames = [...train.keys()].sort();
+  for (const cls of listing.get(testFolder)!.keys()) {
+    if (!train.has(cls)) throw new Error(`${root}: ${testFolder}/${cls}/ is a class that train/ does not have`);
+  }
+  return { classNames, testFolder };
+}
+
+/** Reads the class-folder tree under the directory `root`. */
+async function indexDirectory(root: string): Promise<FolderIndex> {
+  const listing: Listing = new Map();
+  for (const split of ["train", "val", "test"]) {
+    const splitDir = join(root, split);
+    try {
+      if (!(await Deno.stat(splitDir)).isDirectory) continue;
+    } catch (e) {
+      if (e instanceof Deno.errors.NotFound) continue;
+      throw e;
+    }
+    const classes = new Map<string, string[]>();
+    for await (const entry of Deno.readDir(splitDir)) {
+      if (!entry.isDirectory) continue;
+      const files: string[] = [];
+      for await (const f of Deno.readDir(join(splitDir, entry.name))) {
+        if (f.isFile && isImageName(f.name)) files.push(f.name);
+      }
+      if (files.length > 0) classes.set(entry.name, files);
+    }
+    if (classes.size > 0) listing.set(split, classes);
+  }
+  const { classNames, testFolder } = checkedIndex(root, listing);
+  const build = (split: string): FolderSplit => {
+    const paths: string[] = [], labels: number[] = [];
+    classNames.forEach((cls, label) => {
+      for (const f of (listing.get(split)!.get(cls) ?? []).sort()) {
+        paths.push(join(root, split, cls, f));
+        labels.push(label);
+      }
+    });
+    return { paths, names: paths, labels: Int32Array.from(labels) };
+  };
+  return { classNames, train: build("train"), test: build(testFolder), testFolder };
+}
+
+const MEMBER = /^(?:.*\/)?(train|val|test)\/([^/]+)\/([^/]+)$/;
+
+/**
+ * Reads the class-folder tree held by one or more archives (e.g. `train.tar.gz` + `val.tar.gz`), keeping image bytes
+ * in shared memory. `root` names the dataset in errors.
+ */
+async function indexArchives(root: string, archives: string[]): Promise<FolderIndex> {
+  const listing: Listing = new Map();
+  const contents = new Map<string, Uint8Array>(); // "archive:member" -> bytes
+  for (const archive of archives) {
+    await readTarFiles(archive, (file, bytes) => {
+      const m = MEMBER.exec(file.name);
+      if (!m || !bytes) return;
+      const [, split, cls] = m;
+      if (!listing.has(split)) listing.set(split, new Map());
+      const classes = listing.get(split)!;
+      if (!classes.has(cls)) classes.set(cls, []);
+      const key = `${archive}:${file.name}`;
+      classes.get(cls)!.push(key);
+      contents.set(key, bytes);
+    }, (name) => MEMBER.test(name) && isImageName(name));
+  }
+  const { classNames, testFolder } = checkedIndex(root, listing);
+  const build = (split: string): FolderSplit => {
+    const members: string[] = [], labels: number[] = [];
+    classNames.forEach((cls, label) => {
+      for (const name of (listing.get(split)!.get(cls) ?? []).sort()) {
+        members.push(name);
+        labels.push(label);
+      }
+    });
+    const offsets = new Float64Array(members.length + 1);
+    members.forEach((name, i) => offsets[i + 1] = offsets[i] + contents.get(name)!.length);
+    const bytes = new Uint8Array(new SharedArrayBuffer(offsets[members.length]));
+    members.forEach((name, i) => {
+      bytes.set(contents.get(name)!, offsets[i]);
+      contents.delete(name);
+    });
+    return { blob: { bytes, offsets }, names: members, labels: Int32Array.from(labels) };
+  };
+  return { classNames, train: build("train"), test: build(testFolder), testFolder };
+}
+
+const ARCHIVE = /\.(tar|tar\.gz|tgz)$/i;
+
+/**
+ * Indexes the class-folder dataset at `root`: a directory holding `train/` (and `val/` or `test/`); a directory
+ * holding no `train/` but `.tar`/`.tar.gz` archives of the tree (e.g. `train.tar.gz` and `test.tar.gz`); or one
+ * such archive. Inside archives the tree may sit at the top or under leading folders.
+ * @throws {Error} naming `root` when it is missing, has no `train/` images, no `val/`/`test/` images, or an
+ * evaluation class that training lacks.
+ */
+export async function indexFolderDataset(root: string): Promise<FolderIndex> {
+  let info: Deno.FileInfo;
+  try {
+    info = await Deno.stat(root);
+  } catch (e) {
+    if (e instanceof Deno.errors.NotFound) {
+      throw new Error(`${root}: not found (expected a class-folder directory or a .tar/.tar.gz of one)`);
+    }
+    throw e;
+  }
+  if (!info.isDirectory) return indexArchives(root, [root]);
+  try {
+    if ((await Deno.stat(join(root, "train"))).isDirectory) return indexDirectory(root);
+  } catch (e) {
+    if (!(e instanceof Deno.errors.NotFound)) throw e;
+  }
+  const archives: string[] = [];
+  for await (const entry of Deno.readDir(root)) {
+    if (entry.isFile && ARCHIVE.test(entry.name)) archives.push(join(root, entry.name));
+  }
+  if (archives.length === 0) {
+    throw new Error(`${root}: holds neither a train/ folder nor .tar/.tar.gz archives of a class-folder tree`);
+  }
+  return indexArchives(root, archives.sort());
+}

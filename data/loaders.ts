@@ -1,0 +1,287 @@
+/**
+ * The data side's one entry point: {@linkcode createLoaders} turns a {@linkcode DataConfig} into train, optional
+ * validation and test {@linkcode BatchLoader}s for CIFAR-10/100 (official binary files, downloaded on first use),
+ * the offline synthetic dataset, or an ImageNet-style class-folder tree (directory or tar archives).
+ * @module
+ */
+import { splitTrainVal } from "./batch_plan.ts";
+import type { DecodeFailure, SourceSpec } from "./batch_source.ts";
+import { PipelineLoader } from "./batch_loader.ts";
+import { cifarLayout, readCifar } from "./cifar_binary.ts";
+import { CIFAR100_CLASS_NAMES, CIFAR100_COARSE_CLASS_NAMES, CIFAR10_CLASS_NAMES } from "./class_names.ts";
+import { locateCifar } from "./cifar_download.ts";
+import { indexFolderDataset } from "./folder_dataset.ts";
+import { channelStats, generateSynthetic, SYNTHETIC_CLASS_NAMES, SYNTHETIC_SIZE } from "./synthetic.ts";
+import type { Normalization } from "./transforms.ts";
+import { WorkerPool, workerScriptAvailable } from "./worker_pool.ts";
+
+/** Which data to load; JSON-serialisable, stored in the run's config. */
+export interface DataConfig {
+  dataset: "cifar10" | "cifar100" | "synthetic" | "folder";
+  /** cifar: where archives/dirs live (default "data"); folder: the root dir or a .tar/.tar.gz. */
+  dataDir: string;
+  /** Images held out of train for validation (0 = none), deterministic given seed. */
+  valSplit: number;
+  seed: number;
+  batchSize: number;
+  /** Folder datasets: train/eval crop size (default 224). */
+  imageSize?: number;
+  /** CIFAR-100: train on the 20 coarse labels instead of the 100 fine ones. */
+  coarseLabels?: boolean;
+  /** Random augmentation of the training loader (default true). */
+  augment?: boolean;
+  /** Background decode workers (default: cores; 0 builds batches inline). */
+  workers?: number;
+  /** Download CIFAR archives that are absent (default true). */
+  download?: boolean;
+  /** Batches built ahead of the consumer per loader (default 2 per worker). */
+  prefetch?: number;
+  /** Folder datasets: corrupt images tolerated before the run stops (default max(10, 0.1 % of train images)). */
+  maxSkippedImages?: number;
+  /** Synthetic dataset: training images (default 5,000). */
+  syntheticTrain?: number;
+  /** Synthetic dataset: test images (default 1,000). */
+  syntheticTest?: number;
+}
+
+/** One batch on the CPU, uploaded by the trainer in a single tf.tensor4d call. */
+export interface Batch {
+  /** [N, H, W, 3] normalised (x/255 - mean) / std, NHWC. */
+  images: Float32Array;
+  /** [N] class indices. */
+  labels: Int32Array;
+  size: number;
+  height: number;
+  width: number;
+}
+
+/** Batches of one split. */
+export interface BatchLoader {
+  readonly numImages: number;
+  readonly batchesPerEpoch: number;
+  /** Batches of `epoch` from batch index `startBatch` (default 0). The order AND the augmentation randomness are a
+   *  pure function of (seed, epoch, sample index), so resuming at (epoch, startBatch) reproduces exactly what an
+   *  uninterrupted run would have seen. Train loaders shuffle and drop the last partial batch; eval loaders
+   *  keep order and keep the partial batch (torchvision conventions). */
+  batches(epoch: number, startBatch?: number): AsyncIterable<Batch>;
+  /** Releases the loader's resources (the last one closed terminates the shared decode workers). */
+  close(): Promise<void>;
+}
+
+/** Everything {@linkcode createLoaders} returns. */
+export interface Loaders {
+  train: BatchLoader;
+  /** Present when `valSplit` > 0. */
+  val?: BatchLoader;
+  test: BatchLoader;
+  /** Label i's name; save it with the run (the index mapping of class folders). */
+  classNames: string[];
+  numClasses: number;
+  mean: [number, number, number];
+  std: [number, number, number];
+  /** Side of the images in every batch: 32 for cifar/synthetic. */
+  imageSize: number;
+  /** Corrupt images skipped so far (folder datasets). */
+  stats: { skippedImages: number };
+}
+
+/** Options of {@linkcode createLoaders} that are not part of the stored config. */
+export interface LoaderOptions {
+  /** Skipped-image warnings. */
+  onWarning?: (msg: string) => void;
+  /** Download progress. */
+  onProgress?: (msg: string) => void;
+  /** Replaces `fetch` for downloads (tests). */
+  fetch?: typeof fetch;
+}
+
+/** CIFAR-10 channel mean and std (reference.md). */
+export const CIFAR10_NORMALIZATION: Normalization = { mean: [0.4912, 0.4821, 0.4465], std: [0.2452, 0.2428, 0.2606] };
+/** CIFAR-100 channel mean and std. */
+export const CIFAR100_NORMALIZATION: Normalization = {
+  mean: [0.5071, 0.4865, 0.4409],
+  std: [0.2673, 0.2564, 0.2762],
+};
+/** ImageNet channel mean and std, also used for any class-folder dataset. */
+export const IMAGENET_NORMALIZATION: Normalization = { mean: [0.485, 0.456, 0.406], std: [0.229, 0.224, 0.225] };
+
+const DATASETS = ["cifar10", "cifar100", "synthetic", "folder"];
+
+function checkConfig(config: DataConfig): void {
+  const bad = (field: string, expected: string, value: unknown) => {
+    throw new Error(`DataConfig.${field}: expected ${expected}, received ${JSON.stringify(value)}`);
+  };
+  if (!DATASETS.includes(config.dataset)) bad("dataset", DATASETS.join(" | "), config.dataset);
+  if (typeof config.dataDir !== "string" || config.dataDir === "") bad("dataDir", "a path", config.dataDir);
+  if (!Number.isInteger(config.batchSize) || config.batchSize < 1) {
+    bad("batchSize", "an integer >= 1", config.batchSize);
+  }
+  if (!Number.isSafeInteger(config.seed)) bad("seed", "an integer", config.seed);
+  if (!Number.isInteger(config.valSplit) || config.valSplit < 0) bad("valSplit", "an integer >= 0", config.valSplit);
+  for (const field of ["workers", "prefetch", "maxSkippedImages", "syntheticTrain", "syntheticTest"] as const) {
+    const v = config[field];
+    if (v !== undefined && (!Number.isInteger(v) || v < 0)) bad(field, "an integer >= 0", v);
+  }
+  if (config.imageSize !== undefined && (!Number.isInteger(config.imageSize) || config.imageSize < 8)) {
+    bad("imageSize", "an integer >= 8", config.imageSize);
+  }
+}
+
+interface Prepared {
+  train: SourceSpec;
+  test: SourceSpec;
+  trainCount: number;
+  testCount: number;
+  classNames: string[];
+  norm: Normalization;
+  imageSize: number;
+}
+
+async function prepare(config: DataConfig, options: LoaderOptions, threads: number): Promise<Prepared> {
+  const array = (
+    split: { images: Uint8Array; labels: Uint8Array },
+    norm: Normalization,
+  ): SourceSpec => ({
+    kind: "array",
+    images: split.images,
+    labels: split.labels,
+    height: 32,
+    width: 32,
+    pad: 4,
+    norm,
+    seed: config.seed,
+  });
+  if (config.dataset === "synthetic") {
+    // The data itself does not depend on the run's seed: every run trains on the same images.
+    const train = generateSynthetic(config.syntheticTrain ?? 5000, 0, 1);
+    const test = generateSynthetic(config.syntheticTest ?? 1000, 0, 2);
+    const norm = channelStats(train.images);
+    return {
+      train: array(train, norm),
+      test: array(test, norm),
+      trainCount: train.count,
+      testCount: test.count,
+      classNames: SYNTHETIC_CLASS_NAMES,
+      norm,
+      imageSize: SYNTHETIC_SIZE,
+    };
+  }
+  if (config.dataset === "cifar10" || config.dataset === "cifar100") {
+    const layout = cifarLayout(config.dataset);
+    const source = await locateCifar(layout, config.dataDir, {
+      download: config.download ?? true,
+      fetch: options.fetch,
+      onProgress: options.onProgress,
+    });
+    const { train, test } = await readCifar(layout, source);
+    const coarse = config.dataset === "cifar100" && config.coarseLabels === true;
+    const pick = (s: typeof train) => ({ images: s.images, labels: coarse ? s.coarseLabels! : s.labels });
+    const norm = config.dataset === "cifar10" ? CIFAR10_NORMALIZATION : CIFAR100_NORMALIZATION;
+    return {
+      train: array(pick(train), norm),
+      test: array(pick(test), norm),
+      trainCount: train.count,
+      testCount: test.count,
+      classNames: config.dataset === "cifar10"
+        ? CIFAR10_CLASS_NAMES
+        : coarse
+        ? CIFAR100_COARSE_CLASS_NAMES
+        : CIFAR100_CLASS_NAMES,
+      norm,
+      imageSize: 32,
+    };
+  }
+  const index = await indexFolderDataset(config.dataDir);
+  const size = config.imageSize ?? 224;
+  const folder = (split: typeof index.train): SourceSpec => ({
+    kind: "folder",
+    ...split,
+    size,
+    norm: IMAGENET_NORMALIZATION,
+    seed: config.seed,
+    threads,
+  });
+  return {
+    train: folder(index.train),
+    test: folder(index.test),
+    trainCount: index.train.labels.length,
+    testCount: index.test.labels.length,
+    classNames: index.classNames,
+    norm: IMAGENET_NORMALIZATION,
+    imageSize: size,
+  };
+}
+
+/**
+ * Builds the loaders `config` describes: reads (downloading CIFAR on first use) or indexes the data, holds
+ * `valSplit` training images out for validation, and starts the shared decode workers.
+ * @throws {Error} on a bad config field (named), missing or corrupt data (file and record named), or a training
+ * split with fewer images than one batch.
+ */
+export async function createLoaders(config: DataConfig, options: LoaderOptions = {}): Promise<Loaders> {
+  checkConfig(config);
+  let workers = config.workers ?? navigator.hardwareConcurrency;
+  if (workers > 0 && !workerScriptAvailable()) workers = 0; // single-file bundle: build batches inline
+  const data = await prepare(config, options, workers > 0 ? 1 : navigator.hardwareConcurrency);
+  const split = splitTrainVal(data.trainCount, config.valSplit, config.seed);
+  if (split.train.length < config.batchSize) {
+    throw new Error(
+      `DataConfig.batchSize ${config.batchSize} exceeds the ${split.train.length} training images left after ` +
+        `valSplit ${config.valSplit}; the training loader drops partial batches and would be empty`,
+    );
+  }
+
+  const stats = { skippedImages: 0 };
+  const skipped = new Set<string>();
+  const limit = config.maxSkippedImages ?? Math.max(10, Math.ceil(data.trainCount / 1000));
+  const onFailures = (source: number) => (failures: DecodeFailure[]) => {
+    for (const f of failures) {
+      const key = `${source}:${f.index}`;
+      if (skipped.has(key)) continue;
+      skipped.add(key);
+      stats.skippedImages++;
+      options.onWarning?.(`skipped ${f.name}: ${f.message} (${stats.skippedImages} skipped so far, limit ${limit})`);
+      if (stats.skippedImages > limit) {
+        throw new Error(
+          `${stats.skippedImages} images failed to decode, more than DataConfig.maxSkippedImages (${limit}); ` +
+            `the last was ${f.name}: ${f.message}`,
+        );
+      }
+    }
+  };
+
+  const pool = workers > 0 ? new WorkerPool([data.train, data.test], workers) : undefined;
+  let open = 0;
+  const onClose = () => {
+    if (--open === 0) pool?.close();
+  };
+  const loader = (source: number, indices: Uint32Array, train: boolean) => {
+    open++;
+    return new PipelineLoader({
+      spec: source === 0 ? data.train : data.test,
+      source,
+      indices,
+      batchSize: config.batchSize,
+      train,
+      augment: config.augment ?? true,
+      seed: config.seed,
+      pool,
+      prefetch: config.prefetch,
+      onFailures: onFailures(source),
+      onClose,
+    });
+  };
+  const testIndices = new Uint32Array(data.testCount);
+  for (let i = 0; i < testIndices.length; i++) testIndices[i] = i;
+  return {
+    train: loader(0, split.train, true),
+    val: split.val.length > 0 ? loader(0, split.val, false) : undefined,
+    test: loader(1, testIndices, false),
+    classNames: data.classNames,
+    numClasses: data.classNames.length,
+    mean: data.norm.mean,
+    std: data.norm.std,
+    imageSize: data.imageSize,
+    stats,
+  };
+}

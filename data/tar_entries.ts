@@ -1,0 +1,86 @@
+/**
+ * Streams the regular files of a `.tar` or `.tar.gz` archive (gzip recognised by its magic bytes, not the name)
+ * through `tar-stream`, without extracting anything to disk.
+ * @module
+ */
+import { createReadStream } from "node:fs";
+import { open } from "node:fs/promises";
+import { createGunzip } from "node:zlib";
+import tarStream from "tar-stream";
+
+/** True when the file starts with gzip's magic bytes 1f 8b. */
+export async function isGzipFile(path: string): Promise<boolean> {
+  const handle = await open(path, "r");
+  try {
+    const head = new Uint8Array(2);
+    const { bytesRead } = await handle.read(head, 0, 2, 0);
+    return bytesRead === 2 && head[0] === 0x1f && head[1] === 0x8b;
+  } finally {
+    await handle.close();
+  }
+}
+
+/** One regular file of an archive, as {@linkcode readTarFiles} hands it over. */
+export interface TarFile {
+  /** Path inside the archive, without a leading "./". */
+  name: string;
+  /** Size from the tar header. */
+  size: number;
+}
+
+/**
+ * Calls `onFile` for every regular file in the archive at `path`. `want(name)` decides whether the content is read
+ * (`bytes` is then the whole file) or skipped unread (`bytes` undefined; `want` absent reads everything).
+ * @throws {Error} naming the archive when it is not a readable tar (or gzip) stream.
+ */
+export async function readTarFiles(
+  path: string,
+  onFile: (file: TarFile, bytes: Uint8Array | undefined) => void | Promise<void>,
+  want?: (name: string) => boolean,
+): Promise<void> {
+  const gzip = await isGzipFile(path);
+  const extract = tarStream.extract();
+  const input = createReadStream(path);
+  const source = gzip ? input.pipe(createGunzip()) : input;
+  let failure: Error | undefined;
+  const fail = (e: Error) => {
+    failure ??= e;
+    extract.destroy(e);
+  };
+  input.on("error", fail);
+  source.on("error", fail);
+  source.pipe(extract);
+  try {
+    for await (const entry of extract) {
+      const header = entry.header;
+      const name = header.name.replace(/^\.\//, "");
+      if (header.type !== "file" || (want && !want(name))) {
+        entry.resume();
+        if (header.type === "file") await onFile({ name, size: header.size ?? 0 }, undefined);
+        continue;
+      }
+      const chunks: Uint8Array[] = [];
+      for await (const chunk of entry) chunks.push(chunk);
+      await onFile({ name, size: header.size ?? 0 }, concat(chunks));
+    }
+  } catch (e) {
+    const cause = failure ?? (e as Error);
+    throw new Error(`${path}: not a readable ${gzip ? "tar.gz" : "tar"} archive (${cause.message})`, { cause });
+  } finally {
+    input.destroy();
+  }
+  if (failure) throw new Error(`${path}: not a readable ${gzip ? "tar.gz" : "tar"} archive (${failure.message})`);
+}
+
+function concat(chunks: Uint8Array[]): Uint8Array {
+  if (chunks.length === 1) return new Uint8Array(chunks[0].buffer, chunks[0].byteOffset, chunks[0].byteLength);
+  let n = 0;
+  for (const c of chunks) n += c.byteLength;
+  const out = new Uint8Array(n);
+  let o = 0;
+  for (const c of chunks) {
+    out.set(c, o);
+    o += c.byteLength;
+  }
+  return out;
+}
