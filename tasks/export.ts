@@ -1,0 +1,84 @@
+/**
+ * `deno task export --checkpoint PATH --out model.safetensors`: writes a checkpoint's model weights alone, under
+ * torchvision's names and layouts, so that `model.load_state_dict(safetensors.torch.load_file(path), strict=True)`
+ * accepts them: no `optim.` tensors, and `__metadata__` reduced to `format: "pt"` plus the architecture and class
+ * names when the checkpoint has them.
+ * @module
+ */
+import { parseArgs, runTask, UsageError } from "./args.ts";
+import { encodeWeights, loadWeights } from "../train/checkpoint.ts";
+import { atomicWriteFile } from "../train/atomic_write.ts";
+
+/** Resolved options of the export task. */
+export interface ExportOptions {
+  /** Checkpoint (or weights file) to read. */
+  checkpoint: string;
+  /** Weights file to write. */
+  out: string;
+}
+
+/** What {@linkcode exportWeights} wrote. */
+export interface ExportResult {
+  /** Number of model tensors written. */
+  tensors: number;
+  /** Number of optimizer-state tensors left out. */
+  dropped: number;
+  /** Size of the written file in bytes. */
+  bytes: number;
+}
+
+const HELP = `Usage: deno task export --checkpoint PATH --out FILE
+
+Writes the model weights of a training checkpoint as a plain safetensors file that torchvision loads with
+load_state_dict(..., strict=True): torchvision's names and layouts, no optimizer state.
+
+Options:
+  --checkpoint PATH   checkpoint to read (required), e.g. runs/NAME/best.safetensors
+  --out FILE          weights file to write (required), e.g. model.safetensors; replaced atomically
+  -h, --help          this text
+`;
+
+/** Metadata keys carried over from a checkpoint into the exported file (harmless to torch, useful to `eval`). */
+const KEPT_METADATA = ["arch_spec", "class_names"];
+
+/** Parses the export task's command line. Returns "help" for --help. @throws {UsageError} */
+export function parseExportArgs(args: string[]): ExportOptions | "help" {
+  const { values, positionals } = parseArgs({
+    args,
+    options: {
+      checkpoint: { type: "string" },
+      out: { type: "string" },
+      help: { type: "boolean", short: "h", default: false },
+    },
+    allowPositionals: true,
+  });
+  if (values.help) return "help";
+  if (positionals.length) throw new UsageError(`unexpected argument "${positionals[0]}"`);
+  if (values.checkpoint === undefined || values.checkpoint === "") {
+    throw new UsageError("--checkpoint PATH is required");
+  }
+  if (values.out === undefined || values.out === "") throw new UsageError("--out FILE is required");
+  return { checkpoint: values.checkpoint, out: values.out };
+}
+
+/** Reads the checkpoint at `options.checkpoint` and writes its model weights alone to `options.out`, atomically. */
+export async function exportWeights(options: ExportOptions): Promise<ExportResult> {
+  const { model, metadata, dropped } = await loadWeights(options.checkpoint);
+  const extra: Record<string, string> = {};
+  for (const key of KEPT_METADATA) if (metadata[key] !== undefined) extra[key] = metadata[key];
+  const out = encodeWeights(model, extra);
+  await atomicWriteFile(options.out, out);
+  return { tensors: model.size, dropped: dropped.length, bytes: out.length };
+}
+
+if (import.meta.main) {
+  await runTask(async () => {
+    const options = parseExportArgs(Deno.args);
+    if (options === "help") return void console.log(HELP);
+    const result = await exportWeights(options);
+    console.log(
+      `wrote ${options.out}: ${result.tensors} tensors, ${result.bytes} bytes` +
+        (result.dropped ? ` (left out ${result.dropped} optimizer tensors)` : ""),
+    );
+  });
+}
