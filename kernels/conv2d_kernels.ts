@@ -1,0 +1,50 @@
+/**
+ * Kernel functions for Conv2D, Conv2DBackpropInput and Conv2DBackpropFilter on the `webgpu` backend as implicit GEMMs
+ * ({@linkcode runGemm}), each falling back to the stock kernel for what it does not cover (NCHW, dilation, non-f32).
+ * @module
+ */
+import type * as tf from "@tensorflow/tfjs";
+import type { WebGPUBackend } from "@tensorflow/tfjs-backend-webgpu";
+import { type ConvAttrs, convGeometry } from "./conv_geometry.ts";
+import { convBackpropFilterSpec, convBackpropInputSpec, convForwardSpec } from "./conv_gemm_specs.ts";
+import { runGemm } from "./run_gemm.ts";
+
+type KernelArgs = Parameters<tf.KernelFunc>[0];
+
+/** Conv2D (inputs `x`, `filter`) through our GEMM, else `stock`. */
+export function fastConv2D(stock: tf.KernelFunc): tf.KernelFunc {
+  return (args: KernelArgs) => {
+    const { x, filter } = args.inputs as { x: tf.TensorInfo; filter: tf.TensorInfo };
+    const g = x.dtype === "float32" && filter.dtype === "float32"
+      ? convGeometry(x.shape, filter.shape, args.attrs as unknown as ConvAttrs)
+      : undefined;
+    if (!g) return stock(args);
+    return runGemm(args.backend as WebGPUBackend, convForwardSpec(g), [x, filter]);
+  };
+}
+
+/** Conv2DBackpropFilter (inputs `x`, `dy`; attr `filterShape`) through our split-K GEMM, else `stock`. */
+export function fastConv2DBackpropFilter(stock: tf.KernelFunc): tf.KernelFunc {
+  return (args: KernelArgs) => {
+    const { x, dy } = args.inputs as { x: tf.TensorInfo; dy: tf.TensorInfo };
+    const attrs = args.attrs as unknown as ConvAttrs & { filterShape: number[] };
+    const g = x.dtype === "float32" && dy.dtype === "float32"
+      ? convGeometry(x.shape, attrs.filterShape, { ...attrs, dilations: 1 })
+      : undefined;
+    if (!g) return stock(args);
+    return runGemm(args.backend as WebGPUBackend, convBackpropFilterSpec(g), [x, dy]);
+  };
+}
+
+/** Conv2DBackpropInput (inputs `dy`, `filter`; attr `inputShape`) through our GEMM, else `stock`. */
+export function fastConv2DBackpropInput(stock: tf.KernelFunc): tf.KernelFunc {
+  return (args: KernelArgs) => {
+    const { dy, filter } = args.inputs as { dy: tf.TensorInfo; filter: tf.TensorInfo };
+    const attrs = args.attrs as unknown as ConvAttrs & { inputShape: number[] };
+    const g = dy.dtype === "float32" && filter.dtype === "float32"
+      ? convGeometry(attrs.inputShape, filter.shape, { ...attrs, dilations: 1 })
+      : undefined;
+    if (!g) return stock(args);
+    return runGemm(args.backend as WebGPUBackend, convBackpropInputSpec(g), [dy, filter]);
+  };
+}

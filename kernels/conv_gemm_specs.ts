@@ -1,0 +1,154 @@
+/**
+ * The three convolution passes (forward, backprop-input, backprop-filter) of an NHWC, dilation-1 convolution written
+ * as implicit GEMMs for {@linkcode GemmProgram}: the dimension mapping and the WGSL address arithmetic of each operand.
+ *
+ * Notation (tfjs layouts): x [B, IH, IW, CI], w [KH, KW, CI, CO], y/dy [B, OH, OW, CO], with
+ * ih = oh · SH − PT + r and iw = ow · SW − PL + c for filter tap (r, c).
+ * @module
+ */
+import type { GemmSpec } from "./gemm_program.ts";
+
+/** Geometry of one NHWC convolution with dilation 1 (the subset of tfjs's `Conv2DInfo` we use). */
+export interface ConvGeometry {
+  batch: number;
+  inHeight: number;
+  inWidth: number;
+  inChannels: number;
+  outHeight: number;
+  outWidth: number;
+  outChannels: number;
+  filterHeight: number;
+  filterWidth: number;
+  strideHeight: number;
+  strideWidth: number;
+  padTop: number;
+  padLeft: number;
+}
+
+/** A GEMM spec before tiling (chosen at run time from the device). */
+export type UntiledGemmSpec = Omit<GemmSpec, "tiling">;
+
+function geometryKey(g: ConvGeometry): string {
+  return [
+    g.batch,
+    g.inHeight,
+    g.inWidth,
+    g.inChannels,
+    g.outHeight,
+    g.outWidth,
+    g.outChannels,
+    g.filterHeight,
+    g.filterWidth,
+    g.strideHeight,
+    g.strideWidth,
+    g.padTop,
+    g.padLeft,
+  ].join("_");
+}
+
+/** WGSL that reads x at image `n`, output pixel (oh, ow), tap (r, c), channel ci; zero in the padding. */
+function readX(g: ConvGeometry): string {
+  return `
+  let ih = oh * ${g.strideHeight} - ${g.padTop} + r;
+  let iw = ow * ${g.strideWidth} - ${g.padLeft} + c;
+  if (ih < 0 || ih >= ${g.inHeight} || iw < 0 || iw >= ${g.inWidth}) { return 0.0; }
+  return x[((n * ${g.inHeight} + ih) * ${g.inWidth} + iw) * ${g.inChannels} + ci];`;
+}
+
+/**
+ * Forward: y[M = B·OH·OW, N = CO] = im2col(x)[M, K = KH·KW·CI] · w[K, N]. The output is NHWC as it stands.
+ * Inputs: `x`, `w`.
+ */
+export function convForwardSpec(g: ConvGeometry): UntiledGemmSpec {
+  return {
+    key: `convFwd_${geometryKey(g)}`,
+    variableNames: ["x", "w"],
+    batch: 1,
+    m: g.batch * g.outHeight * g.outWidth,
+    n: g.outChannels,
+    k: g.filterHeight * g.filterWidth * g.inChannels,
+    // m → (n, oh, ow); k → (r, c, ci) with ci fastest, so consecutive k are consecutive addresses.
+    loadA: `
+  let ow = m % ${g.outWidth};
+  let t = m / ${g.outWidth};
+  let oh = t % ${g.outHeight};
+  let n = t / ${g.outHeight};
+  let ci = k % ${g.inChannels};
+  let rc = k / ${g.inChannels};
+  let c = rc % ${g.filterWidth};
+  let r = rc / ${g.filterWidth};${readX(g)}`,
+    loadB: `return w[k * ${g.outChannels} + n];`,
+    aContiguous: "k",
+    bContiguous: "n",
+    outputShape: [g.batch, g.outHeight, g.outWidth, g.outChannels],
+  };
+}
+
+/**
+ * Backprop-filter: dw[M = KH·KW·CI, N = CO] = im2col(x)ᵀ[M, K = B·OH·OW] · dy[K, N]. The [M, N] result is the
+ * [KH, KW, CI, CO] filter gradient as it stands. K is long (batch × pixels), hence split-K. Inputs: `x`, `dy`.
+ */
+export function convBackpropFilterSpec(g: ConvGeometry): UntiledGemmSpec {
+  return {
+    key: `convDw_${geometryKey(g)}`,
+    variableNames: ["x", "dy"],
+    batch: 1,
+    m: g.filterHeight * g.filterWidth * g.inChannels,
+    n: g.outChannels,
+    k: g.batch * g.outHeight * g.outWidth,
+    // m → (r, c, ci) with ci fastest (contiguous in x); k → (n, oh, ow).
+    loadA: `
+  let ci = m % ${g.inChannels};
+  let rc = m / ${g.inChannels};
+  let c = rc % ${g.filterWidth};
+  let r = rc / ${g.filterWidth};
+  let ow = k % ${g.outWidth};
+  let t = k / ${g.outWidth};
+  let oh = t % ${g.outHeight};
+  let n = t / ${g.outHeight};${readX(g)}`,
+    loadB: `return dy[k * ${g.outChannels} + n];`,
+    aContiguous: "m",
+    bContiguous: "n",
+    outputShape: [g.filterHeight, g.filterWidth, g.inChannels, g.outChannels],
+  };
+}
+
+/**
+ * Backprop-input: dx[M = B·IH·IW, N = CI] = A[M, K = KH·KW·CO] · B[K, N] with A(m, (r, c, co)) = dy[n, oh, ow, co]
+ * where ih = oh·SH − PT + r has an integral solution oh in range (zero otherwise), and B((r, c, co), ci) =
+ * w[r, c, ci, co]. With stride 2, three taps in four are structural zeros (a known inefficiency; see
+ * KERNEL_NOTES.md). Inputs: `dy`, `w`.
+ */
+export function convBackpropInputSpec(g: ConvGeometry): UntiledGemmSpec {
+  return {
+    key: `convDx_${geometryKey(g)}`,
+    variableNames: ["dy", "w"],
+    batch: 1,
+    m: g.batch * g.inHeight * g.inWidth,
+    n: g.inChannels,
+    k: g.filterHeight * g.filterWidth * g.outChannels,
+    loadA: `
+  let iw = m % ${g.inWidth};
+  let t = m / ${g.inWidth};
+  let ih = t % ${g.inHeight};
+  let n = t / ${g.inHeight};
+  let co = k % ${g.outChannels};
+  let rc = k / ${g.outChannels};
+  let c = rc % ${g.filterWidth};
+  let r = rc / ${g.filterWidth};
+  let ohs = ih + ${g.padTop} - r;
+  let ows = iw + ${g.padLeft} - c;
+  if (ohs < 0 || ows < 0 || ohs % ${g.strideHeight} != 0 || ows % ${g.strideWidth} != 0) { return 0.0; }
+  let oh = ohs / ${g.strideHeight};
+  let ow = ows / ${g.strideWidth};
+  if (oh >= ${g.outHeight} || ow >= ${g.outWidth}) { return 0.0; }
+  return dy[((n * ${g.outHeight} + oh) * ${g.outWidth} + ow) * ${g.outChannels} + co];`,
+    loadB: `
+  let co = k % ${g.outChannels};
+  let rc = k / ${g.outChannels};
+  return w[(rc * ${g.inChannels} + n) * ${g.outChannels} + co];`,
+    aContiguous: "k",
+    bContiguous: "k",
+    outputShape: [g.batch, g.inHeight, g.inWidth, g.inChannels],
+  };
+}

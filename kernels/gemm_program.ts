@@ -1,0 +1,198 @@
+/**
+ * A tiled, register-blocked GEMM as a tfjs WebGPU program, with the operand loads supplied as WGSL snippets so that
+ * the same kernel serves plain matrix products and convolutions as implicit GEMMs (the im2col matrix is never built:
+ * `loadA`/`loadB` compute each element's address, and padding or out-of-range taps read as zero).
+ *
+ * C[z, m, n] = Σ_{k in slice s} A(b, m, k) · B(b, k, n), with z = s · batch + b. One workgroup computes a
+ * tileM × tileN block of C, staging tileK-deep slabs of A and B in workgroup memory; each thread accumulates a
+ * threadM × threadN block in registers (vec4 along N). With split-K (`tiling.splitK > 1`) the output holds one
+ * partial C per K slice, which {@linkcode SplitKReduceProgram} sums.
+ * @module
+ */
+import type { WebGPUProgram } from "@tensorflow/tfjs-backend-webgpu";
+import { type GemmTiling, tileThreads } from "./gemm_tiling.ts";
+
+/** What a {@linkcode GemmProgram} computes. Every number is baked into the shader as a constant. */
+export interface GemmSpec {
+  /** Names the loaders and every constant they bake in; part of the pipeline cache key. */
+  key: string;
+  /** Binding names of the two inputs, in the order they are passed to `runWebGPUProgram`. */
+  variableNames: [string, string];
+  /** Independent products (matmul batch; 1 for convolutions). */
+  batch: number;
+  m: number;
+  n: number;
+  k: number;
+  tiling: GemmTiling;
+  /**
+   * WGSL body of `fn loadA(bi: i32, m: i32, k: i32) -> f32`, called only with 0 ≤ m < M and 0 ≤ k < K. Returns
+   * A(bi, m, k) for batch index bi; may return 0 for padding.
+   */
+  loadA: string;
+  /** WGSL body of `fn loadB(bi: i32, k: i32, n: i32) -> f32`, called only with 0 ≤ k < K and 0 ≤ n < N. */
+  loadB: string;
+  /** Which index of A is contiguous in memory, so that neighbouring threads load neighbouring addresses. */
+  aContiguous: "m" | "k";
+  /** Which index of B is contiguous in memory. */
+  bContiguous: "k" | "n";
+  /** Shape to give the output when `tiling.splitK` is 1 (any shape with batch·M·N elements, e.g. NHWC). */
+  outputShape: number[];
+}
+
+/** A dispatch layout that makes tfjs generate non-flat helpers (our `main` takes no index argument). */
+function nonFlatLayout(rank: number): { x: number[]; y: number[] } {
+  if (rank < 2) throw new RangeError(`GEMM output must have rank >= 2, got ${rank}`);
+  return { x: [rank - 1], y: [...Array(rank - 1).keys()] };
+}
+
+/** The tiled GEMM program; see the module documentation. */
+export class GemmProgram implements WebGPUProgram {
+  /** Input binding names. */
+  variableNames: string[];
+  /** Output shape: `spec.outputShape`, or [splitK · batch, M, N] partial sums. */
+  outputShape: number[];
+  /** Cache key of the compiled pipeline. */
+  shaderKey: string;
+  /** Nominal layout for tfjs's generated helpers; the shader indexes by workgroup id itself. */
+  dispatchLayout: { x: number[]; y: number[] };
+  /** [ceil(N / tileN), ceil(M / tileM), batch · splitK]. */
+  dispatch: [number, number, number];
+  /** [tileN / threadN, tileM / threadM, 1]. */
+  workgroupSize: [number, number, number];
+  private readonly spec: GemmSpec;
+
+  /** @param spec what to compute and how to tile it. */
+  constructor(spec: GemmSpec) {
+    const t = spec.tiling;
+    if (t.threadM % 4 !== 0 || t.threadN % 4 !== 0) {
+      throw new RangeError(`threadM and threadN must be multiples of 4, got ${t.threadM} and ${t.threadN}`);
+    }
+    const threads = tileThreads(t);
+    if ((t.tileM * t.tileK) % threads !== 0 || (t.tileN * t.tileK) % threads !== 0) {
+      throw new RangeError(`tile ${t.tileM}x${t.tileN}x${t.tileK} cannot be loaded evenly by ${threads} threads`);
+    }
+    this.spec = spec;
+    this.variableNames = [...spec.variableNames];
+    this.outputShape = t.splitK > 1 ? [t.splitK * spec.batch, spec.m, spec.n] : [...spec.outputShape];
+    this.dispatchLayout = nonFlatLayout(this.outputShape.length);
+    this.workgroupSize = [t.tileN / t.threadN, t.tileM / t.threadM, 1];
+    this.dispatch = [Math.ceil(spec.n / t.tileN), Math.ceil(spec.m / t.tileM), spec.batch * t.splitK];
+    this.shaderKey = `fastGemm_${spec.key}_b${spec.batch}_${spec.m}x${spec.n}x${spec.k}_` +
+      `${t.tileM}x${t.tileN}x${t.tileK}_${t.threadM}x${t.threadN}_s${t.splitK}x${t.kPerSplit}_` +
+      `${spec.aContiguous}${spec.bContiguous}_r${this.outputShape.length}`;
+  }
+
+  /** WGSL for the body; tfjs prepends the bindings (`result`, the inputs, `uniforms`) and `_start`. */
+  getUserCode(): string {
+    const s = this.spec;
+    const t = s.tiling;
+    const threads = tileThreads(t);
+    const rm4 = t.threadM / 4; // vec4s of A per thread per k
+    const rn4 = t.threadN / 4; // vec4s of B (and accumulators per row) per thread per k
+    const accDecl: string[] = [];
+    const fmas: string[] = [];
+    const stores: string[] = [];
+    for (let i = 0; i < t.threadM; i++) {
+      for (let j = 0; j < rn4; j++) {
+        accDecl.push(`var acc_${i}_${j} = vec4<f32>(0.0);`);
+        fmas.push(`acc_${i}_${j} = fma(vec4<f32>(a${i >> 2}[${i & 3}]), b${j}, acc_${i}_${j});`);
+      }
+    }
+    for (let i = 0; i < t.threadM; i++) {
+      stores.push(`{
+        let m = rowBase + ${i};
+        if (m < M) {
+          let rowOffset = (z * M + m) * N;
+          ${Array.from({ length: rn4 }, (_, j) => `storeVec(rowOffset, colBase + ${4 * j}, acc_${i}_${j});`).join("\n")}
+        }
+      }`);
+    }
+    const aIndex = s.aContiguous === "m" ? "let mm = e % TM; let kk = e / TM;" : "let kk = e % TK; let mm = e / TK;";
+    const bIndex = s.bContiguous === "n" ? "let nn = e % TN; let kk = e / TN;" : "let kk = e % TK; let nn = e / TK;";
+    return `
+const M = ${s.m};
+const N = ${s.n};
+const K = ${s.k};
+const BATCH = ${s.batch};
+const TM = ${t.tileM};
+const TN = ${t.tileN};
+const TK = ${t.tileK};
+const RM = ${t.threadM};
+const RN = ${t.threadN};
+const THREADS = ${threads};
+const K_PER_SPLIT = ${t.kPerSplit};
+
+// A slab [TK][TM] and B slab [TK][TN], as vec4 so that the inner loop reads 128 bits at a time.
+var<workgroup> As: array<vec4<f32>, ${(t.tileK * t.tileM) / 4}>;
+var<workgroup> Bs: array<vec4<f32>, ${(t.tileK * t.tileN) / 4}>;
+
+fn loadA(bi: i32, m: i32, k: i32) -> f32 {
+  ${s.loadA}
+}
+
+fn loadB(bi: i32, k: i32, n: i32) -> f32 {
+  ${s.loadB}
+}
+
+fn storeVec(rowOffset: i32, n: i32, v: vec4<f32>) {
+  if (n + 3 < N) {
+    result[rowOffset + n] = v.x;
+    result[rowOffset + n + 1] = v.y;
+    result[rowOffset + n + 2] = v.z;
+    result[rowOffset + n + 3] = v.w;
+  } else {
+    var w = v; // a variable, so that it can be indexed dynamically
+    for (var c = 0; c < 4; c++) {
+      if (n + c < N) { result[rowOffset + n + c] = w[c]; }
+    }
+  }
+}
+
+fn main() {
+  // Statically use the uniforms so that the 'auto' pipeline layout keeps the binding tfjs always supplies.
+  _ = uniforms.NAN;
+  let tid = i32(localIndex);
+  let tx = i32(localId.x);
+  let ty = i32(localId.y);
+  let n0 = i32(workgroupId.x) * TN;
+  let m0 = i32(workgroupId.y) * TM;
+  let z = i32(workgroupId.z);
+  let bi = z % BATCH;
+  let slice = z / BATCH;
+  let kBegin = slice * K_PER_SPLIT;
+  let kEnd = min(K, kBegin + K_PER_SPLIT);
+  ${accDecl.join("\n  ")}
+  for (var k0 = kBegin; k0 < kEnd; k0 += TK) {
+    for (var i = 0; i < ${(t.tileM * t.tileK) / threads}; i++) {
+      let e = i * THREADS + tid;
+      ${aIndex}
+      let m = m0 + mm;
+      let k = k0 + kk;
+      var v = 0.0;
+      if (m < M && k < kEnd) { v = loadA(bi, m, k); }
+      As[(kk * TM + mm) / 4][mm % 4] = v;
+    }
+    for (var i = 0; i < ${(t.tileN * t.tileK) / threads}; i++) {
+      let e = i * THREADS + tid;
+      ${bIndex}
+      let n = n0 + nn;
+      let k = k0 + kk;
+      var v = 0.0;
+      if (n < N && k < kEnd) { v = loadB(bi, k, n); }
+      Bs[(kk * TN + nn) / 4][nn % 4] = v;
+    }
+    workgroupBarrier();
+    for (var kk = 0; kk < TK; kk++) {
+      ${Array.from({ length: rm4 }, (_, i) => `let a${i} = As[kk * (TM / 4) + ty * ${rm4} + ${i}];`).join("\n      ")}
+      ${Array.from({ length: rn4 }, (_, j) => `let b${j} = Bs[kk * (TN / 4) + tx * ${rn4} + ${j}];`).join("\n      ")}
+      ${fmas.join("\n      ")}
+    }
+    workgroupBarrier();
+  }
+  let rowBase = m0 + ty * RM;
+  let colBase = n0 + tx * RN;
+  ${stores.join("\n  ")}
+}
+`;
+  }
+}

@@ -1,0 +1,115 @@
+/**
+ * Pure tile-size and split-K arithmetic for the tiled GEMM in {@linkcode GemmProgram}. Kept apart from the shader
+ * generator so that it can be tested exhaustively without a GPU.
+ * @module
+ */
+
+/** Output tile of one workgroup and the register block of one thread. */
+export interface GemmTile {
+  /** Rows of C per workgroup. */
+  tileM: number;
+  /** Columns of C per workgroup. */
+  tileN: number;
+  /** Depth of the K slab staged in workgroup memory per iteration. */
+  tileK: number;
+  /** Rows of C per thread (a multiple of 4: A is read from workgroup memory as vec4). */
+  threadM: number;
+  /** Columns of C per thread (a multiple of 4: B is read from workgroup memory as vec4). */
+  threadN: number;
+}
+
+/** A {@linkcode GemmTile} plus how the K dimension is cut into independent partial sums. */
+export interface GemmTiling extends GemmTile {
+  /** Number of K slices; each writes its own partial C, summed by a second pass when greater than 1. */
+  splitK: number;
+  /** K elements per slice, a multiple of `tileK`; the last slice may be shorter. */
+  kPerSplit: number;
+}
+
+/** What the tiling needs to know about the device. */
+export interface GemmDeviceLimits {
+  /** `maxComputeWorkgroupStorageSize` in bytes (48 KiB on an H100, 32 KiB on llvmpipe). */
+  maxWorkgroupStorageBytes: number;
+  /** `maxComputeInvocationsPerWorkgroup`. */
+  maxInvocationsPerWorkgroup: number;
+  /** Workgroups wanted in flight to fill the device (a few per streaming multiprocessor). */
+  targetWorkgroups: number;
+  /** Smallest K slice worth a separate partial sum (smaller slices cost more in the reduction than they save). */
+  minKPerSplit: number;
+}
+
+/** Candidate tiles, most efficient (highest arithmetic intensity) first. */
+export const GEMM_TILES: readonly GemmTile[] = [
+  { tileM: 128, tileN: 128, tileK: 16, threadM: 8, threadN: 8 },
+  { tileM: 128, tileN: 64, tileK: 16, threadM: 8, threadN: 4 },
+  { tileM: 64, tileN: 128, tileK: 16, threadM: 4, threadN: 8 },
+  { tileM: 64, tileN: 64, tileK: 16, threadM: 4, threadN: 4 },
+  { tileM: 32, tileN: 32, tileK: 16, threadM: 4, threadN: 4 },
+];
+
+/** Threads in one workgroup of `tile`. */
+export function tileThreads(tile: GemmTile): number {
+  return (tile.tileM / tile.threadM) * (tile.tileN / tile.threadN);
+}
+
+/** Bytes of workgroup memory `tile` stages (one A and one B slab of f32). */
+export function tileStorageBytes(tile: GemmTile): number {
+  return (tile.tileM + tile.tileN) * tile.tileK * 4;
+}
+
+/** Padded output area over real output area: 1 when the tile divides both dimensions. */
+export function tileWaste(tile: GemmTile, m: number, n: number): number {
+  return (Math.ceil(m / tile.tileM) * tile.tileM * Math.ceil(n / tile.tileN) * tile.tileN) / (m * n);
+}
+
+/** Largest padding overhead accepted before a smaller tile is preferred. */
+const MAX_WASTE = 1.3;
+
+/**
+ * Chooses the tile and split-K for a `batch` × [m, k] · [k, n] product: the most efficient tile whose padding waste
+ * is acceptable (the least wasteful one otherwise), then as many K slices as it takes to reach
+ * `limits.targetWorkgroups`, without slices shorter than `limits.minKPerSplit`.
+ * @throws {RangeError} when a dimension is not a positive integer or no tile fits the device limits.
+ */
+export function chooseGemmTiling(
+  dims: { batch: number; m: number; n: number; k: number },
+  limits: GemmDeviceLimits,
+): GemmTiling {
+  for (const [name, v] of Object.entries(dims)) {
+    if (!Number.isInteger(v) || v < 1) {
+      throw new RangeError(`GEMM dimension ${name} must be a positive integer, got ${v}`);
+    }
+  }
+  const fits = GEMM_TILES.filter((t) =>
+    tileThreads(t) <= limits.maxInvocationsPerWorkgroup && tileStorageBytes(t) <= limits.maxWorkgroupStorageBytes
+  );
+  if (fits.length === 0) {
+    throw new RangeError(
+      `no GEMM tile fits the device (max ${limits.maxInvocationsPerWorkgroup} invocations, ` +
+        `${limits.maxWorkgroupStorageBytes} bytes of workgroup memory)`,
+    );
+  }
+  const { batch, m, n, k } = dims;
+  const workgroups = (t: GemmTile) => batch * Math.ceil(m / t.tileM) * Math.ceil(n / t.tileN);
+  // Prefer big tiles (fewer global loads per FLOP) unless padding wastes too much; among acceptable ones, prefer a
+  // tile that already fills the device, else the biggest (split-K will fill it).
+  const acceptable = fits.filter((t) => tileWaste(t, m, n) <= MAX_WASTE);
+  let tile: GemmTile;
+  if (acceptable.length > 0) {
+    tile = acceptable.find((t) => workgroups(t) >= limits.targetWorkgroups) ?? acceptable[0];
+  } else {
+    tile = fits.reduce((best, t) => (tileWaste(t, m, n) < tileWaste(best, m, n) ? t : best));
+  }
+  const wg = workgroups(tile);
+  let splitK = 1;
+  if (wg < limits.targetWorkgroups) {
+    const wanted = Math.ceil(limits.targetWorkgroups / wg);
+    const allowed = Math.max(1, Math.floor(k / Math.max(limits.minKPerSplit, tile.tileK)));
+    splitK = Math.min(wanted, allowed);
+  }
+  let kPerSplit = Math.ceil(Math.ceil(k / splitK) / tile.tileK) * tile.tileK;
+  // Rounding kPerSplit up can leave trailing slices empty; recount so that every slice has work.
+  splitK = Math.ceil(k / kPerSplit);
+  if (splitK === 1) kPerSplit = Math.ceil(k / tile.tileK) * tile.tileK;
+  return { ...tile, splitK, kPerSplit };
+}

@@ -1,0 +1,49 @@
+/**
+ * Runs a {@linkcode GemmProgram} on the tfjs WebGPU backend: picks the tiling for the device, dispatches, and adds the
+ * split-K reduction pass when the tiling cuts K.
+ * @module
+ */
+import type { TensorInfo } from "@tensorflow/tfjs";
+import type { WebGPUBackend } from "@tensorflow/tfjs-backend-webgpu";
+import { currentAdapter } from "./webgpu_backend.ts";
+import { chooseGemmTiling, type GemmDeviceLimits } from "./gemm_tiling.ts";
+import { GemmProgram, type GemmSpec } from "./gemm_program.ts";
+import { SplitKReduceProgram } from "./split_k_reduce_program.ts";
+
+/**
+ * Workgroups to keep in flight on a real GPU: about four per streaming multiprocessor of an H100 (132 SMs). WebGPU
+ * does not report the SM count, so this is a constant; it is only a target for split-K, never a correctness matter.
+ */
+const GPU_TARGET_WORKGROUPS = 528;
+/** On a software adapter the "cores" are CPU threads; a handful of workgroups keeps them all busy. */
+const CPU_TARGET_WORKGROUPS = 8;
+
+/** The device limits the tiling depends on, read from the backend's device (never hard-coded). */
+export function gemmDeviceLimits(backend: WebGPUBackend): GemmDeviceLimits {
+  const limits = backend.device.limits;
+  const fallback = currentAdapter()?.isFallbackAdapter ?? false;
+  return {
+    maxWorkgroupStorageBytes: limits.maxComputeWorkgroupStorageSize,
+    maxInvocationsPerWorkgroup: limits.maxComputeInvocationsPerWorkgroup,
+    targetWorkgroups: fallback ? CPU_TARGET_WORKGROUPS : GPU_TARGET_WORKGROUPS,
+    minKPerSplit: fallback ? 64 : 256,
+  };
+}
+
+/**
+ * Computes the GEMM described by `spec` (without tiling: chosen here) on `inputs` and returns a new tensor of shape
+ * `spec.outputShape`. Intermediate partial sums are disposed.
+ */
+export function runGemm(
+  backend: WebGPUBackend,
+  spec: Omit<GemmSpec, "tiling">,
+  inputs: TensorInfo[],
+): TensorInfo {
+  const tiling = chooseGemmTiling({ batch: spec.batch, m: spec.m, n: spec.n, k: spec.k }, gemmDeviceLimits(backend));
+  const program = new GemmProgram({ ...spec, tiling });
+  const out = backend.runWebGPUProgram(program, inputs, "float32");
+  if (tiling.splitK === 1) return out;
+  const reduced = backend.runWebGPUProgram(new SplitKReduceProgram(spec.outputShape, tiling.splitK), [out], "float32");
+  backend.disposeData(out.dataId);
+  return reduced;
+}

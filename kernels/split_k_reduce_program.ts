@@ -1,0 +1,52 @@
+/**
+ * Second pass of a split-K GEMM: sums the per-slice partial products written by {@linkcode GemmProgram}.
+ * @module
+ */
+import type { WebGPUProgram } from "@tensorflow/tfjs-backend-webgpu";
+
+/** out[i] = Σ_s partial[s · L + i] for i < L, where L is the size of `outputShape`. */
+export class SplitKReduceProgram implements WebGPUProgram {
+  /** One input: the [splits · L] partial sums. */
+  variableNames = ["partial"];
+  /** The final GEMM output shape. */
+  outputShape: number[];
+  /** Cache key of the compiled pipeline. */
+  shaderKey: string;
+  /** Flat: one thread per output element (tfjs folds large dispatches into 2-D itself). */
+  dispatchLayout: { x: number[] };
+  /** [ceil(L / 256), 1, 1]. */
+  dispatch: [number, number, number];
+  /** 256 threads. */
+  workgroupSize: [number, number, number] = [256, 1, 1];
+  private readonly splits: number;
+  private readonly length: number;
+
+  /**
+   * @param outputShape shape of the summed result.
+   * @param splits number of partial sums stacked in the input.
+   */
+  constructor(outputShape: number[], splits: number) {
+    this.outputShape = [...outputShape];
+    this.splits = splits;
+    this.length = outputShape.reduce((a, b) => a * b, 1);
+    this.dispatchLayout = { x: [...outputShape.keys()] };
+    this.dispatch = [Math.ceil(this.length / 256), 1, 1];
+    this.shaderKey = `fastSplitKReduce_${splits}_${this.length}`;
+  }
+
+  /** WGSL body; tfjs calls `main` with the flat global index. */
+  getUserCode(): string {
+    return `
+fn main(index: i32) {
+  _ = uniforms.NAN; // keep the uniform binding in the 'auto' layout
+  if (index < ${this.length}) {
+    var sum = 0.0;
+    for (var s = 0; s < ${this.splits}; s++) {
+      sum += partial[s * ${this.length} + index];
+    }
+    result[index] = sum;
+  }
+}
+`;
+  }
+}
