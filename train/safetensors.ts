@@ -280,7 +280,10 @@ export function decodeSafetensors(bytes: Uint8Array, source = "<memory>"): Safet
     const elements = info.shape.reduce((a, b) => a * b, 1);
     const bits = elements * DTYPE_BITS[info.dtype];
     if (!Number.isSafeInteger(bits)) {
-      fail("ValidationOverflow", `tensor "${info.name}": shape ${JSON.stringify(info.shape)} overflows`);
+      fail(
+        "ValidationOverflow",
+        `tensor "${info.name}": shape ${JSON.stringify(info.shape)} of ${info.dtype} overflows (more than 2^53 bits)`,
+      );
     }
     if (bits % 8 !== 0) {
       fail(
