@@ -155,26 +155,33 @@ export function writeCropFlip(
 ): void {
   const { scale, bias } = coefficients;
   const s0 = scale[0], s1 = scale[1], s2 = scale[2], b0 = bias[0], b1 = bias[1], b2 = bias[2];
+  const flip = crop.flip;
+  // Output columns whose source column lies inside the image; the rest are padding. Hot loop: no per-pixel branches
+  // beyond the row bounds.
+  const xStart = Math.max(0, pad - crop.left), xEnd = Math.min(size, w + pad - crop.left);
   for (let y = 0; y < size; y++) {
     const sy = crop.top + y - pad;
-    let o = outOffset + y * size * 3;
-    if (sy < 0 || sy >= h) {
-      for (let x = 0; x < size; x++, o += 3) {
-        out[o] = b0;
-        out[o + 1] = b1;
-        out[o + 2] = b2;
-      }
-      continue;
+    const rowOut = outOffset + y * size * 3;
+    const inside = sy >= 0 && sy < h;
+    // Padding: every column of a padding row, and the columns outside [xStart, xEnd) of an image row.
+    for (let x = 0; x < size; x++) {
+      if (inside && x >= xStart && x < xEnd) continue;
+      const o = rowOut + (flip ? size - 1 - x : x) * 3;
+      out[o] = b0;
+      out[o + 1] = b1;
+      out[o + 2] = b2;
     }
-    const row = srcOffset + sy * w * 3;
-    for (let x = 0; x < size; x++, o += 3) {
-      const sx = crop.left + (crop.flip ? size - 1 - x : x) - pad;
-      if (sx < 0 || sx >= w) {
-        out[o] = b0;
-        out[o + 1] = b1;
-        out[o + 2] = b2;
-      } else {
-        const i = row + sx * 3;
+    if (!inside) continue;
+    let i = srcOffset + (sy * w + crop.left + xStart - pad) * 3;
+    const end = i + (xEnd - xStart) * 3;
+    if (flip) {
+      for (let o = rowOut + (size - 1 - xStart) * 3; i < end; i += 3, o -= 3) {
+        out[o] = src[i] * s0 + b0;
+        out[o + 1] = src[i + 1] * s1 + b1;
+        out[o + 2] = src[i + 2] * s2 + b2;
+      }
+    } else {
+      for (let o = rowOut + xStart * 3; i < end; i += 3, o += 3) {
         out[o] = src[i] * s0 + b0;
         out[o + 1] = src[i + 1] * s1 + b1;
         out[o + 2] = src[i + 2] * s2 + b2;
