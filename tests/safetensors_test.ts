@@ -265,7 +265,7 @@ Deno.test("corrupted corpus: every validation failure is rejected with its own c
   rejected(
     rawFile({ a: { dtype: "F32", shape: [2 ** 40, 2 ** 40], data_offsets: [0, 8] } }, 8),
     "ValidationOverflow",
-    /tensor "a": shape \[1099511627776,1099511627776\] overflows/,
+    /tensor "a": shape \[1099511627776,1099511627776\] of F32 overflows/,
   );
   rejected(
     rawFile({ a: { dtype: "F4", shape: [3], data_offsets: [0, 1] } }, 1),
