@@ -30,9 +30,8 @@ const PREFIX_LENGTH = 10;
 const HOST_LITTLE_ENDIAN = new Uint8Array(new Uint16Array([1]).buffer)[0] === 1;
 
 /**
- * Encodes `data` with `shape` exactly as `numpy.save` does for a C-ordered `<f4` or `<i4` array: the header dict
- * `{'descr': ..., 'fortran_order': False, 'shape': (...), }`, NumPy's growth spaces, space padding and a newline so
- * that the data starts at a multiple of 64 bytes.
+ * Encodes `data` with `shape` exactly as `numpy.save` does for a C-ordered `<f4` or `<i4` array: the header of
+ * {@linkcode npyHeader}, then the elements, little-endian, in C order.
  */
 export function encodeNpy(data: NpyData, shape: number[]): Uint8Array {
   if (!HOST_LITTLE_ENDIAN) throw new Error("writing .npy needs a little-endian host");
@@ -48,21 +47,34 @@ export function encodeNpy(data: NpyData, shape: number[]): Uint8Array {
   }
   const descr = data instanceof Float32Array ? "<f4" : data instanceof Int32Array ? "<i4" : null;
   if (descr === null) throw new Error("cannot encode .npy: data must be a Float32Array or an Int32Array");
+  const header = npyHeader(descr, shape);
+  const out = new Uint8Array(header.length + data.byteLength);
+  out.set(header);
+  out.set(new Uint8Array(data.buffer, data.byteOffset, data.byteLength), header.length);
+  return out;
+}
+
+/**
+ * The header `numpy.save` writes for a C-ordered array of `descr` with `shape`, as bytes: magic, version 1.0, the
+ * little-endian u16 header length, the dict `{'descr': ..., 'fortran_order': False, 'shape': (...), }`, NumPy's
+ * growth spaces (room to rewrite a longer first dimension in place), space padding and a newline, so that the data
+ * starts at a multiple of 64 bytes.
+ */
+export function npyHeader(descr: "<f4" | "<i4", shape: readonly number[]): Uint8Array {
   // Python's repr of a tuple: (), (5,), (2, 3).
   const tuple = shape.length === 1 ? `(${shape[0]},)` : `(${shape.join(", ")})`;
   let dict = `{'descr': '${descr}', 'fortran_order': False, 'shape': ${tuple}, }`;
   if (shape.length > 0) dict += " ".repeat(Math.max(0, GROWTH_AXIS_MAX_DIGITS - String(shape[0]).length));
   // As numpy's _wrap_header: pad so that prefix + dict + padding + "\n" is a multiple of 64 (padding 1 to 64 bytes).
   const padding = ARRAY_ALIGN - ((PREFIX_LENGTH + dict.length + 1) % ARRAY_ALIGN);
-  const header = dict + " ".repeat(padding) + "\n";
-  if (header.length > 0xffff) throw new Error(`cannot encode .npy: shape ${tuple} needs a version 2.0 header`);
-  const out = new Uint8Array(PREFIX_LENGTH + header.length + data.byteLength);
+  const text = dict + " ".repeat(padding) + "\n";
+  if (text.length > 0xffff) throw new Error(`cannot encode .npy: shape ${tuple} needs a version 2.0 header`);
+  const out = new Uint8Array(PREFIX_LENGTH + text.length);
   out.set(MAGIC, 0);
   out.set([1, 0], 6);
-  new DataView(out.buffer).setUint16(8, header.length, true);
+  new DataView(out.buffer).setUint16(8, text.length, true);
   // The dict is ASCII (digits, quotes, letters), so one char = one byte.
-  for (let i = 0; i < header.length; i++) out[PREFIX_LENGTH + i] = header.charCodeAt(i);
-  out.set(new Uint8Array(data.buffer, data.byteOffset, data.byteLength), PREFIX_LENGTH + header.length);
+  for (let i = 0; i < text.length; i++) out[PREFIX_LENGTH + i] = text.charCodeAt(i);
   return out;
 }
 
