@@ -1,12 +1,24 @@
 /**
  * The {@linkcode BatchLoader} over one batch source: per-epoch order from `batch_plan.ts`, batches built by a
- * {@linkcode WorkerPool} with a bounded number in flight (the prefetch queue), or inline when there are no workers.
+ * worker pool with a bounded number in flight (the prefetch queue), or inline when there are no workers.
  * @module
  */
 import { batchCount, batchSlice, epochOrder } from "./batch_plan.ts";
-import { type BatchResult, createBatchMaker, type DecodeFailure, type SourceSpec } from "./batch_source.ts";
+import {
+  type BatchJob,
+  type BatchResult,
+  createBatchMaker,
+  type DecodeFailure,
+  type SourceSpec,
+} from "./batch_source.ts";
 import type { Batch, BatchLoader } from "./loaders.ts";
-import type { WorkerPool } from "./worker_pool.ts";
+
+/** What builds batches in the background: a {@linkcode WorkerPool} (or a stand-in with the same two members). */
+export interface BatchRunner {
+  /** Number of parallel builders; the default prefetch depth is twice this. */
+  readonly size: number;
+  run(job: Omit<BatchJob, "id">): Promise<BatchResult>;
+}
 
 /** Options of {@linkcode PipelineLoader}. */
 export interface PipelineLoaderOptions {
@@ -22,7 +34,7 @@ export interface PipelineLoaderOptions {
   augment: boolean;
   seed: number;
   /** Shared workers, or undefined to build batches inline. */
-  pool?: WorkerPool;
+  pool?: BatchRunner;
   /** Batches in flight ahead of the consumer (default 2 per worker). */
   prefetch?: number;
   /** Called with the images a batch had to leave out; may throw to stop the run. */
@@ -36,7 +48,7 @@ export class PipelineLoader implements BatchLoader {
   readonly numImages: number;
   readonly batchesPerEpoch: number;
   #options: PipelineLoaderOptions;
-  #inline?: (job: Parameters<ReturnType<typeof createBatchMaker>>[0]) => Promise<BatchResult>;
+  #inline?: (job: BatchJob) => Promise<BatchResult>;
   #closed = false;
 
   /** Creates the loader; nothing is decoded until {@linkcode PipelineLoader.batches} is iterated. */
