@@ -55,7 +55,7 @@ export interface CheckpointState {
 
 /** A weights-only view of a file: the model tensors and whatever metadata the file carries. */
 export interface WeightsFile {
-  /** Model tensors (no `optim.` entries), in file order. */
+  /** Model tensors (no `optim.` entries), in file (data offset) order: look them up by name. */
   model: StateDict;
   /** The file's `__metadata__` (empty for a plain torchvision export). */
   metadata: Record<string, string>;
@@ -228,9 +228,10 @@ const LISTED = 5;
 /**
  * Checks a loaded state dict against what the model expects, before anything is applied. Throws one error naming
  * `source` that lists the missing names, the unexpected names and the shape/dtype mismatches (the first few of each,
- * with counts); returns normally only when names, shapes and dtypes all agree.
+ * with counts). When names, shapes and dtypes all agree, returns the same tensors in `expected`'s order (files keep
+ * their own order: `safetensors.torch.save_file` sorts int64 tensors first, then by name).
  */
-export function checkStateDictShapes(found: StateDict, expected: ExpectedShapes, source: string): void {
+export function checkStateDictShapes(found: StateDict, expected: ExpectedShapes, source: string): StateDict {
   const missing = [...expected.keys()].filter((name) => !found.has(name));
   const unexpected = [...found.keys()].filter((name) => !expected.has(name));
   const mismatched: string[] = [];
@@ -243,7 +244,9 @@ export function checkStateDictShapes(found: StateDict, expected: ExpectedShapes,
       );
     }
   }
-  if (missing.length + unexpected.length + mismatched.length === 0) return;
+  if (missing.length + unexpected.length + mismatched.length === 0) {
+    return new Map([...expected.keys()].map((name) => [name, found.get(name)!]));
+  }
   const list = (title: string, items: string[]) =>
     items.length === 0 ? [] : [
       `  ${items.length} ${title}: ${items.slice(0, LISTED).join(", ")}${
