@@ -9,6 +9,7 @@ import {
   CHECKPOINT_FORMAT,
   type CheckpointState,
   checkStateDictShapes,
+  compareStateDict,
   decodeCheckpoint,
   decodeWeights,
   encodeCheckpoint,
@@ -233,6 +234,22 @@ Deno.test("checkStateDictShapes lists missing, unexpected and mismatched entries
     );
     return true;
   });
+});
+
+Deno.test("compareStateDict reports a classifier head of another class count without throwing", () => {
+  const expected: ExpectedShapes = new Map(resnet18Layout().map((e) => [e.name, { shape: e.shape, dtype: e.dtype }]));
+  const found = modelState();
+  found.set("fc.weight", { dtype: "F32", shape: [1000, 16], data: new Float32Array(16000) });
+  found.set("fc.bias", { dtype: "F32", shape: [1000], data: new Float32Array(1000) });
+  assertEquals(compareStateDict(found, expected), {
+    missing: [],
+    unexpected: [],
+    mismatched: [
+      { name: "fc.weight", found: { shape: [1000, 16], dtype: "F32" }, expected: { shape: [10, 16], dtype: "F32" } },
+      { name: "fc.bias", found: { shape: [1000], dtype: "F32" }, expected: { shape: [10], dtype: "F32" } },
+    ],
+  });
+  assertEquals(compareStateDict(modelState(), expected), { missing: [], unexpected: [], mismatched: [] });
 });
 
 Deno.test("loadWeights reads plain torchvision-style files and checkpoints (without optim.)", async () => {

@@ -225,6 +225,39 @@ export function encodeWeights(model: StateDict, extra: Record<string, string> = 
 /** Number of entries listed per category in a {@linkcode checkStateDictShapes} error. */
 const LISTED = 5;
 
+/** How a state dict differs from what a model expects (all empty when they agree). */
+export interface StateDictDiff {
+  /** Expected names the state dict lacks, in the model's order. */
+  missing: string[];
+  /** Names the model does not have, in the state dict's order. */
+  unexpected: string[];
+  /** Names present in both with another shape or dtype. */
+  mismatched: {
+    name: string;
+    found: { shape: number[]; dtype: HostDType };
+    expected: { shape: number[]; dtype: HostDType };
+  }[];
+}
+
+/**
+ * Compares a state dict with what a model expects, without throwing: for callers that tolerate some differences,
+ * e.g. `--init` re-initialising a classifier head of another class count (`fc.weight`, `fc.bias` mismatched).
+ */
+export function compareStateDict(found: StateDict, expected: ExpectedShapes): StateDictDiff {
+  const diff: StateDictDiff = {
+    missing: [...expected.keys()].filter((name) => !found.has(name)),
+    unexpected: [...found.keys()].filter((name) => !expected.has(name)),
+    mismatched: [],
+  };
+  for (const [name, tensor] of found) {
+    const want = expected.get(name);
+    if (want && (want.dtype !== tensor.dtype || !sameShape(want.shape, tensor.shape))) {
+      diff.mismatched.push({ name, found: { shape: tensor.shape, dtype: tensor.dtype }, expected: want });
+    }
+  }
+  return diff;
+}
+
 /**
  * Checks a loaded state dict against what the model expects, before anything is applied. Throws one error naming
  * `source` that lists the missing names, the unexpected names and the shape/dtype mismatches (the first few of each,
@@ -232,18 +265,7 @@ const LISTED = 5;
  * their own order: `safetensors.torch.save_file` sorts int64 tensors first, then by name).
  */
 export function checkStateDictShapes(found: StateDict, expected: ExpectedShapes, source: string): StateDict {
-  const missing = [...expected.keys()].filter((name) => !found.has(name));
-  const unexpected = [...found.keys()].filter((name) => !expected.has(name));
-  const mismatched: string[] = [];
-  for (const [name, tensor] of found) {
-    const want = expected.get(name);
-    if (want && (want.dtype !== tensor.dtype || !sameShape(want.shape, tensor.shape))) {
-      mismatched.push(
-        `${name}: file has ${tensor.dtype} ${JSON.stringify(tensor.shape)}, model expects ${want.dtype} ` +
-          JSON.stringify(want.shape),
-      );
-    }
-  }
+  const { missing, unexpected, mismatched } = compareStateDict(found, expected);
   if (missing.length + unexpected.length + mismatched.length === 0) {
     return new Map([...expected.keys()].map((name) => [name, found.get(name)!]));
   }
@@ -253,12 +275,15 @@ export function checkStateDictShapes(found: StateDict, expected: ExpectedShapes,
         items.length > LISTED ? `, ... and ${items.length - LISTED} more` : ""
       }`,
     ];
+  const describe = (m: StateDictDiff["mismatched"][number]) =>
+    `${m.name}: file has ${m.found.dtype} ${JSON.stringify(m.found.shape)}, model expects ${m.expected.dtype} ` +
+    JSON.stringify(m.expected.shape);
   throw new Error(
     [
       `${source}: state dict does not match the model (nothing was loaded):`,
       ...list("missing", missing),
       ...list("unexpected", unexpected),
-      ...list("with another shape or dtype", mismatched),
+      ...list("with another shape or dtype", mismatched.map(describe)),
     ].join("\n"),
   );
 }
