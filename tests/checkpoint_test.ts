@@ -28,6 +28,7 @@ import {
   pruneCheckpoints,
   removeStaleTempFiles,
   saveRunCheckpoint,
+  stepCheckpointPath,
 } from "../train/checkpoint_dir.ts";
 
 /** Deterministic pseudo-random floats (LCG), so failures reproduce. */
@@ -337,6 +338,7 @@ Deno.test("checkpoint file names sort by step and parse back", () => {
   assertStrictEquals(checkpointFileName(0), "checkpoint-000000000.safetensors");
   assertStrictEquals(checkpointFileName(1234), "checkpoint-000001234.safetensors");
   assertStrictEquals(checkpointFileName(1_234_567_890), "checkpoint-1234567890.safetensors");
+  assertStrictEquals(stepCheckpointPath("runs/a", 5), "runs/a/checkpoint-000000005.safetensors");
   for (const step of [0, 7, 1234, 999_999_999, 1_234_567_890]) {
     assertStrictEquals(parseCheckpointFileName(checkpointFileName(step)), step);
   }

@@ -64,6 +64,11 @@ export function checkpointFileName(globalStep: number): string {
   return `checkpoint-${String(globalStep).padStart(9, "0")}.safetensors`;
 }
 
+/** Path of the step checkpoint for `globalStep` in the run folder `dir`. */
+export function stepCheckpointPath(dir: string, globalStep: number): string {
+  return join(dir, checkpointFileName(globalStep));
+}
+
 /** The global step in a step checkpoint's file name, or null for any other name. */
 export function parseCheckpointFileName(name: string): number | null {
   const match = STEP_FILE.exec(name);
@@ -96,7 +101,7 @@ export async function saveRunCheckpoint(
 ): Promise<SavedCheckpoint> {
   const bytes = encodeCheckpoint(state);
   await Deno.mkdir(dir, { recursive: true });
-  const written = [join(dir, checkpointFileName(state.globalStep)), join(dir, LAST_CHECKPOINT)];
+  const written = [stepCheckpointPath(dir, state.globalStep), join(dir, LAST_CHECKPOINT)];
   if (options.isBest) written.push(join(dir, BEST_CHECKPOINT));
   for (const path of written) await atomicWriteFile(path, bytes);
   const pruned = options.keep === undefined ? [] : await pruneCheckpoints(dir, options.keep);
