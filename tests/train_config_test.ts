@@ -5,6 +5,7 @@ import {
   parseTrainArgs,
   scheduleConfigFor,
   type TrainConfig,
+  trainConfigFromJSON,
   trainHelp,
   UsageError,
 } from "../train/train_config.ts";
@@ -309,4 +310,31 @@ Deno.test("eval flags: --checkpoint required, split choices, bare-weights descri
   for (const f of ["checkpoint", "dataset", "data-dir", "split", "save-logits", "json", "batch-size", "num-classes"]) {
     assert(evalHelp().includes(`--${f}`), f);
   }
+});
+
+Deno.test("trainConfigFromJSON accepts what parseTrainArgs produces and rejects broken configs naming the field", () => {
+  for (const argv of [[], ["--dataset", "synthetic"], ["--dataset", "folder", "--data-dir", "d", "--resume", "auto"]]) {
+    const c = train(...argv);
+    assertEquals(trainConfigFromJSON(JSON.parse(JSON.stringify(c)), "x"), c);
+  }
+  const good = train("--schedule", "multistep", "--milestones", "10,20");
+  const cases: [Record<string, unknown>, RegExp][] = [
+    [{ lr: "0.1" }, /meta: field "lr" must be a number, got "0.1"/],
+    [{ lr: -1 }, /meta: field "lr": --lr must be in \(0, 1000\], got "-1"/],
+    [{ epochs: 2.5 }, /field "epochs": --epochs expects an integer/],
+    [{ nesterov: 1 }, /field "nesterov" must be a boolean, got 1/],
+    [{ arch: "vgg" }, /field "arch": --arch must be one of/],
+    [{ milestones: "10" }, /field "milestones" must be an array of epochs/],
+    [{ milestones: [20, 10] }, /field "milestones": --milestones must be strictly increasing/],
+    [{ resume: 3 }, /field "resume" must be a string, got 3/],
+    [{ extra: 1 }, /meta: unknown configuration field\(s\) extra/],
+    [{ lr: undefined }, /field "lr" must be present/],
+    [{ milestones: [] }, /meta: --schedule multistep needs --milestones/],
+  ];
+  for (const [patch, re] of cases) {
+    const broken: Record<string, unknown> = { ...good, ...patch };
+    if ("lr" in patch && patch.lr === undefined) delete broken.lr;
+    throws(() => trainConfigFromJSON(broken, "meta"), re, JSON.stringify(patch));
+  }
+  throws(() => trainConfigFromJSON([1], "meta"), /meta: expected a training configuration object, got \[1\]/);
 });

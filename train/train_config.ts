@@ -507,6 +507,55 @@ function checkContradictions(c: TrainConfig, given: Partial<Record<keyof TrainCo
   }
 }
 
+/**
+ * Checks a TrainConfig read back from JSON (`config.json`, checkpoint metadata) with the same rules as the command
+ * line, and returns it with its fields in declaration order.
+ * @param where names the source in error messages, e.g. "runs/x/last.safetensors metadata".
+ * @throws {Error} naming the source and the field: missing, unknown, mistyped or out-of-range fields, and the
+ *   contradictions {@linkcode parseTrainArgs} rejects.
+ */
+export function trainConfigFromJSON(value: unknown, where: string): TrainConfig {
+  if (typeof value !== "object" || value === null || Array.isArray(value)) {
+    throw new Error(`${where}: expected a training configuration object, got ${JSON.stringify(value)}`);
+  }
+  const v = value as Record<string, unknown>;
+  const unknown = Object.keys(v).filter((k) => !(k in KEY_ORDER));
+  if (unknown.length > 0) throw new Error(`${where}: unknown configuration field(s) ${unknown.join(", ")}`);
+  const specs = new Map(TRAIN_FLAGS.map((s) => [s.key, s]));
+  for (const key of Object.keys(KEY_ORDER) as (keyof TrainConfig)[]) {
+    const x = v[key];
+    const fail = (expected: string): never => {
+      throw new Error(`${where}: field "${key}" must be ${expected}, got ${JSON.stringify(x)}`);
+    };
+    if (!(key in v)) fail("present");
+    const spec = specs.get(key)!;
+    if ((key === "resume" || key === "init") && x === null) continue;
+    if (key === "dataDir" && x === "") continue;
+    if (spec.kind === "boolean") {
+      if (typeof x !== "boolean") fail("a boolean");
+      continue;
+    }
+    if (spec.kind === "list") {
+      if (!Array.isArray(x)) fail("an array of epochs");
+      if ((x as unknown[]).length === 0) continue;
+    } else if ((spec.kind === "string") !== (typeof x === "string")) {
+      fail(spec.kind === "string" ? "a string" : "a number");
+    }
+    try {
+      convert(spec, Array.isArray(x) ? x.join(",") : String(x));
+    } catch (e) {
+      throw new Error(`${where}: field "${key}": ${(e as Error).message}`);
+    }
+  }
+  const config = Object.fromEntries(Object.keys(KEY_ORDER).map((k) => [k, v[k]])) as unknown as TrainConfig;
+  try {
+    checkContradictions(config, {});
+  } catch (e) {
+    throw new Error(`${where}: ${(e as Error).message}`);
+  }
+  return config;
+}
+
 /** The schedule of a run with `stepsPerEpoch` optimizer steps per epoch (known once the dataset is loaded). */
 export function scheduleConfigFor(config: TrainConfig, stepsPerEpoch: number): ScheduleConfig {
   if (!Number.isInteger(stepsPerEpoch) || stepsPerEpoch < 1) {
