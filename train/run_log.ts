@@ -2,9 +2,9 @@
  * The logs of a run folder: `config.json` (the resolved configuration), `metrics.jsonl` (one JSON object per
  * epoch) and `summary.csv` (the same, as a table with a header).
  *
- * Every write replaces its file atomically (a temporary file in the same folder, fsync, rename), so a crash leaves
- * either the old or the new file, never a torn line. The logs are small (one line per epoch), so rewriting them
- * costs nothing.
+ * Every write replaces its file atomically (`atomic_write.ts`: a temporary file in the same folder, fsync, rename,
+ * fsync of the folder), so a crash leaves either the old or the new file, never a torn line. The logs are small (one
+ * line per epoch), so rewriting them costs nothing.
  *
  * Resuming: call {@linkcode RunLog.truncateAfter} with the last epoch whose results the checkpoint includes; the
  * lines of later epochs (written by the interrupted run after that checkpoint) are dropped, so the resumed run
@@ -12,10 +12,11 @@
  * its end-of-epoch checkpoint: a crash between the two then loses only lines that the resumed run rewrites.
  * @module
  */
+import { atomicWriteFile } from "./atomic_write.ts";
 
 /** One epoch's results, as stored in `metrics.jsonl` (snake_case keys, like timm's and torchvision's logs). */
 export interface EpochRecord {
-  /** 1-based epoch that just ended. */
+  /** The epoch that just ended (the trainer counts from 1; 0 is accepted, e.g. for an evaluation before training). */
   epoch: number;
   /** Global optimizer steps done at the end of the epoch. */
   step: number;
@@ -191,22 +192,7 @@ async function readIfExists(path: string): Promise<string | null> {
   }
 }
 
-/** Writes `text` to a temporary file next to `path`, flushes it to disk and renames it over `path`. */
-async function atomicWriteText(path: string, text: string): Promise<void> {
-  const tmp = `${path}.tmp-${Deno.pid}-${crypto.randomUUID().slice(0, 8)}`;
-  try {
-    const file = await Deno.open(tmp, { write: true, create: true, truncate: true });
-    try {
-      const bytes = new TextEncoder().encode(text);
-      let written = 0;
-      while (written < bytes.length) written += await file.write(bytes.subarray(written));
-      await file.syncData();
-    } finally {
-      file.close();
-    }
-    await Deno.rename(tmp, path);
-  } catch (e) {
-    await Deno.remove(tmp).catch(() => {});
-    throw e;
-  }
+/** UTF-8 text through the shared crash-safe writer (temporary file, fsync, rename, fsync of the folder). */
+function atomicWriteText(path: string, text: string): Promise<void> {
+  return atomicWriteFile(path, new TextEncoder().encode(text));
 }
