@@ -38,8 +38,8 @@ Deno.test("RunLog writes config.json, metrics.jsonl and summary.csv", async () =
     const config = { arch: "resnet18", lr: 0.2, milestones: [1, 2], resume: null };
     await log.writeConfig(config);
     assertEquals(await log.readConfig(), config);
-    await log.append(record(1, { val_loss: 1.5, val_top1: 0.5, val_top5: 0.9 }));
-    await log.append(record(2, { val_loss: 1.25, val_top1: 0.625, val_top5: 0.95 }));
+    await log.appendEpoch(record(1, { val_loss: 1.5, val_top1: 0.5, val_top5: 0.9 }));
+    await log.appendEpoch(record(2, { val_loss: 1.25, val_top1: 0.625, val_top5: 0.95 }));
     const lines = (await Deno.readTextFile(log.metricsPath)).split("\n");
     assertEquals(lines.length, 3, "two lines and a final newline");
     assertEquals(lines[2], "");
@@ -57,15 +57,15 @@ Deno.test("RunLog writes config.json, metrics.jsonl and summary.csv", async () =
 Deno.test("truncateAfter drops later epochs so a resumed run's logs equal an uninterrupted run's", async () => {
   await withDir(async (dir) => {
     const straight = new RunLog(`${dir}/a`);
-    for (let e = 1; e <= 4; e++) await straight.append(record(e, { test_top1: e / 10 }));
+    for (let e = 1; e <= 4; e++) await straight.appendEpoch(record(e, { test_top1: e / 10 }));
 
     const resumed = new RunLog(`${dir}/b`);
-    for (let e = 1; e <= 3; e++) await resumed.append(record(e, { test_top1: e / 10 }));
+    for (let e = 1; e <= 3; e++) await resumed.appendEpoch(record(e, { test_top1: e / 10 }));
     // Interrupted after logging epoch 3 but before its checkpoint: resume from the epoch-2 checkpoint.
-    await rejects(resumed.append(record(3)), /epoch 3 is not after the last logged epoch 3.*truncateAfter\(2\)/);
+    await rejects(resumed.appendEpoch(record(3)), /epoch 3 is not after the last logged epoch 3.*truncateAfter\(2\)/);
     assertEquals(await resumed.truncateAfter(2), 1);
     assertEquals((await resumed.readMetrics()).map((r) => r.epoch), [1, 2]);
-    for (let e = 3; e <= 4; e++) await resumed.append(record(e, { test_top1: e / 10 }));
+    for (let e = 3; e <= 4; e++) await resumed.appendEpoch(record(e, { test_top1: e / 10 }));
 
     assertEquals(await Deno.readTextFile(resumed.metricsPath), await Deno.readTextFile(straight.metricsPath));
     assertEquals(await Deno.readTextFile(resumed.summaryPath), await Deno.readTextFile(straight.summaryPath));
@@ -82,12 +82,12 @@ Deno.test("truncateAfter drops later epochs so a resumed run's logs equal an uni
 Deno.test("bad metrics lines and records are errors naming the file and line or field", async () => {
   await withDir(async (dir) => {
     const log = new RunLog(dir);
-    await log.append(record(1));
+    await log.appendEpoch(record(1));
     await Deno.writeTextFile(log.metricsPath, '{"epoch": 2, "step": 1}\n', { append: true });
     await rejects(log.readMetrics(), new RegExp(`${log.metricsPath}:2: field "lr" must be a number, got undefined`));
     await Deno.writeTextFile(log.metricsPath, JSON.stringify(record(1)) + "\n{oops\n");
     await rejects(log.readMetrics(), new RegExp(`${log.metricsPath}:2: not valid JSON`));
-    await rejects(log.append({ ...record(5), train_loss: "x" as unknown as number }), /field "train_loss"/);
+    await rejects(log.appendEpoch({ ...record(5), train_loss: "x" as unknown as number }), /field "train_loss"/);
     await Deno.writeTextFile(log.configPath, "{");
     await rejects(log.readConfig(), /config.json: not valid JSON/);
   });

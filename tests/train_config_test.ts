@@ -61,6 +61,7 @@ Deno.test("no flags: ResNet-18 on CIFAR-10 with the reference recipe", () => {
     resume: null,
     init: null,
     keep: 3,
+    checkpointEvery: 0,
     zeroInitResidual: false,
     logEvery: 20,
     workers: 2,
@@ -80,6 +81,7 @@ Deno.test("dataset-dependent defaults: folder is torchvision's ImageNet recipe, 
     ["imagenet", 224, 90, 256, 0.1, 0.9, false, 1e-4, "step"],
   );
   assertEquals([f.stepSize, f.gamma, f.labelSmoothing, f.out], [30, 0.1, 0, "runs/resnet50-folder"]);
+  assertEquals(f.checkpointEvery, 1000);
   const s = scheduleConfigFor(f, 10);
   assertEquals(learningRateAt(299, s), 0.1);
   assert(Math.abs(learningRateAt(300, s) - 0.01) < 1e-15, "divided by 10 at epoch 30");
@@ -140,6 +142,7 @@ Deno.test("flags override the recipe and are converted to their types", () => {
     [0, 5, 7, 0.1, "runs/x", "auto", 5, 16, true],
   );
   assertEquals([c.logEvery, c.workers, c.imageSize], [3, 0, 40]);
+  assertEquals(train("--checkpoint-every", "25").checkpointEvery, 25);
   const s = scheduleConfigFor(c, 5);
   assertEquals([s.kind, s.warmupSteps, s.totalSteps, s.milestones, s.baseLr], ["multistep", 10, 60, [4, 8], 0.05]);
   const cos = train("--schedule", "cosine", "--min-lr", "0.001", "--warmup-epochs", "1", "--weight-decay-all");
@@ -235,6 +238,7 @@ Deno.test("--help lists every flag with its default", () => {
     "resume",
     "init",
     "keep",
+    "checkpoint-every",
     "zero-init-residual",
     "log-every",
     "workers",

@@ -126,13 +126,13 @@ export class RunLog {
    * @throws {Error} when the record lacks a required field, or its epoch is not after the last logged epoch (a
    *   resumed run must call {@linkcode truncateAfter} first; nothing is written then).
    */
-  async append(record: EpochRecord): Promise<void> {
-    checkRecord(record, "RunLog.append");
+  async appendEpoch(record: EpochRecord): Promise<void> {
+    checkRecord(record, "RunLog.appendEpoch");
     const records = await this.readMetrics();
     const last = records.at(-1);
     if (last && record.epoch <= last.epoch) {
       throw new Error(
-        `RunLog.append: epoch ${record.epoch} is not after the last logged epoch ${last.epoch} in ` +
+        `RunLog.appendEpoch: epoch ${record.epoch} is not after the last logged epoch ${last.epoch} in ` +
           `${this.metricsPath}; a resumed run must call truncateAfter(${record.epoch - 1}) first`,
       );
     }

@@ -85,6 +85,8 @@ export interface TrainConfig {
   init: string | null;
   /** Checkpoints kept besides `last` and `best`. */
   keep: number;
+  /** Optimizer steps between mid-epoch checkpoints (0 = only at the end of each epoch). */
+  checkpointEvery: number;
   /** Zero-initialise the last BN of each residual block (torchvision's `zero_init_residual`). */
   zeroInitResidual: boolean;
   /** Optimizer steps between loss readbacks (progress lines, non-finite checks). */
@@ -143,6 +145,7 @@ const COMMON = {
   seed: 0,
   valSplit: 0,
   keep: 3,
+  checkpointEvery: 0,
   zeroInitResidual: false,
   workers: 2,
 };
@@ -187,6 +190,8 @@ export function recipeFor(dataset: DatasetName): Recipe {
         schedule: "step",
         labelSmoothing: 0,
         logEvery: 50,
+        // An ImageNet epoch is ~5,000 steps at batch 256: checkpoint within it so a crash loses minutes, not hours.
+        checkpointEvery: 1000,
       };
   }
 }
@@ -295,6 +300,13 @@ const TRAIN_FLAGS: FlagSpec[] = [
     shownDefault: "none",
   },
   { flag: "keep", key: "keep", kind: "int", range: [1, 1e6], help: "newest checkpoints kept besides last and best" },
+  {
+    flag: "checkpoint-every",
+    key: "checkpointEvery",
+    kind: "int",
+    range: [0, 1e9],
+    help: "steps between mid-epoch checkpoints, 0 = at epoch ends only",
+  },
   {
     flag: "zero-init-residual",
     key: "zeroInitResidual",
@@ -435,6 +447,7 @@ const KEY_ORDER: Record<keyof TrainConfig, true> = {
   resume: true,
   init: true,
   keep: true,
+  checkpointEvery: true,
   zeroInitResidual: true,
   logEvery: true,
   workers: true,
