@@ -106,13 +106,12 @@ export function validateScheduleConfig(config: ScheduleConfig): ScheduleConfig {
     if (config.pctStart >= 1) fail("pctStart", "a number in (0, 1)", config.pctStart);
     finite("divFactor", 0, false);
     finite("finalDivFactor", 0, false);
-    // PyTorch divides by (end_step - start_step) of each phase: both phases need a positive length.
-    const phase1End = config.pctStart * config.totalSteps - 1;
-    if (!(phase1End > 0 && config.totalSteps - 1 > phase1End)) {
-      fail("pctStart", `a value giving both one-cycle phases at least one step with totalSteps ${config.totalSteps}`, {
-        pctStart: config.pctStart,
-        totalSteps: config.totalSteps,
-      });
+    // PyTorch divides by (end_step - start_step) of the phase a step falls in. That is 0 only when
+    // pctStart * totalSteps is exactly 1 (step 0 then gives 0 / 0, a ZeroDivisionError in PyTorch). A shorter first
+    // phase (pctStart * totalSteps < 1, e.g. in a tiny test run) is valid: like PyTorch, every step is then in the
+    // second phase.
+    if (config.pctStart * config.totalSteps - 1 === 0) {
+      fail("pctStart", `a value with pctStart * totalSteps != 1 (totalSteps ${config.totalSteps})`, config.pctStart);
     }
   }
   return config;
