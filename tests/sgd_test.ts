@@ -245,3 +245,20 @@ Deno.test("defaultWeightDecayFilter decays conv and fc weights, not BN parameter
     p.dispose();
   }
 });
+
+Deno.test("the fused kernels are correct past 65,535 workgroups (tfjs then dispatches in 2-D)", async () => {
+  const n = 65535 * 64 + 65; // one more workgroup of 64 than fits in one dispatch dimension
+  const make = () => new Map([["w", tf.tidy(() => tf.variable(tf.linspace(-1, 1, n)))]]);
+  const [a, b] = [make(), make()];
+  const g = tf.linspace(2, -3, n);
+  const c = { momentum: 0.9, nesterov: true, weightDecay: 0.1, decay: decayAllFilter };
+  const [fa, fb] = [new SGD(a, { ...c, implementation: "fused" }), new SGD(b, { ...c, implementation: "ops" })];
+  for (let i = 0; i < 2; i++) [fa, fb].forEach((o) => o.step({ w: g }, 0.1));
+  const [x, y] = [await a.get("w")!.data(), await b.get("w")!.data()];
+  let worst = 0;
+  for (let i = 0; i < n; i++) worst = Math.max(worst, Math.abs(x[i] - y[i]));
+  assert(worst <= 1e-6, `max difference ${worst}`);
+  assert(x[n - 1] !== 1 && x[0] !== -1, "the first and the last elements were updated");
+  [fa, fb].forEach((o) => o.dispose());
+  [...a.values(), ...b.values(), g].forEach((t) => t.dispose());
+});
