@@ -58,9 +58,9 @@ export class SafetensorsError extends Error {
   }
 }
 
-/** A decoded safetensors file: tensors in file (offset) order and the `__metadata__` strings. */
+/** A decoded safetensors file: tensors in header order and the `__metadata__` strings. */
 export interface SafetensorsContents {
-  /** Tensors ordered by their position in the data buffer. */
+  /** Tensors in the order the header lists them (JSON key order; integer-like names come first, as in JS objects). */
   tensors: StateDict;
   /** The `__metadata__` map (empty when the file has none). */
   metadata: Record<string, string>;
@@ -95,8 +95,9 @@ const DTYPE_BITS: Record<string, number> = {
 const HOST_LITTLE_ENDIAN = new Uint8Array(new Uint16Array([1]).buffer)[0] === 1;
 
 /**
- * Serialises `tensors` (F32 and I64) and optional string `metadata` to safetensors bytes. Data is laid out in the
- * Map's order (the reference writer sorts by alignment then name; any order is valid to readers); the header is
+ * Serialises `tensors` (F32 and I64) and optional string `metadata` to safetensors bytes. The header lists the
+ * tensors in the Map's order; the data holds the 8-byte dtypes first, then the 4-byte ones, so that every tensor is
+ * aligned to its element size as with the reference writer (which sorts by alignment, then name); the header is
  * padded with spaces to a multiple of 8 bytes as the reference writer does, so the data buffer starts 8-aligned.
  * `__metadata__` is omitted when `metadata` is absent or empty. Bit patterns (NaN payloads, -0, subnormals) are
  * copied byte for byte.
@@ -115,16 +116,23 @@ export function encodeSafetensors(tensors: StateDict, metadata?: Record<string, 
     }
     entries.push(`${JSON.stringify(METADATA_KEY)}:${JSON.stringify(metadata)}`);
   }
+  // Data widest dtype first (a stable sort), so I64 scalars (num_batches_tracked) never sit at 4 mod 8; the header
+  // keeps the Map's order, which is the order decodeSafetensors returns.
+  for (const [name, tensor] of tensors) checkEncodable(name, tensor);
+  const ordered = [...tensors].sort(([, a], [, b]) => b.data.BYTES_PER_ELEMENT - a.data.BYTES_PER_ELEMENT);
   const payloads: Uint8Array[] = [];
+  const offsets = new Map<string, [number, number]>();
   let offset = 0;
-  for (const [name, tensor] of tensors) {
-    checkEncodable(name, tensor);
+  for (const [name, tensor] of ordered) {
     const bytes = new Uint8Array(tensor.data.buffer, tensor.data.byteOffset, tensor.data.byteLength);
-    const info = { dtype: tensor.dtype, shape: tensor.shape, data_offsets: [offset, offset + bytes.length] };
-    // Built entry by entry, not with one JSON.stringify of an object: JS objects move integer-like keys first.
-    entries.push(`${JSON.stringify(name)}:${JSON.stringify(info)}`);
+    offsets.set(name, [offset, offset + bytes.length]);
     payloads.push(bytes);
     offset += bytes.length;
+  }
+  for (const [name, tensor] of tensors) {
+    const info = { dtype: tensor.dtype, shape: tensor.shape, data_offsets: offsets.get(name) };
+    // Built entry by entry, not with one JSON.stringify of an object: JS objects move integer-like keys first.
+    entries.push(`${JSON.stringify(name)}:${JSON.stringify(info)}`);
   }
   let header = new TextEncoder().encode(`{${entries.join(",")}}`);
   const padded = Math.ceil(header.length / 8) * 8;
@@ -199,7 +207,7 @@ export function decodeSafetensors(bytes: Uint8Array, source = "<memory>"): Safet
   if (typeof header !== "object" || header === null || Array.isArray(header)) {
     fail("InvalidHeaderStart", `header is not a JSON object`);
   }
-  const duplicate = findDuplicateKey(text);
+  const { duplicate, topKeys } = scanKeys(text);
   if (duplicate !== null) {
     fail(
       "DuplicateKey",
@@ -211,7 +219,9 @@ export function decodeSafetensors(bytes: Uint8Array, source = "<memory>"): Safet
 
   const metadata: Record<string, string> = {};
   const infos: { name: string; dtype: string; shape: number[]; begin: number; end: number }[] = [];
-  for (const [name, entry] of Object.entries(header as Record<string, unknown>)) {
+  // In the header's text order (Object.entries would move integer-like names first).
+  for (const name of topKeys) {
+    const entry = (header as Record<string, unknown>)[name];
     if (name === METADATA_KEY) {
       if (entry === null) continue; // serde reads `null` as "no metadata"
       if (typeof entry !== "object" || Array.isArray(entry)) {
@@ -262,10 +272,10 @@ export function decodeSafetensors(bytes: Uint8Array, source = "<memory>"): Safet
   }
 
   // The reference sorts by (begin, end) before validating; a stable sort keeps header order among equal offsets.
-  infos.sort((a, b) => a.begin - b.begin || a.end - b.end);
+  const byOffset = [...infos].sort((a, b) => a.begin - b.begin || a.end - b.end);
   let expectedBegin = 0;
   let previous: string | null = null;
-  for (const info of infos) {
+  for (const info of byOffset) {
     if (info.begin !== expectedBegin || info.end < info.begin) {
       const after = previous === null ? "the first tensor must begin at 0" : `"${previous}" ends at ${expectedBegin}`;
       const problem = info.end < info.begin
@@ -439,10 +449,14 @@ function assertLittleEndianHost(): void {
 }
 
 /**
- * The first key that appears twice in one JSON object of `text` (which must be valid JSON), with the key of the
- * object holding it and that object's nesting depth (1 = the header itself). JSON.parse keeps the last duplicate silently, hence this scan.
+ * Scans `text` (valid JSON) for the first key that appears twice in one object, with the key of the object holding
+ * it and that object's nesting depth (1 = the header itself), since JSON.parse keeps the last duplicate silently;
+ * and lists the header's own keys in text order.
  */
-function findDuplicateKey(text: string): { key: string; parent: string; depth: number } | null {
+function scanKeys(
+  text: string,
+): { duplicate: { key: string; parent: string; depth: number } | null; topKeys: string[] } {
+  const topKeys: string[] = [];
   // One frame per open container: the keys seen (objects only), whether the next string is a key, and its own key.
   const stack: { keys: Set<string> | null; expectKey: boolean; name: string | null }[] = [];
   let lastKey: string | null = null;
@@ -462,12 +476,10 @@ function findDuplicateKey(text: string): { key: string; parent: string; depth: n
       if (top?.keys && top.expectKey) {
         const key = JSON.parse(text.slice(i, j + 1)) as string;
         if (top.keys.has(key)) {
-          return {
-            key,
-            parent: top.name === null ? "an unnamed object" : JSON.stringify(top.name),
-            depth: stack.length,
-          };
+          const parent = top.name === null ? "an unnamed object" : JSON.stringify(top.name);
+          return { duplicate: { key, parent, depth: stack.length }, topKeys };
         }
+        if (stack.length === 1) topKeys.push(key);
         top.keys.add(key);
         top.expectKey = false;
         lastKey = key;
@@ -475,5 +487,5 @@ function findDuplicateKey(text: string): { key: string; parent: string; depth: n
       i = j;
     }
   }
-  return null;
+  return { duplicate: null, topKeys };
 }
