@@ -4,6 +4,9 @@ import { initWebGPU } from "../kernels/webgpu_backend.ts";
 import { clipGradNorm, softmaxCrossEntropy } from "../train/losses.ts";
 
 await initWebGPU();
+// Run every op as a GPU shader: by default tfjs-webgpu computes ops on tiny CPU-resident tensors (like these test
+// tensors) on the CPU, which would leave the shaders that real training uses untested.
+tf.env().set("WEBGPU_CPU_FORWARD", false);
 
 function close(a: number, b: number, rel: number, what: string) {
   assert(Math.abs(a - b) <= rel * (1 + Math.abs(b)), `${what}: got ${a}, expected ${b}`);

@@ -4,6 +4,9 @@ import { initWebGPU } from "../kernels/webgpu_backend.ts";
 import { EvalAccumulator, topKCorrect, topKCorrectCounts } from "../train/metrics.ts";
 
 await initWebGPU();
+// Run every op as a GPU shader: by default tfjs-webgpu computes ops on tiny CPU-resident tensors (like these test
+// tensors) on the CPU, which would leave the shaders that real training uses untested.
+tf.env().set("WEBGPU_CPU_FORWARD", false);
 
 // 4 samples, 6 classes. Label ranks (0 = best): sample 0 -> 0, 1 -> 2, 2 -> 5, 3 -> 1 (tie with a lower index).
 const LOGITS = [

@@ -4,6 +4,9 @@ import { initWebGPU } from "../kernels/webgpu_backend.ts";
 import { decayAllFilter, defaultWeightDecayFilter, SGD, type SGDOptions, weightDecayFilter } from "../train/sgd.ts";
 
 await initWebGPU();
+// Run every op as a GPU shader: by default tfjs-webgpu computes ops on tiny CPU-resident tensors (like these test
+// tensors) on the CPU, which would leave the shaders that real training uses untested.
+tf.env().set("WEBGPU_CPU_FORWARD", false);
 
 /** Deterministic pseudo-random float32 values in [-1, 1) (mulberry32), so the test needs no tfjs RNG. */
 function values(n: number, seed: number): Float32Array {
@@ -261,4 +264,36 @@ Deno.test("the fused kernels are correct past 65,535 workgroups (tfjs then dispa
   assert(x[n - 1] !== 1 && x[0] !== -1, "the first and the last elements were updated");
   [fa, fb].forEach((o) => o.dispose());
   [...a.values(), ...b.values(), g].forEach((t) => t.dispose());
+});
+
+Deno.test("a fused step costs two GPU dispatches per parameter (momentum), one without momentum", () => {
+  const backend = tf.backend() as unknown as { runWebGPUProgram: (...args: unknown[]) => unknown };
+  const original = backend.runWebGPUProgram;
+  let dispatches = 0;
+  backend.runWebGPUProgram = function (this: unknown, ...args: unknown[]) {
+    dispatches++;
+    return original.apply(this, args);
+  };
+  try {
+    const count = (c: Omit<SGDOptions, "decay">, steps: number) => {
+      const params = makeParams();
+      const opt = new SGD(params, { ...c, decay: defaultWeightDecayFilter });
+      const grads = new Map(Object.entries(SHAPES).map(([n, shape]) => [n, tf.zeros(shape)]));
+      opt.step(grads, 0.1); // first step: creates the buffers
+      dispatches = 0;
+      for (let s = 0; s < steps; s++) opt.step(grads, 0.1);
+      const perParam = dispatches / steps / params.size;
+      opt.dispose();
+      [...params.values(), ...grads.values()].forEach((t) => t.dispose());
+      return perParam;
+    };
+    assertEquals(count({ momentum: 0.9, nesterov: true, weightDecay: 5e-4, implementation: "fused" }, 2), 2);
+    assertEquals(count({ momentum: 0.9, nesterov: false, weightDecay: 0, implementation: "fused" }, 2), 2);
+    assertEquals(count({ momentum: 0, nesterov: false, weightDecay: 5e-4, implementation: "fused" }, 2), 1);
+    // The same update as separate tfjs ops takes several times as many.
+    const ops = count({ momentum: 0.9, nesterov: true, weightDecay: 5e-4, implementation: "ops" }, 2);
+    assert(ops >= 6, `${ops} dispatches per parameter`);
+  } finally {
+    backend.runWebGPUProgram = original;
+  }
 });
