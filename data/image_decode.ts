@@ -1,5 +1,5 @@
 /**
- * Decodes one JPEG/PNG (file path or bytes) with `sharp` straight to the transformed `size`×`size` RGB crop:
+ * Decodes one JPEG/PNG (bytes, or a file path) with `sharp` straight to the transformed `size`×`size` RGB crop:
  * RandomResizedCrop for training, Resize + CenterCrop for evaluation. The crop is done as "resize the whole image so
  * the crop box becomes size×size, then extract it", which keeps it one libvips pipeline: JPEG shrink-on-load applies
  * whenever the crop is at least twice the output, and libvips computes only the extracted region. Grayscale, CMYK
@@ -46,8 +46,9 @@ export async function decodeCrop(
   size: number,
   random?: Random,
 ): Promise<DecodedCrop> {
-  // "truncated" rejects partial images but accepts the harmless warnings many real photos carry.
-  const options = { failOn: "truncated" as const };
+  // "truncated" rejects partial images but accepts the harmless warnings many real photos carry. Random access lets
+  // libvips compute only the extracted region of the resized image (3.5 instead of 5.2 ms for a 500×375 JPEG).
+  const options = { failOn: "truncated" as const, sequentialRead: false };
   const meta = await sharp(input, options).metadata();
   const height: number = meta.height, width: number = meta.width;
   if (!height || !width) throw new Error(`no image dimensions (format ${meta.format ?? "unknown"})`);

@@ -1,0 +1,65 @@
+/**
+ * Prints the input pipelines' throughput on this machine (`deno run -A tasks/bench_data.ts [--workers N]
+ * [--cifar-images N] [--imagenet-images N]`; the lead wires it into `deno task bench --data`). Each pipeline is
+ * timed inline (workers 0) and with background workers.
+ * @module
+ */
+import { parseArgs } from "./args.ts";
+import { benchCifarPipeline, benchImagenetPipeline, type PipelineThroughput } from "../data/pipeline_bench.ts";
+
+const USAGE = "usage: deno run -A tasks/bench_data.ts [--workers N] [--cifar-images N] [--imagenet-images N]";
+
+function line(name: string, r: PipelineThroughput, extra = ""): string {
+  const perCore = r.workers > 0 ? `, ${(r.imagesPerSecond / r.workers).toFixed(0)} img/s per worker` : "";
+  return `${name.padEnd(44)} ${r.imagesPerSecond.toFixed(0).padStart(8)} img/s  (${r.images} images in ` +
+    `${r.seconds.toFixed(2)} s, workers ${r.workers}${perCore}${extra})`;
+}
+
+/** Runs both benchmarks and prints one line per configuration; returns the exit code. */
+export async function runBenchData(args: string[]): Promise<number> {
+  let values: { workers?: string; "cifar-images"?: string; "imagenet-images"?: string };
+  try {
+    ({ values } = parseArgs({
+      args,
+      options: {
+        workers: { type: "string" },
+        "cifar-images": { type: "string", default: "200000" },
+        "imagenet-images": { type: "string", default: "600" },
+      },
+      strict: true,
+      allowPositionals: false,
+    }));
+  } catch (e) {
+    console.error(`bench_data: ${(e as Error).message}\n${USAGE}`);
+    return 2;
+  }
+  const int = (flag: string, v: string | undefined, fallback: number) => {
+    if (v === undefined) return fallback;
+    const n = Number(v);
+    if (!Number.isInteger(n) || n < 0) throw new Error(`--${flag}: expected an integer >= 0, received "${v}"`);
+    return n;
+  };
+  let workers: number, cifarImages: number, imagenetImages: number;
+  try {
+    workers = int("workers", values.workers, navigator.hardwareConcurrency);
+    cifarImages = int("cifar-images", values["cifar-images"], 200000);
+    imagenetImages = int("imagenet-images", values["imagenet-images"], 600);
+  } catch (e) {
+    console.error(`bench_data: ${(e as Error).message}\n${USAGE}`);
+    return 2;
+  }
+  console.log(`data pipeline throughput, ${navigator.hardwareConcurrency} cores, Deno ${Deno.version.deno}`);
+  for (const w of workers > 0 ? [0, workers] : [0]) {
+    const r = await benchCifarPipeline({ workers: w, images: cifarImages });
+    console.log(line("CIFAR train (crop pad 4 + flip + normalise)", r));
+  }
+  for (const w of workers > 0 ? [0, workers] : [0]) {
+    const r = await benchImagenetPipeline({ workers: w, images: imagenetImages });
+    console.log(
+      line("ImageNet train (500x375 q90 JPEG, RRC 224)", r, `, mean JPEG ${(r.meanJpegBytes / 1024).toFixed(0)} KiB`),
+    );
+  }
+  return 0;
+}
+
+if (import.meta.main) Deno.exit(await runBenchData(Deno.args));
