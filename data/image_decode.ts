@@ -14,12 +14,16 @@ type SharpFactory = any;
 
 let sharpPromise: Promise<SharpFactory> | undefined;
 
+// A computed specifier: `deno bundle` follows literal dynamic imports, and single-file GPU bundles cannot carry the
+// native addon. At run time the import map still resolves it to the pinned npm:sharp.
+const SHARP: string = "sharp";
+
 /**
  * Loads `sharp` once per thread. `threads` sets libvips' thread count (1 inside decode workers, so N workers use N
  * cores without oversubscription).
  */
 export function loadSharp(threads?: number): Promise<SharpFactory> {
-  sharpPromise ??= import("sharp").then((m) => {
+  sharpPromise ??= import(SHARP).then((m) => {
     const sharp = m.default;
     sharp.cache(false); // every image is seen once per epoch; caching only costs memory
     if (threads !== undefined) sharp.concurrency(threads);
