@@ -36,6 +36,8 @@ export interface GemmDeviceLimits {
   targetWorkgroups: number;
   /** Smallest K slice worth a separate partial sum (smaller slices cost more in the reduction than they save). */
   minKPerSplit: number;
+  /** Candidate tiles, best first; default {@linkcode GEMM_TILES}. */
+  tiles?: readonly GemmTile[];
 }
 
 /** Candidate tiles, most efficient (highest arithmetic intensity) first. */
@@ -46,6 +48,12 @@ export const GEMM_TILES: readonly GemmTile[] = [
   { tileM: 64, tileN: 64, tileK: 16, threadM: 4, threadN: 4 },
   { tileM: 32, tileN: 32, tileK: 16, threadM: 4, threadN: 4 },
 ];
+
+/**
+ * The one tile used on software adapters (llvmpipe): there, shader compilation dominates (a 128×128×16 tile takes
+ * about 20 s to compile, this one about 0.6 s) and the "GPU" is a few CPU threads that big tiles cannot fill anyway.
+ */
+export const SOFTWARE_GEMM_TILES: readonly GemmTile[] = [{ tileM: 32, tileN: 32, tileK: 8, threadM: 4, threadN: 4 }];
 
 /** Threads in one workgroup of `tile`. */
 export function tileThreads(tile: GemmTile): number {
@@ -80,7 +88,7 @@ export function chooseGemmTiling(
       throw new RangeError(`GEMM dimension ${name} must be a positive integer, got ${v}`);
     }
   }
-  const fits = GEMM_TILES.filter((t) =>
+  const fits = (limits.tiles ?? GEMM_TILES).filter((t) =>
     tileThreads(t) <= limits.maxInvocationsPerWorkgroup && tileStorageBytes(t) <= limits.maxWorkgroupStorageBytes
   );
   if (fits.length === 0) {

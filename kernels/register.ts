@@ -14,6 +14,11 @@ export interface FastKernelOptions {
    * than silently running f32.
    */
   f16?: boolean;
+  /**
+   * Which kernels to replace, a subset of {@linkcode FAST_KERNEL_NAMES} (default: all); the others are stock. Lets a
+   * benchmark or test attribute a difference to one kernel.
+   */
+  kernels?: readonly string[];
 }
 
 const BACKEND = "webgpu";
@@ -30,7 +35,8 @@ const FAST: Record<string, (stock: tf.KernelFunc) => tf.KernelFunc> = {
 export const FAST_KERNEL_NAMES: readonly string[] = Object.keys(FAST);
 
 let stockConfigs: Map<string, tf.KernelConfig> | undefined;
-let active = false;
+/** Names of the kernels currently replaced by ours. */
+const active = new Set<string>();
 
 function replace(config: tf.KernelConfig): void {
   tf.unregisterKernel(config.kernelName, BACKEND);
@@ -38,9 +44,10 @@ function replace(config: tf.KernelConfig): void {
 }
 
 /**
- * Replaces the stock `webgpu` kernels listed in {@linkcode FAST_KERNEL_NAMES} with ours. Idempotent. Call after
- * `initWebGPU()`.
- * @throws {Error} when the active backend is not `webgpu`, or when `options.f16` is set (not implemented yet).
+ * Replaces the stock `webgpu` kernels listed in {@linkcode FAST_KERNEL_NAMES} (or `options.kernels`) with ours, and
+ * puts back the stock ones not listed. Idempotent. Call after `initWebGPU()`.
+ * @throws {Error} when the active backend is not `webgpu`, when `options.kernels` names an unknown kernel, or when
+ * `options.f16` is set (not implemented yet).
  */
 export function registerFastKernels(options: FastKernelOptions = {}): void {
   if (options.f16) {
@@ -60,21 +67,34 @@ export function registerFastKernels(options: FastKernelOptions = {}): void {
       stockConfigs.set(name, config);
     }
   }
-  if (active) return;
-  for (const [name, config] of stockConfigs) {
-    replace({ kernelName: name, backendName: BACKEND, kernelFunc: FAST[name](config.kernelFunc) });
+  const wanted = new Set(options.kernels ?? FAST_KERNEL_NAMES);
+  for (const name of wanted) {
+    if (!(name in FAST)) {
+      throw new Error(
+        `registerFastKernels: unknown kernel "${name}" in options.kernels; expected one of ` +
+          FAST_KERNEL_NAMES.join(", "),
+      );
+    }
   }
-  active = true;
+  for (const [name, config] of stockConfigs) {
+    if (wanted.has(name) && !active.has(name)) {
+      replace({ kernelName: name, backendName: BACKEND, kernelFunc: FAST[name](config.kernelFunc) });
+      active.add(name);
+    } else if (!wanted.has(name) && active.has(name)) {
+      replace(config);
+      active.delete(name);
+    }
+  }
 }
 
 /** Puts the stock kernels back (after {@linkcode registerFastKernels}; otherwise does nothing). Idempotent. */
 export function restoreStockKernels(): void {
-  if (!active || !stockConfigs) return;
-  for (const config of stockConfigs.values()) replace(config);
-  active = false;
+  if (!stockConfigs) return;
+  for (const name of active) replace(stockConfigs.get(name)!);
+  active.clear();
 }
 
-/** Whether our kernels are currently registered. */
-export function fastKernelsActive(): boolean {
-  return active;
+/** Names of the kernels currently replaced by ours (empty when all are stock). */
+export function activeFastKernels(): string[] {
+  return [...active].sort();
 }

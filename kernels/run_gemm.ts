@@ -6,7 +6,7 @@
 import type { TensorInfo } from "@tensorflow/tfjs";
 import type { WebGPUBackend } from "@tensorflow/tfjs-backend-webgpu";
 import { currentAdapter } from "./webgpu_backend.ts";
-import { chooseGemmTiling, type GemmDeviceLimits } from "./gemm_tiling.ts";
+import { chooseGemmTiling, type GemmDeviceLimits, SOFTWARE_GEMM_TILES } from "./gemm_tiling.ts";
 import { GemmProgram, type GemmSpec } from "./gemm_program.ts";
 import { SplitKReduceProgram } from "./split_k_reduce_program.ts";
 
@@ -27,6 +27,7 @@ export function gemmDeviceLimits(backend: WebGPUBackend): GemmDeviceLimits {
     maxInvocationsPerWorkgroup: limits.maxComputeInvocationsPerWorkgroup,
     targetWorkgroups: fallback ? CPU_TARGET_WORKGROUPS : GPU_TARGET_WORKGROUPS,
     minKPerSplit: fallback ? 64 : 256,
+    ...(fallback ? { tiles: SOFTWARE_GEMM_TILES } : {}),
   };
 }
 

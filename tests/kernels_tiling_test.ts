@@ -4,6 +4,7 @@ import {
   chooseGemmTiling,
   GEMM_TILES,
   type GemmDeviceLimits,
+  SOFTWARE_GEMM_TILES,
   tileStorageBytes,
   tileThreads,
   tileWaste,
@@ -24,10 +25,11 @@ const LLVMPIPE: GemmDeviceLimits = {
   maxInvocationsPerWorkgroup: 1024,
   targetWorkgroups: 8,
   minKPerSplit: 64,
+  tiles: SOFTWARE_GEMM_TILES,
 };
 
 Deno.test("every candidate tile loads evenly and fits the smallest device we support", () => {
-  for (const t of GEMM_TILES) {
+  for (const t of [...GEMM_TILES, ...SOFTWARE_GEMM_TILES]) {
     const threads = tileThreads(t);
     assertEquals((t.tileM * t.tileK) % threads, 0);
     assertEquals((t.tileN * t.tileK) % threads, 0);
