@@ -1,0 +1,216 @@
+/**
+ * `deno task bench`: training-step throughput of a ResNet and per-op GPU timings of the kernels in `kernels/`, with
+ * `--compare-stock` running tfjs's stock WebGPU kernels side by side in the same process.
+ *
+ *     deno task bench [--arch resnet18] [--batch-size N] [--input 32] [--width 64] [--steps N] [--warmup N]
+ *                     [--compare-stock] [--json] [--skip-ops] [--skip-train] [--data]
+ *
+ * Defaults are full size (batch 128, width 64) on a GPU and CI-sized (batch 8, width 8, 16×16) on a software
+ * adapter such as llvmpipe.
+ * @module
+ */
+import { parseArgs } from "./args.ts";
+import { type AdapterReport, initWebGPU } from "../kernels/webgpu_backend.ts";
+import { registerFastKernels, restoreStockKernels } from "../kernels/register.ts";
+import { type OpCase, type OpTiming, resnetOpCases, timeOp } from "../kernels/op_bench.ts";
+import { benchTrainStep, type TrainBenchResult } from "../kernels/train_step_bench.ts";
+import { createResNet } from "../models/resnet.ts";
+import { resnetSpec } from "../models/resnet_spec.ts";
+
+const USAGE = "usage: deno task bench [--arch resnet18] [--batch-size N] [--input N] [--width N] [--steps N] " +
+  "[--warmup N] [--compare-stock] [--json] [--skip-ops] [--skip-train] [--data]";
+
+/** The resolved configuration of one bench run (JSON-serialisable; echoed in `--json` output). */
+export interface BenchConfig {
+  arch: string;
+  batchSize: number;
+  input: number;
+  width: number;
+  stem: "cifar" | "imagenet";
+  numClasses: number;
+  steps: number;
+  warmup: number;
+  compareStock: boolean;
+  ops: boolean;
+  train: boolean;
+}
+
+/** One row of the per-op table. */
+export interface OpRow {
+  name: string;
+  kind: OpCase["kind"];
+  xShape: number[];
+  wShape: number[];
+  ours: OpTiming;
+  stock?: OpTiming;
+}
+
+/** What `--json` prints. */
+export interface BenchReport {
+  adapter: string;
+  isFallbackAdapter: boolean;
+  date: string;
+  config: BenchConfig;
+  train?: TrainBenchResult;
+  ops?: OpRow[];
+  stock?: { train?: TrainBenchResult };
+}
+
+function positiveInt(flag: string, value: string | undefined, fallback: number): number {
+  if (value === undefined) return fallback;
+  const n = Number(value);
+  if (!Number.isInteger(n) || n < 1) throw new Error(`--${flag}: expected an integer >= 1, received "${value}"`);
+  return n;
+}
+
+/** Parses `args` into a {@linkcode BenchConfig} with defaults for `adapter`. */
+export function parseBenchArgs(args: string[], adapter: Pick<AdapterReport, "isFallbackAdapter">): BenchConfig & {
+  data: boolean;
+  json: boolean;
+} {
+  const { values } = parseArgs({
+    args,
+    options: {
+      arch: { type: "string", default: "resnet18" },
+      "batch-size": { type: "string" },
+      input: { type: "string" },
+      width: { type: "string" },
+      steps: { type: "string" },
+      warmup: { type: "string" },
+      "compare-stock": { type: "boolean", default: false },
+      json: { type: "boolean", default: false },
+      "skip-ops": { type: "boolean", default: false },
+      "skip-train": { type: "boolean", default: false },
+      data: { type: "boolean", default: false },
+    },
+    strict: true,
+    allowPositionals: false,
+  });
+  const small = adapter.isFallbackAdapter;
+  const input = positiveInt("input", values.input, small ? 16 : 32);
+  const stem = input <= 64 ? "cifar" : "imagenet";
+  return {
+    arch: values.arch!,
+    batchSize: positiveInt("batch-size", values["batch-size"], small ? 8 : 128),
+    input,
+    width: positiveInt("width", values.width, small ? 8 : 64),
+    stem,
+    numClasses: stem === "cifar" ? 10 : 1000,
+    steps: positiveInt("steps", values.steps, small ? 3 : 20),
+    warmup: positiveInt("warmup", values.warmup, small ? 1 : 3),
+    compareStock: values["compare-stock"]!,
+    ops: !values["skip-ops"],
+    train: !values["skip-train"],
+    data: values.data!,
+    json: values.json!,
+  };
+}
+
+/** Runs the benchmark described by `config` and returns the report; `log` receives progress lines. */
+export async function runBench(
+  config: BenchConfig,
+  adapter: AdapterReport,
+  log: (line: string) => void,
+): Promise<BenchReport> {
+  const report: BenchReport = {
+    adapter: adapter.name,
+    isFallbackAdapter: adapter.isFallbackAdapter,
+    date: new Date().toISOString(),
+    config,
+  };
+  if (config.train) {
+    const spec = resnetSpec(config.arch, { stem: config.stem, width: config.width, numClasses: config.numClasses });
+    const model = createResNet(spec, { seed: 0 });
+    const opts = { batchSize: config.batchSize, input: config.input, warmup: config.warmup, steps: config.steps };
+    registerFastKernels();
+    log(`training step, ours: ${config.arch} batch ${config.batchSize} input ${config.input} width ${config.width}`);
+    report.train = await benchTrainStep(model, opts);
+    if (config.compareStock) {
+      restoreStockKernels();
+      log("training step, stock tfjs kernels");
+      report.stock = { train: await benchTrainStep(model, opts) };
+      registerFastKernels();
+    }
+  }
+  if (config.ops) {
+    const stageSize = config.stem === "cifar" ? config.input : Math.floor(config.input / 4);
+    const matmul = adapter.isFallbackAdapter ? 256 : 4096;
+    report.ops = [];
+    for (const c of resnetOpCases(config.batchSize, config.width, stageSize, matmul)) {
+      registerFastKernels();
+      log(`op ${c.name}`);
+      const row: OpRow = { name: c.name, kind: c.kind, xShape: c.xShape, wShape: c.wShape, ours: await timeOp(c) };
+      if (config.compareStock) {
+        restoreStockKernels();
+        // Stock backprop-filter is ~1000x slower than ours on a GPU: bound its repetitions.
+        row.stock = await timeOp(c, { maxReps: 10 });
+        registerFastKernels();
+      }
+      report.ops.push(row);
+    }
+  }
+  return report;
+}
+
+/** The human-readable table of `report`. */
+export function formatReport(report: BenchReport): string {
+  const lines = [`adapter: ${report.adapter}${report.isFallbackAdapter ? " (software fallback)" : ""}`];
+  const c = report.config;
+  lines.push(
+    `config: ${c.arch} ${c.stem} stem, batch ${c.batchSize}, input ${c.input}, width ${c.width}, ` +
+      `${c.steps} timed steps after ${c.warmup} warm-up`,
+  );
+  const stockTrain = report.stock?.train;
+  if (report.train) {
+    let line = `train step (ours):  ${report.train.imagesPerSecond.toFixed(1)} img/s, ` +
+      `${report.train.msPerStep.toFixed(1)} ms/step`;
+    if (stockTrain) {
+      line += `\ntrain step (stock): ${stockTrain.imagesPerSecond.toFixed(1)} img/s, ` +
+        `${stockTrain.msPerStep.toFixed(1)} ms/step\nspeed-up: ${
+          (report.train.imagesPerSecond / stockTrain.imagesPerSecond).toFixed(2)
+        }x`;
+    }
+    lines.push(line);
+  }
+  if (report.ops) {
+    const hasStock = report.ops.some((r) => r.stock);
+    lines.push(
+      "op".padEnd(34) + "ours ms".padStart(10) + "TFLOP/s".padStart(10) +
+        (hasStock ? "stock ms".padStart(11) + "TFLOP/s".padStart(10) + "speed-up".padStart(10) : ""),
+    );
+    for (const r of report.ops) {
+      let line = r.name.padEnd(34) + r.ours.ms.toFixed(3).padStart(10) + r.ours.tflops.toPrecision(3).padStart(10);
+      if (r.stock) {
+        line += r.stock.ms.toFixed(3).padStart(11) + r.stock.tflops.toPrecision(3).padStart(10) +
+          `${(r.stock.ms / r.ours.ms).toFixed(2)}x`.padStart(10);
+      }
+      lines.push(line);
+    }
+  }
+  return lines.join("\n");
+}
+
+/** Entry point; returns the exit code. */
+export async function main(args: string[]): Promise<number> {
+  const adapter = await initWebGPU();
+  let config;
+  try {
+    config = parseBenchArgs(args, adapter);
+  } catch (e) {
+    console.error(`bench: ${(e as Error).message}\n${USAGE}`);
+    return 2;
+  }
+  if (config.data) {
+    // ---- Data-pipeline bench: reserved for the lead to wire in (tasks/bench_data.ts has runBenchData). ----
+    console.error("bench: --data is not wired into this task yet; run `deno run -A tasks/bench_data.ts`");
+    return 2;
+  }
+  const { data: _data, json, ...benchConfig } = config;
+  const report = await runBench(benchConfig, adapter, json ? () => {} : (l) => console.error(l));
+  console.log(json ? JSON.stringify(report) : formatReport(report));
+  return 0;
+}
+
+if (import.meta.main) {
+  Deno.exit(await main(Deno.args));
+}
