@@ -5,6 +5,7 @@
  * (JPEG decode + RandomResizedCrop 224 + flip + normalise, 500×375 JPEGs at quality 90).
  * @module
  */
+import process from "node:process";
 import { PipelineLoader } from "./batch_loader.ts";
 import type { SourceSpec } from "./batch_source.ts";
 import { loadSharp } from "./image_decode.ts";
@@ -20,6 +21,13 @@ export interface PipelineThroughput {
   seconds: number;
   /** Background workers used (0 = inline on the calling thread). */
   workers: number;
+  /** CPU time the whole process (all threads: main, workers, libvips) spent meanwhile. */
+  cpuSeconds: number;
+  /**
+   * Images per CPU-second: the throughput per fully used core, which does not depend on what else the machine
+   * runs (wall-clock img/s does, on a shared machine).
+   */
+  imagesPerCpuSecond: number;
 }
 
 /** Options shared by the two benchmarks. */
@@ -53,6 +61,7 @@ async function timeLoader(spec: SourceSpec, count: number, options: PipelineBenc
     // Warm-up: worker start-up, JIT, and sharp's first load are not throughput.
     for await (const _ of loader.batches(0)) break;
     let delivered = 0, epoch = 1;
+    const cpuStart = process.cpuUsage();
     const start = performance.now();
     while (delivered < images) {
       for await (const batch of loader.batches(epoch++)) {
@@ -61,7 +70,16 @@ async function timeLoader(spec: SourceSpec, count: number, options: PipelineBenc
       }
     }
     const seconds = (performance.now() - start) / 1000;
-    return { imagesPerSecond: delivered / seconds, images: delivered, seconds, workers };
+    const cpu = process.cpuUsage(cpuStart);
+    const cpuSeconds = (cpu.user + cpu.system) / 1e6;
+    return {
+      imagesPerSecond: delivered / seconds,
+      images: delivered,
+      seconds,
+      workers,
+      cpuSeconds,
+      imagesPerCpuSecond: delivered / cpuSeconds,
+    };
   } finally {
     await loader.close();
     pool?.close();
@@ -133,7 +151,7 @@ export async function generateJpegs(
  * (default 600).
  */
 export async function benchImagenetPipeline(
-  options: PipelineBenchOptions & { distinct?: number } = {},
+  options: PipelineBenchOptions & { distinct?: number; parallel?: number } = {},
 ): Promise<PipelineThroughput & { meanJpegBytes: number }> {
   const distinct = options.distinct ?? 64;
   const blob = await generateJpegs(distinct);
@@ -149,6 +167,7 @@ export async function benchImagenetPipeline(
     norm: IMAGENET_NORMALIZATION,
     seed: 1,
     threads: workers > 0 ? 1 : undefined,
+    parallel: options.parallel,
   };
   const result = await timeLoader(spec, count, options, { batchSize: 32, images: 600 });
   return { ...result, meanJpegBytes: blob.offsets[distinct] / distinct };

@@ -10,9 +10,9 @@ import { benchCifarPipeline, benchImagenetPipeline, type PipelineThroughput } fr
 const USAGE = "usage: deno run -A tasks/bench_data.ts [--workers N] [--cifar-images N] [--imagenet-images N]";
 
 function line(name: string, r: PipelineThroughput, extra = ""): string {
-  const perCore = r.workers > 0 ? `, ${(r.imagesPerSecond / r.workers).toFixed(0)} img/s per worker` : "";
-  return `${name.padEnd(44)} ${r.imagesPerSecond.toFixed(0).padStart(8)} img/s  (${r.images} images in ` +
-    `${r.seconds.toFixed(2)} s, workers ${r.workers}${perCore}${extra})`;
+  return `${name.padEnd(44)} ${r.imagesPerSecond.toFixed(0).padStart(8)} img/s  ` +
+    `${r.imagesPerCpuSecond.toFixed(0).padStart(8)} img/CPU-s  (workers ${r.workers}, ${r.images} images in ` +
+    `${r.seconds.toFixed(2)} s using ${r.cpuSeconds.toFixed(2)} CPU-s${extra})`;
 }
 
 /** Runs both benchmarks and prints one line per configuration; returns the exit code. */
@@ -48,7 +48,10 @@ export async function runBenchData(args: string[]): Promise<number> {
     console.error(`bench_data: ${(e as Error).message}\n${USAGE}`);
     return 2;
   }
-  console.log(`data pipeline throughput, ${navigator.hardwareConcurrency} cores, Deno ${Deno.version.deno}`);
+  console.log(
+    `data pipeline throughput, ${navigator.hardwareConcurrency} cores, Deno ${Deno.version.deno}; img/CPU-s is the ` +
+      "rate per fully used core (all threads' CPU time), independent of other load on the machine",
+  );
   for (const w of workers > 0 ? [0, workers] : [0]) {
     const r = await benchCifarPipeline({ workers: w, images: cifarImages });
     console.log(line("CIFAR train (crop pad 4 + flip + normalise)", r));
