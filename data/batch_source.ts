@@ -6,6 +6,7 @@
  * @module
  */
 import { RandomStream } from "./batch_plan.ts";
+import { blobFile, type ByteBlob } from "./byte_blob.ts";
 import { decodeCrop, type DecodedCrop, loadSharp } from "./image_decode.ts";
 import { keyedRandom } from "./random.ts";
 import { type Normalization, normalizeCoefficients, samplePadCropFlip, writeCropFlip } from "./transforms.ts";
@@ -30,8 +31,8 @@ export interface FolderSourceSpec {
   kind: "folder";
   /** Paths of the image files (directory datasets). */
   paths?: string[];
-  /** Concatenated file bytes and N+1 offsets (archive datasets); SharedArrayBuffer-backed for workers. */
-  blob?: { bytes: Uint8Array; offsets: Float64Array };
+  /** File bytes packed in shared memory (archive datasets). */
+  blob?: ByteBlob;
   /** [N] names used in warnings (path, or archive:member). */
   names: string[];
   /** [N] class indices. */
@@ -124,9 +125,8 @@ export function createBatchMaker(spec: SourceSpec): (job: BatchJob) => Promise<B
         const index = job.indices[k];
         try {
           // Bytes in hand: sharp reads its input twice (header, then pixels), and a file once is enough.
-          const input = spec.blob
-            ? spec.blob.bytes.slice(spec.blob.offsets[index], spec.blob.offsets[index + 1])
-            : await Deno.readFile(spec.paths![index]);
+          // A copy: sharp may not take views of shared memory.
+          const input = spec.blob ? blobFile(spec.blob, index).slice() : await Deno.readFile(spec.paths![index]);
           const random = job.augment ? keyedRandom(seed, RandomStream.augment, job.epoch, index) : undefined;
           decoded[k] = await decodeCrop(sharp, input, size, random);
         } catch (e) {

@@ -6,6 +6,7 @@
 import { createHash } from "node:crypto";
 import { join } from "node:path";
 import type { CifarLayout, CifarSource } from "./cifar_binary.ts";
+import { statIfExists } from "./stat_if_exists.ts";
 
 /** Options of {@linkcode locateCifar}. */
 export interface LocateOptions {
@@ -21,20 +22,11 @@ export interface LocateOptions {
   onProgress?: (message: string) => void;
 }
 
-async function exists(path: string): Promise<Deno.FileInfo | undefined> {
-  try {
-    return await Deno.stat(path);
-  } catch (e) {
-    if (e instanceof Deno.errors.NotFound) return undefined;
-    throw e;
-  }
-}
-
 /** The md5 of the file at `path`, hex. */
 export async function md5File(path: string): Promise<string> {
   const hash = createHash("md5");
-  using file = await Deno.open(path);
-  for await (const chunk of file.readable) hash.update(chunk);
+  const file = await Deno.open(path);
+  for await (const chunk of file.readable) hash.update(chunk); // the stream closes the file at its end
   return hash.digest("hex");
 }
 
@@ -56,9 +48,9 @@ export async function locateCifar(
   options: LocateOptions = {},
 ): Promise<CifarSource> {
   const directory = join(dataDir, layout.directory);
-  if ((await exists(directory))?.isDirectory) return { kind: "directory", path: directory };
+  if ((await statIfExists(directory))?.isDirectory) return { kind: "directory", path: directory };
   const archive = join(dataDir, layout.archive);
-  if ((await exists(archive))?.isFile) {
+  if ((await statIfExists(archive))?.isFile) {
     if (options.verifyExisting) {
       const md5 = await md5File(archive);
       if (md5 !== layout.md5) {

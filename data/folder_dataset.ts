@@ -5,6 +5,8 @@
  * @module
  */
 import { join } from "node:path";
+import { type ByteBlob, packBlob } from "./byte_blob.ts";
+import { statIfExists } from "./stat_if_exists.ts";
 import { readTarFiles } from "./tar_entries.ts";
 
 /** File extensions taken as images (case-insensitive); anything else in a class folder is ignored. */
@@ -19,8 +21,8 @@ function isImageName(name: string): boolean {
 export interface FolderSplit {
   /** File paths (directory datasets). */
   paths?: string[];
-  /** File bytes concatenated, SharedArrayBuffer-backed, with N+1 offsets (archive datasets). */
-  blob?: { bytes: Uint8Array; offsets: Float64Array };
+  /** File bytes packed in shared memory (archive datasets). */
+  blob?: ByteBlob;
   /** [N] display names for warnings: the path, or `archive:member`. */
   names: string[];
   /** [N] class indices into {@linkcode FolderIndex.classNames}. */
@@ -59,12 +61,7 @@ async function indexDirectory(root: string): Promise<FolderIndex> {
   const listing: Listing = new Map();
   for (const split of ["train", "val", "test"]) {
     const splitDir = join(root, split);
-    try {
-      if (!(await Deno.stat(splitDir)).isDirectory) continue;
-    } catch (e) {
-      if (e instanceof Deno.errors.NotFound) continue;
-      throw e;
-    }
+    if (!(await statIfExists(splitDir))?.isDirectory) continue;
     const classes = new Map<string, string[]>();
     for await (const entry of Deno.readDir(splitDir)) {
       if (!entry.isDirectory) continue;
@@ -121,14 +118,9 @@ async function indexArchives(root: string, archives: string[]): Promise<FolderIn
         labels.push(label);
       }
     });
-    const offsets = new Float64Array(members.length + 1);
-    members.forEach((name, i) => offsets[i + 1] = offsets[i] + contents.get(name)!.length);
-    const bytes = new Uint8Array(new SharedArrayBuffer(offsets[members.length]));
-    members.forEach((name, i) => {
-      bytes.set(contents.get(name)!, offsets[i]);
-      contents.delete(name);
-    });
-    return { blob: { bytes, offsets }, names: members, labels: Int32Array.from(labels) };
+    const blob = packBlob(members.map((name) => contents.get(name)!));
+    for (const name of members) contents.delete(name); // each split's bytes live once, in its blob
+    return { blob, names: members, labels: Int32Array.from(labels) };
   };
   return { classNames, train: build("train"), test: build(testFolder), testFolder };
 }
@@ -143,21 +135,10 @@ const ARCHIVE = /\.(tar|tar\.gz|tgz)$/i;
  * evaluation class that training lacks.
  */
 export async function indexFolderDataset(root: string): Promise<FolderIndex> {
-  let info: Deno.FileInfo;
-  try {
-    info = await Deno.stat(root);
-  } catch (e) {
-    if (e instanceof Deno.errors.NotFound) {
-      throw new Error(`${root}: not found (expected a class-folder directory or a .tar/.tar.gz of one)`);
-    }
-    throw e;
-  }
+  const info = await statIfExists(root);
+  if (!info) throw new Error(`${root}: not found (expected a class-folder directory or a .tar/.tar.gz of one)`);
   if (!info.isDirectory) return indexArchives(root, [root]);
-  try {
-    if ((await Deno.stat(join(root, "train"))).isDirectory) return indexDirectory(root);
-  } catch (e) {
-    if (!(e instanceof Deno.errors.NotFound)) throw e;
-  }
+  if ((await statIfExists(join(root, "train")))?.isDirectory) return indexDirectory(root);
   const archives: string[] = [];
   for await (const entry of Deno.readDir(root)) {
     if (entry.isFile && ARCHIVE.test(entry.name)) archives.push(join(root, entry.name));

@@ -7,6 +7,7 @@
  */
 import process from "node:process";
 import { PipelineLoader } from "./batch_loader.ts";
+import { blobFile, type ByteBlob, packBlob } from "./byte_blob.ts";
 import type { SourceSpec } from "./batch_source.ts";
 import { loadSharp } from "./image_decode.ts";
 import { CIFAR10_NORMALIZATION, IMAGENET_NORMALIZATION } from "./loaders.ts";
@@ -118,7 +119,7 @@ export async function generateJpegs(
   width = 500,
   height = 375,
   quality = 90,
-): Promise<{ bytes: Uint8Array; offsets: Float64Array }> {
+): Promise<ByteBlob> {
   const sharp = await loadSharp();
   const files: Uint8Array[] = [];
   for (let n = 0; n < count; n++) {
@@ -138,11 +139,7 @@ export async function generateJpegs(
     }
     files.push(await sharp(px, { raw: { width, height, channels: 3 } }).jpeg({ quality }).toBuffer());
   }
-  const offsets = new Float64Array(count + 1);
-  files.forEach((f, i) => offsets[i + 1] = offsets[i] + f.length);
-  const bytes = new Uint8Array(new SharedArrayBuffer(offsets[count]));
-  files.forEach((f, i) => bytes.set(f, offsets[i]));
-  return { bytes, offsets };
+  return packBlob(files);
 }
 
 /**
@@ -173,21 +170,8 @@ export async function benchImagenetPipeline(
   return { ...result, meanJpegBytes: blob.offsets[distinct] / distinct };
 }
 
-/** A blob whose entry i is file `i % distinct` of `blob` (bytes repeated, so offsets stay a running sum). */
-function cycledBlob(
-  blob: { bytes: Uint8Array; offsets: Float64Array },
-  count: number,
-): { bytes: Uint8Array; offsets: Float64Array } {
+/** A blob whose entry i is file `i % distinct` of `blob`. */
+function cycledBlob(blob: ByteBlob, count: number): ByteBlob {
   const distinct = blob.offsets.length - 1;
-  const offsets = new Float64Array(count + 1);
-  for (let i = 0; i < count; i++) {
-    const k = i % distinct;
-    offsets[i + 1] = offsets[i] + (blob.offsets[k + 1] - blob.offsets[k]);
-  }
-  const bytes = new Uint8Array(new SharedArrayBuffer(offsets[count]));
-  for (let i = 0; i < count; i++) {
-    const k = i % distinct;
-    bytes.set(blob.bytes.subarray(blob.offsets[k], blob.offsets[k + 1]), offsets[i]);
-  }
-  return { bytes, offsets };
+  return packBlob(Array.from({ length: count }, (_, i) => blobFile(blob, i % distinct)));
 }
