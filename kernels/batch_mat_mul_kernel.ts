@@ -39,17 +39,22 @@ export function matMulSpec(
   const batch = product(outer);
   const bA = batchA === 1 ? "0" : "bi";
   const bB = batchB === 1 ? "0" : "bi";
+  // Read four at a time along each operand's contiguous axis when that axis is a multiple of 4.
+  const aVec4 = (transposeA ? m : k) % 4 === 0, bVec4 = (transposeB ? k : n) % 4 === 0;
+  const rd = (array: string, index: string, vec4: boolean) => vec4 ? `${array}[(${index}) / 4]` : `${array}[${index}]`;
   return {
-    key: `matmul_${batchA}_${batchB}_${transposeA}_${transposeB}`,
+    key: `matmul_${batchA}_${batchB}_${transposeA}_${transposeB}_${aVec4}_${bVec4}`,
     variableNames: ["a", "b"],
     batch,
     m,
     n,
     k,
-    loadA: transposeA ? `return a[(${bA} * ${k} + k) * ${m} + m];` : `return a[(${bA} * ${m} + m) * ${k} + k];`,
-    loadB: transposeB ? `return b[(${bB} * ${n} + n) * ${k} + k];` : `return b[(${bB} * ${k} + k) * ${n} + n];`,
+    loadA: `return ${rd("a", transposeA ? `(${bA} * ${k} + k) * ${m} + m` : `(${bA} * ${m} + m) * ${k} + k`, aVec4)};`,
+    loadB: `return ${rd("b", transposeB ? `(${bB} * ${n} + n) * ${k} + k` : `(${bB} * ${k} + k) * ${n} + n`, bVec4)};`,
     aContiguous: transposeA ? "m" : "k",
     bContiguous: transposeB ? "k" : "n",
+    aVec4,
+    bVec4,
     outputShape: [...outer, m, n],
   };
 }

@@ -46,13 +46,22 @@ function geometryKey(g: ConvGeometry): string {
   ].join("_");
 }
 
+/** Zero of the loader's return type. */
+const zero = (vec4: boolean) => (vec4 ? "vec4<f32>(0.0)" : "0.0");
+/** Element `index` of `array`; with `vec4`, the group of four starting there (`index` a multiple of 4). */
+const read = (
+  array: string,
+  index: string,
+  vec4: boolean,
+) => (vec4 ? `${array}[(${index}) / 4]` : `${array}[${index}]`);
+
 /** WGSL that reads x at image `n`, output pixel (oh, ow), tap (r, c), channel ci; zero in the padding. */
-function readX(g: ConvGeometry): string {
+function readX(g: ConvGeometry, vec4: boolean): string {
   return `
   let ih = oh * ${g.strideHeight} - ${g.padTop} + r;
   let iw = ow * ${g.strideWidth} - ${g.padLeft} + c;
-  if (ih < 0 || ih >= ${g.inHeight} || iw < 0 || iw >= ${g.inWidth}) { return 0.0; }
-  return x[((n * ${g.inHeight} + ih) * ${g.inWidth} + iw) * ${g.inChannels} + ci];`;
+  if (ih < 0 || ih >= ${g.inHeight} || iw < 0 || iw >= ${g.inWidth}) { return ${zero(vec4)}; }
+  return ${read("x", `((n * ${g.inHeight} + ih) * ${g.inWidth} + iw) * ${g.inChannels} + ci`, vec4)};`;
 }
 
 /**
@@ -60,6 +69,8 @@ function readX(g: ConvGeometry): string {
  * Inputs: `x`, `w`.
  */
 export function convForwardSpec(g: ConvGeometry): UntiledGemmSpec {
+  // Groups of four along ci (A) and co (B) are contiguous when the channel counts are multiples of 4.
+  const aVec4 = g.inChannels % 4 === 0, bVec4 = g.outChannels % 4 === 0;
   return {
     key: `convFwd_${geometryKey(g)}`,
     variableNames: ["x", "w"],
@@ -76,10 +87,12 @@ export function convForwardSpec(g: ConvGeometry): UntiledGemmSpec {
   let ci = k % ${g.inChannels};
   let rc = k / ${g.inChannels};
   let c = rc % ${g.filterWidth};
-  let r = rc / ${g.filterWidth};${readX(g)}`,
-    loadB: `return w[k * ${g.outChannels} + n];`,
+  let r = rc / ${g.filterWidth};${readX(g, aVec4)}`,
+    loadB: `return ${read("w", `k * ${g.outChannels} + n`, bVec4)};`,
     aContiguous: "k",
     bContiguous: "n",
+    aVec4,
+    bVec4,
     outputShape: [g.batch, g.outHeight, g.outWidth, g.outChannels],
   };
 }
@@ -89,6 +102,7 @@ export function convForwardSpec(g: ConvGeometry): UntiledGemmSpec {
  * [KH, KW, CI, CO] filter gradient as it stands. K is long (batch × pixels), hence split-K. Inputs: `x`, `dy`.
  */
 export function convBackpropFilterSpec(g: ConvGeometry): UntiledGemmSpec {
+  const aVec4 = g.inChannels % 4 === 0, bVec4 = g.outChannels % 4 === 0;
   return {
     key: `convDw_${geometryKey(g)}`,
     variableNames: ["x", "dy"],
@@ -105,10 +119,12 @@ export function convBackpropFilterSpec(g: ConvGeometry): UntiledGemmSpec {
   let ow = k % ${g.outWidth};
   let t = k / ${g.outWidth};
   let oh = t % ${g.outHeight};
-  let n = t / ${g.outHeight};${readX(g)}`,
-    loadB: `return dy[k * ${g.outChannels} + n];`,
+  let n = t / ${g.outHeight};${readX(g, aVec4)}`,
+    loadB: `return ${read("dy", `k * ${g.outChannels} + n`, bVec4)};`,
     aContiguous: "m",
     bContiguous: "n",
+    aVec4,
+    bVec4,
     outputShape: [g.filterHeight, g.filterWidth, g.inChannels, g.outChannels],
   };
 }
@@ -120,6 +136,8 @@ export function convBackpropFilterSpec(g: ConvGeometry): UntiledGemmSpec {
  * KERNEL_NOTES.md). Inputs: `dy`, `w`.
  */
 export function convBackpropInputSpec(g: ConvGeometry): UntiledGemmSpec {
+  // Both operands run along co, contiguous in dy and in w.
+  const vec4 = g.outChannels % 4 === 0;
   return {
     key: `convDx_${geometryKey(g)}`,
     variableNames: ["dy", "w"],
@@ -138,17 +156,19 @@ export function convBackpropInputSpec(g: ConvGeometry): UntiledGemmSpec {
   let r = rc / ${g.filterWidth};
   let ohs = ih + ${g.padTop} - r;
   let ows = iw + ${g.padLeft} - c;
-  if (ohs < 0 || ows < 0 || ohs % ${g.strideHeight} != 0 || ows % ${g.strideWidth} != 0) { return 0.0; }
+  if (ohs < 0 || ows < 0 || ohs % ${g.strideHeight} != 0 || ows % ${g.strideWidth} != 0) { return ${zero(vec4)}; }
   let oh = ohs / ${g.strideHeight};
   let ow = ows / ${g.strideWidth};
-  if (oh >= ${g.outHeight} || ow >= ${g.outWidth}) { return 0.0; }
-  return dy[((n * ${g.outHeight} + oh) * ${g.outWidth} + ow) * ${g.outChannels} + co];`,
+  if (oh >= ${g.outHeight} || ow >= ${g.outWidth}) { return ${zero(vec4)}; }
+  return ${read("dy", `((n * ${g.outHeight} + oh) * ${g.outWidth} + ow) * ${g.outChannels} + co`, vec4)};`,
     loadB: `
   let co = k % ${g.outChannels};
   let rc = k / ${g.outChannels};
-  return w[(rc * ${g.inChannels} + n) * ${g.outChannels} + co];`,
+  return ${read("w", `(rc * ${g.inChannels} + n) * ${g.outChannels} + co`, vec4)};`,
     aContiguous: "k",
     bContiguous: "k",
+    aVec4: vec4,
+    bVec4: vec4,
     outputShape: [g.batch, g.inHeight, g.inWidth, g.inChannels],
   };
 }

@@ -35,8 +35,60 @@ export interface GemmSpec {
   aContiguous: "m" | "k";
   /** Which index of B is contiguous in memory. */
   bContiguous: "k" | "n";
+  /**
+   * A is read four elements at a time along its contiguous index: `loadA` returns `vec4<f32>` (elements at that index
+   * + 0..3, called with it a multiple of 4) and A's input is bound as `array<vec4<f32>>`. Requires the contiguous
+   * dimension (M or K) to be a multiple of 4 and every group of 4 to be contiguous in memory.
+   */
+  aVec4?: boolean;
+  /** B is read four elements at a time along its contiguous index; see `aVec4`. */
+  bVec4?: boolean;
   /** Shape to give the output when `tiling.splitK` is 1 (any shape with batch·M·N elements, e.g. NHWC). */
   outputShape: number[];
+}
+
+/**
+ * WGSL that stages one tileK-deep slab of A (`which` "A": outer index m, tile TM) or B ("B": outer index n, tile TN)
+ * into workgroup memory, laid out [TK][tile outer] as vec4. Neighbouring threads take neighbouring elements along
+ * the operand's contiguous index (`outerContiguous`: the outer index, else k); with `vec4`, four at a time.
+ */
+function slabLoad(
+  which: "A" | "B",
+  outerContiguous: boolean,
+  vec4: boolean,
+  tileOuter: number,
+  tileK: number,
+  threads: number,
+): string {
+  const [o, base, limit, smem] = which === "A" ? ["m", "m0", "M", "As"] : ["n", "n0", "N", "Bs"];
+  const call = which === "A" ? `loadA(bi, ${o}, k)` : `loadB(bi, k, ${o})`;
+  const width = vec4 ? 4 : 1;
+  const iterations = (tileOuter * tileK) / width / threads;
+  let index: string, store: string;
+  if (!vec4) {
+    index = outerContiguous
+      ? `let oo = e % ${tileOuter}; let kk = e / ${tileOuter};`
+      : `let kk = e % ${tileK}; let oo = e / ${tileK};`;
+    store = `${smem}[(kk * ${tileOuter} + oo) / 4][oo % 4] = v;`;
+  } else if (outerContiguous) {
+    // Four consecutive outer elements at one k: one aligned vec4 of the slab row.
+    index = `let oo = (e % ${tileOuter / 4}) * 4; let kk = e / ${tileOuter / 4};`;
+    store = `${smem}[(kk * ${tileOuter} + oo) / 4] = v;`;
+  } else {
+    // Four consecutive k at one outer element: one component in each of four slab rows.
+    index = `let kk = (e % ${tileK / 4}) * 4; let oo = e / ${tileK / 4};`;
+    store = ["x", "y", "z", "w"].map((c, j) => `${smem}[((kk + ${j}) * ${tileOuter} + oo) / 4][oo % 4] = v.${c};`)
+      .join("\n      ");
+  }
+  return `for (var i = 0; i < ${iterations}; i++) {
+      let e = i * THREADS + tid;
+      ${index}
+      let ${o} = ${base} + oo;
+      let k = k0 + kk;
+      var v = ${vec4 ? "vec4<f32>(0.0)" : "0.0"};
+      if (${o} < ${limit} && k < kEnd) { v = ${call}; }
+      ${store}
+    }`;
 }
 
 /** A dispatch layout that makes tfjs generate non-flat helpers (our `main` takes no index argument). */
@@ -59,6 +111,8 @@ export class GemmProgram implements WebGPUProgram {
   dispatch: [number, number, number];
   /** [tileN / threadN, tileM / threadM, 1]. */
   workgroupSize: [number, number, number];
+  /** Components per element of each input binding (4 where read as vec4). */
+  variableComponents: number[];
   private readonly spec: GemmSpec;
 
   /** @param spec what to compute and how to tile it. */
@@ -71,15 +125,22 @@ export class GemmProgram implements WebGPUProgram {
     if ((t.tileM * t.tileK) % threads !== 0 || (t.tileN * t.tileK) % threads !== 0) {
       throw new RangeError(`tile ${t.tileM}x${t.tileN}x${t.tileK} cannot be loaded evenly by ${threads} threads`);
     }
+    if (spec.aVec4 && (spec.aContiguous === "m" ? spec.m : spec.k) % 4 !== 0) {
+      throw new RangeError(`aVec4 needs ${spec.aContiguous.toUpperCase()} to be a multiple of 4 (${spec.key})`);
+    }
+    if (spec.bVec4 && (spec.bContiguous === "n" ? spec.n : spec.k) % 4 !== 0) {
+      throw new RangeError(`bVec4 needs ${spec.bContiguous.toUpperCase()} to be a multiple of 4 (${spec.key})`);
+    }
     this.spec = spec;
     this.variableNames = [...spec.variableNames];
+    this.variableComponents = [spec.aVec4 ? 4 : 1, spec.bVec4 ? 4 : 1];
     this.outputShape = t.splitK > 1 ? [t.splitK * spec.batch, spec.m, spec.n] : [...spec.outputShape];
     this.dispatchLayout = nonFlatLayout(this.outputShape.length);
     this.workgroupSize = [t.tileN / t.threadN, t.tileM / t.threadM, 1];
     this.dispatch = [Math.ceil(spec.n / t.tileN), Math.ceil(spec.m / t.tileM), spec.batch * t.splitK];
     this.shaderKey = `fastGemm_${spec.key}_b${spec.batch}_${spec.m}x${spec.n}x${spec.k}_` +
       `${t.tileM}x${t.tileN}x${t.tileK}_${t.threadM}x${t.threadN}_s${t.splitK}x${t.kPerSplit}_` +
-      `${spec.aContiguous}${spec.bContiguous}_r${this.outputShape.length}`;
+      `${spec.aContiguous}${spec.bContiguous}_v${spec.aVec4 ? 4 : 1}${spec.bVec4 ? 4 : 1}_r${this.outputShape.length}`;
   }
 
   /** WGSL for the body; tfjs prepends the bindings (`result`, the inputs, `uniforms`) and `_start`. */
@@ -107,8 +168,6 @@ export class GemmProgram implements WebGPUProgram {
         }
       }`);
     }
-    const aIndex = s.aContiguous === "m" ? "let mm = e % TM; let kk = e / TM;" : "let kk = e % TK; let mm = e / TK;";
-    const bIndex = s.bContiguous === "n" ? "let nn = e % TN; let kk = e / TN;" : "let kk = e % TK; let nn = e / TK;";
     return `
 const M = ${s.m};
 const N = ${s.n};
@@ -126,11 +185,11 @@ const K_PER_SPLIT = ${t.kPerSplit};
 var<workgroup> As: array<vec4<f32>, ${(t.tileK * t.tileM) / 4}>;
 var<workgroup> Bs: array<vec4<f32>, ${(t.tileK * t.tileN) / 4}>;
 
-fn loadA(bi: i32, m: i32, k: i32) -> f32 {
+fn loadA(bi: i32, m: i32, k: i32) -> ${s.aVec4 ? "vec4<f32>" : "f32"} {
   ${s.loadA}
 }
 
-fn loadB(bi: i32, k: i32, n: i32) -> f32 {
+fn loadB(bi: i32, k: i32, n: i32) -> ${s.bVec4 ? "vec4<f32>" : "f32"} {
   ${s.loadB}
 }
 
@@ -163,24 +222,8 @@ fn main() {
   let kEnd = min(K, kBegin + K_PER_SPLIT);
   ${accDecl.join("\n  ")}
   for (var k0 = kBegin; k0 < kEnd; k0 += TK) {
-    for (var i = 0; i < ${(t.tileM * t.tileK) / threads}; i++) {
-      let e = i * THREADS + tid;
-      ${aIndex}
-      let m = m0 + mm;
-      let k = k0 + kk;
-      var v = 0.0;
-      if (m < M && k < kEnd) { v = loadA(bi, m, k); }
-      As[(kk * TM + mm) / 4][mm % 4] = v;
-    }
-    for (var i = 0; i < ${(t.tileN * t.tileK) / threads}; i++) {
-      let e = i * THREADS + tid;
-      ${bIndex}
-      let n = n0 + nn;
-      let k = k0 + kk;
-      var v = 0.0;
-      if (n < N && k < kEnd) { v = loadB(bi, k, n); }
-      Bs[(kk * TN + nn) / 4][nn % 4] = v;
-    }
+    ${slabLoad("A", s.aContiguous === "m", !!s.aVec4, t.tileM, t.tileK, threads)}
+    ${slabLoad("B", s.bContiguous === "n", !!s.bVec4, t.tileN, t.tileK, threads)}
     workgroupBarrier();
     for (var kk = 0; kk < TK; kk++) {
       ${Array.from({ length: rm4 }, (_, i) => `let a${i} = As[kk * (TM / 4) + ty * ${rm4} + ${i}];`).join("\n      ")}

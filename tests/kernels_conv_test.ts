@@ -24,7 +24,10 @@ const CASES: Case[] = [
   [1, 5, 7, 4, 4, 3, 1, 0], // valid padding
   [2, 7, 7, 13, 3, 3, 2, 1], // few output channels
   [1, 4, 4, 33, 35, 3, 1, 1], // channels just above a tile/vec4 boundary
-  [4, 16, 16, 2, 3, 3, 1, 1], // long K for backprop-filter: split-K on every adapter
+  [2, 6, 6, 8, 12, 3, 1, 1], // channels multiples of 4: vec4 loads of both operands in all three passes
+  [2, 9, 9, 4, 6, 3, 2, 1], // vec4 along ci only
+  [2, 7, 7, 5, 8, 1, 2, 0], // vec4 along co only
+  [4, 16, 16, 2, 3, 3, 1, 1], // long K for backprop-filter: split-K on every adapter (keep last)
 ];
 
 const explicitPad = (p: number): tf.backend_util.ExplicitPadding => [[0, 0], [p, p], [p, p], [0, 0]];

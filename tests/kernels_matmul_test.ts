@@ -27,6 +27,9 @@ const CASES: Case[] = [
   [[2, 3, 9, 6], [9, 5], true, false], // rank 4 against rank 2
   [[5, 3000], [3000, 7], false, false], // long K, tiny output: split-K
   [[128, 10], [128, 512], true, false], // fc weight gradient shape
+  [[12, 20], [20, 8], false, false], // vec4 loads of both operands
+  [[20, 12], [8, 20], true, true], // vec4 along m for A and along k for B
+  [[6, 8], [8, 10], false, false], // vec4 for A only
 ];
 
 Deno.test("the long-K case exercises split-K on this adapter", () => {
@@ -83,7 +86,8 @@ Deno.test("the GPU GEMM tiles llvmpipe never picks, and its own, is correct with
   // The big tiles are what an H100 runs; they cost ~20 s to compile here on a cold shader cache, so one problem
   // with ragged edges in every dimension covers them all.
   const backend = tf.backend() as WebGPUBackend;
-  const c: Case = [[37, 45], [45, 70], false, false];
+  // K = 44: A is read as vec4 along k, B (N = 70) as scalars, and the 32 + 12 split-K slices keep groups whole.
+  const c: Case = [[37, 44], [44, 70], false, false];
   const spec = matMulSpec(c[0], c[1], false, false);
   assert(spec);
   const a = tf.randomNormal(c[0], 0, 1, "float32", 13);

@@ -117,6 +117,22 @@ Deno.test("conv implicit-GEMM dimensions match tfjs's convolution geometry", () 
   }
 });
 
+Deno.test("vec4 operand loads are chosen exactly when the contiguous channel count is a multiple of 4", () => {
+  const geometry = (ci: number, co: number) =>
+    convGeometry([2, 8, 8, ci], [3, 3, ci, co], { strides: 1, pad: "same" })!;
+  for (const [ci, co] of [[4, 8], [3, 8], [8, 6], [5, 7]]) {
+    const g = geometry(ci, co);
+    const fwd = convForwardSpec(g), dw = convBackpropFilterSpec(g), dx = convBackpropInputSpec(g);
+    assertEquals([fwd.aVec4, fwd.bVec4], [ci % 4 === 0, co % 4 === 0], `forward ci ${ci} co ${co}`);
+    assertEquals([dw.aVec4, dw.bVec4], [ci % 4 === 0, co % 4 === 0], `backprop-filter ci ${ci} co ${co}`);
+    assertEquals([dx.aVec4, dx.bVec4], [co % 4 === 0, co % 4 === 0], `backprop-input ci ${ci} co ${co}`);
+  }
+  const mm = matMulSpec([12, 20], [10, 20], false, true);
+  assertEquals([mm?.aVec4, mm?.bVec4], [true, true]);
+  const mt = matMulSpec([20, 6], [20, 9], true, false);
+  assertEquals([mt?.aVec4, mt?.bVec4], [false, false]);
+});
+
 Deno.test("convGeometry leaves NCHW and dilated convolutions to the stock kernels", () => {
   const pad = "valid" as const;
   assertEquals(convGeometry([1, 3, 8, 8], [3, 3, 3, 4], { strides: 1, pad, dataFormat: "NCHW" }), undefined);
