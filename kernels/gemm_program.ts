@@ -47,48 +47,68 @@ export interface GemmSpec {
   outputShape: number[];
 }
 
+/** WGSL pieces that move one tileK-deep slab of an operand from global memory, via registers, to workgroup memory. */
+interface SlabCode {
+  /** Declarations of the staging registers. */
+  decl: string;
+  /** Loads the slab starting at K index `k0` (a WGSL expression) into the registers. */
+  fetch: (k0: string) => string;
+  /** Writes the registers into the workgroup slab. */
+  store: string;
+}
+
 /**
- * WGSL that stages one tileK-deep slab of A (`which` "A": outer index m, tile TM) or B ("B": outer index n, tile TN)
- * into workgroup memory, laid out [TK][tile outer] as vec4. Neighbouring threads take neighbouring elements along
- * the operand's contiguous index (`outerContiguous`: the outer index, else k); with `vec4`, four at a time.
+ * Stages one tileK-deep slab of A (`which` "A": outer index m, tile TM) or B ("B": outer index n, tile TN), laid out
+ * [TK][tile outer] as vec4 in workgroup memory. Neighbouring threads take neighbouring elements along the operand's
+ * contiguous index (`outerContiguous`: the outer index, else k); with `vec4`, four at a time. The per-thread loop is
+ * unrolled here so that the staging values live in registers, which lets the next slab's global loads be issued
+ * before the current slab is multiplied (register double-buffering).
  */
-function slabLoad(
+function slabCode(
   which: "A" | "B",
   outerContiguous: boolean,
   vec4: boolean,
   tileOuter: number,
   tileK: number,
   threads: number,
-): string {
+): SlabCode {
   const [o, base, limit, smem] = which === "A" ? ["m", "m0", "M", "As"] : ["n", "n0", "N", "Bs"];
   const call = which === "A" ? `loadA(bi, ${o}, k)` : `loadB(bi, k, ${o})`;
-  const width = vec4 ? 4 : 1;
-  const iterations = (tileOuter * tileK) / width / threads;
-  let index: string, store: string;
-  if (!vec4) {
-    index = outerContiguous
-      ? `let oo = e % ${tileOuter}; let kk = e / ${tileOuter};`
-      : `let kk = e % ${tileK}; let oo = e / ${tileK};`;
-    store = `${smem}[(kk * ${tileOuter} + oo) / 4][oo % 4] = v;`;
-  } else if (outerContiguous) {
+  const type = vec4 ? "vec4<f32>" : "f32";
+  const iterations = (tileOuter * tileK) / (vec4 ? 4 : 1) / threads;
+  const reg = (i: number) => `p${which}${i}`;
+  // Slab coordinates (kk, oo) of staging register i of this thread.
+  const coords = (i: number) => {
+    const e = `(${i * threads} + tid)`;
+    if (!vec4) {
+      return outerContiguous
+        ? `let oo = ${e} % ${tileOuter}; let kk = ${e} / ${tileOuter};`
+        : `let kk = ${e} % ${tileK}; let oo = ${e} / ${tileK};`;
+    }
+    return outerContiguous
+      ? `let oo = (${e} % ${tileOuter / 4}) * 4; let kk = ${e} / ${tileOuter / 4};`
+      : `let kk = (${e} % ${tileK / 4}) * 4; let oo = ${e} / ${tileK / 4};`;
+  };
+  const storeOne = (i: number) => {
+    if (!vec4) return `${smem}[(kk * ${tileOuter} + oo) / 4][oo % 4] = ${reg(i)};`;
     // Four consecutive outer elements at one k: one aligned vec4 of the slab row.
-    index = `let oo = (e % ${tileOuter / 4}) * 4; let kk = e / ${tileOuter / 4};`;
-    store = `${smem}[(kk * ${tileOuter} + oo) / 4] = v;`;
-  } else {
+    if (outerContiguous) return `${smem}[(kk * ${tileOuter} + oo) / 4] = ${reg(i)};`;
     // Four consecutive k at one outer element: one component in each of four slab rows.
-    index = `let kk = (e % ${tileK / 4}) * 4; let oo = e / ${tileK / 4};`;
-    store = ["x", "y", "z", "w"].map((c, j) => `${smem}[((kk + ${j}) * ${tileOuter} + oo) / 4][oo % 4] = v.${c};`)
-      .join("\n      ");
-  }
-  return `for (var i = 0; i < ${iterations}; i++) {
-      let e = i * THREADS + tid;
-      ${index}
-      let ${o} = ${base} + oo;
-      let k = k0 + kk;
-      var v = ${vec4 ? "vec4<f32>(0.0)" : "0.0"};
-      if (${o} < ${limit} && k < kEnd) { v = ${call}; }
-      ${store}
-    }`;
+    return ["x", "y", "z", "w"].map((c, j) =>
+      `${smem}[((kk + ${j}) * ${tileOuter} + oo) / 4][oo % 4] = ${reg(i)}.${c};`
+    )
+      .join(" ");
+  };
+  const ids = [...Array(iterations).keys()];
+  return {
+    decl: ids.map((i) => `var ${reg(i)}: ${type};`).join("\n  "),
+    fetch: (k0) =>
+      ids.map((i) =>
+        `{ ${coords(i)} let ${o} = ${base} + oo; let k = ${k0} + kk; ` +
+        `${reg(i)} = ${type}(0.0); if (${o} < ${limit} && k < kEnd) { ${reg(i)} = ${call}; } }`
+      ).join("\n    "),
+    store: ids.map((i) => `{ ${coords(i)} ${storeOne(i)} }`).join("\n    "),
+  };
 }
 
 /** A dispatch layout that makes tfjs generate non-flat helpers (our `main` takes no index argument). */
@@ -148,6 +168,8 @@ export class GemmProgram implements WebGPUProgram {
     const s = this.spec;
     const t = s.tiling;
     const threads = tileThreads(t);
+    const slabA = slabCode("A", s.aContiguous === "m", !!s.aVec4, t.tileM, t.tileK, threads);
+    const slabB = slabCode("B", s.bContiguous === "n", !!s.bVec4, t.tileN, t.tileK, threads);
     const rm4 = t.threadM / 4; // vec4s of A per thread per k
     const rn4 = t.threadN / 4; // vec4s of B (and accumulators per row) per thread per k
     const accDecl: string[] = [];
@@ -221,10 +243,20 @@ fn main() {
   let kBegin = slice * K_PER_SPLIT;
   let kEnd = min(K, kBegin + K_PER_SPLIT);
   ${accDecl.join("\n  ")}
+  ${slabA.decl}
+  ${slabB.decl}
+  ${slabA.fetch("kBegin")}
+  ${slabB.fetch("kBegin")}
   for (var k0 = kBegin; k0 < kEnd; k0 += TK) {
-    ${slabLoad("A", s.aContiguous === "m", !!s.aVec4, t.tileM, t.tileK, threads)}
-    ${slabLoad("B", s.bContiguous === "n", !!s.bVec4, t.tileN, t.tileK, threads)}
+    ${slabA.store}
+    ${slabB.store}
     workgroupBarrier();
+    // Issue the next slab's global loads now; they complete while this slab is multiplied.
+    let kNext = k0 + TK;
+    if (kNext < kEnd) {
+    ${slabA.fetch("kNext")}
+    ${slabB.fetch("kNext")}
+    }
     for (var kk = 0; kk < TK; kk++) {
       ${Array.from({ length: rm4 }, (_, i) => `let a${i} = As[kk * (TM / 4) + ty * ${rm4} + ${i}];`).join("\n      ")}
       ${Array.from({ length: rn4 }, (_, j) => `let b${j} = Bs[kk * (TN / 4) + tx * ${rn4} + ${j}];`).join("\n      ")}
