@@ -6,15 +6,17 @@
  * @module
  */
 import * as tf from "@tensorflow/tfjs";
+import { batchNormTrain } from "./batch_norm_train.ts";
 
 /** One op to time. */
 export interface OpCase {
   /** Short label, e.g. "conv3x3 fwd 64ch 32x32". */
   name: string;
-  kind: "conv2d" | "conv2dBackpropInput" | "conv2dBackpropFilter" | "matMul";
-  /** conv: [batch, height, width, inChannels]; matMul: [m, k]. */
+  /** `batchNormRelu`: training-mode BN + ReLU forward and backward (ours: fused; stock: tfjs composite). */
+  kind: "conv2d" | "conv2dBackpropInput" | "conv2dBackpropFilter" | "matMul" | "batchNormRelu";
+  /** conv and batchNormRelu: [batch, height, width, inChannels]; matMul: [m, k]. */
   xShape: number[];
-  /** conv: [kh, kw, inChannels, outChannels]; matMul: [k, n]. */
+  /** conv: [kh, kw, inChannels, outChannels]; matMul: [k, n]; batchNormRelu: [C]. */
   wShape: number[];
   stride: number;
   pad: number;
@@ -30,8 +32,9 @@ export interface OpTiming {
   reps: number;
 }
 
-/** Multiply-accumulates of one launch of `c` (the same for the three convolution passes). */
+/** Multiply-accumulates of one launch of `c` (the same for the three convolution passes; 0 for batch norm). */
 export function opMacs(c: OpCase): number {
+  if (c.kind === "batchNormRelu") return 0;
   if (c.kind === "matMul") return c.xShape[0] * c.xShape[1] * c.wShape[1];
   const [b, h, w] = c.xShape;
   const [kh, kw, ci, co] = c.wShape;
@@ -52,6 +55,9 @@ export function resnetOpCases(batch: number, width: number, size: number, matmul
     cases.push({ ...base, name: `conv3x3 fwd ${c}ch ${s}x${s}`, kind: "conv2d" });
     cases.push({ ...base, name: `conv3x3 bwd-input ${c}ch ${s}x${s}`, kind: "conv2dBackpropInput" });
     cases.push({ ...base, name: `conv3x3 bwd-filter ${c}ch ${s}x${s}`, kind: "conv2dBackpropFilter" });
+    if (i === 0) {
+      cases.push({ ...base, wShape: [c], name: `bn+relu fwd+bwd ${c}ch ${s}x${s}`, kind: "batchNormRelu" });
+    }
   }
   cases.push({
     name: `matmul ${matmulSize}^3`,
@@ -64,12 +70,36 @@ export function resnetOpCases(batch: number, width: number, size: number, matmul
   return cases;
 }
 
-/** Builds the inputs of `c` and returns a function launching it once (the caller disposes what it returns). */
-function prepare(c: OpCase): { inputs: tf.Tensor[]; launch: () => tf.Tensor } {
+/** Forward and backward of BN + ReLU, fused or composite; returns dx (the other gradients are disposed). */
+function batchNormReluStep(x: tf.Tensor4D, gamma: tf.Tensor1D, beta: tf.Tensor1D, dy: tf.Tensor, fused: boolean) {
+  const f = (a: tf.Tensor, g: tf.Tensor, b: tf.Tensor) => {
+    if (fused) {
+      return batchNormTrain(a as tf.Tensor4D, g as tf.Tensor1D, b as tf.Tensor1D, { eps: 1e-5, relu: true }).y.mul(dy)
+        .sum();
+    }
+    const { mean, variance } = tf.moments(a, [0, 1, 2]);
+    return tf.relu(tf.batchNorm(a, mean, variance, b as tf.Tensor1D, g as tf.Tensor1D, 1e-5)).mul(dy).sum();
+  };
+  return tf.tidy(() => tf.grads(f)([x, gamma, beta])[0]);
+}
+
+/**
+ * Builds the inputs of `c` and returns a function launching it once (the caller disposes what it returns).
+ * `stock` picks the composite batch norm (the registered kernels decide for the other ops).
+ */
+function prepare(c: OpCase, stock: boolean): { inputs: tf.Tensor[]; launch: () => tf.Tensor } {
   const pad: tf.backend_util.ExplicitPadding = [[0, 0], [c.pad, c.pad], [c.pad, c.pad], [0, 0]];
   const x = tf.randomNormal(c.xShape, 0, 1, "float32", 1);
   const w = tf.randomNormal(c.wShape, 0, 1, "float32", 2);
   if (c.kind === "matMul") return { inputs: [x, w], launch: () => tf.matMul(x as tf.Tensor2D, w as tf.Tensor2D) };
+  if (c.kind === "batchNormRelu") {
+    const beta = tf.randomNormal(c.wShape, 0, 1, "float32", 4);
+    const dy = tf.randomNormal(c.xShape, 0, 1, "float32", 3);
+    return {
+      inputs: [x, w, beta, dy],
+      launch: () => batchNormReluStep(x as tf.Tensor4D, w as tf.Tensor1D, beta as tf.Tensor1D, dy, !stock),
+    };
+  }
   const yShape = tf.backend_util.computeConv2DInfo(
     c.xShape as [number, number, number, number],
     c.wShape as [number, number, number, number],
@@ -95,10 +125,10 @@ function prepare(c: OpCase): { inputs: tf.Tensor[]; launch: () => tf.Tensor } {
  */
 export async function timeOp(
   c: OpCase,
-  options: { warmup?: number; targetSeconds?: number; maxReps?: number } = {},
+  options: { warmup?: number; targetSeconds?: number; maxReps?: number; stock?: boolean } = {},
 ): Promise<OpTiming> {
-  const { warmup = 1, targetSeconds = 0.5, maxReps = 50 } = options;
-  const { inputs, launch } = prepare(c);
+  const { warmup = 1, targetSeconds = 0.5, maxReps = 50, stock = false } = options;
+  const { inputs, launch } = prepare(c, stock);
   try {
     const runSynced = async (n: number) => {
       const t0 = performance.now();

@@ -143,7 +143,7 @@ export async function runBench(
       if (config.compareStock) {
         restoreStockKernels();
         // Stock backprop-filter is ~1000x slower than ours on a GPU: bound its repetitions.
-        row.stock = await timeOp(c, { maxReps: 10 });
+        row.stock = await timeOp(c, { maxReps: 10, stock: true });
         registerFastKernels();
       }
       report.ops.push(row);
@@ -179,9 +179,10 @@ export function formatReport(report: BenchReport): string {
         (hasStock ? "stock ms".padStart(11) + "TFLOP/s".padStart(10) + "speed-up".padStart(10) : ""),
     );
     for (const r of report.ops) {
-      let line = r.name.padEnd(34) + r.ours.ms.toFixed(3).padStart(10) + r.ours.tflops.toPrecision(3).padStart(10);
+      const flops = (t: OpTiming) => (t.tflops > 0 ? t.tflops.toPrecision(3) : "-").padStart(10);
+      let line = r.name.padEnd(34) + r.ours.ms.toFixed(3).padStart(10) + flops(r.ours);
       if (r.stock) {
-        line += r.stock.ms.toFixed(3).padStart(11) + r.stock.tflops.toPrecision(3).padStart(10) +
+        line += r.stock.ms.toFixed(3).padStart(11) + flops(r.stock) +
           `${(r.stock.ms / r.ours.ms).toFixed(2)}x`.padStart(10);
       }
       lines.push(line);

@@ -8,16 +8,19 @@ Deno.test("opMacs counts multiply-accumulates of the reference's ops", () => {
   assertEquals(opMacs(conv), 128 * 32 * 32 * 64 * 9 * 64);
   assert(Math.abs((2 * opMacs(conv)) / 1.481 / 1e12 - 0.0065) < 0.0002);
   const mm = resnetOpCases(1, 8, 8, 4096).at(-1)!;
+  assertEquals(mm.kind, "matMul");
   assertEquals(opMacs(mm), 4096 ** 3);
   assertEquals(opMacs({ ...conv, xShape: [2, 9, 7, 5], wShape: [3, 3, 5, 6], stride: 2, pad: 1 }), 2 * 5 * 4 * 6 * 45);
 });
 
 Deno.test("resnetOpCases: three passes per stage at doubling width and halving size, then a matmul", () => {
-  const cases = resnetOpCases(4, 8, 16, 256);
+  const cases = resnetOpCases(4, 8, 16, 256).filter((c) => c.kind !== "batchNormRelu");
   assertEquals(cases.length, 13);
   assertEquals(cases.map((c) => c.xShape[3]).slice(0, 12), [8, 8, 8, 16, 16, 16, 32, 32, 32, 64, 64, 64]);
   assertEquals(cases.map((c) => c.xShape[1]).slice(0, 12), [16, 16, 16, 8, 8, 8, 4, 4, 4, 2, 2, 2]);
   assertEquals(cases.slice(0, 3).map((c) => c.kind), ["conv2d", "conv2dBackpropInput", "conv2dBackpropFilter"]);
+  const bn = resnetOpCases(4, 8, 16, 256).filter((c) => c.kind === "batchNormRelu");
+  assertEquals(bn.map((c) => [c.xShape, c.wShape, opMacs(c)]), [[[4, 16, 16, 8], [8], 0]]);
 });
 
 Deno.test("parseBenchArgs: small defaults on a software adapter, full size on a GPU, flags override", () => {
