@@ -68,6 +68,6 @@ export function fastBatchMatMul(stock: tf.KernelFunc): tf.KernelFunc {
       ? matMulSpec(a.shape, b.shape, transposeA, transposeB)
       : undefined;
     if (!spec) return stock(args);
-    return runGemm(args.backend as WebGPUBackend, spec, [a, b]);
+    return runGemm(args.backend as WebGPUBackend, spec, [a, b]) ?? stock(args);
   };
 }

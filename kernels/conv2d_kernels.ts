@@ -19,7 +19,7 @@ export function fastConv2D(stock: tf.KernelFunc): tf.KernelFunc {
       ? convGeometry(x.shape, filter.shape, args.attrs as unknown as ConvAttrs)
       : undefined;
     if (!g) return stock(args);
-    return runGemm(args.backend as WebGPUBackend, convForwardSpec(g), [x, filter]);
+    return runGemm(args.backend as WebGPUBackend, convForwardSpec(g), [x, filter]) ?? stock(args);
   };
 }
 
@@ -32,7 +32,7 @@ export function fastConv2DBackpropFilter(stock: tf.KernelFunc): tf.KernelFunc {
       ? convGeometry(x.shape, attrs.filterShape, { ...attrs, dilations: 1 })
       : undefined;
     if (!g) return stock(args);
-    return runGemm(args.backend as WebGPUBackend, convBackpropFilterSpec(g), [x, dy]);
+    return runGemm(args.backend as WebGPUBackend, convBackpropFilterSpec(g), [x, dy]) ?? stock(args);
   };
 }
 
@@ -45,6 +45,6 @@ export function fastConv2DBackpropInput(stock: tf.KernelFunc): tf.KernelFunc {
       ? convGeometry(attrs.inputShape, filter.shape, { ...attrs, dilations: 1 })
       : undefined;
     if (!g) return stock(args);
-    return runGemm(args.backend as WebGPUBackend, convBackpropInputSpec(g), [dy, filter]);
+    return runGemm(args.backend as WebGPUBackend, convBackpropInputSpec(g), [dy, filter]) ?? stock(args);
   };
 }

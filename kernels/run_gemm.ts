@@ -33,15 +33,17 @@ export function gemmDeviceLimits(backend: WebGPUBackend): GemmDeviceLimits {
 
 /**
  * Computes the GEMM described by `spec` (without tiling: chosen here) on `inputs` and returns a new tensor of shape
- * `spec.outputShape`. Intermediate partial sums are disposed.
+ * `spec.outputShape`, or undefined when the grid would exceed the device's workgroups per dimension (the caller
+ * then runs the stock kernel). Intermediate partial sums are disposed.
  */
 export function runGemm(
   backend: WebGPUBackend,
   spec: Omit<GemmSpec, "tiling">,
   inputs: TensorInfo[],
-): TensorInfo {
+): TensorInfo | undefined {
   const tiling = chooseGemmTiling({ batch: spec.batch, m: spec.m, n: spec.n, k: spec.k }, gemmDeviceLimits(backend));
   const program = new GemmProgram({ ...spec, tiling });
+  if (program.dispatch.some((d) => d > backend.device.limits.maxComputeWorkgroupsPerDimension)) return undefined;
   const out = backend.runWebGPUProgram(program, inputs, "float32");
   if (tiling.splitK === 1) return out;
   const reduced = backend.runWebGPUProgram(new SplitKReduceProgram(spec.outputShape, tiling.splitK), [out], "float32");

@@ -3,7 +3,7 @@
  * `--compare-stock` running tfjs's stock WebGPU kernels side by side in the same process.
  *
  *     deno task bench [--arch resnet18] [--batch-size N] [--input 32] [--width 64] [--steps N] [--warmup N]
- *                     [--compare-stock] [--json] [--skip-ops] [--skip-train] [--data]
+ *                     [--compare-stock] [--stock-steps N] [--json] [--skip-ops] [--skip-train] [--data]
  *
  * Defaults are full size (batch 128, width 64) on a GPU and CI-sized (batch 8, width 8, 16×16) on a software
  * adapter such as llvmpipe.
@@ -18,7 +18,7 @@ import { createResNet } from "../models/resnet.ts";
 import { resnetSpec } from "../models/resnet_spec.ts";
 
 const USAGE = "usage: deno task bench [--arch resnet18] [--batch-size N] [--input N] [--width N] [--steps N] " +
-  "[--warmup N] [--compare-stock] [--json] [--skip-ops] [--skip-train] [--data]";
+  "[--warmup N] [--compare-stock] [--stock-steps N] [--json] [--skip-ops] [--skip-train] [--data]";
 
 /** The resolved configuration of one bench run (JSON-serialisable; echoed in `--json` output). */
 export interface BenchConfig {
@@ -30,6 +30,8 @@ export interface BenchConfig {
   numClasses: number;
   steps: number;
   warmup: number;
+  /** Timed steps of the stock run (stock tfjs needs ~25 s per step of 128 on an H100). */
+  stockSteps: number;
   compareStock: boolean;
   ops: boolean;
   train: boolean;
@@ -77,6 +79,7 @@ export function parseBenchArgs(args: string[], adapter: Pick<AdapterReport, "isF
       width: { type: "string" },
       steps: { type: "string" },
       warmup: { type: "string" },
+      "stock-steps": { type: "string" },
       "compare-stock": { type: "boolean", default: false },
       json: { type: "boolean", default: false },
       "skip-ops": { type: "boolean", default: false },
@@ -98,6 +101,7 @@ export function parseBenchArgs(args: string[], adapter: Pick<AdapterReport, "isF
     numClasses: stem === "cifar" ? 10 : 1000,
     steps: positiveInt("steps", values.steps, small ? 3 : 20),
     warmup: positiveInt("warmup", values.warmup, small ? 1 : 3),
+    stockSteps: positiveInt("stock-steps", values["stock-steps"], small ? 3 : 1),
     compareStock: values["compare-stock"]!,
     ops: !values["skip-ops"],
     train: !values["skip-train"],
@@ -128,7 +132,7 @@ export async function runBench(
     if (config.compareStock) {
       restoreStockKernels();
       log("training step, stock tfjs kernels");
-      report.stock = { train: await benchTrainStep(model, opts) };
+      report.stock = { train: await benchTrainStep(model, { ...opts, warmup: 1, steps: config.stockSteps }) };
       registerFastKernels();
     }
   }
@@ -158,7 +162,7 @@ export function formatReport(report: BenchReport): string {
   const c = report.config;
   lines.push(
     `config: ${c.arch} ${c.stem} stem, batch ${c.batchSize}, input ${c.input}, width ${c.width}, ` +
-      `${c.steps} timed steps after ${c.warmup} warm-up`,
+      `${c.steps} timed steps after ${c.warmup} warm-up` + (c.compareStock ? ` (stock: ${c.stockSteps} after 1)` : ""),
   );
   const stockTrain = report.stock?.train;
   if (report.train) {
