@@ -1,6 +1,7 @@
 import { assert, assertEquals, throws } from "./assert.ts";
 import { opMacs, resnetOpCases } from "../kernels/op_bench.ts";
-import { formatReport, main, parseBenchArgs } from "../tasks/bench.ts";
+import { formatReport, main, parseBenchArgs, runBench } from "../tasks/bench.ts";
+import { initWebGPU } from "../kernels/webgpu_backend.ts";
 
 Deno.test("opMacs counts multiply-accumulates of the reference's ops", () => {
   // conv 3x3, 64 ch, 32x32, batch 128: the issue's 1,481 ms / 0.0065 TFLOP/s row implies 4.83 GFLOP.
@@ -64,4 +65,19 @@ Deno.test("formatReport shows both columns and the speed-up when stock was run",
   assert(text.includes("test adapter"));
   assert(text.includes("speed-up: 3.00x"), text);
   assert(text.includes("4.00x"), text);
+});
+
+Deno.test("runBench times a real (tiny) training step through our kernels", async () => {
+  const adapter = await initWebGPU();
+  const config = {
+    ...parseBenchArgs(["--batch-size", "2", "--input", "8", "--width", "4", "--steps", "1"], adapter),
+    ops: false,
+  };
+  const lines: string[] = [];
+  const report = await runBench(config, adapter, (l) => lines.push(l));
+  assert(report.train && report.train.imagesPerSecond > 0, JSON.stringify(report.train));
+  assert(Number.isFinite(report.train.lastLoss), `loss ${report.train.lastLoss}`);
+  assertEquals(report.stock, undefined, "no stock run without --compare-stock");
+  assert(lines.some((l) => l.includes("training step, ours")), lines.join("\n"));
+  assertEquals(report.adapter, adapter.name);
 });
