@@ -6,8 +6,13 @@
 import type * as tf from "@tensorflow/tfjs";
 import type { WebGPUBackend } from "@tensorflow/tfjs-backend-webgpu";
 import { type ConvAttrs, convGeometry } from "./conv_geometry.ts";
-import { convBackpropFilterSpec, convBackpropInputSpec, convForwardSpec } from "./conv_gemm_specs.ts";
-import { runGemm } from "./run_gemm.ts";
+import {
+  convBackpropFilterSpec,
+  convBackpropInputParitySpecs,
+  convBackpropInputSpec,
+  convForwardSpec,
+} from "./conv_gemm_specs.ts";
+import { runGemm, runGemmsInto } from "./run_gemm.ts";
 
 type KernelArgs = Parameters<tf.KernelFunc>[0];
 
@@ -45,6 +50,11 @@ export function fastConv2DBackpropInput(stock: tf.KernelFunc): tf.KernelFunc {
       ? convGeometry(attrs.inputShape, filter.shape, { ...attrs, dilations: 1 })
       : undefined;
     if (!g) return stock(args);
-    return runGemm(args.backend as WebGPUBackend, convBackpropInputSpec(g), [dy, filter]) ?? stock(args);
+    const backend = args.backend as WebGPUBackend;
+    // Strided: one dense GEMM per pixel-parity class when each is big enough to fill the device on its own.
+    const byParity = g.strideHeight * g.strideWidth > 1
+      ? runGemmsInto(backend, convBackpropInputParitySpecs(g), [dy, filter], [...attrs.inputShape])
+      : undefined;
+    return byParity ?? runGemm(backend, convBackpropInputSpec(g), [dy, filter]) ?? stock(args);
   };
 }

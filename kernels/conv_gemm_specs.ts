@@ -172,3 +172,71 @@ export function convBackpropInputSpec(g: ConvGeometry): UntiledGemmSpec {
     outputShape: [g.batch, g.inHeight, g.inWidth, g.inChannels],
   };
 }
+
+/**
+ * Backprop-input for strided convolutions without the structural zeros of {@linkcode convBackpropInputSpec}: the
+ * input pixels split into SH × SW classes by (ih + PT) mod SH and (iw + PL) mod SW; within a class exactly the taps
+ * r ≡ (ih + PT) (mod SH), c likewise, reach an output pixel, so each class is a dense GEMM (M = B·nH·nW, N = CI,
+ * K = tH·tW·CO) whose rows are scattered back into dx with `storeRow`. A class that no tap reaches (possible when
+ * the kernel is smaller than the stride, e.g. 1×1/2) gets one dummy tap of zeros so that its rows are written.
+ * Inputs of every spec: `dy`, `w`; all write the [B, IH, IW, CI] output.
+ */
+export function convBackpropInputParitySpecs(g: ConvGeometry): UntiledGemmSpec[] {
+  const vec4 = g.outChannels % 4 === 0;
+  const specs: UntiledGemmSpec[] = [];
+  const axis = (q: number, pad: number, stride: number, inSize: number, kSize: number) => {
+    const first = (((q - pad) % stride) + stride) % stride; // first input index of the class
+    const count = first < inSize ? Math.ceil((inSize - first) / stride) : 0;
+    const taps = q < kSize ? Math.ceil((kSize - q) / stride) : 0;
+    return { first, count, taps, shift: (first + pad - q) / stride };
+  };
+  for (let qh = 0; qh < g.strideHeight; qh++) {
+    for (let qw = 0; qw < g.strideWidth; qw++) {
+      const h = axis(qh, g.padTop, g.strideHeight, g.inHeight, g.filterHeight);
+      const w = axis(qw, g.padLeft, g.strideWidth, g.inWidth, g.filterWidth);
+      if (h.count === 0 || w.count === 0) continue;
+      const noTaps = h.taps === 0 || w.taps === 0;
+      const tH = Math.max(h.taps, 1), tW = Math.max(w.taps, 1);
+      // m → (n, t, u): input pixel (first_h + SH·t, first_w + SW·u); k → (j, l, co): tap (qh + SH·j, qw + SW·l).
+      const rowOf = `
+  let u = m % ${w.count};
+  let t1 = m / ${w.count};
+  let t = t1 % ${h.count};
+  let n = t1 / ${h.count};`;
+      const tapOf = `
+  let co = k % ${g.outChannels};
+  let jl = k / ${g.outChannels};
+  let l = jl % ${tW};
+  let j = jl / ${tW};`;
+      specs.push({
+        key: `convDxParity_${geometryKey(g)}_${qh}_${qw}`,
+        variableNames: ["dy", "w"],
+        batch: 1,
+        m: g.batch * h.count * w.count,
+        n: g.inChannels,
+        k: tH * tW * g.outChannels,
+        // The dummy class still reads its bindings: the 'auto' pipeline layout drops unused ones.
+        loadA: noTaps ? `_ = dy[0];\n  return ${zero(vec4)};` : `${rowOf}${tapOf}
+  let oh = t - j + ${h.shift};
+  let ow = u - l + ${w.shift};
+  if (oh < 0 || oh >= ${g.outHeight} || ow < 0 || ow >= ${g.outWidth}) { return ${zero(vec4)}; }
+  return ${read("dy", `((n * ${g.outHeight} + oh) * ${g.outWidth} + ow) * ${g.outChannels} + co`, vec4)};`,
+        loadB: noTaps ? `_ = w[0];\n  return ${zero(vec4)};` : `${tapOf}
+  let r = ${qh} + ${g.strideHeight} * j;
+  let c = ${qw} + ${g.strideWidth} * l;
+  return ${read("w", `((r * ${g.filterWidth} + c) * ${g.inChannels} + n) * ${g.outChannels} + co`, vec4)};`,
+        aContiguous: "k",
+        bContiguous: "k",
+        aVec4: vec4,
+        bVec4: vec4,
+        outputShape: [g.batch, g.inHeight, g.inWidth, g.inChannels],
+        storeRow: `${rowOf}
+  _ = z;
+  let ih = ${h.first} + ${g.strideHeight} * t;
+  let iw = ${w.first} + ${g.strideWidth} * u;
+  return ((n * ${g.inHeight} + ih) * ${g.inWidth} + iw) * ${g.inChannels};`,
+      });
+    }
+  }
+  return specs;
+}

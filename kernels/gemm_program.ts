@@ -45,6 +45,11 @@ export interface GemmSpec {
   bVec4?: boolean;
   /** Shape to give the output when `tiling.splitK` is 1 (any shape with batch·M·N elements, e.g. NHWC). */
   outputShape: number[];
+  /**
+   * WGSL body of `fn outRow(z: i32, m: i32) -> i32`: where row m's N outputs start in the output buffer. Default
+   * `(z · M + m) · N`. Lets several programs each fill a strided subset of one output; needs `tiling.splitK` 1.
+   */
+  storeRow?: string;
 }
 
 /** WGSL pieces that move one tileK-deep slab of an operand from global memory, via registers, to workgroup memory. */
@@ -151,6 +156,7 @@ export class GemmProgram implements WebGPUProgram {
     if (spec.bVec4 && (spec.bContiguous === "n" ? spec.n : spec.k) % 4 !== 0) {
       throw new RangeError(`bVec4 needs ${spec.bContiguous.toUpperCase()} to be a multiple of 4 (${spec.key})`);
     }
+    if (spec.storeRow && t.splitK !== 1) throw new RangeError(`storeRow needs splitK 1, got ${t.splitK} (${spec.key})`);
     this.spec = spec;
     this.variableNames = [...spec.variableNames];
     this.variableComponents = [spec.aVec4 ? 4 : 1, spec.bVec4 ? 4 : 1];
@@ -160,7 +166,8 @@ export class GemmProgram implements WebGPUProgram {
     this.dispatch = [Math.ceil(spec.n / t.tileN), Math.ceil(spec.m / t.tileM), spec.batch * t.splitK];
     this.shaderKey = `fastGemm_${spec.key}_b${spec.batch}_${spec.m}x${spec.n}x${spec.k}_` +
       `${t.tileM}x${t.tileN}x${t.tileK}_${t.threadM}x${t.threadN}_s${t.splitK}x${t.kPerSplit}_` +
-      `${spec.aContiguous}${spec.bContiguous}_v${spec.aVec4 ? 4 : 1}${spec.bVec4 ? 4 : 1}_r${this.outputShape.length}`;
+      `${spec.aContiguous}${spec.bContiguous}_v${spec.aVec4 ? 4 : 1}${spec.bVec4 ? 4 : 1}_r${this.outputShape.length}` +
+      (spec.storeRow ? "_rows" : "");
   }
 
   /** WGSL for the body; tfjs prepends the bindings (`result`, the inputs, `uniforms`) and `_start`. */
@@ -185,7 +192,7 @@ export class GemmProgram implements WebGPUProgram {
       stores.push(`{
         let m = rowBase + ${i};
         if (m < M) {
-          let rowOffset = (z * M + m) * N;
+          let rowOffset = outRow(z, m);
           ${Array.from({ length: rn4 }, (_, j) => `storeVec(rowOffset, colBase + ${4 * j}, acc_${i}_${j});`).join("\n")}
         }
       }`);
@@ -213,6 +220,10 @@ fn loadA(bi: i32, m: i32, k: i32) -> ${s.aVec4 ? "vec4<f32>" : "f32"} {
 
 fn loadB(bi: i32, k: i32, n: i32) -> ${s.bVec4 ? "vec4<f32>" : "f32"} {
   ${s.loadB}
+}
+
+fn outRow(z: i32, m: i32) -> i32 {
+  ${s.storeRow ?? "return (z * M + m) * N;"}
 }
 
 fn storeVec(rowOffset: i32, n: i32, v: vec4<f32>) {

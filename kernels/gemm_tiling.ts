@@ -76,12 +76,13 @@ const MAX_WASTE = 1.3;
 /**
  * Chooses the tile and split-K for a `batch` × [m, k] · [k, n] product: the most efficient tile whose padding waste
  * is acceptable (the least wasteful one otherwise), then as many K slices as it takes to reach
- * `limits.targetWorkgroups`, without slices shorter than `limits.minKPerSplit`.
+ * `limits.targetWorkgroups`, without slices shorter than `limits.minKPerSplit` (none with `options.noSplit`).
  * @throws {RangeError} when a dimension is not a positive integer or no tile fits the device limits.
  */
 export function chooseGemmTiling(
   dims: { batch: number; m: number; n: number; k: number },
   limits: GemmDeviceLimits,
+  options: { noSplit?: boolean } = {},
 ): GemmTiling {
   for (const [name, v] of Object.entries(dims)) {
     if (!Number.isInteger(v) || v < 1) {
@@ -110,7 +111,7 @@ export function chooseGemmTiling(
   }
   const wg = workgroups(tile);
   let splitK = 1;
-  if (wg < limits.targetWorkgroups) {
+  if (wg < limits.targetWorkgroups && !options.noSplit) {
     const wanted = Math.ceil(limits.targetWorkgroups / wg);
     const allowed = Math.max(1, Math.floor(k / Math.max(limits.minKPerSplit, tile.tileK)));
     splitK = Math.min(wanted, allowed);

@@ -50,3 +50,29 @@ export function runGemm(
   backend.disposeData(out.dataId);
   return reduced;
 }
+
+/**
+ * Runs GEMMs that each fill a subset of rows (`storeRow`) of one new output of shape `outputShape`, without split-K.
+ * Returns undefined, running nothing, when a grid exceeds the device's workgroups per dimension or, unless `force`,
+ * when some GEMM would have fewer than half the target workgroups (then one split-K GEMM is the better choice).
+ */
+export function runGemmsInto(
+  backend: WebGPUBackend,
+  specs: Omit<GemmSpec, "tiling">[],
+  inputs: TensorInfo[],
+  outputShape: number[],
+  force = false,
+): TensorInfo | undefined {
+  const limits = gemmDeviceLimits(backend);
+  const programs = specs.map((spec) => {
+    const tiling = chooseGemmTiling({ batch: spec.batch, m: spec.m, n: spec.n, k: spec.k }, limits, { noSplit: true });
+    return new GemmProgram({ ...spec, tiling });
+  });
+  const maxDim = backend.device.limits.maxComputeWorkgroupsPerDimension;
+  if (programs.some((p) => p.dispatch.some((d) => d > maxDim))) return undefined;
+  const workgroups = (p: GemmProgram) => p.dispatch[0] * p.dispatch[1] * p.dispatch[2];
+  if (!force && programs.some((p) => workgroups(p) < limits.targetWorkgroups / 2)) return undefined;
+  const out = backend.makeTensorInfo(outputShape, "float32");
+  for (const p of programs) backend.runWebGPUProgram(p, inputs, "float32", undefined, out);
+  return out;
+}

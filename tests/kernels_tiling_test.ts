@@ -9,7 +9,12 @@ import {
   tileThreads,
   tileWaste,
 } from "../kernels/gemm_tiling.ts";
-import { convBackpropFilterSpec, convBackpropInputSpec, convForwardSpec } from "../kernels/conv_gemm_specs.ts";
+import {
+  convBackpropFilterSpec,
+  convBackpropInputParitySpecs,
+  convBackpropInputSpec,
+  convForwardSpec,
+} from "../kernels/conv_gemm_specs.ts";
 import { convGeometry } from "../kernels/conv_geometry.ts";
 import { matMulSpec } from "../kernels/batch_mat_mul_kernel.ts";
 import { relativeError } from "../kernels/relative_error.ts";
@@ -131,6 +136,26 @@ Deno.test("vec4 operand loads are chosen exactly when the contiguous channel cou
   assertEquals([mm?.aVec4, mm?.bVec4], [true, true]);
   const mt = matMulSpec([20, 6], [20, 9], true, false);
   assertEquals([mt?.aVec4, mt?.bVec4], [false, false]);
+});
+
+Deno.test("parity classes of a strided backprop-input partition the pixels and the taps", () => {
+  const cases: [number[], number[], number, number][] = [
+    [[2, 9, 7, 5], [3, 3, 5, 6], 2, 1],
+    [[4, 224, 224, 3], [7, 7, 3, 64], 2, 3],
+    [[3, 9, 9, 16], [1, 1, 16, 32], 2, 0],
+    [[1, 10, 11, 4], [2, 2, 4, 4], 3, 0],
+  ];
+  for (const [xs, ws, s, p] of cases) {
+    const g = convGeometry(xs, ws, { strides: s, pad: [[0, 0], [p, p], [p, p], [0, 0]] })!;
+    const specs = convBackpropInputParitySpecs(g);
+    const where = `x [${xs}] w [${ws}] stride ${s} pad ${p}`;
+    assertEquals(specs.reduce((a, sp) => a + sp.m, 0), xs[0] * xs[1] * xs[2], `rows partition dx: ${where}`);
+    const taps = specs.map((sp) => sp.k / ws[3]);
+    const realTaps = specs.filter((sp) => !sp.loadA.startsWith("_ = dy[0];")).reduce((a, sp) => a + sp.k / ws[3], 0);
+    assertEquals(realTaps, ws[0] * ws[1], `taps partition the filter: ${where}`);
+    assert(taps.every((t) => t >= 1), where);
+    assert(specs.every((sp) => sp.n === xs[3] && sp.storeRow), where);
+  }
 });
 
 Deno.test("convGeometry leaves NCHW and dilated convolutions to the stock kernels", () => {
