@@ -4,7 +4,7 @@ import { assert, assertEquals, throws } from "./assert.ts";
 import { initWebGPU } from "../kernels/webgpu_backend.ts";
 import { activeFastKernels, FAST_KERNEL_NAMES, registerFastKernels, restoreStockKernels } from "../kernels/register.ts";
 import { relativeError } from "../kernels/relative_error.ts";
-import { chooseGemmTiling, GEMM_TILES, SOFTWARE_GEMM_TILES } from "../kernels/gemm_tiling.ts";
+import { chooseGemmTiling, GEMM_TILES, type GemmTile, SOFTWARE_GEMM_TILES } from "../kernels/gemm_tiling.ts";
 import { GemmProgram } from "../kernels/gemm_program.ts";
 import { SplitKReduceProgram } from "../kernels/split_k_reduce_program.ts";
 import { matMulSpec } from "../kernels/batch_mat_mul_kernel.ts";
@@ -82,30 +82,37 @@ Deno.test("BatchMatMul matches a float64 reference to 1e-4 across transposes, ba
   }
 });
 
-Deno.test("the GPU GEMM tiles llvmpipe never picks, and its own, is correct with split-K", async () => {
-  // The big tiles are what an H100 runs; they cost ~20 s to compile here on a cold shader cache, so one problem
-  // with ragged edges in every dimension covers them all.
+Deno.test("the GPU GEMM tiles llvmpipe never picks, and its own, are correct with split-K", async () => {
+  // The big tiles are what an H100 runs; they cost ~10-20 s each to compile here on a cold shader cache, so few
+  // problems with ragged edges in every dimension cover them.
   const backend = tf.backend() as WebGPUBackend;
-  // K = 44: A is read as vec4 along k, B (N = 70) as scalars, and the 32 + 12 split-K slices keep groups whole.
-  const c: Case = [[37, 44], [44, 70], false, false];
-  const spec = matMulSpec(c[0], c[1], false, false);
-  assert(spec);
-  const a = tf.randomNormal(c[0], 0, 1, "float32", 13);
-  const b = tf.randomNormal(c[1], 0, 1, "float32", 14);
-  const ref = referenceMatMul(c, await a.data() as Float32Array, await b.data() as Float32Array);
   // 64x128 is left out: it is 128x64 mirrored (same generator paths) and would add ~15 s of cold compilation.
-  const tiles = [...SOFTWARE_GEMM_TILES, ...GEMM_TILES.filter((t) => !(t.tileM === 64 && t.tileN === 128))];
-  for (const tile of tiles) {
-    const tiling = { ...tile, splitK: 2, kPerSplit: 32 };
-    const partial = backend.runWebGPUProgram(new GemmProgram({ ...spec, tiling }), [a, b], "float32");
-    const sum = backend.runWebGPUProgram(new SplitKReduceProgram(spec.outputShape, 2), [partial], "float32");
-    const out = tf.engine().makeTensorFromTensorInfo(sum);
-    const err = relativeError(await out.data(), ref);
-    backend.disposeData(partial.dataId);
-    out.dispose();
-    assert(err <= TOLERANCE, `tile ${JSON.stringify(tile)}: relative error ${err}`);
+  const gpuTiles = GEMM_TILES.filter((t) => !(t.tileM === 64 && t.tileN === 128));
+  const problems: { c: Case; tiles: GemmTile[] }[] = [
+    // K = 44: A is read as vec4 along k, B (N = 70) as scalars, and the 32 + 12 split-K slices keep groups whole.
+    { c: [[37, 44], [44, 70], false, false], tiles: [...SOFTWARE_GEMM_TILES, ...gpuTiles] },
+    // A transposed (vec4 along m) and B vec4 along n: the operand layout of backprop-filter, run on the tile an
+    // H100 picks for it (128x64).
+    { c: [[44, 36], [44, 72], true, false], tiles: gpuTiles.filter((t) => t.tileM === 128 && t.tileN === 64) },
+  ];
+  for (const { c, tiles } of problems) {
+    const spec = matMulSpec(c[0], c[1], c[2], c[3]);
+    assert(spec);
+    const a = tf.randomNormal(c[0], 0, 1, "float32", 13);
+    const b = tf.randomNormal(c[1], 0, 1, "float32", 14);
+    const ref = referenceMatMul(c, await a.data() as Float32Array, await b.data() as Float32Array);
+    for (const tile of tiles) {
+      const tiling = { ...tile, splitK: 2, kPerSplit: 32 };
+      const partial = backend.runWebGPUProgram(new GemmProgram({ ...spec, tiling }), [a, b], "float32");
+      const sum = backend.runWebGPUProgram(new SplitKReduceProgram(spec.outputShape, 2), [partial], "float32");
+      const out = tf.engine().makeTensorFromTensorInfo(sum);
+      const err = relativeError(await out.data(), ref);
+      backend.disposeData(partial.dataId);
+      out.dispose();
+      assert(err <= TOLERANCE, `case ${JSON.stringify(c)} tile ${JSON.stringify(tile)}: relative error ${err}`);
+    }
+    tf.dispose([a, b]);
   }
-  tf.dispose([a, b]);
 });
 
 Deno.test("registerFastKernels and restoreStockKernels are idempotent, take subsets and refuse f16 for now", () => {
