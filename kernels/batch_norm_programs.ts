@@ -47,7 +47,10 @@ export class BnPartialSumsProgram implements WebGPUProgram {
   private readonly relu: boolean;
   private readonly eps: number;
 
-  /** @param mode which sums; `relu` and `eps` matter for `grad` only. */
+  /**
+   * Sums over `rows` × `channels`, cut as `chunking` says.
+   * @param mode which sums; `relu` and `eps` matter for `grad` only.
+   */
   constructor(
     mode: "stats" | "grad",
     rows: number,
@@ -145,7 +148,10 @@ export class BnTotalsProgram implements WebGPUProgram {
   private readonly channels: number;
   private readonly chunks: number;
 
-  /** @param rows N·H·W, the count the statistics divide by. */
+  /**
+   * Adds `chunks` partials of `channels` channels.
+   * @param rows N·H·W, the count the statistics divide by.
+   */
   constructor(mode: "stats" | "grad", rows: number, channels: number, chunks: number) {
     this.mode = mode;
     this.rows = rows;
@@ -208,7 +214,10 @@ export class BnElementwiseProgram implements WebGPUProgram {
   private readonly relu: boolean;
   private readonly eps: number;
 
-  /** @param shape the NHWC shape of x. */
+  /**
+   * One thread per element of x.
+   * @param shape the NHWC shape of x.
+   */
   constructor(mode: "normalize" | "gradInput", shape: number[], relu: boolean, eps: number) {
     this.mode = mode;
     this.elements = shape.reduce((a, b) => a * b, 1);

@@ -10,18 +10,31 @@ import type { GemmSpec } from "./gemm_program.ts";
 
 /** Geometry of one NHWC convolution with dilation 1 (the subset of tfjs's `Conv2DInfo` we use). */
 export interface ConvGeometry {
+  /** Images in the batch (N). */
   batch: number;
+  /** Input height (IH). */
   inHeight: number;
+  /** Input width (IW). */
   inWidth: number;
+  /** Input channels (CI). */
   inChannels: number;
+  /** Output height (OH). */
   outHeight: number;
+  /** Output width (OW). */
   outWidth: number;
+  /** Output channels (CO). */
   outChannels: number;
+  /** Filter height (KH). */
   filterHeight: number;
+  /** Filter width (KW). */
   filterWidth: number;
+  /** Vertical stride (SH). */
   strideHeight: number;
+  /** Horizontal stride (SW). */
   strideWidth: number;
+  /** Zero rows added above the input (PT). */
   padTop: number;
+  /** Zero columns added left of the input (PL). */
   padLeft: number;
 }
 

@@ -8,10 +8,15 @@ import type { ConvGeometry } from "./conv_gemm_specs.ts";
 
 /** The attributes tfjs passes to Conv2D, Conv2DBackpropInput and Conv2DBackpropFilter kernels. */
 export interface ConvAttrs {
+  /** Stride, one number or [height, width]. */
   strides: number | [number, number];
+  /** tfjs padding: "valid", "same", a symmetric number, or explicit per-axis pairs. */
   pad: "valid" | "same" | number | tf.backend_util.ExplicitPadding;
+  /** Layout; only NHWC is ours. */
   dataFormat?: "NHWC" | "NCHW";
+  /** Dilation; only 1 is ours. */
   dilations?: number | [number, number];
+  /** Rounding of the output size with numeric padding. */
   dimRoundingMode?: "floor" | "round" | "ceil";
 }
 

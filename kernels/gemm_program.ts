@@ -20,9 +20,13 @@ export interface GemmSpec {
   variableNames: [string, string];
   /** Independent products (matmul batch; 1 for convolutions). */
   batch: number;
+  /** Rows of C (and A). */
   m: number;
+  /** Columns of C (and B). */
   n: number;
+  /** The reduction length. */
   k: number;
+  /** Tile and split-K, usually from chooseGemmTiling. */
   tiling: GemmTiling;
   /**
    * WGSL body of `fn loadA(bi: i32, m: i32, k: i32) -> f32`, called only with 0 ≤ m < M and 0 ≤ k < K. Returns
@@ -140,7 +144,10 @@ export class GemmProgram implements WebGPUProgram {
   variableComponents: number[];
   private readonly spec: GemmSpec;
 
-  /** @param spec what to compute and how to tile it. */
+  /**
+   * Validates the tiling against the spec and sets the dispatch grid.
+   * @param spec what to compute and how to tile it.
+   */
   constructor(spec: GemmSpec) {
     const t = spec.tiling;
     if (t.threadM % 4 !== 0 || t.threadN % 4 !== 0) {

@@ -18,7 +18,9 @@ export interface OpCase {
   xShape: number[];
   /** conv: [kh, kw, inChannels, outChannels]; matMul: [k, n]; batchNormRelu: [C]. */
   wShape: number[];
+  /** Convolution stride (ignored for matMul). */
   stride: number;
+  /** Symmetric convolution padding (ignored for matMul). */
   pad: number;
 }
 

@@ -22,6 +22,7 @@ export class SplitKReduceProgram implements WebGPUProgram {
   private readonly length: number;
 
   /**
+   * One thread per output element.
    * @param outputShape shape of the summed result.
    * @param splits number of partial sums stacked in the input.
    */

@@ -11,6 +11,7 @@ import { makeTrainStep } from "../train/train_step.ts";
 
 /** What {@linkcode benchTrainStep} measures. */
 export interface TrainBenchOptions {
+  /** Images per step. */
   batchSize: number;
   /** Input height and width. */
   input: number;
@@ -22,8 +23,11 @@ export interface TrainBenchOptions {
 
 /** Result of {@linkcode benchTrainStep}. */
 export interface TrainBenchResult {
+  /** Throughput over the timed steps. */
   imagesPerSecond: number;
+  /** Mean wall time of one step, in milliseconds. */
   msPerStep: number;
+  /** Timed steps. */
   steps: number;
   /** Loss of the last step (a sanity check that the step computed something finite). */
   lastLoss: number;

@@ -22,39 +22,63 @@ const USAGE = "usage: deno task bench [--arch resnet18] [--batch-size N] [--inpu
 
 /** The resolved configuration of one bench run (JSON-serialisable; echoed in `--json` output). */
 export interface BenchConfig {
+  /** torchvision architecture name, e.g. resnet18. */
   arch: string;
+  /** Images per training step and batch of the op shapes. */
   batchSize: number;
+  /** Input height and width. */
   input: number;
+  /** Stem channels (64 in torchvision). */
   width: number;
+  /** cifar for inputs up to 64 pixels, imagenet above. */
   stem: "cifar" | "imagenet";
+  /** Classifier outputs: 10 (cifar stem) or 1000. */
   numClasses: number;
+  /** Timed training steps with our kernels. */
   steps: number;
+  /** Untimed steps before them. */
   warmup: number;
   /** Timed steps of the stock run (stock tfjs needs ~25 s per step of 128 on an H100). */
   stockSteps: number;
+  /** Also time stock tfjs kernels in the same process. */
   compareStock: boolean;
+  /** Time the per-op table. */
   ops: boolean;
+  /** Time the training step. */
   train: boolean;
 }
 
 /** One row of the per-op table. */
 export interface OpRow {
+  /** Op label. */
   name: string;
+  /** Which op. */
   kind: OpCase["kind"];
+  /** Input shape (see OpCase). */
   xShape: number[];
+  /** Filter or right-hand shape (see OpCase). */
   wShape: number[];
+  /** Timing with our kernels. */
   ours: OpTiming;
+  /** Timing with stock tfjs kernels (with --compare-stock). */
   stock?: OpTiming;
 }
 
 /** What `--json` prints. */
 export interface BenchReport {
+  /** WebGPU adapter name. */
   adapter: string;
+  /** True on software adapters such as llvmpipe. */
   isFallbackAdapter: boolean;
+  /** ISO time of the run. */
   date: string;
+  /** The resolved configuration. */
   config: BenchConfig;
+  /** Training-step throughput with our kernels. */
   train?: TrainBenchResult;
+  /** The per-op table. */
   ops?: OpRow[];
+  /** The stock run (with --compare-stock). */
   stock?: { train?: TrainBenchResult };
 }
 
