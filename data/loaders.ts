@@ -38,9 +38,9 @@ export interface DataConfig {
   prefetch?: number;
   /** Folder datasets: corrupt images tolerated before the run stops (default max(10, 0.1 % of train images)). */
   maxSkippedImages?: number;
-  /** Synthetic dataset: training images (default 5,000). */
+  /** Synthetic dataset: training images (default 1,024: a demo that learns within a minute on a software adapter). */
   syntheticTrain?: number;
-  /** Synthetic dataset: test images (default 1,000). */
+  /** Synthetic dataset: test images (default 512). */
   syntheticTest?: number;
 }
 
@@ -153,8 +153,8 @@ async function prepare(config: DataConfig, options: LoaderOptions, threads: numb
   });
   if (config.dataset === "synthetic") {
     // The data itself does not depend on the run's seed: every run trains on the same images.
-    const train = generateSynthetic(config.syntheticTrain ?? 5000, 0, 1);
-    const test = generateSynthetic(config.syntheticTest ?? 1000, 0, 2);
+    const train = generateSynthetic(config.syntheticTrain ?? 1024, 0, 1);
+    const test = generateSynthetic(config.syntheticTest ?? 512, 0, 2);
     const norm = channelStats(train.images);
     return {
       train: array(train, norm),

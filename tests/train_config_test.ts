@@ -33,7 +33,7 @@ Deno.test("no flags: ResNet-18 on CIFAR-10 with the reference recipe", () => {
   assertEquals(c, {
     arch: "resnet18",
     dataset: "cifar10",
-    dataDir: "data/cifar10",
+    dataDir: "data",
     width: 64,
     stem: "cifar",
     imageSize: 32,
@@ -86,8 +86,8 @@ Deno.test("dataset-dependent defaults: folder is torchvision's ImageNet recipe, 
   assertEquals(learningRateAt(299, s), 0.1);
   assert(Math.abs(learningRateAt(300, s) - 0.01) < 1e-15, "divided by 10 at epoch 30");
   const syn = train("--dataset", "synthetic");
-  assertEquals([syn.stem, syn.epochs, syn.batchSize, syn.width, syn.dataDir], ["cifar", 3, 32, 8, ""]);
-  assertEquals(train("--dataset", "cifar100").dataDir, "data/cifar100");
+  assertEquals([syn.stem, syn.epochs, syn.batchSize, syn.width, syn.dataDir], ["cifar", 3, 32, 4, ""]);
+  assertEquals(train("--dataset", "cifar100").dataDir, "data", "where `deno task prepare` puts the archives");
   assertEquals(train("--dataset", "folder", "--data-dir", "d", "--stem", "cifar").stem, "cifar");
 });
 
@@ -116,7 +116,7 @@ Deno.test("flags override the recipe and are converted to their types", () => {
     "--seed",
     "7",
     "--val-split",
-    "0.1",
+    "5000",
     "--out",
     "runs/x",
     "--resume",
@@ -139,7 +139,7 @@ Deno.test("flags override the recipe and are converted to their types", () => {
   );
   assertEquals(
     [c.labelSmoothing, c.clipGradNorm, c.seed, c.valSplit, c.out, c.resume, c.keep, c.width, c.zeroInitResidual],
-    [0, 5, 7, 0.1, "runs/x", "auto", 5, 16, true],
+    [0, 5, 7, 5000, "runs/x", "auto", 5, 16, true],
   );
   assertEquals([c.logEvery, c.workers, c.imageSize], [3, 0, 40]);
   assertEquals(train("--checkpoint-every", "25").checkpointEvery, 25);
@@ -171,7 +171,8 @@ Deno.test("bad values are UsageErrors naming the flag and the value", () => {
   usage(["--batch-size", "-4"], "--batch-size", /argument is ambiguous/);
   usage(["--momentum", "1"], "--momentum", /--momentum must be in \[0, 1\), got "1"/);
   usage(["--label-smoothing", "1"], "--label-smoothing", /got "1"/);
-  usage(["--val-split=-0.1"], "--val-split", /got "-0.1"/);
+  usage(["--val-split=-1"], "--val-split", /got "-1"/);
+  usage(["--val-split", "0.1"], "--val-split", /expects an integer, got "0.1"/);
   usage(["--seed=-1"], "--seed", /got "-1"/);
   usage(["--arch", "vgg16"], "--arch", /--arch must be one of resnet18, .*resnet152; got "vgg16"/);
   usage(["--dataset", "mnist"], "--dataset", /--dataset must be one of cifar10, cifar100, folder, synthetic/);

@@ -75,7 +75,7 @@ export interface TrainConfig {
   /** Maximum global gradient 2-norm; 0 = no clipping. */
   clipGradNorm: number;
   seed: number;
-  /** Fraction of the training set held out for validation (and for choosing the best checkpoint); 0 = none. */
+  /** Images of the training set held out for validation (and for choosing the best checkpoint); 0 = none. */
   valSplit: number;
   /** Run folder for checkpoints and logs. */
   out: string;
@@ -166,14 +166,15 @@ const CIFAR_RECIPE: Recipe = {
   logEvery: 20,
 };
 
-/** The defaults of each dataset, before flags; `dataDir` "" means `data/<dataset>` (or none for synthetic). */
+/** The defaults of each dataset, before flags; CIFAR archives live in `data` (where `deno task prepare` puts them). */
 export function recipeFor(dataset: DatasetName): Recipe {
   switch (dataset) {
     case "cifar10":
     case "cifar100":
-      return { ...CIFAR_RECIPE, milestones: [], dataDir: `data/${dataset}` };
+      return { ...CIFAR_RECIPE, milestones: [], dataDir: "data" };
     case "synthetic":
-      return { ...CIFAR_RECIPE, milestones: [], epochs: 3, batchSize: 32, width: 8, logEvery: 5 };
+      // Sized for the software adapter (~1.5 s per step): ~30 steps an epoch, well above chance after the first.
+      return { ...CIFAR_RECIPE, milestones: [], epochs: 3, batchSize: 32, width: 4, logEvery: 5 };
     case "folder":
       return {
         ...COMMON,
@@ -277,9 +278,9 @@ const TRAIN_FLAGS: FlagSpec[] = [
   {
     flag: "val-split",
     key: "valSplit",
-    kind: "number",
-    range: [0, 1, false, true],
-    help: "fraction of train held out for validation/best",
+    kind: "int",
+    range: [0, 2 ** 31],
+    help: "images of train held out for validation (and best)",
   },
   { flag: "out", key: "out", kind: "string", help: "run folder", shownDefault: "runs/<arch>-<dataset>" },
   { flag: "width", key: "width", kind: "int", range: [1, 4096], help: "channels of the first stage" },

@@ -1,0 +1,65 @@
+/**
+ * `deno task train --arch resnet18 --dataset cifar10 [flags]`: trains (or resumes) a ResNet on the GPU through
+ * WebGPU. `--help` lists every flag with its default.
+ * @module
+ */
+import { runTask } from "./args.ts";
+import { initWebGPU } from "../kernels/webgpu_backend.ts";
+import { formatEpochSummary, formatProgress } from "../train/progress.ts";
+import { parseTrainArgs, trainHelp } from "../train/train_config.ts";
+import { train } from "../train/trainer.ts";
+
+if (import.meta.main) {
+  await runTask(async () => {
+    const config = parseTrainArgs(Deno.args);
+    if (config === "help") return void console.log(trainHelp());
+    const adapter = await initWebGPU();
+    console.log(
+      `WebGPU adapter: ${adapter.name}${
+        adapter.isFallbackAdapter ? " (software fallback: slow, for tests only)" : ""
+      }` +
+        ` [${adapter.features.join(", ")}]`,
+    );
+    console.log(`run folder: ${config.out}`);
+    const tty = Deno.stdout.isTerminal();
+    const columns = tty ? Deno.consoleSize().columns : 80;
+    const encoder = new TextEncoder();
+    let best = -Infinity;
+    const result = await train(config, {
+      log: (m) => console.log(tty ? `\r${m}` : m),
+      progress: (p) => {
+        const line = formatProgress(p, { tty, width: columns });
+        if (tty) Deno.stdout.writeSync(encoder.encode(line));
+        else console.log(line);
+      },
+      epoch: (r) => {
+        const isBest = r.val_top1 !== undefined && r.val_top1 > best;
+        if (isBest) best = r.val_top1!;
+        const split = (loss?: number, top1?: number, top5?: number) =>
+          loss === undefined ? undefined : { loss, top1: top1!, top5: top5! };
+        const line = formatEpochSummary({
+          epoch: r.epoch,
+          epochs: config.epochs,
+          trainLoss: r.train_loss,
+          trainTop1: r.train_top1,
+          val: split(r.val_loss, r.val_top1, r.val_top5),
+          test: split(r.test_loss, r.test_top1, r.test_top5),
+          lr: r.lr,
+          seconds: r.time,
+          imagesPerSecond: r.images_per_second,
+          best: isBest,
+        });
+        console.log(tty ? `\r${line}` : line);
+      },
+    });
+    const last = result.epochs.at(-1);
+    if (last?.test_top1 !== undefined) {
+      console.log(
+        `done: ${result.globalStep} steps; final test top-1 ${(last.test_top1 * 100).toFixed(2)}%` +
+          (result.lastCheckpoint ? `; checkpoint ${result.lastCheckpoint}` : ""),
+      );
+    } else {
+      console.log(`nothing to do: the run in ${config.out} already finished ${config.epochs} epochs`);
+    }
+  });
+}

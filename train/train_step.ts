@@ -1,0 +1,64 @@
+/**
+ * One optimisation step: forward in training mode, loss, backward, optional gradient clipping, SGD update and the
+ * BN running-statistics update, without a single GPU readback.
+ * @module
+ */
+import * as tf from "@tensorflow/tfjs";
+import type { BatchStat, ResNet } from "../models/resnet.ts";
+import { clipGradNorm, softmaxCrossEntropy } from "./losses.ts";
+import { topKCorrect } from "./metrics.ts";
+import type { SGD } from "./sgd.ts";
+
+/** Loss options of a step. */
+export interface StepOptions {
+  labelSmoothing: number;
+  /** Clip the global gradient 2-norm to this value; 0 = no clipping. */
+  clipGradNorm: number;
+  /** Test hook: multiply the loss by NaN (simulates a diverging run). */
+  injectNaN?: boolean;
+}
+
+/** What a step leaves on the GPU; the caller owns (and disposes) both scalars. */
+export interface StepOutput {
+  /** Mean loss of the batch. */
+  loss: tf.Scalar;
+  /** Number of top-1 correct predictions in the batch (float32). */
+  correct: tf.Scalar;
+}
+
+/**
+ * Builds the step function of `model` and `optimizer`. The returned function takes `x` ([N, H, W, 3]) and `labels`
+ * ([N] int32), updates the model in place and returns the batch's loss and correct count, still on the GPU.
+ */
+export function makeTrainStep(
+  model: ResNet,
+  optimizer: SGD,
+  options: StepOptions,
+): (x: tf.Tensor4D, labels: tf.Tensor1D, lr: number) => StepOutput {
+  const params = model.parameters();
+  const variables = [...params.values()];
+  // tfjs keys gradients by variable name, which is unique per model instance; map back to torchvision names.
+  const nameOf = new Map(variables.map((v) => [v.name, [...params].find(([, p]) => p === v)![0]]));
+  return (x, labels, lr) => {
+    let stats: BatchStat[] = [];
+    let correct: tf.Scalar | undefined;
+    const { value: loss, grads } = tf.variableGrads(() => {
+      const r = model.forward(x, { training: true });
+      stats = r.batchStats;
+      correct = tf.keep(topKCorrect(r.logits, labels, 1));
+      const l = softmaxCrossEntropy(r.logits, labels, options.labelSmoothing);
+      return options.injectNaN ? l.mul(NaN) : l;
+    }, variables);
+    let named = new Map(Object.entries(grads).map(([k, g]) => [nameOf.get(k) ?? k, g]));
+    if (options.clipGradNorm > 0) {
+      const clipped = clipGradNorm(named, options.clipGradNorm);
+      tf.dispose([...named.values()].filter((g) => ![...clipped.grads.values()].includes(g)));
+      clipped.totalNorm.dispose();
+      named = clipped.grads;
+    }
+    optimizer.step(named, lr);
+    tf.dispose([...named.values()]);
+    model.updateRunningStats(stats);
+    return { loss, correct: correct! };
+  };
+}

@@ -1,0 +1,329 @@
+/**
+ * The training loop behind `deno task train`: data, model, SGD and schedule from one {@linkcode TrainConfig};
+ * per-epoch evaluation and logs; atomic safetensors checkpoints; exact resume from any checkpoint, mid-epoch
+ * included. Library code: it reports through {@linkcode TrainHooks} and never prints.
+ * @module
+ */
+import * as tf from "@tensorflow/tfjs";
+import { createLoaders, type Loaders } from "../data/loaders.ts";
+import { initWebGPU } from "../kernels/webgpu_backend.ts";
+import { createResNet, fromTorchLayout, type ResNet, toTorchLayout } from "../models/resnet.ts";
+import { type ResNetSpec, resnetSpec } from "../models/resnet_spec.ts";
+import { type CheckpointState, loadCheckpoint, loadWeights } from "./checkpoint.ts";
+import { findResumeCheckpoint, saveRunCheckpoint } from "./checkpoint_dir.ts";
+import { type EvalResult, evaluate } from "./evaluate.ts";
+import { learningRateAt } from "./lr_schedule.ts";
+import { type EpochRecord, RunLog } from "./run_log.ts";
+
+export type { EpochRecord };
+import { SGD, weightDecayFilter } from "./sgd.ts";
+import { scheduleConfigFor, type TrainConfig } from "./train_config.ts";
+import { makeTrainStep } from "./train_step.ts";
+
+/** Progress inside an epoch, reported every `logEvery` steps (one GPU readback each). */
+export interface ProgressEvent {
+  epoch: number;
+  epochs: number;
+  batch: number;
+  batches: number;
+  globalStep: number;
+  /** Mean training loss and top-1 of the epoch so far. */
+  loss: number;
+  acc: number;
+  lr: number;
+  imagesPerSecond: number;
+  etaSeconds: number;
+}
+
+/** Callbacks and test hooks of {@linkcode train}. */
+export interface TrainHooks {
+  /** Information and warnings for the user. */
+  log?: (message: string) => void;
+  progress?: (event: ProgressEvent) => void;
+  epoch?: (record: EpochRecord) => void;
+  /** Test hook: return right after this global step, as if the process were killed (nothing more is saved). */
+  stopAfterStep?: number;
+  /** Test hook: make the loss of this global step (1-based) NaN. */
+  nanAtStep?: number;
+}
+
+/** Outcome of {@linkcode train}. */
+export interface TrainResult {
+  epochs: EpochRecord[];
+  globalStep: number;
+  /** True when `stopAfterStep` ended the run early. */
+  interrupted: boolean;
+  /** Path of `last.safetensors`, if any checkpoint was written. */
+  lastCheckpoint?: string;
+  bestMetric: number | null;
+}
+
+/** Thrown when the training loss stops being finite; checkpoints written before are left untouched. */
+export class NonFiniteLossError extends Error {
+  constructor(step: number, epoch: number, value: number) {
+    super(
+      `The training loss became ${value} at or before global step ${step} (epoch ${epoch}). The run was stopped; ` +
+        "the last checkpoint is untouched. Lower --lr, add --clip-grad-norm, or check the data.",
+    );
+    this.name = "NonFiniteLossError";
+  }
+}
+
+/** The state that lets a run continue exactly where it stopped, stored in the checkpoint's `rng` field. */
+interface ResumeExtras {
+  /** All randomness is counter-based: (seed, epoch, sample index) → crops, flips and order. */
+  seed: number;
+  /** Running sums of the current epoch, so a mid-epoch resume reports the same epoch metrics. */
+  partial: { lossSum: number; correct: number; seen: number };
+}
+
+/** Runs (or resumes) a training run as `config` describes. */
+export async function train(config: TrainConfig, hooks: TrainHooks = {}): Promise<TrainResult> {
+  const log = hooks.log ?? (() => {});
+  await initWebGPU();
+  const loaders = await createLoaders({
+    dataset: config.dataset,
+    dataDir: config.dataDir || "data",
+    valSplit: config.valSplit,
+    seed: config.seed,
+    batchSize: config.batchSize,
+    imageSize: config.imageSize,
+    workers: config.workers,
+  }, { onWarning: log });
+  const spec = resnetSpec(config.arch, {
+    stem: config.stem,
+    width: config.width,
+    numClasses: loaders.numClasses,
+    zeroInitResidual: config.zeroInitResidual,
+  });
+  const model = createResNet(spec, { seed: config.seed });
+  const optimizer = new SGD(model.parameters(), {
+    momentum: config.momentum,
+    nesterov: config.nesterov,
+    weightDecay: config.weightDecay,
+    decay: weightDecayFilter(config.weightDecayAll),
+  });
+  try {
+    return await runLoop(config, hooks, log, loaders, spec, model, optimizer);
+  } finally {
+    optimizer.dispose();
+    model.dispose();
+    await Promise.all([loaders.train, loaders.val, loaders.test].map((l) => l?.close()));
+  }
+}
+
+async function runLoop(
+  config: TrainConfig,
+  hooks: TrainHooks,
+  log: (m: string) => void,
+  loaders: Loaders,
+  spec: ResNetSpec,
+  model: ResNet,
+  optimizer: SGD,
+): Promise<TrainResult> {
+  const stepsPerEpoch = loaders.train.batchesPerEpoch;
+  if (stepsPerEpoch < 1) {
+    throw new Error(
+      `The training set (${loaders.train.numImages} images) is smaller than one batch of ${config.batchSize}`,
+    );
+  }
+  const schedule = scheduleConfigFor(config, stepsPerEpoch);
+  const runLog = new RunLog(config.out);
+  let position = { epoch: 0, batch: 0 };
+  let globalStep = 0;
+  let bestMetric: number | null = null;
+  let partial = { lossSum: 0, correct: 0, seen: 0 };
+
+  const resumed = config.resume ? await resumeFrom(config, log) : null;
+  if (resumed) {
+    model.importState(resumed.state.model);
+    optimizer.loadMomentumBuffers(momentumFromHost(resumed.state.optimizer));
+    position = resumed.state.dataPosition;
+    globalStep = resumed.state.globalStep;
+    bestMetric = resumed.state.bestMetric;
+    partial = (resumed.state.rng as ResumeExtras).partial;
+    await runLog.truncateAfter(position.epoch);
+    log(`resumed from ${resumed.path}: epoch ${position.epoch + 1}, batch ${position.batch}, step ${globalStep}`);
+  } else if (config.init) {
+    await initFrom(config.init, model, log);
+  }
+  await runLog.writeConfig({ ...config, spec, classNames: loaders.classNames });
+
+  const step = makeTrainStep(model, optimizer, {
+    labelSmoothing: config.labelSmoothing,
+    clipGradNorm: config.clipGradNorm,
+  });
+  const records: EpochRecord[] = [];
+  let lastCheckpoint: string | undefined;
+
+  const save = async (dataPosition: { epoch: number; batch: number }, epochPartial: typeof partial, isBest = false) => {
+    await assertFiniteParameters(model, globalStep, dataPosition.epoch + 1);
+    const state: CheckpointState = {
+      model: await model.exportState(),
+      optimizer: await toTorchLayout(optimizer.momentumBuffers()),
+      epoch: dataPosition.epoch,
+      globalStep,
+      dataPosition,
+      rng: { seed: config.seed, partial: epochPartial } satisfies ResumeExtras,
+      config,
+      bestMetric,
+      classNames: loaders.classNames,
+      archSpec: spec,
+    };
+    // Step file, last and (when improved on the validation split) best, each written atomically; then pruning.
+    const { written } = await saveRunCheckpoint(config.out, state, { isBest, keep: config.keep });
+    lastCheckpoint = written[1];
+  };
+
+  for (let epoch = position.epoch; epoch < config.epochs; epoch++) {
+    const startBatch = epoch === position.epoch ? position.batch : 0;
+    const sums = epoch === position.epoch ? partial : { lossSum: 0, correct: 0, seen: 0 };
+    // Running sums stay on the GPU between readbacks: [loss·n, correct].
+    let lossSum: tf.Scalar = tf.scalar(sums.lossSum);
+    let correctSum: tf.Scalar = tf.scalar(sums.correct);
+    let seen = sums.seen;
+    const started = performance.now();
+    let imagesThisSession = 0;
+    let batch = startBatch;
+    let lr = 0;
+    const readSums = async () => {
+      const [l, c] = await Promise.all([lossSum.data(), correctSum.data()]);
+      if (!Number.isFinite(l[0])) throw new NonFiniteLossError(globalStep, epoch + 1, l[0]);
+      return { lossSum: l[0], correct: c[0], seen };
+    };
+    try {
+      for await (const b of loaders.train.batches(epoch, startBatch)) {
+        lr = learningRateAt(globalStep, schedule);
+        const x = tf.tensor4d(b.images, [b.size, b.height, b.width, 3]);
+        const y = tf.tensor1d(b.labels, "int32");
+        const out = hooks.nanAtStep === globalStep + 1
+          ? makeTrainStep(model, optimizer, { labelSmoothing: 0, clipGradNorm: 0, injectNaN: true })(x, y, lr)
+          : step(x, y, lr);
+        const [nextLoss, nextCorrect] = tf.tidy(() => [
+          lossSum.add(out.loss.mul(b.size)) as tf.Scalar,
+          correctSum.add(out.correct) as tf.Scalar,
+        ]);
+        tf.dispose([x, y, out.loss, out.correct, lossSum, correctSum]);
+        lossSum = nextLoss;
+        correctSum = nextCorrect;
+        seen += b.size;
+        imagesThisSession += b.size;
+        globalStep++;
+        batch++;
+        if (globalStep % config.logEvery === 0 || batch === stepsPerEpoch) {
+          const s = await readSums();
+          const elapsed = (performance.now() - started) / 1000;
+          const ips = imagesThisSession / Math.max(elapsed, 1e-9);
+          const remaining = (stepsPerEpoch - batch + (config.epochs - epoch - 1) * stepsPerEpoch) * config.batchSize;
+          hooks.progress?.({
+            epoch: epoch + 1,
+            epochs: config.epochs,
+            batch,
+            batches: stepsPerEpoch,
+            globalStep,
+            loss: s.lossSum / seen,
+            acc: s.correct / seen,
+            lr,
+            imagesPerSecond: ips,
+            etaSeconds: remaining / Math.max(ips, 1e-9),
+          });
+        }
+        if (config.checkpointEvery > 0 && globalStep % config.checkpointEvery === 0 && batch < stepsPerEpoch) {
+          await save({ epoch, batch }, await readSums());
+        }
+        if (hooks.stopAfterStep === globalStep) {
+          return { epochs: records, globalStep, interrupted: true, lastCheckpoint, bestMetric };
+        }
+      }
+      const totals = await readSums();
+      const elapsed = (performance.now() - started) / 1000;
+      const val = loaders.val ? await evaluate(model, loaders.val, loaders.numClasses) : undefined;
+      const test = await evaluate(model, loaders.test, loaders.numClasses);
+      const record = epochRecord(
+        epoch + 1,
+        globalStep,
+        lr,
+        totals,
+        val?.result,
+        test.result,
+        elapsed,
+        imagesThisSession,
+      );
+      records.push(record);
+      const improved = val !== undefined && (bestMetric === null || val.result.top1 > bestMetric);
+      if (improved) bestMetric = val!.result.top1;
+      await runLog.appendEpoch(record);
+      hooks.epoch?.(record);
+      // best is chosen on the validation split only, never on the test set.
+      await save({ epoch: epoch + 1, batch: 0 }, { lossSum: 0, correct: 0, seen: 0 }, improved);
+    } finally {
+      tf.dispose([lossSum, correctSum]);
+    }
+  }
+  return { epochs: records, globalStep, interrupted: false, lastCheckpoint, bestMetric };
+}
+
+function epochRecord(
+  epoch: number,
+  step: number,
+  lr: number,
+  totals: { lossSum: number; correct: number; seen: number },
+  val: EvalResult | undefined,
+  test: EvalResult,
+  time: number,
+  images: number,
+): EpochRecord {
+  return {
+    epoch,
+    step,
+    lr,
+    train_loss: totals.lossSum / totals.seen,
+    train_top1: totals.correct / totals.seen,
+    ...(val ? { val_loss: val.loss, val_top1: val.top1, val_top5: val.top5 } : {}),
+    test_loss: test.loss,
+    test_top1: test.top1,
+    test_top5: test.top5,
+    time,
+    images_per_second: images / Math.max(time, 1e-9),
+  };
+}
+
+async function resumeFrom(config: TrainConfig, log: (m: string) => void) {
+  if (config.resume === "auto") {
+    const found = await findResumeCheckpoint(config.out);
+    for (const s of found?.skipped ?? []) log(`warning: skipping unusable checkpoint ${s.path}: ${s.reason}`);
+    if (!found) {
+      log(`no checkpoint in ${config.out} to resume from; starting a new run`);
+      return null;
+    }
+    return { path: found.path, state: found.state };
+  }
+  return { path: config.resume!, state: await loadCheckpoint(config.resume!) };
+}
+
+/** `--init`: weights only (e.g. exported from torchvision); a classifier of another class count is re-initialised. */
+async function initFrom(path: string, model: ResNet, log: (m: string) => void): Promise<void> {
+  const { model: weights } = await loadWeights(path);
+  const fc = model.stateLayout().filter((e) => e.name.startsWith("fc."));
+  const fits = fc.every((e) => weights.get(e.name)?.shape.join() === e.shape.join());
+  const skip = fits ? [] : fc.map((e) => e.name);
+  if (!fits) {
+    log(
+      `warning: ${path} has a classifier of shape [${weights.get("fc.weight")?.shape}], this model needs ` +
+        `[${fc[0].shape}]; fc.weight and fc.bias keep their fresh initialisation`,
+    );
+  }
+  model.importState(weights, { skip });
+  log(`initialised weights from ${path}`);
+}
+
+function momentumFromHost(host: Map<string, import("../models/host_tensor.ts").HostTensor>): Map<string, tf.Tensor> {
+  return new Map([...host].map(([name, t]) => [name, fromTorchLayout(t, name)]));
+}
+
+async function assertFiniteParameters(model: ResNet, step: number, epoch: number): Promise<void> {
+  const total = tf.tidy(() => tf.addN([...model.parameters().values()].map((p) => p.sum())));
+  const [v] = await total.data();
+  total.dispose();
+  if (!Number.isFinite(v)) throw new NonFiniteLossError(step, epoch, v);
+}
