@@ -1,0 +1,144 @@
+/**
+ * `deno task eval --checkpoint PATH [--dataset ...] [--split test|val] [--save-logits out.npy] [--json]`: evaluates a
+ * training checkpoint or a bare (e.g. torchvision-exported) safetensors file: loss, top-1, top-5, per-class accuracy
+ * and the confusion matrix, as a table or (`--json`) one JSON object; `--save-logits` writes the float32 logits
+ * [images, classes] as a NumPy `.npy` file in dataset order. `--help` lists every flag.
+ * @module
+ */
+import { runTask } from "./args.ts";
+import { registerFastKernels } from "../kernels/register.ts";
+import { initWebGPU } from "../kernels/webgpu_backend.ts";
+import { type CheckpointEvaluation, describeSpec, evaluateCheckpoint } from "../train/evaluate_checkpoint.ts";
+import { writeNpy } from "../train/npy.ts";
+import { evalHelp, parseEvalArgs } from "../train/train_config.ts";
+
+/** The machine-readable report `--json` prints. */
+export interface EvalReport {
+  /** The evaluated file, as given. */
+  checkpoint: string;
+  /** "checkpoint" (a training checkpoint) or "weights" (a bare weights file). */
+  source: CheckpointEvaluation["source"];
+  /** The architecture the weights were loaded into. */
+  spec: CheckpointEvaluation["spec"];
+  dataset: string;
+  split: "test" | "val";
+  numImages: number;
+  /** Mean cross-entropy per image. */
+  loss: number;
+  top1: number;
+  top5: number;
+  /** Per true class: images and the fraction classified correctly (null for a class without images). */
+  perClass: { name: string; count: number; accuracy: number | null }[];
+  /** `confusion[true][predicted]`: image counts. */
+  confusion: number[][];
+}
+
+/** Classes up to which the human report prints the confusion matrix (wider ones are only in `--json`). */
+export const MAX_PRINTED_CONFUSION = 20;
+
+/** Builds the `--json` object of an evaluation of `checkpoint`. */
+export function evalReport(checkpoint: string, e: CheckpointEvaluation): EvalReport {
+  const r = e.result;
+  return {
+    checkpoint,
+    source: e.source,
+    spec: e.spec,
+    dataset: e.dataset,
+    split: e.split,
+    numImages: e.numImages,
+    loss: r.loss,
+    top1: r.top1,
+    top5: r.top5,
+    perClass: r.perClassCount.map((count, c) => ({
+      name: r.classNames?.[c] ?? String(c),
+      count,
+      accuracy: r.perClassAccuracy[c],
+    })),
+    confusion: r.confusion,
+  };
+}
+
+/**
+ * Short, distinct column labels for `names`, at most `width` characters: the prefix all names share is dropped
+ * ("pattern0".."pattern9" -> "0".."9"), the rest cut to `width` ("airplane" -> "airpl"); when cutting makes two labels
+ * equal, the class indices are used instead.
+ */
+export function abbreviateNames(names: readonly string[], width: number): string[] {
+  let common = 0;
+  if (names.length > 1) {
+    while (names.every((n) => common < n.length - 1 && n[common] === names[0][common])) common++;
+  }
+  const short = names.map((n) => n.slice(common, common + width));
+  return new Set(short).size === short.length ? short : names.map((_, i) => String(i).slice(0, width));
+}
+
+const percent = (x: number | null) => (x === null || Number.isNaN(x) ? "-" : `${(x * 100).toFixed(2)}%`);
+
+/**
+ * The human report: a header (model, file, dataset/split, images), loss/top-1/top-5, a per-class table and, for at
+ * most {@linkcode MAX_PRINTED_CONFUSION} classes, the confusion matrix (rows: true class, columns: predicted).
+ */
+export function formatEvalReport(report: EvalReport, extra: { epoch?: number } = {}): string {
+  const kind = report.source === "checkpoint"
+    ? `training checkpoint${extra.epoch !== undefined ? ` after epoch ${extra.epoch}` : ""}`
+    : "bare weights";
+  const lines = [
+    `model:   ${describeSpec(report.spec)}`,
+    `file:    ${report.checkpoint} (${kind})`,
+    `data:    ${report.dataset}, ${report.split} split, ${report.numImages} images`,
+    "",
+    `loss ${report.loss.toFixed(4)}   top-1 ${percent(report.top1)}   top-5 ${percent(report.top5)}`,
+    "",
+  ];
+  const nameWidth = Math.max(5, ...report.perClass.map((c) => c.name.length));
+  const countWidth = Math.max(5, ...report.perClass.map((c) => String(c.count).length));
+  lines.push(`${"class".padEnd(nameWidth)}  ${"count".padStart(countWidth)}  accuracy`);
+  for (const c of report.perClass) {
+    lines.push(
+      `${c.name.padEnd(nameWidth)}  ${String(c.count).padStart(countWidth)}  ${percent(c.accuracy).padStart(8)}`,
+    );
+  }
+  lines.push("");
+  const k = report.perClass.length;
+  if (k > MAX_PRINTED_CONFUSION) {
+    lines.push(`confusion matrix: ${k} classes, too wide to print; it is in the --json output ("confusion")`);
+    return lines.join("\n");
+  }
+  // Columns as wide as the largest count (at least 5), headers abbreviated to fit.
+  const cell = Math.max(5, ...report.confusion.flat().map((n) => String(n).length));
+  const names = report.perClass.map((c) => c.name);
+  const columns = abbreviateNames(names, cell);
+  const rowHead = Math.min(nameWidth, 16);
+  const rows = names.map((n) => (n.length <= rowHead ? n : n.slice(0, rowHead - 1) + "~"));
+  lines.push("confusion matrix (rows: true class, columns: predicted class)");
+  lines.push(`${"".padEnd(rowHead)} ${columns.map((c) => c.padStart(cell)).join(" ")}`);
+  report.confusion.forEach((row, t) => {
+    lines.push(`${rows[t].padEnd(rowHead)} ${row.map((n) => String(n).padStart(cell)).join(" ")}`);
+  });
+  return lines.join("\n");
+}
+
+if (import.meta.main) {
+  await runTask(async () => {
+    const config = parseEvalArgs(Deno.args);
+    if (config === "help") return void console.log(evalHelp());
+    await initWebGPU();
+    registerFastKernels();
+    const evaluation = await evaluateCheckpoint(config, {
+      onWarning: (m) => console.error(`warning: ${m}`),
+      onProgress: (m) => console.error(m),
+    });
+    if (config.saveLogits !== null) {
+      // [numImages, numClasses] float32 in dataset order, written atomically.
+      await writeNpy(config.saveLogits, evaluation.logits!, [evaluation.numImages, evaluation.numClasses]);
+    }
+    const report = evalReport(config.checkpoint, evaluation);
+    if (config.json) console.log(JSON.stringify(report));
+    else {
+      console.log(formatEvalReport(report, { epoch: evaluation.epoch }));
+      if (config.saveLogits !== null) {
+        console.log(`\nlogits: ${config.saveLogits} [${evaluation.numImages}, ${evaluation.numClasses}] float32`);
+      }
+    }
+  });
+}

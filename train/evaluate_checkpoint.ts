@@ -1,0 +1,402 @@
+/**
+ * The library side of `deno task eval`: resolves what to evaluate from a file and the command line, then runs the
+ * model over a dataset split.
+ *
+ * - A training checkpoint (`__metadata__.format` = `resnet-webgpu-checkpoint/1`) carries the architecture, the class
+ *   names and the training configuration (dataset, data folder, validation split, seed, image size); `--dataset` and
+ *   `--data-dir` may point it at other data.
+ * - A bare weights file (torchvision's `state_dict` saved with `safetensors.torch.save_file`, or `deno task export`
+ *   output) carries tensors and at most `arch_spec`/`class_names` metadata: without `arch_spec` the architecture is
+ *   inferred from the tensor names and shapes ({@linkcode inferResNetSpec}); `--dataset` is then required.
+ *
+ * `--arch/--width/--num-classes/--stem` must agree with what the file holds ({@linkcode checkSpecFlags}); the whole
+ * state dict is checked against the resolved architecture before anything is loaded.
+ * @module
+ */
+import { createLoaders, type Loaders } from "../data/loaders.ts";
+import type { StateDict } from "../models/host_tensor.ts";
+import { createResNet } from "../models/resnet.ts";
+import { resnetPlan } from "../models/resnet_plan.ts";
+import { ARCHITECTURES, type ResNetSpec, validateSpec } from "../models/resnet_spec.ts";
+import { stateLayout } from "../models/state_layout.ts";
+import {
+  CHECKPOINT_FORMAT,
+  checkStateDictShapes,
+  decodeCheckpoint,
+  decodeWeights,
+  type ExpectedShapes,
+} from "./checkpoint.ts";
+import { type EvalResult, evaluate } from "./evaluate.ts";
+import {
+  type Arch,
+  type DatasetName,
+  type EvalConfig,
+  recipeFor,
+  type TrainConfig,
+  trainConfigFromJSON,
+  UsageError,
+} from "./train_config.ts";
+
+/** Where the weights came from: a training checkpoint, or a bare weights file. */
+export type ModelSource = "checkpoint" | "weights";
+
+/** Options of {@linkcode evaluateCheckpoint} that are not part of the command line. */
+export interface EvaluateCheckpointOptions {
+  /** Non-fatal problems (class names that differ from the dataset's, skipped images, unusable metadata). */
+  onWarning?: (message: string) => void;
+  /** Dataset download progress. */
+  onProgress?: (message: string) => void;
+}
+
+/** What {@linkcode evaluateCheckpoint} measured, and on what. */
+export interface CheckpointEvaluation {
+  /** Loss, top-1, top-5, per-class accuracy and confusion matrix (class names: the dataset's). */
+  result: EvalResult;
+  /** With `saveLogits`: [numImages, numClasses] float32, row-major, in dataset order. */
+  logits?: Float32Array;
+  /** Images evaluated. */
+  numImages: number;
+  numClasses: number;
+  /** The architecture the weights were loaded into. */
+  spec: ResNetSpec;
+  /** torchvision's name of the architecture, or null for a block layout none of them has. */
+  arch: Arch | null;
+  dataset: DatasetName;
+  split: "test" | "val";
+  source: ModelSource;
+  /** Completed training epochs, for a checkpoint. */
+  epoch?: number;
+}
+
+/** Flags that describe a model; each must agree with the file. */
+export type SpecFlags = Pick<EvalConfig, "arch" | "width" | "numClasses" | "stem">;
+
+/**
+ * Loads `config.checkpoint` (a training checkpoint or a bare weights file), builds the model it describes, and
+ * evaluates it on `config.split` of the dataset. Needs the tfjs `webgpu` backend (`initWebGPU()` first).
+ * @throws {UsageError} naming the flag: a bare file without `--dataset`, `--split val` without a validation split,
+ *   flags that contradict the file, a dataset of another class count given by `--dataset`.
+ * @throws {Error} naming the file: unreadable, corrupt, not a ResNet state dict, tensors of the wrong shape.
+ */
+export async function evaluateCheckpoint(
+  config: EvalConfig,
+  options: EvaluateCheckpointOptions = {},
+): Promise<CheckpointEvaluation> {
+  const path = config.checkpoint;
+  let bytes: Uint8Array;
+  try {
+    bytes = await Deno.readFile(path);
+  } catch (e) {
+    throw new Error(`${path}: cannot read the checkpoint: ${(e as Error).message}`);
+  }
+  const resolved = resolveModel(bytes, path, config, options.onWarning);
+  const spec = checkSpecFlags(resolved.spec, config, path);
+  // Everything is checked (names, shapes, dtypes) before a model is built, so errors name the file.
+  const state = checkStateDictShapes(resolved.model, expectedShapes(spec), path);
+  const data = resolveData(config, resolved.train, path);
+
+  const loaders = await createLoaders({
+    dataset: data.dataset,
+    dataDir: data.dataDir,
+    valSplit: data.valSplit,
+    seed: data.seed,
+    batchSize: config.batchSize,
+    imageSize: data.imageSize,
+    augment: false,
+  }, { onWarning: options.onWarning, onProgress: options.onProgress });
+  try {
+    const loader = config.split === "val" ? loaders.val : loaders.test;
+    if (!loader) {
+      // resolveData only asks for val with valSplit > 0, and createLoaders builds it then.
+      throw new Error(`${path}: the ${data.dataset} loaders have no ${config.split} split`);
+    }
+    if (spec.numClasses !== loaders.numClasses) {
+      const message = `${path} has a classifier for ${spec.numClasses} classes (fc.weight ` +
+        `[${spec.numClasses}, ...]) but dataset ${data.dataset} has ${loaders.numClasses} classes`;
+      if (config.dataset !== null) throw new UsageError(`--dataset ${config.dataset}: ${message}`, "--dataset");
+      throw new Error(message);
+    }
+    warnOnClassNames(resolved.classNames, loaders, path, options.onWarning);
+    const model = createResNet(spec);
+    try {
+      model.importState(state);
+      const { result, logits } = await evaluate(model, loader, loaders.numClasses, {
+        classNames: loaders.classNames,
+        keepLogits: config.saveLogits !== null,
+      });
+      return {
+        result,
+        logits,
+        numImages: loader.numImages,
+        numClasses: loaders.numClasses,
+        spec,
+        arch: archName(spec),
+        dataset: data.dataset,
+        split: config.split,
+        source: resolved.source,
+        ...(resolved.epoch !== undefined ? { epoch: resolved.epoch } : {}),
+      };
+    } finally {
+      model.dispose();
+    }
+  } finally {
+    await Promise.all([loaders.train, loaders.val, loaders.test].map((l) => l?.close()));
+  }
+}
+
+/** What a file says about the model and its training. */
+interface ResolvedModel {
+  source: ModelSource;
+  model: StateDict;
+  spec: ResNetSpec;
+  /** The training configuration (checkpoints only). */
+  train: TrainConfig | null;
+  /** Class names recorded with the weights, if any. */
+  classNames: string[] | null;
+  epoch?: number;
+}
+
+function resolveModel(
+  bytes: Uint8Array,
+  path: string,
+  config: EvalConfig,
+  onWarning?: (message: string) => void,
+): ResolvedModel {
+  const weights = decodeWeights(bytes, path);
+  if (weights.metadata.format === CHECKPOINT_FORMAT) {
+    const state = decodeCheckpoint(bytes, path);
+    const train = trainConfigFromJSON(state.config, `${path} metadata "config"`);
+    const spec = specFromJSON(state.archSpec, `${path} metadata "arch_spec"`);
+    return { source: "checkpoint", model: state.model, spec, train, classNames: state.classNames, epoch: state.epoch };
+  }
+  // A bare weights file: metadata is optional and advisory; the tensors decide.
+  let spec: ResNetSpec | null = null;
+  if (weights.metadata.arch_spec !== undefined) {
+    try {
+      spec = specFromJSON(JSON.parse(weights.metadata.arch_spec), `${path} metadata "arch_spec"`);
+    } catch (e) {
+      onWarning?.(`ignoring unusable metadata, inferring the architecture from the tensors: ${(e as Error).message}`);
+    }
+  }
+  let classNames: string[] | null = null;
+  if (weights.metadata.class_names !== undefined) {
+    try {
+      const names = JSON.parse(weights.metadata.class_names);
+      if (Array.isArray(names) && names.every((n) => typeof n === "string")) classNames = names;
+      else throw new Error(`expected an array of strings, got ${weights.metadata.class_names}`);
+    } catch (e) {
+      onWarning?.(`${path}: ignoring metadata "class_names": ${(e as Error).message}`);
+    }
+  }
+  if (config.dataset === null) {
+    throw new UsageError(
+      `${path} is a bare weights file (no training configuration): pass --dataset (and --data-dir where needed)`,
+      "--dataset",
+    );
+  }
+  return {
+    source: "weights",
+    model: weights.model,
+    spec: spec ?? inferResNetSpec(weights.model, path),
+    train: null,
+    classNames,
+  };
+}
+
+function specFromJSON(value: unknown, where: string): ResNetSpec {
+  if (typeof value !== "object" || value === null || Array.isArray(value)) {
+    throw new Error(`${where}: expected a ResNet spec object, got ${JSON.stringify(value)}`);
+  }
+  const spec = { zeroInitResidual: false, ...(value as Partial<ResNetSpec>) } as ResNetSpec;
+  try {
+    validateSpec(spec);
+  } catch (e) {
+    throw new Error(`${where}: ${(e as Error).message}`);
+  }
+  return {
+    block: spec.block,
+    layers: [...spec.layers],
+    stem: spec.stem,
+    width: spec.width,
+    numClasses: spec.numClasses,
+    zeroInitResidual: spec.zeroInitResidual,
+  };
+}
+
+/** The data to evaluate on: the checkpoint's, with `--dataset/--data-dir/--image-size` applied. */
+interface ResolvedData {
+  dataset: DatasetName;
+  dataDir: string;
+  valSplit: number;
+  seed: number;
+  imageSize?: number;
+}
+
+function resolveData(config: EvalConfig, train: TrainConfig | null, path: string): ResolvedData {
+  // resolveModel has made sure that a bare file comes with --dataset.
+  const dataset = (config.dataset ?? train!.dataset) as DatasetName;
+  const sameData = train !== null && train.dataset === dataset;
+  if (dataset === "synthetic" && config.dataDir !== null) {
+    throw new UsageError("--data-dir does not apply to --dataset synthetic", "--data-dir");
+  }
+  const dataDir = config.dataDir ?? (sameData ? train.dataDir : recipeFor(dataset).dataDir);
+  if (dataset === "folder" && !dataDir) {
+    throw new UsageError("--dataset folder needs --data-dir (a folder with one subfolder per class)", "--data-dir");
+  }
+  if (config.split === "val") {
+    if (train === null) {
+      throw new UsageError(
+        `--split val needs a training checkpoint: ${path} is a bare weights file with no record of which images ` +
+          "were held out for validation; use --split test",
+        "--split",
+      );
+    }
+    if (train.valSplit === 0) {
+      throw new UsageError(
+        `--split val: ${path} was trained without a validation split (--val-split 0), so every training image was ` +
+          "trained on; use --split test",
+        "--split",
+      );
+    }
+    if (!sameData) {
+      throw new UsageError(
+        `--split val: the validation split is held out of ${train.dataset}'s training set, not of --dataset ` +
+          `${dataset}; use --split test`,
+        "--split",
+      );
+    }
+  }
+  return {
+    dataset,
+    // createLoaders needs a non-empty folder; synthetic data ignores it (the trainer passes "data" too).
+    dataDir: dataDir || "data",
+    // The same (train size, valSplit, seed) reproduces the held-out images; the test split needs none of them.
+    valSplit: config.split === "val" ? train!.valSplit : 0,
+    seed: train?.seed ?? 0,
+    imageSize: config.imageSize ?? (sameData ? train.imageSize : recipeFor(dataset).imageSize),
+  };
+}
+
+function warnOnClassNames(
+  names: string[] | null,
+  loaders: Loaders,
+  path: string,
+  onWarning?: (message: string) => void,
+): void {
+  if (names === null) return;
+  const at = names.findIndex((n, i) => n !== loaders.classNames[i]);
+  if (at >= 0 || names.length !== loaders.classNames.length) {
+    const i = at >= 0 ? at : Math.min(names.length, loaders.classNames.length);
+    onWarning?.(
+      `${path} was trained with other class names than the dataset's: class ${i} is ` +
+        `${JSON.stringify(names[i] ?? null)} there and ${JSON.stringify(loaders.classNames[i] ?? null)} in the ` +
+        "dataset; the report uses the dataset's names (its labels decide what counts as correct)",
+    );
+  }
+}
+
+/** Expected names, shapes and dtypes of `spec`'s state dict. */
+function expectedShapes(spec: ResNetSpec): ExpectedShapes {
+  return new Map(stateLayout(resnetPlan(spec)).map((e) => [e.name, { shape: e.shape, dtype: e.dtype }]));
+}
+
+/** torchvision's name of `spec`'s block layout, or null when none matches. */
+export function archName(spec: Pick<ResNetSpec, "block" | "layers">): Arch | null {
+  for (const [name, a] of Object.entries(ARCHITECTURES)) {
+    if (a.block === spec.block && a.layers.every((n, i) => n === spec.layers[i])) return name as Arch;
+  }
+  return null;
+}
+
+const STAGE_KEY = /^layer(\d+)\.(\d+)\./;
+
+/**
+ * Infers a ResNet's spec from the names and shapes of its state dict (torchvision's keys and layouts): blocks per
+ * stage from the `layerN.i.` keys, bottleneck blocks when `layer1.0.conv3.weight` exists, width from `conv1.weight`
+ * [out, 3, k, k], the stem from its kernel (7: ImageNet, 3: CIFAR), the class count from `fc.weight` [classes, in].
+ * Only these keys are read: check the whole dict against the result with `checkStateDictShapes`.
+ * @param source names the file in errors.
+ * @throws {Error} naming `source` and the key when the dict is not a ResNet state dict.
+ */
+export function inferResNetSpec(state: Map<string, { shape: readonly number[] }>, source: string): ResNetSpec {
+  const fail = (what: string): never => {
+    throw new Error(`${source}: not a torchvision ResNet state dict: ${what}`);
+  };
+  const shapeOf = (name: string, rank: number): readonly number[] => {
+    const t = state.get(name);
+    if (t === undefined) return fail(`it has no "${name}" tensor (${describeKeys(state)})`);
+    if (t.shape.length !== rank) {
+      fail(`"${name}" has shape ${JSON.stringify(t.shape)}, expected ${rank} dimensions`);
+    }
+    return t.shape;
+  };
+  const conv1 = shapeOf("conv1.weight", 4); // [width, 3, k, k]
+  const [width, inChannels, kh, kw] = conv1;
+  if (inChannels !== 3 || kh !== kw || (kh !== 7 && kh !== 3)) {
+    fail(`"conv1.weight" has shape ${JSON.stringify(conv1)}, expected [width, 3, 7, 7] or [width, 3, 3, 3]`);
+  }
+  const fc = shapeOf("fc.weight", 2); // [numClasses, features]
+  const blocks: Set<number>[] = [new Set(), new Set(), new Set(), new Set()];
+  for (const name of state.keys()) {
+    const m = STAGE_KEY.exec(name);
+    if (!m) continue;
+    const stage = Number(m[1]);
+    if (stage < 1 || stage > 4) fail(`"${name}" names stage layer${stage}; a ResNet has layer1 to layer4`);
+    blocks[stage - 1].add(Number(m[2]));
+  }
+  const layers = blocks.map((set, s) => {
+    if (set.size === 0) fail(`it has no "layer${s + 1}.0." tensors`);
+    const max = Math.max(...set);
+    if (max !== set.size - 1) {
+      const gap = [...Array(max + 1).keys()].find((i) => !set.has(i));
+      fail(`layer${s + 1} has block ${max} but no block ${gap}`);
+    }
+    return set.size;
+  }) as [number, number, number, number];
+  return {
+    block: state.has("layer1.0.conv3.weight") ? "bottleneck" : "basic",
+    layers,
+    stem: kh === 7 ? "imagenet" : "cifar",
+    width,
+    numClasses: fc[0],
+    zeroInitResidual: false,
+  };
+}
+
+function describeKeys(state: Map<string, unknown>): string {
+  const names = [...state.keys()];
+  if (names.length === 0) return "the file holds no tensors";
+  return `the file holds ${names.length} tensors: ${names.slice(0, 3).join(", ")}${names.length > 3 ? ", ..." : ""}`;
+}
+
+/** A one-line description: "resnet18 (basic [2,2,2,2], cifar stem, width 4, 10 classes)". */
+export function describeSpec(spec: ResNetSpec): string {
+  return `${archName(spec) ?? "custom ResNet"} (${spec.block} [${spec.layers.join(",")}], ${spec.stem} stem, ` +
+    `width ${spec.width}, ${spec.numClasses} classes)`;
+}
+
+/**
+ * Checks the model flags against the spec a file gives (recorded or inferred) and returns it.
+ * @throws {UsageError} naming the first flag that contradicts the file, with what the file holds.
+ */
+export function checkSpecFlags(spec: ResNetSpec, flags: SpecFlags, source: string): ResNetSpec {
+  const contradiction = (flag: string, given: unknown, found: string): never => {
+    throw new UsageError(`--${flag} ${given} contradicts ${source}, which holds ${found}`, `--${flag}`);
+  };
+  if (flags.arch !== null) {
+    const want = ARCHITECTURES[flags.arch];
+    if (want.block !== spec.block || want.layers.some((n, i) => n !== spec.layers[i])) {
+      contradiction("arch", flags.arch, `${archName(spec) ?? "a ResNet"} (${spec.block} blocks [${spec.layers}])`);
+    }
+  }
+  if (flags.width !== null && flags.width !== spec.width) {
+    contradiction("width", flags.width, `width ${spec.width} (conv1.weight has ${spec.width} output channels)`);
+  }
+  if (flags.numClasses !== null && flags.numClasses !== spec.numClasses) {
+    contradiction("num-classes", flags.numClasses, `a classifier for ${spec.numClasses} classes (fc.weight)`);
+  }
+  if (flags.stem !== null && flags.stem !== spec.stem) {
+    contradiction("stem", flags.stem, `the ${spec.stem} stem (conv1 ${spec.stem === "imagenet" ? "7x7" : "3x3"})`);
+  }
+  return spec;
+}
