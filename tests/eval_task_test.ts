@@ -232,7 +232,11 @@ Deno.test({
       const checkpoint = `${dir}/last.safetensors`;
       await writeCheckpoint(checkpoint, state, trainConfig(), spec);
       const bare = `${dir}/weights.safetensors`;
-      await Deno.writeFile(bare, encodeWeights(state)); // no arch_spec / class_names: the spec must be inferred
+      // No arch_spec / class_names metadata: the spec must be inferred. Without the BN batch counters too, which
+      // PyTorch's BatchNorm also accepts from a state dict without version metadata.
+      const counterless = new Map([...state].filter(([name]) => !name.endsWith(".num_batches_tracked")));
+      assert(counterless.size < state.size);
+      await Deno.writeFile(bare, encodeWeights(counterless));
       const npy = `${dir}/logits.npy`;
 
       // The labels and the last (partial) batch of the same test loader, read in-process.
@@ -314,7 +318,7 @@ Deno.test({
         }
       });
 
-      await t.step("bare weights: spec inferred from the tensors, --dataset required, identical report", async () => {
+      await t.step("bare weights: spec inferred from the tensors (no batch counters), identical report", async () => {
         const out = await runEval("--checkpoint", bare, "--dataset", "synthetic", "--json", "--batch-size", `${BATCH}`);
         assertStrictEquals(out.code, 0, out.stderr);
         const r = lastJsonLine(out.stdout);
@@ -330,7 +334,11 @@ Deno.test({
         const notResNet = `${dir}/not_resnet.safetensors`;
         await Deno.writeFile(notResNet, encodeWeights(new Map([...state].filter(([k]) => !k.startsWith("layer3.")))));
         const cases: [string[], number, RegExp][] = [
-          [["--checkpoint", `${dir}/missing.safetensors`], 1, /missing\.safetensors/],
+          [
+            ["--checkpoint", `${dir}/missing.safetensors`],
+            1,
+            /missing\.safetensors: cannot read the checkpoint: no such/,
+          ],
           [["--checkpoint", corrupt], 1, /corrupt\.safetensors/],
           [["--checkpoint", notResNet, "--dataset", "synthetic"], 1, /not_resnet\.safetensors.*layer3/],
           [["--checkpoint", checkpoint, "--split", "train"], 2, /--split/],

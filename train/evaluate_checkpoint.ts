@@ -13,7 +13,10 @@
  * state dict is checked against the resolved architecture before anything is loaded.
  * @module
  */
+import { CIFAR100_CLASS_NAMES, CIFAR10_CLASS_NAMES } from "../data/class_names.ts";
 import { createLoaders, type Loaders } from "../data/loaders.ts";
+import { SYNTHETIC_CLASSES } from "../data/synthetic.ts";
+import { initWebGPU } from "../kernels/webgpu_backend.ts";
 import type { StateDict } from "../models/host_tensor.ts";
 import { createResNet } from "../models/resnet.ts";
 import { resnetPlan } from "../models/resnet_plan.ts";
@@ -56,13 +59,17 @@ export interface CheckpointEvaluation {
   logits?: Float32Array;
   /** Images evaluated. */
   numImages: number;
+  /** Classes of the model and of the dataset (they must agree). */
   numClasses: number;
   /** The architecture the weights were loaded into. */
   spec: ResNetSpec;
   /** torchvision's name of the architecture, or null for a block layout none of them has. */
   arch: Arch | null;
+  /** The dataset evaluated on: `--dataset`, else the checkpoint's. */
   dataset: DatasetName;
+  /** The split evaluated: the test set, or the images the checkpoint's run held out of its training set. */
   split: "test" | "val";
+  /** A training checkpoint or a bare weights file. */
   source: ModelSource;
   /** Completed training epochs, for a checkpoint. */
   epoch?: number;
@@ -73,7 +80,8 @@ export type SpecFlags = Pick<EvalConfig, "arch" | "width" | "numClasses" | "stem
 
 /**
  * Loads `config.checkpoint` (a training checkpoint or a bare weights file), builds the model it describes, and
- * evaluates it on `config.split` of the dataset. Needs the tfjs `webgpu` backend (`initWebGPU()` first).
+ * evaluates it on `config.split` of the dataset, on the tfjs `webgpu` backend (`initWebGPU()` runs if it has not;
+ * call `registerFastKernels()` before for our kernels).
  * @throws {UsageError} naming the flag: a bare file without `--dataset`, `--split val` without a validation split,
  *   flags that contradict the file, a dataset of another class count given by `--dataset`.
  * @throws {Error} naming the file: unreadable, corrupt, not a ResNet state dict, tensors of the wrong shape.
@@ -87,13 +95,18 @@ export async function evaluateCheckpoint(
   try {
     bytes = await Deno.readFile(path);
   } catch (e) {
-    throw new Error(`${path}: cannot read the checkpoint: ${(e as Error).message}`);
+    const why = e instanceof Deno.errors.NotFound ? "no such file" : (e as Error).message;
+    throw new Error(`${path}: cannot read the checkpoint: ${why}`);
   }
   const resolved = resolveModel(bytes, path, config, options.onWarning);
   const spec = checkSpecFlags(resolved.spec, config, path);
+  const expected = expectedShapes(spec);
+  if (resolved.source === "weights") addMissingBatchCounters(resolved.model, expected);
   // Everything is checked (names, shapes, dtypes) before a model is built, so errors name the file.
-  const state = checkStateDictShapes(resolved.model, expectedShapes(spec), path);
+  const state = checkStateDictShapes(resolved.model, expected, path);
   const data = resolveData(config, resolved.train, path);
+  // Fixed-size datasets are checked before any data is read (or downloaded); folders once they are indexed.
+  checkClassCount(spec.numClasses, data.dataset, KNOWN_CLASS_COUNTS[data.dataset], config, path);
 
   const loaders = await createLoaders({
     dataset: data.dataset,
@@ -110,13 +123,9 @@ export async function evaluateCheckpoint(
       // resolveData only asks for val with valSplit > 0, and createLoaders builds it then.
       throw new Error(`${path}: the ${data.dataset} loaders have no ${config.split} split`);
     }
-    if (spec.numClasses !== loaders.numClasses) {
-      const message = `${path} has a classifier for ${spec.numClasses} classes (fc.weight ` +
-        `[${spec.numClasses}, ...]) but dataset ${data.dataset} has ${loaders.numClasses} classes`;
-      if (config.dataset !== null) throw new UsageError(`--dataset ${config.dataset}: ${message}`, "--dataset");
-      throw new Error(message);
-    }
+    checkClassCount(spec.numClasses, data.dataset, loaders.numClasses, config, path);
     warnOnClassNames(resolved.classNames, loaders, path, options.onWarning);
+    await initWebGPU(); // idempotent; never let tfjs fall back to its CPU backend
     const model = createResNet(spec);
     try {
       model.importState(state);
@@ -142,6 +151,28 @@ export async function evaluateCheckpoint(
   } finally {
     await Promise.all([loaders.train, loaders.val, loaders.test].map((l) => l?.close()));
   }
+}
+
+/** Classes of the datasets whose class count is fixed (CIFAR-100: the fine labels, as training uses them). */
+const KNOWN_CLASS_COUNTS: Record<DatasetName, number | undefined> = {
+  cifar10: CIFAR10_CLASS_NAMES.length,
+  cifar100: CIFAR100_CLASS_NAMES.length,
+  synthetic: SYNTHETIC_CLASSES,
+  folder: undefined,
+};
+
+function checkClassCount(
+  modelClasses: number,
+  dataset: DatasetName,
+  dataClasses: number | undefined,
+  config: EvalConfig,
+  path: string,
+): void {
+  if (dataClasses === undefined || dataClasses === modelClasses) return;
+  const message = `${path} has a classifier for ${modelClasses} classes (fc.weight [${modelClasses}, ...]) but ` +
+    `dataset ${dataset} has ${dataClasses} classes`;
+  if (config.dataset !== null) throw new UsageError(`--dataset ${config.dataset}: ${message}`, "--dataset");
+  throw new Error(message);
 }
 
 /** What a file says about the model and its training. */
@@ -292,6 +323,18 @@ function warnOnClassNames(
         `${JSON.stringify(names[i] ?? null)} there and ${JSON.stringify(loaders.classNames[i] ?? null)} in the ` +
         "dataset; the report uses the dataset's names (its labels decide what counts as correct)",
     );
+  }
+}
+
+/**
+ * Adds `num_batches_tracked` = 0 where a weights file lacks it, as PyTorch's BatchNorm does when it loads a state dict
+ * without version metadata (what `safetensors.torch.load_file` returns). Evaluation never reads the counter.
+ */
+function addMissingBatchCounters(model: StateDict, expected: ExpectedShapes): void {
+  for (const [name, e] of expected) {
+    if (name.endsWith(".num_batches_tracked") && !model.has(name)) {
+      model.set(name, { dtype: e.dtype, shape: [...e.shape], data: new BigInt64Array(1) });
+    }
   }
 }
 
