@@ -1,7 +1,8 @@
 import * as tf from "@tensorflow/tfjs";
 import { assert, assertEquals, assertStrictEquals, rejects, throws } from "./assert.ts";
 import { createLoaders } from "../data/loaders.ts";
-import { SYNTHETIC_CLASS_NAMES } from "../data/synthetic.ts";
+import { splitTrainVal } from "../data/batch_plan.ts";
+import { generateSynthetic, SYNTHETIC_CLASS_NAMES } from "../data/synthetic.ts";
 import { registerFastKernels } from "../kernels/register.ts";
 import { initWebGPU } from "../kernels/webgpu_backend.ts";
 import type { StateDict } from "../models/host_tensor.ts";
@@ -19,6 +20,7 @@ import {
 } from "../train/evaluate_checkpoint.ts";
 import { decodeNpy } from "../train/npy.ts";
 import { type EvalConfig, parseEvalArgs, parseTrainArgs, type TrainConfig, UsageError } from "../train/train_config.ts";
+import { exportWeights } from "../tasks/export.ts";
 import { abbreviateNames, type EvalReport, formatEvalReport, MAX_PRINTED_CONFUSION } from "../tasks/eval.ts";
 
 // ---------------------------------------------------------------------------------------------------------------
@@ -359,6 +361,38 @@ Deno.test({
         });
       });
 
+      await t.step("deno task export output: its arch_spec metadata is used and must fit the tensors", async () => {
+        const exported = `${dir}/exported.safetensors`;
+        await exportWeights({ checkpoint, out: exported });
+        const warnings: string[] = [];
+        const e = await evaluateCheckpoint(
+          evalConfig({ checkpoint: exported, dataset: "synthetic", batchSize: BATCH }),
+          { onWarning: (m) => warnings.push(m) },
+        );
+        assertEquals([e.source, e.spec, e.numImages, warnings], ["weights", spec, 512, []]);
+        assertEquals(e.result.confusion, fromCheckpoint.confusion);
+        assert(Math.abs(e.result.loss - fromCheckpoint.loss) <= 1e-6 * fromCheckpoint.loss);
+
+        const wrongSpec = `${dir}/wrong_spec.safetensors`;
+        await Deno.writeFile(wrongSpec, encodeWeights(state, { arch_spec: JSON.stringify({ ...spec, width: 4 }) }));
+        await rejects(
+          evaluateCheckpoint(evalConfig({ checkpoint: wrongSpec, dataset: "synthetic" })),
+          /wrong_spec\.safetensors: state dict does not match the model.*\n.*conv1\.weight: file has F32 \[2,3,3,3\], model expects F32 \[4,3,3,3\]/s,
+        );
+        const badMeta = `${dir}/bad_meta.safetensors`;
+        const noLayer3 = new Map([...state].filter(([k]) => !k.startsWith("layer3.")));
+        await Deno.writeFile(badMeta, encodeWeights(noLayer3, { arch_spec: "{not json" }));
+        await rejects(
+          evaluateCheckpoint(
+            evalConfig({ checkpoint: badMeta, dataset: "synthetic" }),
+            { onWarning: (m) => warnings.push(m) },
+          ),
+          /bad_meta\.safetensors: not a torchvision ResNet state dict: it has no "layer3\.0\." tensors/,
+        );
+        assertStrictEquals(warnings.length, 1);
+        assert(/ignoring unusable metadata.*inferring the architecture/.test(warnings[0]), warnings[0]);
+      });
+
       await t.step(
         "--split val evaluates the checkpoint's held-out images; a class-count mismatch names --dataset",
         async () => {
@@ -367,6 +401,11 @@ Deno.test({
           const e = await evaluateCheckpoint(evalConfig({ checkpoint: withVal, split: "val", batchSize: 16 }));
           assertEquals([e.numImages, e.result.count, e.split, e.source, e.epoch], [40, 40, "val", "checkpoint", 2]);
           assertStrictEquals(e.logits, undefined); // only kept for --save-logits
+          // The same 40 images the run held out: (training set size, --val-split, --seed) decide which.
+          const trainLabels = generateSynthetic(1024, 0, 1).labels;
+          const heldOut = new Array(10).fill(0);
+          for (const i of splitTrainVal(1024, 40, 9).val) heldOut[trainLabels[i]]++;
+          assertEquals(e.result.perClassCount, heldOut);
 
           const five = new Map(state);
           five.set("fc.weight", { dtype: "F32", shape: [5, 16], data: new Float32Array(80) });
