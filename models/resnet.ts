@@ -82,7 +82,8 @@ export class ResNet {
           this.#batchesTracked.set(moduleOf(e.name), 0);
           return;
         }
-        const init = initialValue(e, seed * 7919 + i, zeroGamma.has(e.name), this.plan.fc.inFeatures);
+        // Never 0: tfjs's randomNormal treats a falsy seed as "use Math.random()".
+        const init = initialValue(e, seed * 7919 + i + 1, zeroGamma.has(e.name), this.plan.fc.inFeatures);
         const v = tf.variable(init, e.trainable, `${e.name}#${uniqueSuffix()}`);
         (e.trainable ? this.#params : this.#buffers).set(e.name, v);
       });

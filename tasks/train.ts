@@ -4,6 +4,7 @@
  * @module
  */
 import { runTask } from "./args.ts";
+import { registerFastKernels } from "../kernels/register.ts";
 import { initWebGPU } from "../kernels/webgpu_backend.ts";
 import { formatEpochSummary, formatProgress } from "../train/progress.ts";
 import { parseTrainArgs, trainHelp } from "../train/train_config.ts";
@@ -14,6 +15,7 @@ if (import.meta.main) {
     const config = parseTrainArgs(Deno.args);
     if (config === "help") return void console.log(trainHelp());
     const adapter = await initWebGPU();
+    registerFastKernels();
     console.log(
       `WebGPU adapter: ${adapter.name}${
         adapter.isFallbackAdapter ? " (software fallback: slow, for tests only)" : ""

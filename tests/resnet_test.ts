@@ -135,7 +135,10 @@ Deno.test("importState rejects a state dict that does not fit and changes nothin
   model.dispose();
 });
 
-Deno.test("initialisation is torchvision's and deterministic per seed", async () => {
+Deno.test("initialisation is torchvision's and deterministic per seed, seed 0 included", async () => {
+  const z1 = await resnet18({ width: 4, numClasses: 3, seed: 0 }).exportState();
+  const z2 = await resnet18({ width: 4, numClasses: 3, seed: 0 }).exportState();
+  for (const [name, t] of z1) assertEquals(z2.get(name)!.data, t.data, name);
   const a = await resnet18({ width: 8, numClasses: 10, seed: 3, zeroInitResidual: true }).exportState();
   const b = await resnet18({ width: 8, numClasses: 10, seed: 3, zeroInitResidual: true }).exportState();
   const c = await resnet18({ width: 8, numClasses: 10, seed: 4 }).exportState();

@@ -5,7 +5,7 @@
  * @module
  */
 import * as tf from "@tensorflow/tfjs";
-import { createLoaders, type Loaders } from "../data/loaders.ts";
+import { createLoaders, type DataConfig, type Loaders } from "../data/loaders.ts";
 import { initWebGPU } from "../kernels/webgpu_backend.ts";
 import { createResNet, fromTorchLayout, type ResNet, toTorchLayout } from "../models/resnet.ts";
 import { type ResNetSpec, resnetSpec } from "../models/resnet_spec.ts";
@@ -45,6 +45,8 @@ export interface TrainHooks {
   stopAfterStep?: number;
   /** Test hook: make the loss of this global step (1-based) NaN. */
   nanAtStep?: number;
+  /** Data options that are not part of the run's config (e.g. a smaller synthetic set in tests). */
+  data?: Partial<DataConfig>;
 }
 
 /** Outcome of {@linkcode train}. */
@@ -89,7 +91,8 @@ export async function train(config: TrainConfig, hooks: TrainHooks = {}): Promis
     batchSize: config.batchSize,
     imageSize: config.imageSize,
     workers: config.workers,
-  }, { onWarning: log });
+    ...hooks.data,
+  }, { onWarning: log, onProgress: log });
   const spec = resnetSpec(config.arch, {
     stem: config.stem,
     width: config.width,

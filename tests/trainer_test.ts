@@ -1,0 +1,156 @@
+import * as tf from "@tensorflow/tfjs";
+import { assert, assertEquals, rejects } from "./assert.ts";
+import { registerFastKernels } from "../kernels/register.ts";
+import { initWebGPU } from "../kernels/webgpu_backend.ts";
+import { resnet18 } from "../models/zoo.ts";
+import { decodeCheckpoint } from "../train/checkpoint.ts";
+import { SGD, weightDecayFilter } from "../train/sgd.ts";
+import { parseTrainArgs, type TrainConfig } from "../train/train_config.ts";
+import { makeTrainStep } from "../train/train_step.ts";
+import { NonFiniteLossError, train, type TrainHooks } from "../train/trainer.ts";
+
+await initWebGPU();
+registerFastKernels();
+
+// 96 synthetic images, 32 held out for validation: 64 train images = 4 steps of 16 per epoch.
+const DATA: TrainHooks["data"] = { syntheticTrain: 96, syntheticTest: 32, workers: 0 };
+
+function config(out: string, ...flags: string[]): TrainConfig {
+  const c = parseTrainArgs([
+    "--dataset=synthetic",
+    "--width=2",
+    "--batch-size=16",
+    "--epochs=2",
+    "--val-split=32",
+    "--log-every=2",
+    "--checkpoint-every=3",
+    `--out=${out}`,
+    ...flags,
+  ]);
+  if (c === "help") throw new Error("unreachable");
+  return c;
+}
+
+/** The final checkpoint's tensors and the metrics log without its wall-clock fields. */
+async function outcome(out: string) {
+  const state = decodeCheckpoint(await Deno.readFile(`${out}/last.safetensors`), out);
+  const metrics = (await Deno.readTextFile(`${out}/metrics.jsonl`)).trim().split("\n").map((l) => {
+    const { time: _t, images_per_second: _i, ...rest } = JSON.parse(l);
+    return rest;
+  });
+  return { state, metrics };
+}
+
+function assertSameOutcome(a: Awaited<ReturnType<typeof outcome>>, b: Awaited<ReturnType<typeof outcome>>) {
+  assertEquals(b.metrics, a.metrics);
+  assertEquals(b.state.globalStep, a.state.globalStep);
+  for (const part of ["model", "optimizer"] as const) {
+    assertEquals([...b.state[part].keys()], [...a.state[part].keys()]);
+    for (const [name, t] of a.state[part]) {
+      const u = b.state[part].get(name)!;
+      assertEquals(
+        new Uint8Array(u.data.buffer, u.data.byteOffset, u.data.byteLength),
+        new Uint8Array(t.data.buffer, t.data.byteOffset, t.data.byteLength),
+        `${part} ${name}`,
+      );
+    }
+  }
+}
+
+const tmp = await Deno.makeTempDir({ prefix: "trainer_test_" });
+let reference: Awaited<ReturnType<typeof outcome>>;
+
+Deno.test("an uninterrupted run writes config, metrics, summary and checkpoints", async () => {
+  const out = `${tmp}/reference`;
+  const events: number[] = [];
+  const result = await train(config(out), { data: DATA, progress: (p) => events.push(p.globalStep) });
+  assertEquals([result.globalStep, result.interrupted, result.epochs.length], [8, false, 2]);
+  assertEquals(events, [2, 4, 6, 8], "one readback every --log-every steps");
+  const files = [...Deno.readDirSync(out)].map((e) => e.name).sort();
+  for (const f of ["config.json", "metrics.jsonl", "summary.csv", "last.safetensors", "best.safetensors"]) {
+    assert(files.includes(f), `${f} in ${files}`);
+  }
+  assert(!files.some((f) => f.includes(".tmp")), `no temporary files left: ${files}`);
+  reference = await outcome(out);
+  assertEquals(reference.metrics.map((m) => m.epoch), [1, 2]);
+  for (const m of reference.metrics) {
+    for (const k of ["train_loss", "val_loss", "val_top1", "test_loss", "test_top1", "test_top5"]) {
+      assert(Number.isFinite(m[k]), `${k} = ${m[k]}`);
+    }
+  }
+  assertEquals(reference.state.dataPosition, { epoch: 2, batch: 0 });
+  assertEquals(reference.state.classNames.length, 10);
+  // best is chosen on the validation split and records its metric.
+  assertEquals(reference.state.bestMetric, Math.max(...reference.metrics.map((m) => m.val_top1)));
+  const csv = (await Deno.readTextFile(`${out}/summary.csv`)).trim().split("\n");
+  assertEquals(csv.length, 3, "header + one row per epoch");
+});
+
+Deno.test("killed at an epoch boundary and resumed equals uninterrupted", async () => {
+  const out = `${tmp}/boundary`;
+  const first = await train(config(out), { data: DATA, stopAfterStep: 5 });
+  assert(first.interrupted);
+  // The newest checkpoint is the end of epoch 1 (step 4); step 5 is lost, as in a real crash.
+  const resumed = await train(config(out, "--resume=auto"), { data: DATA });
+  assertEquals(resumed.globalStep, 8);
+  assertSameOutcome(reference, await outcome(out));
+});
+
+Deno.test("killed mid-epoch and resumed from a mid-epoch checkpoint equals uninterrupted", async () => {
+  const out = `${tmp}/mid`;
+  await train(config(out), { data: DATA, stopAfterStep: 7 });
+  // --checkpoint-every 3: the newest checkpoint is step 6, batch 2 of epoch 2.
+  const mid = decodeCheckpoint(await Deno.readFile(`${out}/last.safetensors`), out);
+  assertEquals([mid.globalStep, mid.dataPosition], [6, { epoch: 1, batch: 2 }]);
+  await train(config(out, "--resume=auto"), { data: DATA });
+  assertSameOutcome(reference, await outcome(out));
+});
+
+Deno.test("a non-finite loss stops the run and leaves the last good checkpoint untouched", async () => {
+  const out = `${tmp}/nan`;
+  await rejects(
+    () => train(config(out), { data: DATA, nanAtStep: 5 }),
+    (e: Error) => e instanceof NonFiniteLossError && /NaN at or before global step 6/.test(e.message),
+  );
+  const last = decodeCheckpoint(await Deno.readFile(`${out}/last.safetensors`), out);
+  assertEquals(last.globalStep, 4, "the end-of-epoch-1 checkpoint is still the last one");
+  const steps = [...Deno.readDirSync(out)].map((e) => e.name).filter((n) => n.startsWith("checkpoint-")).sort();
+  assertEquals(steps.at(-1), "checkpoint-000000004.safetensors");
+});
+
+Deno.test("training steps do not grow the number of live tensors", () => {
+  const model = resnet18({ stem: "cifar", width: 2, numClasses: 10 });
+  const optimizer = new SGD(model.parameters(), {
+    momentum: 0.9,
+    nesterov: true,
+    weightDecay: 5e-4,
+    decay: weightDecayFilter(false),
+  });
+  const step = makeTrainStep(model, optimizer, { labelSmoothing: 0.1, clipGradNorm: 1 });
+  const x = tf.randomNormal([4, 8, 8, 3]) as tf.Tensor4D;
+  const y = tf.tensor1d([0, 1, 2, 3], "int32");
+  const run = () => tf.dispose(Object.values(step(x, y, 0.1)));
+  run(); // the first step creates the momentum buffers
+  const before = tf.memory().numTensors;
+  for (let i = 0; i < 3; i++) run();
+  assertEquals(tf.memory().numTensors, before);
+  tf.dispose([x, y]);
+  optimizer.dispose();
+  model.dispose();
+});
+
+Deno.test("an end-to-end synthetic run learns well above chance", async () => {
+  const out = `${tmp}/learn`;
+  const c = parseTrainArgs(["--dataset=synthetic", "--epochs=2", `--out=${out}`, "--log-every=1000"]);
+  if (c === "help") throw new Error("unreachable");
+  const result = await train(c, { data: { syntheticTrain: 512, syntheticTest: 256, workers: 0 } });
+  const last = result.epochs.at(-1)!;
+  // 10 classes: chance is 10 %.
+  console.log(`synthetic: test top-1 ${last.test_top1} after ${result.globalStep} steps`);
+  assert(last.test_top1! >= 0.5, `test top-1 ${last.test_top1}`);
+});
+
+Deno.test({
+  name: "cleanup",
+  fn: () => Deno.removeSync(tmp, { recursive: true }),
+});
