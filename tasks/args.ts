@@ -5,14 +5,9 @@
  * @module
  */
 import { parseArgs as nodeParseArgs, type ParseArgsConfig } from "node:util";
+import { UsageError } from "./usage_error.ts";
 
-/** A bad command line: unknown flag, bad value, contradiction. Tasks exit with status 2 on it. */
-export class UsageError extends Error {
-  constructor(message: string) {
-    super(message);
-    this.name = "UsageError";
-  }
-}
+export { UsageError };
 
 /**
  * `parseArgs` from `node:util`, strict, with its errors (unknown option, missing value) turned into
@@ -66,8 +61,7 @@ export async function runTask(main: () => Promise<void> | void): Promise<void> {
   try {
     await main();
   } catch (e) {
-    // By name, so usage errors defined by library modules count too.
-    const usage = e instanceof Error && e.name === "UsageError";
+    const usage = e instanceof UsageError;
     console.error(`error: ${e instanceof Error ? e.message : String(e)}${usage ? " (see --help)" : ""}`);
     Deno.exit(usage ? 2 : 1);
   }

@@ -9,6 +9,7 @@
  * adapter such as llvmpipe.
  * @module
  */
+import { runBenchData } from "./bench_data.ts";
 import { parseArgs } from "./args.ts";
 import { type AdapterReport, initWebGPU } from "../kernels/webgpu_backend.ts";
 import { registerFastKernels, restoreStockKernels } from "../kernels/register.ts";
@@ -221,17 +222,14 @@ export function formatReport(report: BenchReport): string {
 
 /** Entry point; returns the exit code. */
 export async function main(args: string[]): Promise<number> {
+  // The input-pipeline bench needs no GPU: `deno task bench --data [--workers N] [--cifar-images N] ...`.
+  if (args.includes("--data")) return await runBenchData(args.filter((a) => a !== "--data"));
   const adapter = await initWebGPU();
   let config;
   try {
     config = parseBenchArgs(args, adapter);
   } catch (e) {
     console.error(`bench: ${(e as Error).message}\n${USAGE}`);
-    return 2;
-  }
-  if (config.data) {
-    // ---- Data-pipeline bench: reserved for the lead to wire in (tasks/bench_data.ts has runBenchData). ----
-    console.error("bench: --data is not wired into this task yet; run `deno run -A tasks/bench_data.ts`");
     return 2;
   }
   const { data: _data, json, ...benchConfig } = config;

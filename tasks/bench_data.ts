@@ -1,6 +1,6 @@
 /**
  * Prints the input pipelines' throughput on this machine (`deno run -A tasks/bench_data.ts [--workers N]
- * [--cifar-images N] [--imagenet-images N]`; the lead wires it into `deno task bench --data`). Each pipeline is
+ * [--cifar-images N] [--imagenet-images N]`, also `deno task bench --data`). Each pipeline is
  * timed inline (workers 0) and with background workers.
  * @module
  */

@@ -3,4 +3,10 @@
  * Node's strict assert; switching to `@std/assert` later is a change to this file only.
  * @module
  */
-export { deepEqual as assertEquals, equal as assertStrictEquals, ok as assert, rejects, throws } from "node:assert/strict";
+export {
+  deepEqual as assertEquals,
+  equal as assertStrictEquals,
+  ok as assert,
+  rejects,
+  throws,
+} from "node:assert/strict";

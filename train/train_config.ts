@@ -12,6 +12,9 @@
  * - `synthetic`: the CIFAR recipe shortened for smoke tests: 3 epochs, batch 32, width 8.
  * @module
  */
+import { UsageError } from "../tasks/usage_error.ts";
+
+export { UsageError };
 import { parseArgs } from "../tasks/args.ts";
 import type { ScheduleConfig, ScheduleKind } from "./lr_schedule.ts";
 import { SCHEDULE_KINDS } from "./lr_schedule.ts";
@@ -115,17 +118,6 @@ export interface EvalConfig {
   numClasses: number | null;
   stem: Stem | null;
   imageSize: number | null;
-}
-
-/** A bad command line. Entry points print the message and exit with status 2. */
-export class UsageError extends Error {
-  /** The flag at fault, e.g. "--lr", when there is one. */
-  readonly flag?: string;
-  constructor(message: string, flag?: string) {
-    super(message);
-    this.name = "UsageError";
-    this.flag = flag;
-  }
 }
 
 type Recipe = Omit<TrainConfig, "arch" | "dataset" | "out" | "resume" | "init">;
