@@ -35,8 +35,14 @@ export type Stem = "cifar" | "imagenet";
 /** Warm-up starts at this fraction of `--lr` (torchvision's `--lr-warmup-decay` default). */
 export const WARMUP_START_FACTOR = 0.01;
 
-/** The resolved training configuration; see the module documentation for the defaults. */
-export interface TrainConfig {
+/**
+ * The resolved configuration of `deno task train` (defaults: see the module documentation): JSON-serialisable,
+ * stored in `config.json` and in every checkpoint. The schedule's own parameters (milestones in epochs, gamma, stepSize, minLr, pctStart, divFactor,
+ * finalDivFactor) are {@linkcode ScheduleConfig}'s.
+ */
+export interface TrainConfig
+  extends
+    Pick<ScheduleConfig, "milestones" | "gamma" | "stepSize" | "minLr" | "pctStart" | "divFactor" | "finalDivFactor"> {
   arch: Arch;
   dataset: DatasetName;
   /** Where the dataset lives ("" for synthetic). */
@@ -60,20 +66,6 @@ export interface TrainConfig {
   schedule: ScheduleKind;
   /** Epochs of linear warm-up (not for onecycle). */
   warmupEpochs: number;
-  /** multistep: epochs, counted after warm-up, at which the LR is multiplied by `gamma`. */
-  milestones: number[];
-  /** step/multistep decay factor. */
-  gamma: number;
-  /** step: epochs between decays. */
-  stepSize: number;
-  /** cosine: final learning rate. */
-  minLr: number;
-  /** onecycle: fraction of the run spent increasing the LR. */
-  pctStart: number;
-  /** onecycle: initial LR = lr / divFactor. */
-  divFactor: number;
-  /** onecycle: final LR = initial LR / finalDivFactor. */
-  finalDivFactor: number;
   labelSmoothing: number;
   /** Maximum global gradient 2-norm; 0 = no clipping. */
   clipGradNorm: number;
