@@ -19,6 +19,8 @@ export interface TrainBenchOptions {
   warmup: number;
   /** Timed steps. */
   steps: number;
+  /** SGD as our fused kernels (default) or as plain tfjs ops (the stock baseline). */
+  sgd?: "fused" | "ops";
 }
 
 /** Result of {@linkcode benchTrainStep}. */
@@ -42,6 +44,7 @@ export async function benchTrainStep(model: ResNet, options: TrainBenchOptions):
     nesterov: true,
     weightDecay: 5e-4,
     decay: defaultWeightDecayFilter,
+    implementation: options.sgd ?? "auto",
   });
   const step = makeTrainStep(model, sgd, { labelSmoothing: 0.1, clipGradNorm: 0 });
   const x = tf.randomNormal([batchSize, input, input, 3], 0, 1, "float32", 1) as tf.Tensor4D;

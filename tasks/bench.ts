@@ -154,10 +154,16 @@ export async function runBench(
     registerFastKernels();
     log(`training step, ours: ${config.arch} batch ${config.batchSize} input ${config.input} width ${config.width}`);
     report.train = await benchTrainStep(model, opts);
+    model.dispose();
     if (config.compareStock) {
+      // All stock: tfjs's kernels, the composite batch norm (tf.moments + tf.batchNorm + tf.relu), SGD as tfjs ops.
       restoreStockKernels();
-      log("training step, stock tfjs kernels");
-      report.stock = { train: await benchTrainStep(model, { ...opts, warmup: 1, steps: config.stockSteps }) };
+      log("training step, stock tfjs kernels, composite batch norm, SGD as tfjs ops");
+      const stockModel = createResNet(spec, { seed: 0, fusedBatchNorm: false });
+      report.stock = {
+        train: await benchTrainStep(stockModel, { ...opts, warmup: 1, steps: config.stockSteps, sgd: "ops" }),
+      };
+      stockModel.dispose();
       registerFastKernels();
     }
   }

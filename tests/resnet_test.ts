@@ -197,3 +197,38 @@ Deno.test("convolution and max pool pad symmetrically like PyTorch", async () =>
   }
   tf.dispose([x, w, y, p]);
 });
+
+Deno.test("fused training batch norm gives the composite's loss, gradients and batch statistics", async () => {
+  const make = (fusedBatchNorm: boolean) =>
+    createResNet(resnetSpec("resnet18", { stem: "cifar", width: 4, numClasses: 5 }), { seed: 5, fusedBatchNorm });
+  const x = tf.randomNormal([3, 9, 9, 3], 0, 1, "float32", 11) as tf.Tensor4D;
+  const results = [];
+  for (const fused of [true, false]) {
+    const model = make(fused);
+    const params = model.parameters();
+    let stats: BatchStat[] = [];
+    const { value, grads } = tf.variableGrads(() => {
+      const r = model.forward(x, { training: true });
+      stats = r.batchStats;
+      return tf.mean(tf.square(r.logits)) as tf.Scalar;
+    }, [...params.values()]);
+    const g = new Map<string, Float32Array>();
+    for (const [name, v] of params) g.set(name, (await grads[v.name].data()) as Float32Array);
+    const means = await Promise.all(stats.map((s) => s.variance.data()));
+    results.push({ loss: (await value.data())[0], g, means });
+    tf.dispose([value, ...Object.values(grads)]);
+    model.updateRunningStats(stats);
+    model.dispose();
+  }
+  const [fused, composite] = results;
+  const close = (a: number, b: number, what: string) =>
+    assert(Math.abs(a - b) <= 1e-4 * Math.max(1, Math.abs(b)), `${what}: fused ${a} vs composite ${b}`);
+  close(fused.loss, composite.loss, "loss");
+  for (const [name, ref] of composite.g) {
+    const got = fused.g.get(name)!;
+    const scale = Math.max(1e-3, ...ref.map(Math.abs));
+    ref.forEach((v, i) => assert(Math.abs(got[i] - v) <= 2e-4 * scale, `${name}[${i}]: ${got[i]} vs ${v}`));
+  }
+  fused.means.forEach((m, i) => m.forEach((v, j) => close(v, composite.means[i][j], `variance ${i}.${j}`)));
+  x.dispose();
+});
