@@ -7,6 +7,7 @@
 import * as tf from "@tensorflow/tfjs";
 import { createLoaders, type DataConfig, type Loaders } from "../data/loaders.ts";
 import { initWebGPU } from "../kernels/webgpu_backend.ts";
+import type { StateDict } from "../models/host_tensor.ts";
 import { createResNet, fromTorchLayout, type ResNet, toTorchLayout } from "../models/resnet.ts";
 import { type ResNetSpec, resnetSpec } from "../models/resnet_spec.ts";
 import { type CheckpointState, loadCheckpoint, loadWeights } from "./checkpoint.ts";
@@ -320,7 +321,8 @@ async function initFrom(path: string, model: ResNet, log: (m: string) => void): 
   log(`initialised weights from ${path}`);
 }
 
-function momentumFromHost(host: Map<string, import("../models/host_tensor.ts").HostTensor>): Map<string, tf.Tensor> {
+/** Momentum buffers of a checkpoint (PyTorch layouts) as tfjs-layout tensors for {@linkcode SGD.loadMomentumBuffers}. */
+function momentumFromHost(host: StateDict): Map<string, tf.Tensor> {
   return new Map([...host].map(([name, t]) => [name, fromTorchLayout(t, name)]));
 }
 
