@@ -96,7 +96,7 @@ export interface EvalConfig {
   checkpoint: string;
   /** null: the dataset recorded in the checkpoint. */
   dataset: DatasetName | null;
-  /** null: the checkpoint's, else `data/<dataset>`. */
+  /** null: the checkpoint's, else the dataset recipe's (`data` for CIFAR). */
   dataDir: string | null;
   split: "test" | "val";
   /** Where to write the float32 logits as a NumPy `.npy` file, in dataset order; null = do not. */
@@ -203,7 +203,7 @@ const TRAIN_FLAGS: FlagSpec[] = [
     key: "dataDir",
     kind: "string",
     help: "dataset folder (required for folder)",
-    shownDefault: "data/<dataset>",
+    shownDefault: "data",
   },
   { flag: "epochs", key: "epochs", kind: "int", range: [1, 1e6], help: "training epochs" },
   { flag: "batch-size", key: "batchSize", kind: "int", range: [1, 1e6], help: "images per optimizer step" },
