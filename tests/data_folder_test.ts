@@ -154,7 +154,12 @@ Deno.test("folder: a truncated image is skipped with one warning, counted once, 
       }
       assertStrictEquals(loaders.stats.skippedImages, 1);
       assertStrictEquals(warnings.length, 1);
-      assert(/skipped .*train\/cat\/truncated\.jpg: .*premature end/i.test(warnings[0]), warnings[0]);
+      // The reason is libvips's own text, which differs between builds ("premature end", "corrupt header"): the
+      // contract is the file named and a reason given.
+      assert(
+        /^skipped .*train\/cat\/truncated\.jpg: \S.* \(1 skipped so far, limit 1\)$/.test(warnings[0]),
+        warnings[0],
+      );
     } finally {
       await closeAll(loaders);
     }
