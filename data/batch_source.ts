@@ -17,7 +17,7 @@ export interface ArraySourceSpec {
   /** [N, height, width, 3] bytes, HWC; SharedArrayBuffer-backed when handed to workers. */
   images: Uint8Array;
   /** [N] class indices. */
-  labels: Uint8Array;
+  labels: Uint8Array | Int32Array;
   height: number;
   width: number;
   /** Zero padding of the training RandomCrop (4 for CIFAR). */

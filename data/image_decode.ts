@@ -23,7 +23,12 @@ const SHARP: string = "sharp";
  * cores without oversubscription).
  */
 export function loadSharp(threads?: number): Promise<SharpFactory> {
-  sharpPromise ??= import(SHARP).then((m) => {
+  sharpPromise ??= import(SHARP).catch((e) => {
+    throw new Error(
+      `cannot load sharp (libvips, a native addon): ${(e as Error).message}. Single-file bundles cannot carry it; ` +
+        "decode JPEGs in JavaScript instead with --decoder js (with --transforms cifar)",
+    );
+  }).then((m) => {
     const sharp = m.default;
     sharp.cache(false); // every image is seen once per epoch; caching only costs memory
     if (threads !== undefined) sharp.concurrency(threads);

@@ -10,9 +10,12 @@ import { PipelineLoader } from "./batch_loader.ts";
 import { cifarLayout, readCifar } from "./cifar_binary.ts";
 import { CIFAR100_CLASS_NAMES, CIFAR100_COARSE_CLASS_NAMES, CIFAR10_CLASS_NAMES } from "./class_names.ts";
 import { locateCifar } from "./cifar_download.ts";
+import { IMAGE_DECODERS, type ImageDecoder } from "./decode_rgb.ts";
+import { decodeFolderSplit } from "./folder_arrays.ts";
 import { indexFolderDataset } from "./folder_dataset.ts";
+import { loadSharp } from "./image_decode.ts";
 import { channelStats, generateSynthetic, SYNTHETIC_CLASS_NAMES, SYNTHETIC_SIZE } from "./synthetic.ts";
-import type { Normalization } from "./transforms.ts";
+import { DATA_TRANSFORMS, type DataTransforms, type Normalization } from "./transforms.ts";
 import { WorkerPool, workerScriptAvailable } from "./worker_pool.ts";
 
 /** Which data to load; JSON-serialisable, stored in the run's config. */
@@ -24,8 +27,17 @@ export interface DataConfig {
   valSplit: number;
   seed: number;
   batchSize: number;
-  /** Folder datasets: train/eval crop size (default 224). */
+  /** Folder datasets: train/eval crop size (default 224; 32 with `transforms: "cifar"`). */
   imageSize?: number;
+  /**
+   * Folder datasets: `imagenet` (default) decodes each image every epoch with RandomResizedCrop + flip for training,
+   * Resize + CenterCrop for evaluation, and ImageNet's mean/std; `cifar` decodes every image once at its own size
+   * (all must be `imageSize` square), then trains with RandomCrop(pad 4) + flip like CIFAR, normalised with the
+   * training images' own channel mean/std. CIFAR and synthetic datasets always use `cifar`.
+   */
+  transforms?: DataTransforms;
+  /** Folder datasets: `sharp` (default) or `js` (jpeg-js: JPEG only, no native addon; `transforms: "cifar"` only). */
+  decoder?: ImageDecoder;
   /** CIFAR-100: train on the 20 coarse labels instead of the 100 fine ones. */
   coarseLabels?: boolean;
   /** Random augmentation of the training loader (default true). */
@@ -125,6 +137,18 @@ function checkConfig(config: DataConfig): void {
   if (config.imageSize !== undefined && (!Number.isInteger(config.imageSize) || config.imageSize < 8)) {
     bad("imageSize", "an integer >= 8", config.imageSize);
   }
+  if (config.transforms !== undefined && !DATA_TRANSFORMS.includes(config.transforms)) {
+    bad("transforms", DATA_TRANSFORMS.join(" | "), config.transforms);
+  }
+  if (config.decoder !== undefined && !IMAGE_DECODERS.includes(config.decoder)) {
+    bad("decoder", IMAGE_DECODERS.join(" | "), config.decoder);
+  }
+  if (config.dataset !== "folder" && config.transforms === "imagenet") {
+    bad("transforms", `"cifar" (or nothing) for dataset ${config.dataset}`, config.transforms);
+  }
+  if (config.dataset === "folder" && config.decoder === "js" && config.transforms !== "cifar") {
+    bad("decoder", `"sharp" with transforms "imagenet" (the js decoder does not resize; use transforms "cifar")`, "js");
+  }
 }
 
 interface Prepared {
@@ -137,16 +161,22 @@ interface Prepared {
   imageSize: number;
 }
 
-async function prepare(config: DataConfig, options: LoaderOptions, threads: number): Promise<Prepared> {
+async function prepare(
+  config: DataConfig,
+  options: LoaderOptions,
+  threads: number,
+  failures: { report: (key: string, name: string, message: string) => void; indexed: (trainImages: number) => void },
+): Promise<Prepared> {
   const array = (
-    split: { images: Uint8Array; labels: Uint8Array },
+    split: { images: Uint8Array; labels: Uint8Array | Int32Array },
     norm: Normalization,
+    size = 32,
   ): SourceSpec => ({
     kind: "array",
     images: split.images,
     labels: split.labels,
-    height: 32,
-    width: 32,
+    height: size,
+    width: size,
     pad: 4,
     norm,
     seed: config.seed,
@@ -192,6 +222,26 @@ async function prepare(config: DataConfig, options: LoaderOptions, threads: numb
     };
   }
   const index = await indexFolderDataset(config.dataDir);
+  failures.indexed(index.train.labels.length);
+  // A decoder that cannot load is one error now, not a warning per image later (e.g. sharp in a bundle).
+  if ((config.decoder ?? "sharp") === "sharp") await loadSharp(threads);
+  const report = failures.report;
+  if (config.transforms === "cifar") {
+    const size = config.imageSize ?? 32, decoder = config.decoder ?? "sharp";
+    const train = await decodeFolderSplit(index.train, size, decoder, (n, m) => report(`train:${n}`, n, m));
+    const test = await decodeFolderSplit(index.test, size, decoder, (n, m) => report(`test:${n}`, n, m));
+    // Normalised with the training images' own statistics, as CIFAR's published mean/std are CIFAR's.
+    const norm = channelStats(train.images);
+    return {
+      train: array(train, norm, size),
+      test: array(test, norm, size),
+      trainCount: train.count,
+      testCount: test.count,
+      classNames: index.classNames,
+      norm,
+      imageSize: size,
+    };
+  }
   const size = config.imageSize ?? 224;
   const folder = (split: typeof index.train): SourceSpec => ({
     kind: "folder",
@@ -215,39 +265,37 @@ async function prepare(config: DataConfig, options: LoaderOptions, threads: numb
 /**
  * Builds the loaders `config` describes: reads (downloading CIFAR on first use) or indexes the data, holds
  * `valSplit` training images out for validation, and starts the shared decode workers.
- * @throws {Error} on a bad config field (named), missing or corrupt data (file and record named), or a training
- * split with fewer images than one batch.
+ * @throws {Error} on a bad config field (named), missing or corrupt data (file and record named), or more
+ * undecodable images than `maxSkippedImages`.
  */
 export async function createLoaders(config: DataConfig, options: LoaderOptions = {}): Promise<Loaders> {
   checkConfig(config);
   let workers = config.workers ?? navigator.hardwareConcurrency;
   if (workers > 0 && !workerScriptAvailable()) workers = 0; // single-file bundle: build batches inline
-  const data = await prepare(config, options, workers > 0 ? 1 : navigator.hardwareConcurrency);
-  const split = splitTrainVal(data.trainCount, config.valSplit, config.seed);
-  if (split.train.length < config.batchSize) {
-    throw new Error(
-      `DataConfig.batchSize ${config.batchSize} exceeds the ${split.train.length} training images left after ` +
-        `valSplit ${config.valSplit}; the training loader drops partial batches and would be empty`,
-    );
-  }
 
   const stats = { skippedImages: 0 };
   const skipped = new Set<string>();
-  const limit = config.maxSkippedImages ?? Math.max(10, Math.ceil(data.trainCount / 1000));
-  const onFailures = (source: number) => (failures: DecodeFailure[]) => {
-    for (const f of failures) {
-      const key = `${source}:${f.index}`;
-      if (skipped.has(key)) continue;
-      skipped.add(key);
-      stats.skippedImages++;
-      options.onWarning?.(`skipped ${f.name}: ${f.message} (${stats.skippedImages} skipped so far, limit ${limit})`);
-      if (stats.skippedImages > limit) {
-        throw new Error(
-          `${stats.skippedImages} images failed to decode, more than DataConfig.maxSkippedImages (${limit}); ` +
-            `the last was ${f.name}: ${f.message}`,
-        );
-      }
+  let trainImages = 0; // known once the data is indexed (folders) or read
+  const report = (key: string, name: string, message: string) => {
+    if (skipped.has(key)) return;
+    const limit = config.maxSkippedImages ?? Math.max(10, Math.ceil(trainImages / 1000));
+    skipped.add(key);
+    stats.skippedImages++;
+    options.onWarning?.(`skipped ${name}: ${message} (${stats.skippedImages} skipped so far, limit ${limit})`);
+    if (stats.skippedImages > limit) {
+      throw new Error(
+        `${stats.skippedImages} images failed to decode, more than DataConfig.maxSkippedImages (${limit}); ` +
+          `the last was ${name}: ${message}`,
+      );
     }
+  };
+  const failures = { report, indexed: (n: number) => trainImages = n };
+  const data = await prepare(config, options, workers > 0 ? 1 : navigator.hardwareConcurrency, failures);
+  // A training split smaller than one batch gives a loader with no batches (drop_last): the trainer says so, and
+  // evaluation, which needs only the test or validation loader, still works.
+  const split = splitTrainVal(data.trainCount, config.valSplit, config.seed);
+  const onFailures = (source: number) => (failures: DecodeFailure[]) => {
+    for (const f of failures) report(`${source}:${f.index}`, f.name, f.message);
   };
 
   const pool = workers > 0 ? new WorkerPool([data.train, data.test], workers) : undefined;

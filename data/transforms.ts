@@ -12,6 +12,15 @@ export function roundHalfEven(x: number): number {
   return Math.abs(x % 1) === 0.5 && r % 2 !== 0 ? r - 1 : r;
 }
 
+/**
+ * The two augmentation families: `cifar` (RandomCrop with 4-pixel zero padding + flip, images at their own size) and
+ * `imagenet` (RandomResizedCrop + flip for training, Resize + CenterCrop for evaluation).
+ */
+export type DataTransforms = "imagenet" | "cifar";
+
+/** Every {@linkcode DataTransforms} value. */
+export const DATA_TRANSFORMS: readonly DataTransforms[] = ["imagenet", "cifar"];
+
 /** Per-channel mean and std in [0, 1] units, as torchvision's `Normalize` takes them. */
 export interface Normalization {
   mean: [number, number, number];

@@ -136,11 +136,33 @@ Deno.test("createLoaders: bad config fields are named with what was expected", a
     /DataConfig\.dataset: expected cifar10 \| cifar100 \| synthetic \| folder, received "mnist"/,
   );
   await rejects(createLoaders({ ...base, workers: 1.5 }), /DataConfig\.workers: expected an integer >= 0/);
-  await rejects(
-    createLoaders({ ...base, batchSize: 161 }),
-    /batchSize 161 exceeds the 160 training images left after valSplit 40/,
-  );
   await rejects(createLoaders({ ...base, valSplit: 200 }), /valSplit must be an integer in \[0, 199\]/);
+  await rejects(
+    createLoaders({ ...base, transforms: "imagenet" }),
+    /DataConfig\.transforms: expected "cifar" \(or nothing\) for dataset synthetic, received "imagenet"/,
+  );
+  await rejects(
+    createLoaders({ ...base, transforms: "big" as DataConfig["transforms"] }),
+    /DataConfig\.transforms: expected imagenet \| cifar, received "big"/,
+  );
+  await rejects(
+    createLoaders({ ...base, dataset: "folder", dataDir: "x", decoder: "js" }),
+    /DataConfig\.decoder: expected "sharp" with transforms "imagenet" .*received "js"/,
+  );
+});
+
+Deno.test("createLoaders: a batch larger than the training split leaves train empty and evaluation working", async () => {
+  // Evaluating with a big batch must not depend on the training split's size (drop_last empties only train).
+  const loaders = await createLoaders({ ...base, batchSize: 161 });
+  try {
+    assertStrictEquals(loaders.train.batchesPerEpoch, 0);
+    assertStrictEquals(loaders.val!.batchesPerEpoch, 1);
+    let seen = 0;
+    for await (const b of loaders.test.batches(0)) seen += b.size;
+    assertStrictEquals(seen, loaders.test.numImages);
+  } finally {
+    await Promise.all([loaders.train, loaders.val, loaders.test].map((l) => l?.close()));
+  }
 });
 
 Deno.test("PipelineLoader: at most `prefetch` batches are built ahead of a slow consumer", async () => {
