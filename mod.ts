@@ -26,6 +26,8 @@ export * from "./kernels/batch_norm_train.ts";
 
 // Data.
 export * from "./data/loaders.ts";
+export { DATA_TRANSFORMS, type DataTransforms, type Normalization } from "./data/transforms.ts";
+export { IMAGE_DECODERS, type ImageDecoder } from "./data/decode_rgb.ts";
 
 // Training, evaluation and checkpoints.
 export * from "./train/trainer.ts";

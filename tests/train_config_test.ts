@@ -37,6 +37,8 @@ Deno.test("no flags: ResNet-18 on CIFAR-10 with the reference recipe", () => {
     width: 64,
     stem: "cifar",
     imageSize: 32,
+    transforms: "cifar",
+    decoder: "sharp",
     epochs: 30,
     batchSize: 512,
     lr: 0.2,
@@ -89,6 +91,18 @@ Deno.test("dataset-dependent defaults: folder is torchvision's ImageNet recipe, 
   assertEquals([syn.stem, syn.epochs, syn.batchSize, syn.width, syn.dataDir], ["cifar", 3, 32, 4, ""]);
   assertEquals(train("--dataset", "cifar100").dataDir, "data", "where `deno task prepare` puts the archives");
   assertEquals(train("--dataset", "folder", "--data-dir", "d", "--stem", "cifar").stem, "cifar");
+  assertEquals([f.transforms, f.decoder, train().transforms, syn.transforms], ["imagenet", "sharp", "cifar", "cifar"]);
+});
+
+Deno.test("a folder dataset with --transforms cifar trains with the CIFAR recipe", () => {
+  const c = train("--dataset", "folder", "--data-dir", "cifar10-jpg", "--transforms", "cifar", "--decoder", "js");
+  const reference = train();
+  assertEquals(
+    [c.stem, c.imageSize, c.epochs, c.batchSize, c.lr, c.schedule, c.nesterov, c.weightDecay, c.labelSmoothing],
+    ["cifar", 32, 30, 512, 0.2, "onecycle", true, 5e-4, 0.1],
+  );
+  assertEquals({ ...c, dataset: "cifar10", dataDir: "data", decoder: "sharp", out: reference.out }, reference);
+  assertEquals([c.transforms, c.decoder, c.dataDir, c.checkpointEvery], ["cifar", "js", "cifar10-jpg", 0]);
 });
 
 Deno.test("flags override the recipe and are converted to their types", () => {
@@ -199,6 +213,14 @@ Deno.test("contradictory flags are UsageErrors naming a flag", () => {
   usage(["--dataset", "folder"], "--data-dir", /--dataset folder needs --data-dir/);
   usage(["--dataset", "synthetic", "--data-dir", "x"], "--data-dir", /does not apply to --dataset synthetic/);
   usage(["--weight-decay", "0", "--weight-decay-all"], "--weight-decay-all", /no effect with --weight-decay 0/);
+  usage(["--transforms", "cifar"], "--transforms", /--transforms applies to --dataset folder only/);
+  usage(["--dataset", "synthetic", "--decoder", "js"], "--decoder", /--decoder applies to --dataset folder only/);
+  usage(["--dataset", "folder", "--data-dir", "d", "--decoder", "js"], "--decoder", /needs --transforms cifar/);
+  usage(
+    ["--dataset", "folder", "--data-dir", "d", "--transforms", "big"],
+    "--transforms",
+    /imagenet, cifar; got "big"/,
+  );
   // The same flags without the contradiction are fine.
   assertEquals(train("--momentum", "0", "--no-nesterov").momentum, 0);
   assertEquals(train("--schedule", "multistep", "--milestones", "10,20").milestones, [10, 20]);
@@ -271,6 +293,8 @@ Deno.test("eval flags: --checkpoint required, split choices, bare-weights descri
     numClasses: null,
     stem: null,
     imageSize: null,
+    transforms: null,
+    decoder: null,
   });
   const e = parseEvalArgs([
     "--checkpoint=m.safetensors",
@@ -335,6 +359,8 @@ Deno.test("trainConfigFromJSON accepts what parseTrainArgs produces and rejects 
     [{ extra: 1 }, /meta: unknown configuration field\(s\) extra/],
     [{ lr: undefined }, /field "lr" must be present/],
     [{ milestones: [] }, /meta: --schedule multistep needs --milestones/],
+    [{ transforms: "imagenet" }, /meta: --transforms applies to --dataset folder only \(cifar10 is always/],
+    [{ decoder: "gif" }, /field "decoder": --decoder must be one of sharp, js/],
   ];
   for (const [patch, re] of cases) {
     const broken: Record<string, unknown> = { ...good, ...patch };
@@ -342,4 +368,9 @@ Deno.test("trainConfigFromJSON accepts what parseTrainArgs produces and rejects 
     throws(() => trainConfigFromJSON(broken, "meta"), re, JSON.stringify(patch));
   }
   throws(() => trainConfigFromJSON([1], "meta"), /meta: expected a training configuration object, got \[1\]/);
+  // Checkpoints written before transforms/decoder existed load with what those runs used.
+  for (const c of [good, train("--dataset", "folder", "--data-dir", "d")]) {
+    const { transforms: _t, decoder: _d, ...older } = c;
+    assertEquals(trainConfigFromJSON(older, "old"), c);
+  }
 });

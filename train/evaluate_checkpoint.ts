@@ -14,7 +14,9 @@
  * @module
  */
 import { CIFAR100_CLASS_NAMES, CIFAR10_CLASS_NAMES } from "../data/class_names.ts";
+import type { ImageDecoder } from "../data/decode_rgb.ts";
 import { createLoaders, type Loaders } from "../data/loaders.ts";
+import type { DataTransforms } from "../data/transforms.ts";
 import { SYNTHETIC_CLASSES } from "../data/synthetic.ts";
 import { initWebGPU } from "../kernels/webgpu_backend.ts";
 import type { StateDict } from "../models/host_tensor.ts";
@@ -115,6 +117,8 @@ export async function evaluateCheckpoint(
     seed: data.seed,
     batchSize: config.batchSize,
     imageSize: data.imageSize,
+    transforms: data.transforms,
+    decoder: data.decoder,
     augment: false,
   }, { onWarning: options.onWarning, onProgress: options.onProgress });
   try {
@@ -261,6 +265,8 @@ interface ResolvedData {
   valSplit: number;
   seed: number;
   imageSize?: number;
+  transforms?: DataTransforms;
+  decoder?: ImageDecoder;
 }
 
 function resolveData(config: EvalConfig, train: TrainConfig | null, path: string): ResolvedData {
@@ -273,6 +279,17 @@ function resolveData(config: EvalConfig, train: TrainConfig | null, path: string
   const dataDir = config.dataDir ?? (sameData ? train.dataDir : recipeFor(dataset).dataDir);
   if (dataset === "folder" && !dataDir) {
     throw new UsageError("--dataset folder needs --data-dir (a folder with one subfolder per class)", "--data-dir");
+  }
+  for (const key of ["transforms", "decoder"] as const) {
+    if (dataset !== "folder" && config[key] !== null) {
+      throw new UsageError(`--${key} applies to --dataset folder only`, `--${key}`);
+    }
+  }
+  const folder = dataset === "folder";
+  const transforms = folder ? config.transforms ?? (sameData ? train.transforms : "imagenet") : undefined;
+  const decoder = folder ? config.decoder ?? (sameData ? train.decoder : "sharp") : undefined;
+  if (decoder === "js" && transforms !== "cifar") {
+    throw new UsageError("--decoder js does not resize images, so it needs --transforms cifar", "--decoder");
   }
   if (config.split === "val") {
     if (train === null) {
@@ -304,7 +321,9 @@ function resolveData(config: EvalConfig, train: TrainConfig | null, path: string
     // The same (train size, valSplit, seed) reproduces the held-out images; the test split needs none of them.
     valSplit: config.split === "val" ? train!.valSplit : 0,
     seed: train?.seed ?? 0,
-    imageSize: config.imageSize ?? (sameData ? train.imageSize : recipeFor(dataset).imageSize),
+    imageSize: config.imageSize ?? (sameData ? train.imageSize : recipeFor(dataset, transforms).imageSize),
+    transforms,
+    decoder,
   };
 }
 

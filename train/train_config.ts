@@ -9,7 +9,8 @@
  *   0.0002), weight decay 5e-4 on conv and fc weights only, label smoothing 0.1, CIFAR stem.
  * - `folder` (an ImageNet-style folder of class subfolders): torchvision's reference recipe: 90 epochs, batch 256,
  *   SGD momentum 0.9, lr 0.1 divided by 10 every 30 epochs, weight decay 1e-4 (conv and fc weights), ImageNet stem.
- * - `synthetic`: the CIFAR recipe shortened for smoke tests: 3 epochs, batch 32, width 8.
+ *   With `--transforms cifar` (small images used at their own size, such as the CIFAR-10 JPEG copy): the CIFAR recipe.
+ * - `synthetic`: the CIFAR recipe shortened for smoke tests: 3 epochs, batch 32, width 4.
  * @module
  */
 import { UsageError } from "../tasks/usage_error.ts";
@@ -18,6 +19,8 @@ export { UsageError };
 import { parseArgs } from "../tasks/args.ts";
 import type { ScheduleConfig, ScheduleKind } from "./lr_schedule.ts";
 import { SCHEDULE_KINDS } from "./lr_schedule.ts";
+import { DATA_TRANSFORMS, type DataTransforms } from "../data/transforms.ts";
+import { IMAGE_DECODERS, type ImageDecoder } from "../data/decode_rgb.ts";
 
 /** Architectures the model builder knows (torchvision's names). */
 export const ARCHS = ["resnet18", "resnet34", "resnet50", "resnet101", "resnet152"] as const;
@@ -53,6 +56,10 @@ export interface TrainConfig
   stem: Stem;
   /** Training image side in pixels (32 for CIFAR, 224 for folder datasets). */
   imageSize: number;
+  /** Augmentation family: `cifar` (pad-4 crop + flip at native size) or, for folder datasets, `imagenet`. */
+  transforms: DataTransforms;
+  /** Folder datasets' image decoder: `sharp`, or `js` (jpeg-js, no native addon, with `transforms: "cifar"`). */
+  decoder: ImageDecoder;
   epochs: number;
   /** Images per optimizer step. */
   batchSize: number;
@@ -110,6 +117,10 @@ export interface EvalConfig {
   numClasses: number | null;
   stem: Stem | null;
   imageSize: number | null;
+  /** null: the checkpoint's (for its own dataset), else the dataset recipe's. */
+  transforms: DataTransforms | null;
+  /** null: the checkpoint's, else sharp. */
+  decoder: ImageDecoder | null;
 }
 
 type Recipe = Omit<TrainConfig, "arch" | "dataset" | "out" | "resume" | "init">;
@@ -140,6 +151,8 @@ const CIFAR_RECIPE: Recipe = {
   width: 64,
   stem: "cifar",
   imageSize: 32,
+  transforms: "cifar",
+  decoder: "sharp",
   epochs: 30,
   batchSize: 512,
   lr: 0.2,
@@ -150,8 +163,11 @@ const CIFAR_RECIPE: Recipe = {
   logEvery: 20,
 };
 
-/** The defaults of each dataset, before flags; CIFAR archives live in `data` (where `deno task prepare` puts them). */
-export function recipeFor(dataset: DatasetName): Recipe {
+/**
+ * The defaults of each dataset, before flags; CIFAR archives live in `data` (where `deno task prepare` puts them).
+ * A folder dataset with `transforms` "cifar" (small images such as the CIFAR-10 JPEG copy) gets the CIFAR recipe.
+ */
+export function recipeFor(dataset: DatasetName, transforms?: DataTransforms): Recipe {
   switch (dataset) {
     case "cifar10":
     case "cifar100":
@@ -160,6 +176,7 @@ export function recipeFor(dataset: DatasetName): Recipe {
       // Sized for the software adapter (~1.5 s per step): ~30 steps an epoch, well above chance after the first.
       return { ...CIFAR_RECIPE, milestones: [], epochs: 3, batchSize: 32, width: 4, logEvery: 5 };
     case "folder":
+      if (transforms === "cifar") return { ...CIFAR_RECIPE, milestones: [] };
       return {
         ...COMMON,
         milestones: [],
@@ -167,6 +184,8 @@ export function recipeFor(dataset: DatasetName): Recipe {
         width: 64,
         stem: "imagenet",
         imageSize: 224,
+        transforms: "imagenet",
+        decoder: "sharp",
         epochs: 90,
         batchSize: 256,
         lr: 0.1,
@@ -270,6 +289,20 @@ const TRAIN_FLAGS: FlagSpec[] = [
   { flag: "width", key: "width", kind: "int", range: [1, 4096], help: "channels of the first stage" },
   { flag: "stem", key: "stem", kind: "string", choices: ["cifar", "imagenet"], help: "network stem override" },
   { flag: "image-size", key: "imageSize", kind: "int", range: [8, 4096], help: "training image side (pixels)" },
+  {
+    flag: "transforms",
+    key: "transforms",
+    kind: "string",
+    choices: DATA_TRANSFORMS,
+    help: "folder: imagenet (RandomResizedCrop), cifar (pad-4 crop, CIFAR recipe)",
+  },
+  {
+    flag: "decoder",
+    key: "decoder",
+    kind: "string",
+    choices: IMAGE_DECODERS,
+    help: "folder: js needs no native addon (JPEG, --transforms cifar)",
+  },
   {
     flag: "resume",
     key: "resume",
@@ -387,7 +420,7 @@ export function parseTrainArgs(argv: string[]): TrainConfig | "help" {
   const merged: TrainConfig = {
     arch,
     dataset,
-    ...recipeFor(dataset),
+    ...recipeFor(dataset, given.transforms as DataTransforms | undefined),
     out: `runs/${arch}-${dataset}`,
     resume: null,
     init: null,
@@ -408,6 +441,8 @@ const KEY_ORDER: Record<keyof TrainConfig, true> = {
   width: true,
   stem: true,
   imageSize: true,
+  transforms: true,
+  decoder: true,
   epochs: true,
   batchSize: true,
   lr: true,
@@ -445,6 +480,20 @@ function checkContradictions(c: TrainConfig, given: Partial<Record<keyof TrainCo
   }
   if (c.dataset === "synthetic" && has("dataDir")) {
     throw new UsageError("--data-dir does not apply to --dataset synthetic", "--data-dir");
+  }
+  for (const key of ["transforms", "decoder"] as const) {
+    if (c.dataset !== "folder" && (has(key) || c.transforms !== "cifar")) {
+      throw new UsageError(
+        `--${key} applies to --dataset folder only (${c.dataset} is always cifar-style)`,
+        `--${key}`,
+      );
+    }
+  }
+  if (c.decoder === "js" && c.transforms !== "cifar") {
+    throw new UsageError(
+      "--decoder js does not resize images, so it needs --transforms cifar (images used at their own size)",
+      "--decoder",
+    );
   }
   if (has("milestones") && c.schedule !== "multistep") {
     throw new UsageError(`--milestones only applies to --schedule multistep, not ${c.schedule}`, "--milestones");
@@ -516,7 +565,13 @@ export function trainConfigFromJSON(value: unknown, where: string): TrainConfig 
   if (typeof value !== "object" || value === null || Array.isArray(value)) {
     throw new Error(`${where}: expected a training configuration object, got ${JSON.stringify(value)}`);
   }
-  const v = value as Record<string, unknown>;
+  // Fields added after the first checkpoints were written take the value those runs had.
+  const old = value as Record<string, unknown>;
+  const v: Record<string, unknown> = {
+    transforms: old.dataset === "folder" ? "imagenet" : "cifar",
+    decoder: "sharp",
+    ...old,
+  };
   const unknown = Object.keys(v).filter((k) => !(k in KEY_ORDER));
   if (unknown.length > 0) throw new Error(`${where}: unknown configuration field(s) ${unknown.join(", ")}`);
   const specs = new Map(TRAIN_FLAGS.map((s) => [s.key, s]));
@@ -699,6 +754,22 @@ const EVAL_FLAGS: FlagSpec[] = [
     help: "bare weights: image side",
     shownDefault: "32 (cifar) / 224",
   },
+  {
+    flag: "transforms",
+    key: "transforms",
+    kind: "string",
+    choices: DATA_TRANSFORMS,
+    help: "folder: imagenet (resize + center crop) or cifar (as is)",
+    shownDefault: "the checkpoint's",
+  },
+  {
+    flag: "decoder",
+    key: "decoder",
+    kind: "string",
+    choices: IMAGE_DECODERS,
+    help: "folder: image decoder (js: no native addon, --transforms cifar)",
+    shownDefault: "the checkpoint's",
+  },
   { flag: "help", key: "help", kind: "boolean", help: "show this help" },
 ];
 
@@ -727,6 +798,8 @@ export function parseEvalArgs(argv: string[]): EvalConfig | "help" {
     numClasses: (v.numClasses ?? null) as number | null,
     stem: (v.stem ?? null) as Stem | null,
     imageSize: (v.imageSize ?? null) as number | null,
+    transforms: (v.transforms ?? null) as DataTransforms | null,
+    decoder: (v.decoder ?? null) as ImageDecoder | null,
   };
 }
 

@@ -91,6 +91,8 @@ export async function train(config: TrainConfig, hooks: TrainHooks = {}): Promis
     seed: config.seed,
     batchSize: config.batchSize,
     imageSize: config.imageSize,
+    transforms: config.transforms,
+    decoder: config.decoder,
     workers: config.workers,
     ...hooks.data,
   }, { onWarning: log, onProgress: log });
@@ -128,7 +130,9 @@ async function runLoop(
   const stepsPerEpoch = loaders.train.batchesPerEpoch;
   if (stepsPerEpoch < 1) {
     throw new Error(
-      `The training set (${loaders.train.numImages} images) is smaller than one batch of ${config.batchSize}`,
+      `--batch-size ${config.batchSize} exceeds the ${loaders.train.numImages} training images` +
+        (config.valSplit > 0 ? ` left after --val-split ${config.valSplit}` : "") +
+        "; the training loader drops partial batches and would be empty",
     );
   }
   const schedule = scheduleConfigFor(config, stepsPerEpoch);
