@@ -13,7 +13,7 @@ import { runBenchData } from "./bench_data.ts";
 import { parseArgs } from "./args.ts";
 import { type AdapterReport, initWebGPU } from "../kernels/webgpu_backend.ts";
 import { registerFastKernels, restoreStockKernels } from "../kernels/register.ts";
-import { type OpCase, type OpTiming, resnetOpCases, timeOp } from "../kernels/op_bench.ts";
+import { maxRelativeError, type OpCase, opOutput, type OpTiming, resnetOpCases, timeOp } from "../kernels/op_bench.ts";
 import { benchTrainStep, type TrainBenchResult } from "../kernels/train_step_bench.ts";
 import { createResNet } from "../models/resnet.ts";
 import { resnetSpec } from "../models/resnet_spec.ts";
@@ -63,6 +63,8 @@ export interface OpRow {
   ours: OpTiming;
   /** Timing with stock tfjs kernels (with --compare-stock). */
   stock?: OpTiming;
+  /** With --compare-stock: max |ours − stock| / max |stock| over the op's output, same inputs. */
+  relError?: number;
 }
 
 /** What `--json` prints. */
@@ -176,9 +178,12 @@ export async function runBench(
       log(`op ${c.name}`);
       const row: OpRow = { name: c.name, kind: c.kind, xShape: c.xShape, wShape: c.wShape, ours: await timeOp(c) };
       if (config.compareStock) {
+        // Correctness on this adapter at this size (CI checks many shapes on llvmpipe; a GPU may differ).
+        const ours = await opOutput(c);
         restoreStockKernels();
         // Stock backprop-filter is ~1000x slower than ours on a GPU: bound its repetitions.
         row.stock = await timeOp(c, { maxReps: 10, stock: true });
+        row.relError = maxRelativeError(ours, await opOutput(c, { stock: true }));
         registerFastKernels();
       }
       report.ops.push(row);
@@ -211,14 +216,16 @@ export function formatReport(report: BenchReport): string {
     const hasStock = report.ops.some((r) => r.stock);
     lines.push(
       "op".padEnd(34) + "ours ms".padStart(10) + "TFLOP/s".padStart(10) +
-        (hasStock ? "stock ms".padStart(11) + "TFLOP/s".padStart(10) + "speed-up".padStart(10) : ""),
+        (hasStock
+          ? "stock ms".padStart(11) + "TFLOP/s".padStart(10) + "speed-up".padStart(10) + "rel err".padStart(10)
+          : ""),
     );
     for (const r of report.ops) {
       const flops = (t: OpTiming) => (t.tflops > 0 ? t.tflops.toPrecision(3) : "-").padStart(10);
       let line = r.name.padEnd(34) + r.ours.ms.toFixed(3).padStart(10) + flops(r.ours);
       if (r.stock) {
         line += r.stock.ms.toFixed(3).padStart(11) + flops(r.stock) +
-          `${(r.stock.ms / r.ours.ms).toFixed(2)}x`.padStart(10);
+          `${(r.stock.ms / r.ours.ms).toFixed(2)}x`.padStart(10) + (r.relError ?? NaN).toExponential(1).padStart(10);
       }
       lines.push(line);
     }
@@ -230,6 +237,15 @@ export function formatReport(report: BenchReport): string {
 export async function main(args: string[]): Promise<number> {
   // The input-pipeline bench needs no GPU: `deno task bench --data [--workers N] [--cifar-images N] ...`.
   if (args.includes("--data")) return await runBenchData(args.filter((a) => a !== "--data"));
+  if (args.includes("--help") || args.includes("-h")) {
+    console.log(
+      `${USAGE}\n\nTraining-step images/s (forward, backward, SGD) and per-op GPU timings with our kernels; ` +
+        "--compare-stock also runs\nstock tfjs in the same process and checks our ops' outputs against stock's. " +
+        "Defaults: batch 128, width 64,\ninput 32 on a GPU; batch 8, width 8, input 16 on a software adapter. " +
+        "--data: the input pipeline instead.",
+    );
+    return 0;
+  }
   const adapter = await initWebGPU();
   let config;
   try {

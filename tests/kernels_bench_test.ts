@@ -1,5 +1,5 @@
 import { assert, assertEquals, throws } from "./assert.ts";
-import { opMacs, resnetOpCases } from "../kernels/op_bench.ts";
+import { maxRelativeError, opMacs, resnetOpCases } from "../kernels/op_bench.ts";
 import { formatReport, main, parseBenchArgs, runBench } from "../tasks/bench.ts";
 import { initWebGPU } from "../kernels/webgpu_backend.ts";
 
@@ -81,4 +81,23 @@ Deno.test("runBench times a real (tiny) training step through our kernels", asyn
   assertEquals(report.stock, undefined, "no stock run without --compare-stock");
   assert(lines.some((l) => l.includes("training step, ours")), lines.join("\n"));
   assertEquals(report.adapter, adapter.name);
+});
+
+Deno.test("--compare-stock checks every op's output against stock's on the adapter", async () => {
+  const adapter = await initWebGPU();
+  const config = {
+    ...parseBenchArgs(["--batch-size", "2", "--input", "8", "--width", "4", "--compare-stock"], adapter),
+    train: false,
+  };
+  const report = await runBench(config, adapter, () => {});
+  assert(report.ops && report.ops.length === 14, `${report.ops?.length} ops`);
+  for (const row of report.ops) {
+    assert(row.relError !== undefined && row.relError < 1e-4, `${row.name}: relative error ${row.relError}`);
+  }
+  assert(/rel err/.test(formatReport(report)));
+});
+
+Deno.test("maxRelativeError scales by the reference's largest magnitude", () => {
+  assertEquals(maxRelativeError(new Float32Array([1, 2, -4]), new Float32Array([1, 2.5, -5])), 0.2);
+  assertEquals(maxRelativeError(new Float32Array([0, 0]), new Float32Array([0, 0])), 0);
 });
