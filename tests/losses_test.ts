@@ -101,6 +101,19 @@ Deno.test("clipGradNorm matches torch.nn.utils.clip_grad_norm_", async () => {
   throws(() => clipGradNorm(new Map(), 0), /maxNorm must be a finite number > 0, got 0/);
 });
 
+Deno.test("clipGradNorm is right with as many gradients as a ResNet has (tf.addN silently failed past 31)", async () => {
+  // 102 gradients (ResNet-50's 161 parameters would do too): each [2] = [3, 4], norm 5; total 5·√102.
+  const grads = new Map<string, tf.Tensor>(
+    Array.from({ length: 102 }, (_, i) => [`p${i}`, tf.tensor1d([3, 4])] as [string, tf.Tensor]),
+  );
+  const { grads: out, totalNorm } = clipGradNorm(grads, 1);
+  const total = 5 * Math.sqrt(102);
+  close((await totalNorm.data())[0], total, 1e-6, "total norm");
+  const last = await out.get("p101")!.data();
+  close(last[1], 4 / (total + 1e-6), 1e-6, "clipped");
+  [...grads.values(), ...out.values(), totalNorm].forEach((t) => t.dispose());
+});
+
 Deno.test("clipGradNorm allocates only its results", () => {
   const grads = new Map<string, tf.Tensor>([["a", tf.ones([4])], ["b", tf.ones([2, 2])], ["c", tf.ones([1])]]);
   const before = tf.memory().numTensors;

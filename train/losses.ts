@@ -63,7 +63,9 @@ export function clipGradNorm(grads: Map<string, tf.Tensor>, maxNorm: number): Cl
   const [totalNorm, ...scaled] = tf.tidy(() => {
     // Sum of squares of every gradient, then one sqrt: [] each.
     const squares = names.map((n) => tf.sum(tf.square(grads.get(n)!)));
-    const total = tf.sqrt(squares.length === 1 ? squares[0] : tf.addN(squares)) as tf.Scalar;
+    // Not tf.addN: tfjs-webgpu 4.22 binds one storage buffer per input and, past the adapter's per-stage limit (32
+    // inputs on llvmpipe), silently returns zeros; ResNet-18 has 62 gradients. tf.stack splits its inputs.
+    const total = tf.sqrt(tf.sum(tf.stack(squares))) as tf.Scalar;
     const coef = tf.minimum(tf.div(maxNorm, tf.add(total, 1e-6)), 1);
     return [total, ...names.map((n) => tf.mul(grads.get(n)!, coef))];
   });

@@ -331,7 +331,8 @@ function momentumFromHost(host: StateDict): Map<string, tf.Tensor> {
 }
 
 async function assertFiniteParameters(model: ResNet, step: number, epoch: number): Promise<void> {
-  const total = tf.tidy(() => tf.addN([...model.parameters().values()].map((p) => p.sum())));
+  // tf.stack, not tf.addN, which silently returns zeros past 31 inputs on some adapters (see clipGradNorm).
+  const total = tf.tidy(() => tf.sum(tf.stack([...model.parameters().values()].map((p) => p.sum()))));
   const [v] = await total.data();
   total.dispose();
   if (!Number.isFinite(v)) throw new NonFiniteLossError(step, epoch, v);
