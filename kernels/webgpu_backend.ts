@@ -89,6 +89,14 @@ export async function initWebGPU(options: WebGPUOptions = {}): Promise<AdapterRe
     },
   });
 
+  // tfjs never checks for device errors: an invalid pipeline (e.g. more storage buffers than the limit) silently
+  // leaves its output unwritten. Collect them, so callers can turn wrong numbers into an error (see takeWebGPUErrors).
+  device.addEventListener("uncapturederror", (e) => {
+    const error = (e as GPUUncapturedErrorEvent).error;
+    if (uncaptured.length < MAX_KEPT_ERRORS) uncaptured.push(`${error.constructor.name}: ${error.message}`);
+    else uncaptured[MAX_KEPT_ERRORS - 1] = `... and more (latest: ${error.message})`;
+  });
+
   // Replace the factory tfjs registered at import time with one that hands over our device.
   if (tf.findBackendFactory("webgpu")) tf.removeBackend("webgpu");
   // deno-lint-ignore no-explicit-any
@@ -112,6 +120,38 @@ export async function initWebGPU(options: WebGPUOptions = {}): Promise<AdapterRe
     },
   };
   return current;
+}
+
+const MAX_KEPT_ERRORS = 10;
+const uncaptured: string[] = [];
+
+/**
+ * The WebGPU errors (validation, out of memory, internal) that the device reported and nothing caught since the last
+ * call, oldest first (at most 10 kept); clears the list. The device reports them asynchronously, so call this after
+ * a readback, which waits for the work before it.
+ */
+export function takeWebGPUErrors(): string[] {
+  return uncaptured.splice(0);
+}
+
+/** Some GPU work failed on the device: its results are not to be trusted. */
+export class WebGPUDeviceError extends Error {
+  constructor(readonly errors: string[], context: string) {
+    super(
+      `WebGPU reported ${errors.length} error(s) ${context}, so results computed since are unreliable; the first: ` +
+        errors[0],
+    );
+    this.name = "WebGPUDeviceError";
+  }
+}
+
+/**
+ * Throws {@linkcode WebGPUDeviceError} if the device reported errors since the last check (see
+ * {@linkcode takeWebGPUErrors}); `context` says where, e.g. "during training steps 1-20".
+ */
+export function throwOnWebGPUErrors(context: string): void {
+  const errors = takeWebGPUErrors();
+  if (errors.length > 0) throw new WebGPUDeviceError(errors, context);
 }
 
 /** The report of the device {@linkcode initWebGPU} created, or undefined before it ran. */

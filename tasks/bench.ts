@@ -11,7 +11,7 @@
  */
 import { runBenchData } from "./bench_data.ts";
 import { parseArgs } from "./args.ts";
-import { type AdapterReport, initWebGPU } from "../kernels/webgpu_backend.ts";
+import { type AdapterReport, initWebGPU, throwOnWebGPUErrors } from "../kernels/webgpu_backend.ts";
 import { registerFastKernels, restoreStockKernels } from "../kernels/register.ts";
 import { maxRelativeError, type OpCase, opOutput, type OpTiming, resnetOpCases, timeOp } from "../kernels/op_bench.ts";
 import { benchTrainStep, type TrainBenchResult } from "../kernels/train_step_bench.ts";
@@ -157,6 +157,7 @@ export async function runBench(
     log(`training step, ours: ${config.arch} batch ${config.batchSize} input ${config.input} width ${config.width}`);
     report.train = await benchTrainStep(model, opts);
     model.dispose();
+    throwOnWebGPUErrors("in the training step with our kernels");
     if (config.compareStock) {
       // All stock: tfjs's kernels, the composite batch norm (tf.moments + tf.batchNorm + tf.relu), SGD as tfjs ops.
       restoreStockKernels();
@@ -166,6 +167,7 @@ export async function runBench(
         train: await benchTrainStep(stockModel, { ...opts, warmup: 1, steps: config.stockSteps, sgd: "ops" }),
       };
       stockModel.dispose();
+      throwOnWebGPUErrors("in the stock training step");
       registerFastKernels();
     }
   }
@@ -186,6 +188,7 @@ export async function runBench(
         row.relError = maxRelativeError(ours, await opOutput(c, { stock: true }));
         registerFastKernels();
       }
+      throwOnWebGPUErrors(`in ${c.name}`);
       report.ops.push(row);
     }
   }

@@ -5,6 +5,7 @@
  */
 import * as tf from "@tensorflow/tfjs";
 import type { BatchLoader } from "../data/loaders.ts";
+import { throwOnWebGPUErrors } from "../kernels/webgpu_backend.ts";
 import type { ResNet } from "../models/resnet.ts";
 import { EvalAccumulator, type EvalResult } from "./metrics.ts";
 
@@ -37,6 +38,7 @@ export async function evaluate(
     });
     const data = (await logits.data()) as Float32Array;
     logits.dispose();
+    throwOnWebGPUErrors("during evaluation");
     acc.addLogits(data, b.labels);
     kept?.set(data, at);
     at += data.length;

@@ -6,7 +6,7 @@
  */
 import * as tf from "@tensorflow/tfjs";
 import { createLoaders, type DataConfig, type Loaders } from "../data/loaders.ts";
-import { initWebGPU } from "../kernels/webgpu_backend.ts";
+import { initWebGPU, throwOnWebGPUErrors } from "../kernels/webgpu_backend.ts";
 import type { StateDict } from "../models/host_tensor.ts";
 import { createResNet, fromTorchLayout, type ResNet, toTorchLayout } from "../models/resnet.ts";
 import { type ResNetSpec, resnetSpec } from "../models/resnet_spec.ts";
@@ -196,6 +196,8 @@ async function runLoop(
     let lr = 0;
     const readSums = async () => {
       const [l, c] = await Promise.all([lossSum.data(), correctSum.data()]);
+      // A failed GPU program leaves its output unwritten without a word from tfjs: never train on such numbers.
+      throwOnWebGPUErrors(`during training (epoch ${epoch + 1}, by step ${globalStep})`);
       if (!Number.isFinite(l[0])) throw new NonFiniteLossError(globalStep, epoch + 1, l[0]);
       return { lossSum: l[0], correct: c[0], seen };
     };
