@@ -1,6 +1,7 @@
 /**
  * Interop with PyTorch itself: torchvision loads our exported weights with `strict=True` and computes the same
- * logits (evaluation and training mode) and the same running statistics after a training-mode pass. Runs where a
+ * logits (evaluation and training mode) and the same running statistics after a training-mode pass; SGD steps end on
+ * the same weights as torch.optim.SGD's; every LR schedule gives PyTorch's schedulers' values at every step. Runs where a
  * Python with torch and torchvision is found (Debian: `apt-get install python3-torchvision`; or set $TORCH_PYTHON);
  * skipped elsewhere, CI included.
  */
@@ -14,11 +15,13 @@ import { createResNet } from "../models/resnet.ts";
 import { resnetSpec } from "../models/resnet_spec.ts";
 import { keyedRandom } from "../data/random.ts";
 import { encodeWeights } from "../train/checkpoint.ts";
+import { learningRateAt, type ScheduleConfig } from "../train/lr_schedule.ts";
 import { SGD, weightDecayFilter } from "../train/sgd.ts";
 import { makeTrainStep } from "../train/train_step.ts";
 import { decodeNpy, encodeNpy } from "../train/npy.ts";
 
 const SCRIPT = new URL("./fixtures/torchvision_forward.py", import.meta.url).pathname;
+const SCHEDULES = new URL("./fixtures/torch_schedules.py", import.meta.url).pathname;
 
 /** The first Python that has torch and torchvision ($TORCH_PYTHON, else the one on PATH, else Debian's), or null. */
 const PYTHON = (() => {
@@ -174,5 +177,48 @@ Deno.test({
       model.dispose();
       await Deno.remove(dir, { recursive: true });
     }
+  },
+});
+
+Deno.test({
+  name: "every LR schedule, with and without warm-up, equals PyTorch's schedulers at every step",
+  ignore: PYTHON === null,
+  async fn() {
+    const base: ScheduleConfig = {
+      kind: "constant",
+      baseLr: 0.2,
+      totalSteps: 120,
+      stepsPerEpoch: 6,
+      warmupSteps: 0,
+      warmupStartFactor: 0.01,
+      milestones: [],
+      gamma: 0.1,
+      stepSize: 6,
+      minLr: 0.002,
+      pctStart: 0.15,
+      divFactor: 10,
+      finalDivFactor: 100,
+    };
+    const cases: ScheduleConfig[] = [];
+    for (const warmupSteps of [0, 12]) {
+      cases.push({ ...base, warmupSteps });
+      cases.push({ ...base, kind: "step", warmupSteps });
+      cases.push({ ...base, kind: "multistep", milestones: [4, 9, 15], gamma: 0.5, warmupSteps });
+      cases.push({ ...base, kind: "cosine", warmupSteps });
+    }
+    cases.push({ ...base, kind: "onecycle" }, { ...base, kind: "onecycle", totalSteps: 97, pctStart: 0.3 });
+    const out = await new Deno.Command(PYTHON!, { args: [SCHEDULES, JSON.stringify(cases)], stderr: "null" })
+      .output();
+    assert(out.success, "torch_schedules.py failed");
+    const theirs: number[][] = JSON.parse(new TextDecoder().decode(out.stdout));
+    cases.forEach((c, i) => {
+      for (let t = 0; t < c.totalSteps; t++) {
+        const ours = learningRateAt(t, c);
+        assert(
+          Math.abs(ours - theirs[i][t]) <= 1e-9 * c.baseLr,
+          `${c.kind} warm-up ${c.warmupSteps}, step ${t}: ours ${ours}, PyTorch ${theirs[i][t]}`,
+        );
+      }
+    });
   },
 });
