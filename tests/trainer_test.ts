@@ -5,7 +5,10 @@ import { initWebGPU } from "../kernels/webgpu_backend.ts";
 import { resnet18 } from "../models/zoo.ts";
 import { decodeCheckpoint } from "../train/checkpoint.ts";
 import { SGD, weightDecayFilter } from "../train/sgd.ts";
-import { parseTrainArgs, type TrainConfig } from "../train/train_config.ts";
+import { type EvalConfig, parseEvalArgs, parseTrainArgs, type TrainConfig } from "../train/train_config.ts";
+import { evaluateCheckpoint } from "../train/evaluate_checkpoint.ts";
+import { loadSharp } from "../data/image_decode.ts";
+import { generateSynthetic } from "../data/synthetic.ts";
 import { makeTrainStep } from "../train/train_step.ts";
 import { NonFiniteLossError, train, type TrainHooks } from "../train/trainer.ts";
 
@@ -147,6 +150,44 @@ Deno.test("an end-to-end synthetic run learns well above chance", async () => {
   const last = result.epochs.at(-1)!;
   // 10 classes: chance is 10 %; this run reaches 59 % on llvmpipe (the 1,024-image demo reaches 95 %).
   assert(last.test_top1! >= 0.4, `test top-1 ${last.test_top1} after ${result.globalStep} steps`);
+});
+
+Deno.test("a class folder of small JPEGs trains with --transforms cifar --decoder js, and evaluates the same way", async () => {
+  // 48 synthetic 32x32 images as JPEGs in train/<class>/ and test/<class>/ folders, 3 classes.
+  const root = `${tmp}/jpegs`;
+  const sharp = await loadSharp();
+  const images = generateSynthetic(48, 0, 5);
+  const classes = ["a_zero", "b_one", "c_two"];
+  for (let i = 0; i < images.count; i++) {
+    const split = i < 36 ? "train" : "test", cls = classes[images.labels[i] % 3];
+    await Deno.mkdir(`${root}/${split}/${cls}`, { recursive: true });
+    const raw = images.images.slice(i * 3072, (i + 1) * 3072);
+    const jpeg = await sharp(raw, { raw: { width: 32, height: 32, channels: 3 } }).jpeg().toBuffer();
+    await Deno.writeFile(`${root}/${split}/${cls}/${i}.jpg`, jpeg);
+  }
+  const out = `${tmp}/folder-js`;
+  const c = parseTrainArgs([
+    "--dataset=folder",
+    `--data-dir=${root}`,
+    "--transforms=cifar",
+    "--decoder=js",
+    "--width=2",
+    "--batch-size=12",
+    "--epochs=1",
+    `--out=${out}`,
+  ]);
+  if (c === "help") throw new Error("unreachable");
+  assertEquals([c.stem, c.imageSize, c.schedule], ["cifar", 32, "onecycle"], "the CIFAR recipe");
+  const result = await train(c, { data: { workers: 0 } });
+  assertEquals(result.globalStep, 3);
+  const saved = JSON.parse(await Deno.readTextFile(`${out}/config.json`));
+  assertEquals([saved.transforms, saved.decoder], ["cifar", "js"]);
+  const state = decodeCheckpoint(await Deno.readFile(`${out}/last.safetensors`), out);
+  assertEquals(state.classNames, classes);
+  // eval takes transforms and decoder from the checkpoint and sees the 12 test images.
+  const evaluation = await evaluateCheckpoint(parseEvalArgs(["--checkpoint", `${out}/last.safetensors`]) as EvalConfig);
+  assertEquals(evaluation.result.count, 12);
+  assertEquals(evaluation.result.top1, result.epochs[0].test_top1);
 });
 
 Deno.test({
