@@ -6,7 +6,7 @@
  * @module
  */
 import { RandomStream } from "./batch_plan.ts";
-import { blobFile, type ByteBlob } from "./byte_blob.ts";
+import { type ImageStore, readImageBytes } from "./image_bytes.ts";
 import { decodeCrop, type DecodedCrop, loadSharp } from "./image_decode.ts";
 import { keyedRandom } from "./random.ts";
 import { type Normalization, normalizeCoefficients, samplePadCropFlip, writeCropFlip } from "./transforms.ts";
@@ -26,13 +26,9 @@ export interface ArraySourceSpec {
   seed: number;
 }
 
-/** Encoded images (class folders), by path or as bytes from an archive. */
-export interface FolderSourceSpec {
+/** Encoded images (class folders): files, bytes from a `.tar.gz`, or byte ranges of a `.tar` (see ImageStore). */
+export interface FolderSourceSpec extends ImageStore {
   kind: "folder";
-  /** Paths of the image files (directory datasets). */
-  paths?: string[];
-  /** File bytes packed in shared memory (archive datasets). */
-  blob?: ByteBlob;
   /** [N] names used in warnings (path, or archive:member). */
   names: string[];
   /** [N] class indices. */
@@ -125,8 +121,7 @@ export function createBatchMaker(spec: SourceSpec): (job: BatchJob) => Promise<B
         const index = job.indices[k];
         try {
           // Bytes in hand: sharp reads its input twice (header, then pixels), and a file once is enough.
-          // A copy: sharp may not take views of shared memory.
-          const input = spec.blob ? blobFile(spec.blob, index).slice() : await Deno.readFile(spec.paths![index]);
+          const input = await readImageBytes(spec, index);
           const random = job.augment ? keyedRandom(seed, RandomStream.augment, job.epoch, index) : undefined;
           decoded[k] = await decodeCrop(sharp, input, size, random);
         } catch (e) {

@@ -4,9 +4,9 @@
  * more than the augmentation). Unreadable images and images of another size are reported and left out.
  * @module
  */
-import { blobFile } from "./byte_blob.ts";
 import { decodeRGB, type ImageDecoder } from "./decode_rgb.ts";
 import type { FolderSplit } from "./folder_dataset.ts";
+import { readImageBytes } from "./image_bytes.ts";
 
 /** A split decoded to bytes: what an `array` batch source reads. */
 export interface DecodedSplit {
@@ -40,8 +40,7 @@ export async function decodeFolderSplit(
     while (next < n) {
       const i = next++;
       try {
-        // A copy for sharp, which may not take views of shared memory.
-        const bytes = split.blob ? blobFile(split.blob, i).slice() : await Deno.readFile(split.paths![i]);
+        const bytes = await readImageBytes(split, i);
         const image = await decodeRGB(bytes, decoder);
         if (image.height !== size || image.width !== size) {
           throw new Error(

@@ -5,9 +5,11 @@
  * @module
  */
 import { join } from "node:path";
-import { type ByteBlob, packBlob } from "./byte_blob.ts";
+import { packBlob } from "./byte_blob.ts";
+import type { ImageStore } from "./image_bytes.ts";
+import { indexTar, readRange } from "./tar_index.ts";
 import { statIfExists } from "./stat_if_exists.ts";
-import { readTarFiles } from "./tar_entries.ts";
+import { isGzipFile, readTarFiles } from "./tar_entries.ts";
 
 /** File extensions taken as images (case-insensitive); anything else in a class folder is ignored. */
 export const IMAGE_EXTENSIONS: readonly string[] = [".jpg", ".jpeg", ".png", ".webp", ".tif", ".tiff"];
@@ -17,12 +19,8 @@ function isImageName(name: string): boolean {
   return IMAGE_EXTENSIONS.some((e) => lower.endsWith(e));
 }
 
-/** One split of a folder dataset. */
-export interface FolderSplit {
-  /** File paths (directory datasets). */
-  paths?: string[];
-  /** File bytes packed in shared memory (archive datasets). */
-  blob?: ByteBlob;
+/** One split of a folder dataset: where its images are (see ImageStore), their names and labels. */
+export interface FolderSplit extends ImageStore {
   /** [N] display names for warnings: the path, or `archive:member`. */
   names: string[];
   /** [N] class indices into {@linkcode FolderIndex.classNames}. */
@@ -90,27 +88,40 @@ async function indexDirectory(root: string): Promise<FolderIndex> {
 const MEMBER = /^(?:.*\/)?(train|val|test)\/([^/]+)\/([^/]+)$/;
 
 /**
- * Reads the class-folder tree held by one or more archives (e.g. `train.tar.gz` + `val.tar.gz`), keeping image bytes
- * in shared memory. `root` names the dataset in errors.
+ * Reads the class-folder tree held by one or more archives (e.g. `train.tar.gz` + `val.tar.gz`). Uncompressed `.tar`
+ * archives are indexed (headers only) and their images read in place; `.tar.gz` archives, which allow no random
+ * access, are streamed once and their images kept in shared memory. `root` names the dataset in errors.
  */
 async function indexArchives(root: string, archives: string[]): Promise<FolderIndex> {
   const listing: Listing = new Map();
-  const contents = new Map<string, Uint8Array>(); // "archive:member" -> bytes
-  for (const archive of archives) {
-    await readTarFiles(archive, (file, bytes) => {
-      const m = MEMBER.exec(file.name);
-      if (!m || !bytes) return;
-      const [, split, cls] = m;
-      if (!listing.has(split)) listing.set(split, new Map());
-      const classes = listing.get(split)!;
-      if (!classes.has(cls)) classes.set(cls, []);
-      const key = `${archive}:${file.name}`;
-      classes.get(cls)!.push(key);
-      contents.set(key, bytes);
-    }, (name) => MEMBER.test(name) && isImageName(name));
+  // "archive:member" -> the bytes (.tar.gz) or where they are (.tar)
+  const contents = new Map<string, Uint8Array | { archive: number; offset: number; size: number }>();
+  const add = (
+    archive: string,
+    name: string,
+    content: Uint8Array | { archive: number; offset: number; size: number },
+  ) => {
+    const m = MEMBER.exec(name);
+    if (!m || !isImageName(name)) return;
+    const [, split, cls] = m;
+    if (!listing.has(split)) listing.set(split, new Map());
+    const classes = listing.get(split)!;
+    if (!classes.has(cls)) classes.set(cls, []);
+    const key = `${archive}:${name}`;
+    classes.get(cls)!.push(key);
+    contents.set(key, content);
+  };
+  for (const [i, archive] of archives.entries()) {
+    if (await isGzipFile(archive)) {
+      await readTarFiles(archive, (file, bytes) => {
+        if (bytes) add(archive, file.name, bytes);
+      }, (name) => MEMBER.test(name) && isImageName(name));
+    } else {
+      for (const m of await indexTar(archive)) add(archive, m.name, { archive: i, offset: m.offset, size: m.size });
+    }
   }
   const { classNames, testFolder } = checkedIndex(root, listing);
-  const build = (split: string): FolderSplit => {
+  const build = async (split: string): Promise<FolderSplit> => {
     const members: string[] = [], labels: number[] = [];
     classNames.forEach((cls, label) => {
       for (const name of (listing.get(split)!.get(cls) ?? []).sort()) {
@@ -118,11 +129,29 @@ async function indexArchives(root: string, archives: string[]): Promise<FolderIn
         labels.push(label);
       }
     });
-    const blob = packBlob(members.map((name) => contents.get(name)!));
-    for (const name of members) contents.delete(name); // each split's bytes live once, in its blob
-    return { blob, names: members, labels: Int32Array.from(labels) };
+    const found = members.map((name) => contents.get(name)!);
+    for (const name of members) contents.delete(name);
+    let store: ImageStore;
+    if (found.every((c) => !(c instanceof Uint8Array))) {
+      const at = found as { archive: number; offset: number; size: number }[];
+      store = {
+        tar: {
+          archives,
+          archive: Int32Array.from(at, (c) => c.archive),
+          offsets: Float64Array.from(at, (c) => c.offset),
+          sizes: Float64Array.from(at, (c) => c.size),
+        },
+      };
+    } else {
+      // A split drawn from both kinds of archive (rare): all of it in memory, each split's bytes once.
+      const bytes = await Promise.all(
+        found.map((c) => c instanceof Uint8Array ? c : readRange(archives[c.archive], c.offset, c.size)),
+      );
+      store = { blob: packBlob(bytes) };
+    }
+    return { ...store, names: members, labels: Int32Array.from(labels) };
   };
-  return { classNames, train: build("train"), test: build(testFolder), testFolder };
+  return { classNames, train: await build("train"), test: await build(testFolder), testFolder };
 }
 
 const ARCHIVE = /\.(tar|tar\.gz|tgz)$/i;
