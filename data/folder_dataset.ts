@@ -87,6 +87,9 @@ async function indexDirectory(root: string): Promise<FolderIndex> {
 
 const MEMBER = /^(?:.*\/)?(train|val|test)\/([^/]+)\/([^/]+)$/;
 
+/** Where a member of an uncompressed archive is: index into the archive list, data offset and size. */
+type InPlace = { archive: number; offset: number; size: number };
+
 /**
  * Reads the class-folder tree held by one or more archives (e.g. `train.tar.gz` + `val.tar.gz`). Uncompressed `.tar`
  * archives are indexed (headers only) and their images read in place; `.tar.gz` archives, which allow no random
@@ -94,13 +97,8 @@ const MEMBER = /^(?:.*\/)?(train|val|test)\/([^/]+)\/([^/]+)$/;
  */
 async function indexArchives(root: string, archives: string[]): Promise<FolderIndex> {
   const listing: Listing = new Map();
-  // "archive:member" -> the bytes (.tar.gz) or where they are (.tar)
-  const contents = new Map<string, Uint8Array | { archive: number; offset: number; size: number }>();
-  const add = (
-    archive: string,
-    name: string,
-    content: Uint8Array | { archive: number; offset: number; size: number },
-  ) => {
+  const contents = new Map<string, Uint8Array | InPlace>(); // "archive:member" -> the bytes (.tar.gz) or where (.tar)
+  const add = (archive: string, name: string, content: Uint8Array | InPlace) => {
     const m = MEMBER.exec(name);
     if (!m || !isImageName(name)) return;
     const [, split, cls] = m;
@@ -133,7 +131,7 @@ async function indexArchives(root: string, archives: string[]): Promise<FolderIn
     for (const name of members) contents.delete(name);
     let store: ImageStore;
     if (found.every((c) => !(c instanceof Uint8Array))) {
-      const at = found as { archive: number; offset: number; size: number }[];
+      const at = found as InPlace[];
       store = {
         tar: {
           archives,
@@ -144,9 +142,10 @@ async function indexArchives(root: string, archives: string[]): Promise<FolderIn
       };
     } else {
       // A split drawn from both kinds of archive (rare): all of it in memory, each split's bytes once.
-      const bytes = await Promise.all(
-        found.map((c) => c instanceof Uint8Array ? c : readRange(archives[c.archive], c.offset, c.size)),
-      );
+      const bytes: Uint8Array[] = [];
+      for (const c of found) {
+        bytes.push(c instanceof Uint8Array ? c : await readRange(archives[c.archive], c.offset, c.size));
+      }
       store = { blob: packBlob(bytes) };
     }
     return { ...store, names: members, labels: Int32Array.from(labels) };
