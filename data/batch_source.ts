@@ -6,6 +6,7 @@
  * @module
  */
 import { RandomStream } from "./batch_plan.ts";
+import { type ByteBlob, stringAt } from "./byte_blob.ts";
 import { type ImageStore, readImageBytes } from "./image_bytes.ts";
 import { decodeCrop, type DecodedCrop, loadSharp } from "./image_decode.ts";
 import { keyedRandom } from "./random.ts";
@@ -29,8 +30,8 @@ export interface ArraySourceSpec {
 /** Encoded images (class folders): files, bytes from a `.tar.gz`, or byte ranges of a `.tar` (see ImageStore). */
 export interface FolderSourceSpec extends ImageStore {
   kind: "folder";
-  /** [N] names used in warnings (path, or archive:member). */
-  names: string[];
+  /** [N] names used in warnings (path, or archive:member), as a shared string table (see packStrings). */
+  nameTable: ByteBlob;
   /** [N] class indices. */
   labels: Int32Array;
   /** Output side (train crop and eval crop). */
@@ -134,7 +135,7 @@ export function createBatchMaker(spec: SourceSpec): (job: BatchJob) => Promise<B
     for (let j = 0; j < n; j++) {
       const d = decoded[j], index = job.indices[j];
       if (d instanceof Error) {
-        failures.push({ index, name: spec.names[index], message: d.message });
+        failures.push({ index, name: stringAt(spec.nameTable, index), message: d.message });
         continue;
       }
       writeCropFlip(d.pixels, 0, size, size, 0, { top: 0, left: 0, flip: d.flip }, size, coefficients, out, k * pixels);

@@ -21,6 +21,22 @@ export function packBlob(files: readonly Uint8Array[]): ByteBlob {
   return { bytes, offsets };
 }
 
+/**
+ * Packs `strings` as UTF-8 into one shared {@linkcode ByteBlob}: a string table that decode workers share instead of
+ * each receiving its own copy of a million file names.
+ */
+export function packStrings(strings: readonly string[]): ByteBlob {
+  const encoder = new TextEncoder();
+  return packBlob(strings.map((s) => encoder.encode(s)));
+}
+
+const decoder = new TextDecoder();
+
+/** String `i` of a table made by {@linkcode packStrings}. */
+export function stringAt(blob: ByteBlob, i: number): string {
+  return decoder.decode(blobFile(blob, i).slice()); // a copy: TextDecoder does not read shared memory
+}
+
 /** File `i` of `blob` (a view, not a copy). */
 export function blobFile(blob: ByteBlob, i: number): Uint8Array {
   return blob.bytes.subarray(blob.offsets[i], blob.offsets[i + 1]);

@@ -5,7 +5,7 @@
  * memory).
  * @module
  */
-import { blobFile, type ByteBlob } from "./byte_blob.ts";
+import { blobFile, type ByteBlob, stringAt } from "./byte_blob.ts";
 import { readRange } from "./tar_index.ts";
 
 /** Images stored in place inside uncompressed tar archives. */
@@ -20,10 +20,12 @@ export interface TarLocations {
   sizes: Float64Array;
 }
 
-/** One of the three stores (exactly one is set). */
+/** One of the stores (exactly one is set). */
 export interface ImageStore {
   /** File paths (directory datasets). */
   paths?: string[];
+  /** The same as a shared string table (what decode workers receive: one copy for all of them). */
+  pathTable?: ByteBlob;
   /** File bytes packed in shared memory (`.tar.gz` archives). */
   blob?: ByteBlob;
   /** Byte ranges of uncompressed `.tar` archives. */
@@ -37,5 +39,5 @@ export async function readImageBytes(store: ImageStore, i: number): Promise<Uint
     const t = store.tar;
     return await readRange(t.archives[t.archive[i]], t.offsets[i], t.sizes[i]);
   }
-  return await Deno.readFile(store.paths![i]);
+  return await Deno.readFile(store.pathTable ? stringAt(store.pathTable, i) : store.paths![i]);
 }

@@ -15,6 +15,7 @@ import { decodeFolderSplit } from "./folder_arrays.ts";
 import { indexFolderDataset } from "./folder_dataset.ts";
 import { loadSharp } from "./image_decode.ts";
 import { channelStats, generateSynthetic, SYNTHETIC_CLASS_NAMES, SYNTHETIC_SIZE } from "./synthetic.ts";
+import { packStrings } from "./byte_blob.ts";
 import { DATA_TRANSFORMS, type DataTransforms, type Normalization } from "./transforms.ts";
 import { WorkerPool, workerScriptAvailable } from "./worker_pool.ts";
 
@@ -243,14 +244,23 @@ async function prepare(
     };
   }
   const size = config.imageSize ?? 224;
-  const folder = (split: typeof index.train): SourceSpec => ({
-    kind: "folder",
-    ...split,
-    size,
-    norm: IMAGENET_NORMALIZATION,
-    seed: config.seed,
-    threads,
-  });
+  // Workers get the file names as shared string tables: structured cloning would copy ImageNet's 1.28 million paths
+  // (~100 MB) into every worker.
+  const folder = ({ paths, names, ...split }: typeof index.train): SourceSpec => {
+    const nameTable = packStrings(names);
+    // Directory datasets name each image by its path: one table serves both.
+    const pathTable = paths && (paths === names ? nameTable : packStrings(paths));
+    return {
+      kind: "folder",
+      ...split,
+      ...(pathTable ? { pathTable } : {}),
+      nameTable,
+      size,
+      norm: IMAGENET_NORMALIZATION,
+      seed: config.seed,
+      threads,
+    };
+  };
   return {
     train: folder(index.train),
     test: folder(index.test),

@@ -7,7 +7,7 @@
  */
 import process from "node:process";
 import { PipelineLoader } from "./batch_loader.ts";
-import { blobFile, type ByteBlob, packBlob } from "./byte_blob.ts";
+import { blobFile, type ByteBlob, packBlob, packStrings } from "./byte_blob.ts";
 import type { SourceSpec } from "./batch_source.ts";
 import { loadSharp } from "./image_decode.ts";
 import { CIFAR10_NORMALIZATION, IMAGENET_NORMALIZATION } from "./loaders.ts";
@@ -158,7 +158,7 @@ export async function benchImagenetPipeline(
   const spec: SourceSpec = {
     kind: "folder",
     blob: cycledBlob(blob, count),
-    names: Array.from({ length: count }, (_, i) => `bench_${i % distinct}.jpg`),
+    nameTable: packStrings(Array.from({ length: count }, (_, i) => `bench_${i % distinct}.jpg`)),
     labels: new Int32Array(count),
     size: 224,
     norm: IMAGENET_NORMALIZATION,

@@ -212,6 +212,7 @@ Deno.test("folder: .tar and .tar.gz archives (workers) give exactly the batches 
     };
     const reference = await snapshot(root, 0);
     assertStrictEquals(reference.test.length, 2);
+    assertEquals(await snapshot(root, 2), reference, "directory, workers (paths as a shared string table)");
     assertEquals(await snapshot(join(dir, "tree.tar"), 2), reference);
     assertEquals(await snapshot(both, 1), reference);
     await rejects(indexFolderDataset(join(dir, "nope")), /nope: not found \(expected a class-folder directory/);
