@@ -188,6 +188,15 @@ Deno.test("a class folder of small JPEGs trains with --transforms cifar --decode
   const evaluation = await evaluateCheckpoint(parseEvalArgs(["--checkpoint", `${out}/last.safetensors`]) as EvalConfig);
   assertEquals(evaluation.result.count, 12);
   assertEquals(evaluation.result.top1, result.epochs[0].test_top1);
+  const evalArgs = (...flags: string[]) => parseEvalArgs(["--checkpoint", `${out}/last.safetensors`, ...flags]);
+  await rejects(
+    evaluateCheckpoint(evalArgs("--transforms", "imagenet") as EvalConfig),
+    /--decoder js does not resize images, so it needs --transforms cifar/,
+  );
+  await rejects(
+    evaluateCheckpoint(evalArgs("--dataset", "synthetic", "--decoder", "sharp") as EvalConfig),
+    /--decoder applies to --dataset folder only/,
+  );
 });
 
 Deno.test({
