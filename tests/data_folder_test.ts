@@ -1,4 +1,5 @@
 import { assert, assertEquals, assertStrictEquals, rejects } from "./assert.ts";
+import { tar } from "./run_tar.ts";
 import { indexFolderDataset } from "../data/folder_dataset.ts";
 import { type Batch, type BatchLoader, createLoaders, IMAGENET_NORMALIZATION, type Loaders } from "../data/loaders.ts";
 import { loadSharp } from "../data/image_decode.ts";
@@ -58,11 +59,6 @@ async function makeTree(dir: string): Promise<string> {
     await Deno.writeFile(join(root, name), bytes);
   }
   return root;
-}
-
-async function tar(args: string[]): Promise<void> {
-  const { code, stderr } = await new Deno.Command("tar", { args }).output();
-  assertStrictEquals(code, 0, new TextDecoder().decode(stderr));
 }
 
 async function collect(loader: BatchLoader, epoch = 0): Promise<Batch[]> {

@@ -1,12 +1,8 @@
 import { assert, assertEquals, assertStrictEquals, rejects } from "./assert.ts";
+import { tar } from "./run_tar.ts";
 import { join } from "node:path";
 import { indexTar, readRange } from "../data/tar_index.ts";
 import { indexFolderDataset } from "../data/folder_dataset.ts";
-
-async function tar(args: string[]): Promise<void> {
-  const { code, stderr } = await new Deno.Command("tar", { args }).output();
-  assertStrictEquals(code, 0, new TextDecoder().decode(stderr));
-}
 
 /** A tree with a name longer than ustar's 100 bytes, an empty file and sizes that are and are not multiples of 512. */
 async function makeTree(dir: string): Promise<Map<string, Uint8Array>> {
