@@ -68,6 +68,19 @@ const read = (
   vec4: boolean,
 ) => (vec4 ? `${array}[(${index}) / 4]` : `${array}[${index}]`);
 
+/**
+ * WGSL that splits the flat `index` of a row-major [·, midSize, innerSize] grid into `names` = (outer, mid, inner),
+ * inner fastest: an output pixel index into (n, oh, ow), or a filter-tap index into (r, c, channel).
+ */
+function unflatten(index: string, names: [string, string, string], midSize: number, innerSize: number): string {
+  const [outer, mid, inner] = names;
+  return `
+  let ${inner} = ${index} % ${innerSize};
+  let ${index}_rest = ${index} / ${innerSize};
+  let ${mid} = ${index}_rest % ${midSize};
+  let ${outer} = ${index}_rest / ${midSize};`;
+}
+
 /** WGSL that reads x at image `n`, output pixel (oh, ow), tap (r, c), channel ci; zero in the padding. */
 function readX(g: ConvGeometry, vec4: boolean): string {
   return `
@@ -92,15 +105,8 @@ export function convForwardSpec(g: ConvGeometry): UntiledGemmSpec {
     n: g.outChannels,
     k: g.filterHeight * g.filterWidth * g.inChannels,
     // m → (n, oh, ow); k → (r, c, ci) with ci fastest, so consecutive k are consecutive addresses.
-    loadA: `
-  let ow = m % ${g.outWidth};
-  let t = m / ${g.outWidth};
-  let oh = t % ${g.outHeight};
-  let n = t / ${g.outHeight};
-  let ci = k % ${g.inChannels};
-  let rc = k / ${g.inChannels};
-  let c = rc % ${g.filterWidth};
-  let r = rc / ${g.filterWidth};${readX(g, aVec4)}`,
+    loadA: unflatten("m", ["n", "oh", "ow"], g.outHeight, g.outWidth) +
+      unflatten("k", ["r", "c", "ci"], g.filterWidth, g.inChannels) + readX(g, aVec4),
     loadB: `return ${read("w", `k * ${g.outChannels} + n`, bVec4)};`,
     aContiguous: "k",
     bContiguous: "n",
@@ -124,15 +130,8 @@ export function convBackpropFilterSpec(g: ConvGeometry): UntiledGemmSpec {
     n: g.outChannels,
     k: g.batch * g.outHeight * g.outWidth,
     // m → (r, c, ci) with ci fastest (contiguous in x); k → (n, oh, ow).
-    loadA: `
-  let ci = m % ${g.inChannels};
-  let rc = m / ${g.inChannels};
-  let c = rc % ${g.filterWidth};
-  let r = rc / ${g.filterWidth};
-  let ow = k % ${g.outWidth};
-  let t = k / ${g.outWidth};
-  let oh = t % ${g.outHeight};
-  let n = t / ${g.outHeight};${readX(g, aVec4)}`,
+    loadA: unflatten("m", ["r", "c", "ci"], g.filterWidth, g.inChannels) +
+      unflatten("k", ["n", "oh", "ow"], g.outHeight, g.outWidth) + readX(g, aVec4),
     loadB: `return ${read("dy", `k * ${g.outChannels} + n`, bVec4)};`,
     aContiguous: "m",
     bContiguous: "n",
@@ -158,15 +157,8 @@ export function convBackpropInputSpec(g: ConvGeometry): UntiledGemmSpec {
     m: g.batch * g.inHeight * g.inWidth,
     n: g.inChannels,
     k: g.filterHeight * g.filterWidth * g.outChannels,
-    loadA: `
-  let iw = m % ${g.inWidth};
-  let t = m / ${g.inWidth};
-  let ih = t % ${g.inHeight};
-  let n = t / ${g.inHeight};
-  let co = k % ${g.outChannels};
-  let rc = k / ${g.outChannels};
-  let c = rc % ${g.filterWidth};
-  let r = rc / ${g.filterWidth};
+    loadA: unflatten("m", ["n", "ih", "iw"], g.inHeight, g.inWidth) +
+      unflatten("k", ["r", "c", "co"], g.filterWidth, g.outChannels) + `
   let ohs = ih + ${g.padTop} - r;
   let ows = iw + ${g.padLeft} - c;
   if (ohs < 0 || ows < 0 || ohs % ${g.strideHeight} != 0 || ows % ${g.strideWidth} != 0) { return ${zero(vec4)}; }
@@ -211,16 +203,8 @@ export function convBackpropInputParitySpecs(g: ConvGeometry): UntiledGemmSpec[]
       const noTaps = h.taps === 0 || w.taps === 0;
       const tH = Math.max(h.taps, 1), tW = Math.max(w.taps, 1);
       // m → (n, t, u): input pixel (first_h + SH·t, first_w + SW·u); k → (j, l, co): tap (qh + SH·j, qw + SW·l).
-      const rowOf = `
-  let u = m % ${w.count};
-  let t1 = m / ${w.count};
-  let t = t1 % ${h.count};
-  let n = t1 / ${h.count};`;
-      const tapOf = `
-  let co = k % ${g.outChannels};
-  let jl = k / ${g.outChannels};
-  let l = jl % ${tW};
-  let j = jl / ${tW};`;
+      const rowOf = unflatten("m", ["n", "t", "u"], h.count, w.count);
+      const tapOf = unflatten("k", ["j", "l", "co"], tW, g.outChannels);
       specs.push({
         key: `convDxParity_${geometryKey(g)}_${qh}_${qw}`,
         variableNames: ["dy", "w"],
