@@ -6,7 +6,7 @@
  * where libjpeg (and so PIL and sharp) interpolates, a mean difference of about 2.5 levels in 255 on CIFAR-10.
  * @module
  */
-import { loadSharp } from "./image_decode.ts";
+import { loadSharp, sharpRGB } from "./image_decode.ts";
 
 /** Which library decodes folder images: `sharp` (default) or `js` (jpeg-js, JPEG only, bundle-friendly). */
 export type ImageDecoder = "sharp" | "js";
@@ -46,13 +46,5 @@ export async function decodeRGB(bytes: Uint8Array, decoder: ImageDecoder): Promi
     return { pixels, height: image.height, width: image.width };
   }
   const sharp = await loadSharp();
-  const { data, info } = await sharp(bytes, { failOn: "truncated" })
-    .removeAlpha()
-    .toColourspace("srgb")
-    .raw()
-    .toBuffer({ resolveWithObject: true });
-  if (info.channels !== 3 || data.length !== info.width * info.height * 3) {
-    throw new Error(`decoded to ${info.width}x${info.height}x${info.channels} (${data.length} bytes), expected RGB`);
-  }
-  return { pixels: new Uint8Array(data.buffer, data.byteOffset, data.length), height: info.height, width: info.width };
+  return await sharpRGB(sharp(bytes, { failOn: "truncated" }));
 }

@@ -77,15 +77,25 @@ export async function decodeCrop(
     left = crop.left;
     top = crop.top;
   }
-  const { data, info } = await sharp(input, options)
+  const pipeline = sharp(input, options)
     .resize(resizeW, resizeH, { fit: "fill", kernel: "linear" })
-    .extract({ left, top, width: size, height: size })
-    .removeAlpha()
-    .toColourspace("srgb")
-    .raw()
-    .toBuffer({ resolveWithObject: true });
-  if (info.channels !== 3 || info.width !== size || info.height !== size || data.length !== size * size * 3) {
+    .extract({ left, top, width: size, height: size });
+  return { pixels: (await sharpRGB(pipeline, size)).pixels, flip };
+}
+
+/**
+ * Ends a sharp `pipeline` in 3-channel sRGB bytes, [height, width, 3] HWC: alpha dropped, grayscale and CMYK
+ * converted. With `size`, the image must come out `size`×`size`.
+ * @throws {Error} when libvips fails, or hands back another shape.
+ */
+export async function sharpRGB(
+  pipeline: SharpFactory,
+  size?: number,
+): Promise<{ pixels: Uint8Array; height: number; width: number }> {
+  const { data, info } = await pipeline.removeAlpha().toColourspace("srgb").raw().toBuffer({ resolveWithObject: true });
+  const sized = size === undefined || (info.width === size && info.height === size);
+  if (info.channels !== 3 || !sized || data.length !== info.width * info.height * 3) {
     throw new Error(`decoded to ${info.width}x${info.height}x${info.channels} (${data.length} bytes), expected RGB`);
   }
-  return { pixels: new Uint8Array(data.buffer, data.byteOffset, data.length), flip };
+  return { pixels: new Uint8Array(data.buffer, data.byteOffset, data.length), height: info.height, width: info.width };
 }
