@@ -34,6 +34,7 @@ import {
 import { type EvalResult, evaluate } from "./evaluate.ts";
 import {
   type Arch,
+  checkDecoderFits,
   type DatasetName,
   type EvalConfig,
   recipeFor,
@@ -288,9 +289,7 @@ function resolveData(config: EvalConfig, train: TrainConfig | null, path: string
   const folder = dataset === "folder";
   const transforms = folder ? config.transforms ?? (sameData ? train.transforms : "imagenet") : undefined;
   const decoder = folder ? config.decoder ?? (sameData ? train.decoder : "sharp") : undefined;
-  if (decoder === "js" && transforms !== "cifar") {
-    throw new UsageError("--decoder js does not resize images, so it needs --transforms cifar", "--decoder");
-  }
+  checkDecoderFits(decoder, transforms);
   if (config.split === "val") {
     if (train === null) {
       throw new UsageError(

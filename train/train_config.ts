@@ -473,6 +473,20 @@ const KEY_ORDER: Record<keyof TrainConfig, true> = {
   workers: true,
 };
 
+/**
+ * The `--decoder`/`--transforms` rule `train` and `eval` share: jpeg-js does not resize, so it only serves images used
+ * at their own size.
+ * @throws {UsageError} naming `--decoder`.
+ */
+export function checkDecoderFits(decoder: ImageDecoder | undefined, transforms: DataTransforms | undefined): void {
+  if (decoder === "js" && transforms !== "cifar") {
+    throw new UsageError(
+      "--decoder js does not resize images, so it needs --transforms cifar (images used at their own size)",
+      "--decoder",
+    );
+  }
+}
+
 function checkContradictions(c: TrainConfig, given: Partial<Record<keyof TrainConfig, unknown>>) {
   const has = (k: keyof TrainConfig) => given[k] !== undefined;
   if (c.dataset === "folder" && !c.dataDir) {
@@ -489,12 +503,7 @@ function checkContradictions(c: TrainConfig, given: Partial<Record<keyof TrainCo
       );
     }
   }
-  if (c.decoder === "js" && c.transforms !== "cifar") {
-    throw new UsageError(
-      "--decoder js does not resize images, so it needs --transforms cifar (images used at their own size)",
-      "--decoder",
-    );
-  }
+  checkDecoderFits(c.decoder, c.transforms);
   if (has("milestones") && c.schedule !== "multistep") {
     throw new UsageError(`--milestones only applies to --schedule multistep, not ${c.schedule}`, "--milestones");
   }
