@@ -224,11 +224,12 @@ async function prepare(
   }
   const index = await indexFolderDataset(config.dataDir);
   failures.indexed(index.train.labels.length);
+  const decoder = config.decoder ?? "sharp";
   // A decoder that cannot load is one error now, not a warning per image later (e.g. sharp in a bundle).
-  if ((config.decoder ?? "sharp") === "sharp") await loadSharp(threads);
+  if (decoder === "sharp") await loadSharp(threads);
   const report = failures.report;
   if (config.transforms === "cifar") {
-    const size = config.imageSize ?? 32, decoder = config.decoder ?? "sharp";
+    const size = config.imageSize ?? 32;
     const train = await decodeFolderSplit(index.train, size, decoder, (n, m) => report(`train:${n}`, n, m));
     const test = await decodeFolderSplit(index.test, size, decoder, (n, m) => report(`test:${n}`, n, m));
     // Normalised with the training images' own statistics, as CIFAR's published mean/std are CIFAR's.
