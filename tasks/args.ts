@@ -18,7 +18,8 @@ export function parseArgs<T extends ParseArgsConfig>(config: T): ReturnType<type
     return nodeParseArgs(config);
   } catch (e) {
     if (e instanceof TypeError && "code" in e && String(e.code).startsWith("ERR_PARSE_ARGS")) {
-      throw new UsageError(e.message.split(". To specify")[0]);
+      const message = e.message.split(". To specify")[0];
+      throw new UsageError(message, /'(-[^' ]+)/.exec(message)?.[1]); // node quotes the flag: "Unknown option '--x'"
     }
     throw e;
   }

@@ -342,7 +342,7 @@ function parseOptions(specs: FlagSpec[]) {
   );
 }
 
-/** node:util parseArgs, with its errors (which name the flag) turned into UsageErrors. */
+/** The shared parseArgs (its errors are UsageErrors naming the flag), with the task named in them. */
 function parseStrict(argv: string[], specs: FlagSpec[], task: string) {
   try {
     return parseArgs(
@@ -355,9 +355,8 @@ function parseStrict(argv: string[], specs: FlagSpec[], task: string) {
       } as Parameters<typeof parseArgs>[0],
     ).values as Record<string, string | boolean | undefined>;
   } catch (e) {
-    const message = (e as Error).message;
-    const flag = /'(-[^' ]+)/.exec(message)?.[1];
-    throw new UsageError(`deno task ${task}: ${message} (see --help)`, flag);
+    if (!(e instanceof UsageError)) throw e;
+    throw new UsageError(`deno task ${task}: ${e.message}`, e.flag); // runTask adds "(see --help)"
   }
 }
 
