@@ -26,7 +26,6 @@ if (import.meta.main) {
     const tty = Deno.stdout.isTerminal();
     const columns = tty ? Deno.consoleSize().columns : 80;
     const encoder = new TextEncoder();
-    let best = -Infinity;
     const result = await train(config, {
       log: (m) => console.log(tty ? `\r${m}` : m),
       progress: (p) => {
@@ -34,9 +33,7 @@ if (import.meta.main) {
         if (tty) Deno.stdout.writeSync(encoder.encode(line));
         else console.log(line);
       },
-      epoch: (r) => {
-        const isBest = r.val_top1 !== undefined && r.val_top1 > best;
-        if (isBest) best = r.val_top1!;
+      epoch: (r, isBest) => {
         const split = (loss?: number, top1?: number, top5?: number) =>
           loss === undefined ? undefined : { loss, top1: top1!, top5: top5! };
         const line = formatEpochSummary({

@@ -41,7 +41,8 @@ export interface TrainHooks {
   /** Information and warnings for the user. */
   log?: (message: string) => void;
   progress?: (event: ProgressEvent) => void;
-  epoch?: (record: EpochRecord) => void;
+  /** After each epoch: its record, and whether it improved on the best validation top-1 (it is then `best`). */
+  epoch?: (record: EpochRecord, best: boolean) => void;
   /** Test hook: return right after this global step, as if the process were killed (nothing more is saved). */
   stopAfterStep?: number;
   /** Test hook: make the loss of this global step (1-based) NaN. */
@@ -263,7 +264,7 @@ async function runLoop(
       const improved = val !== undefined && (bestMetric === null || val.result.top1 > bestMetric);
       if (improved) bestMetric = val!.result.top1;
       await runLog.appendEpoch(record);
-      hooks.epoch?.(record);
+      hooks.epoch?.(record, improved);
       // best is chosen on the validation split only, never on the test set.
       await save({ epoch: epoch + 1, batch: 0 }, { lossSum: 0, correct: 0, seen: 0 }, improved);
     } finally {
