@@ -139,17 +139,6 @@ export async function opOutput(c: OpCase, options: { stock?: boolean } = {}): Pr
   }
 }
 
-/** max |a − b| / max |b|: the error of `a` relative to the reference `b`'s scale (0 when both are all zeros). */
-export function maxRelativeError(a: Float32Array, b: Float32Array): number {
-  if (a.length !== b.length) throw new RangeError(`maxRelativeError: ${a.length} vs ${b.length} elements`);
-  let diff = 0, scale = 0;
-  for (let i = 0; i < a.length; i++) {
-    diff = Math.max(diff, Math.abs(a[i] - b[i]));
-    scale = Math.max(scale, Math.abs(b[i]));
-  }
-  return scale === 0 ? diff : diff / scale;
-}
-
 /**
  * Times `c` with whatever kernels are registered: `warmup` launches (pipeline compilation), one synchronised launch
  * to size the run, then enough launches for about `targetSeconds` (at least 1, at most `maxReps`), synchronised once.

@@ -13,7 +13,8 @@ import { runBenchData } from "./bench_data.ts";
 import { parseArgs } from "./args.ts";
 import { type AdapterReport, initWebGPU, throwOnWebGPUErrors } from "../kernels/webgpu_backend.ts";
 import { registerFastKernels, restoreStockKernels } from "../kernels/register.ts";
-import { maxRelativeError, type OpCase, opOutput, type OpTiming, resnetOpCases, timeOp } from "../kernels/op_bench.ts";
+import { type OpCase, opOutput, type OpTiming, resnetOpCases, timeOp } from "../kernels/op_bench.ts";
+import { relativeError } from "../kernels/relative_error.ts";
 import { benchTrainStep, type TrainBenchResult } from "../kernels/train_step_bench.ts";
 import { createResNet } from "../models/resnet.ts";
 import { resnetSpec } from "../models/resnet_spec.ts";
@@ -185,7 +186,7 @@ export async function runBench(
         restoreStockKernels();
         // Stock backprop-filter is ~1000x slower than ours on a GPU: bound its repetitions.
         row.stock = await timeOp(c, { maxReps: 10, stock: true });
-        row.relError = maxRelativeError(ours, await opOutput(c, { stock: true }));
+        row.relError = relativeError(ours, await opOutput(c, { stock: true }));
         registerFastKernels();
       }
       throwOnWebGPUErrors(`in ${c.name}`);

@@ -10,7 +10,7 @@ import { join } from "node:path";
 import { assert } from "./assert.ts";
 import { registerFastKernels } from "../kernels/register.ts";
 import { initWebGPU } from "../kernels/webgpu_backend.ts";
-import { maxRelativeError } from "../kernels/op_bench.ts";
+import { relativeError } from "../kernels/relative_error.ts";
 import { createResNet } from "../models/resnet.ts";
 import { resnetSpec } from "../models/resnet_spec.ts";
 import { keyedRandom } from "../data/random.ts";
@@ -97,7 +97,7 @@ for (const c of CASES) {
         const read = async (kind: string) => decodeNpy(await Deno.readFile(join(dir, `out.${kind}.npy`))).data;
         for (const [kind, mine] of [["eval", ours.eval], ["train", ours.train], ["stats", oursStats]] as const) {
           const theirs = (await read(kind)) as Float32Array;
-          const err = maxRelativeError(mine, theirs);
+          const err = relativeError(mine, theirs);
           assert(err < 1e-4, `${kind}: relative error ${err.toExponential(2)} against torchvision`);
         }
       } finally {
@@ -162,12 +162,12 @@ Deno.test({
       assert(result.success, new TextDecoder().decode(result.stderr));
       const theirs = decodeNpy(await Deno.readFile(join(dir, "out.state.npy"))).data as Float32Array;
       const theirLosses = decodeNpy(await Deno.readFile(join(dir, "out.loss.npy"))).data as Float32Array;
-      const lossErr = maxRelativeError(Float32Array.from(losses), theirLosses);
+      const lossErr = relativeError(Float32Array.from(losses), theirLosses);
       assert(lossErr < 1e-4, `losses ${losses} vs ${[...theirLosses]}`);
       // Tensor by tensor, so that a wrong bias or BN parameter is not hidden by the large conv weights.
       let offset = 0;
       for (const [name, t] of state) {
-        const err = maxRelativeError(t.data as Float32Array, theirs.subarray(offset, offset + t.data.length));
+        const err = relativeError(t.data as Float32Array, theirs.subarray(offset, offset + t.data.length));
         assert(err < 1e-4, `${name}: relative error ${err.toExponential(2)} after ${steps} steps`);
         offset += t.data.length;
       }
