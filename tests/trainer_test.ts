@@ -91,11 +91,14 @@ Deno.test("an uninterrupted run writes config, metrics, summary and checkpoints"
 
 Deno.test("killed at an epoch boundary and resumed equals uninterrupted", async () => {
   const out = `${tmp}/boundary`;
+  const tensors = tf.memory().numTensors;
   const first = await train(config(out), { data: DATA, stopAfterStep: 5 });
   assert(first.interrupted);
   // The newest checkpoint is the end of epoch 1 (step 4); step 5 is lost, as in a real crash.
   const resumed = await train(config(out, "--resume=auto"), { data: DATA });
   assertEquals(resumed.globalStep, 8);
+  // Checkpoint saves (momentum copies) and the resume (loaded buffers) leave no tensor behind.
+  assertEquals(tf.memory().numTensors, tensors);
   assertSameOutcome(reference, await outcome(out));
 });
 

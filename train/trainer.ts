@@ -146,7 +146,12 @@ async function runLoop(
   const resumed = config.resume ? await resumeFrom(config, log) : null;
   if (resumed) {
     model.importState(resumed.state.model);
-    optimizer.loadMomentumBuffers(momentumFromHost(resumed.state.optimizer));
+    const momentum = momentumFromHost(resumed.state.optimizer);
+    try {
+      optimizer.loadMomentumBuffers(momentum); // copies them
+    } finally {
+      tf.dispose([...momentum.values()]);
+    }
     position = resumed.state.dataPosition;
     globalStep = resumed.state.globalStep;
     bestMetric = resumed.state.bestMetric;
@@ -167,9 +172,16 @@ async function runLoop(
 
   const save = async (dataPosition: { epoch: number; batch: number }, epochPartial: typeof partial, isBest = false) => {
     await assertFiniteParameters(model, globalStep, dataPosition.epoch + 1);
+    const momentum = optimizer.momentumBuffers(); // copies, ours to dispose
+    let optimizerState: StateDict;
+    try {
+      optimizerState = await toTorchLayout(momentum);
+    } finally {
+      tf.dispose([...momentum.values()]);
+    }
     const state: CheckpointState = {
       model: await model.exportState(),
-      optimizer: await toTorchLayout(optimizer.momentumBuffers()),
+      optimizer: optimizerState,
       epoch: dataPosition.epoch,
       globalStep,
       dataPosition,
