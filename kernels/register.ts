@@ -69,7 +69,7 @@ export function registerFastKernels(options: FastKernelOptions = {}): void {
   }
   const wanted = new Set(options.kernels ?? FAST_KERNEL_NAMES);
   for (const name of wanted) {
-    if (!(name in FAST)) {
+    if (!FAST_KERNEL_NAMES.includes(name)) {
       throw new Error(
         `registerFastKernels: unknown kernel "${name}" in options.kernels; expected one of ` +
           FAST_KERNEL_NAMES.join(", "),

@@ -5,10 +5,10 @@
 import { type CreateOptions, createResNet, type ResNet } from "./resnet.ts";
 import { type ResNetOptions, resnetSpec } from "./resnet_spec.ts";
 
-/** Options of the named constructors: the spec's free fields plus the initialisation seed. */
+/** Options of the named constructors: the spec's free fields plus createResNet's (seed, fused batch norm). */
 export type ZooOptions = ResNetOptions & CreateOptions;
 
-const build = (arch: string, o: ZooOptions): ResNet => createResNet(resnetSpec(arch, o), { seed: o.seed });
+const build = (arch: string, o: ZooOptions): ResNet => createResNet(resnetSpec(arch, o), o);
 
 /** ResNet-18: basic blocks [2, 2, 2, 2]. */
 export const resnet18 = (options: ZooOptions = {}): ResNet => build("resnet18", options);
