@@ -3,6 +3,7 @@
  * @module
  */
 import * as tf from "@tensorflow/tfjs";
+import { sumScalars } from "./sum_scalars.ts";
 
 /**
  * Mean cross-entropy with label smoothing, equal to
@@ -63,9 +64,7 @@ export function clipGradNorm(grads: Map<string, tf.Tensor>, maxNorm: number): Cl
   const [totalNorm, ...scaled] = tf.tidy(() => {
     // Sum of squares of every gradient, then one sqrt: [] each.
     const squares = names.map((n) => tf.sum(tf.square(grads.get(n)!)));
-    // Not tf.addN: tfjs-webgpu 4.22 binds one storage buffer per input and, past the adapter's per-stage limit (32
-    // inputs on llvmpipe), silently returns zeros; ResNet-18 has 62 gradients. tf.stack splits its inputs.
-    const total = tf.sqrt(tf.sum(tf.stack(squares))) as tf.Scalar;
+    const total = tf.sqrt(sumScalars(squares)) as tf.Scalar;
     const coef = tf.minimum(tf.div(maxNorm, tf.add(total, 1e-6)), 1);
     return [total, ...names.map((n) => tf.mul(grads.get(n)!, coef))];
   });

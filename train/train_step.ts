@@ -38,7 +38,7 @@ export function makeTrainStep(
   const params = model.parameters();
   const variables = [...params.values()];
   // tfjs keys gradients by variable name, which is unique per model instance; map back to torchvision names.
-  const nameOf = new Map(variables.map((v) => [v.name, [...params].find(([, p]) => p === v)![0]]));
+  const nameOf = new Map([...params].map(([name, v]) => [v.name, name]));
   return (x, labels, lr) => {
     let stats: BatchStat[] = [];
     let correct: tf.Scalar | undefined;
@@ -51,8 +51,8 @@ export function makeTrainStep(
     }, variables);
     let named = new Map(Object.entries(grads).map(([k, g]) => [nameOf.get(k) ?? k, g]));
     if (options.clipGradNorm > 0) {
-      const clipped = clipGradNorm(named, options.clipGradNorm);
-      tf.dispose([...named.values()].filter((g) => ![...clipped.grads.values()].includes(g)));
+      const clipped = clipGradNorm(named, options.clipGradNorm); // new tensors: the unclipped ones go
+      tf.dispose([...named.values()]);
       clipped.totalNorm.dispose();
       named = clipped.grads;
     }

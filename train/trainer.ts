@@ -5,6 +5,7 @@
  * @module
  */
 import * as tf from "@tensorflow/tfjs";
+import { sumScalars } from "./sum_scalars.ts";
 import { createLoaders, type DataConfig, type Loaders } from "../data/loaders.ts";
 import { initWebGPU, throwOnWebGPUErrors } from "../kernels/webgpu_backend.ts";
 import type { StateDict } from "../models/host_tensor.ts";
@@ -346,8 +347,7 @@ function momentumFromHost(host: StateDict): Map<string, tf.Tensor> {
 }
 
 async function assertFiniteParameters(model: ResNet, step: number, epoch: number): Promise<void> {
-  // tf.stack, not tf.addN, which silently returns zeros past 31 inputs on some adapters (see clipGradNorm).
-  const total = tf.tidy(() => tf.sum(tf.stack([...model.parameters().values()].map((p) => p.sum()))));
+  const total = tf.tidy(() => sumScalars([...model.parameters().values()].map((p) => p.sum())));
   const [v] = await total.data();
   total.dispose();
   if (!Number.isFinite(v)) throw new NonFiniteLossError(step, epoch, v);
