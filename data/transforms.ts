@@ -168,19 +168,24 @@ export function writeCropFlip(
   // Output columns whose source column lies inside the image; the rest are padding. Hot loop: no per-pixel branches
   // beyond the row bounds.
   const xStart = Math.max(0, pad - crop.left), xEnd = Math.min(size, w + pad - crop.left);
-  for (let y = 0; y < size; y++) {
-    const sy = crop.top + y - pad;
-    const rowOut = outOffset + y * size * 3;
-    const inside = sy >= 0 && sy < h;
-    // Padding: every column of a padding row, and the columns outside [xStart, xEnd) of an image row.
-    for (let x = 0; x < size; x++) {
-      if (inside && x >= xStart && x < xEnd) continue;
+  /** Writes padding (byte 0, normalised) into crop columns [x0, x1) of the row at `rowOut`. */
+  const fill = (rowOut: number, x0: number, x1: number) => {
+    for (let x = x0; x < x1; x++) {
       const o = rowOut + (flip ? size - 1 - x : x) * 3;
       out[o] = b0;
       out[o + 1] = b1;
       out[o + 2] = b2;
     }
-    if (!inside) continue;
+  };
+  for (let y = 0; y < size; y++) {
+    const sy = crop.top + y - pad;
+    const rowOut = outOffset + y * size * 3;
+    if (sy < 0 || sy >= h) {
+      fill(rowOut, 0, size); // a padding row
+      continue;
+    }
+    fill(rowOut, 0, xStart);
+    fill(rowOut, xEnd, size);
     let i = srcOffset + (sy * w + crop.left + xStart - pad) * 3;
     const end = i + (xEnd - xStart) * 3;
     if (flip) {
