@@ -13,7 +13,7 @@
  */
 import type { HostDType, StateDict } from "../models/host_tensor.ts";
 import { atomicWriteFile } from "./atomic_write.ts";
-import { decodeSafetensors, encodeSafetensors, METADATA_KEY } from "./safetensors.ts";
+import { decodeSafetensors, encodeSafetensors, METADATA_KEY, type SafetensorsContents } from "./safetensors.ts";
 
 /** Value of `__metadata__.format` in every checkpoint this module writes. */
 export const CHECKPOINT_FORMAT = "resnet-webgpu-checkpoint/1";
@@ -119,7 +119,11 @@ export function encodeCheckpoint(state: CheckpointState): Uint8Array {
  * then the optimizer state against the model. Errors name `source` and the offending key or tensor.
  */
 export function decodeCheckpoint(bytes: Uint8Array, source = "<memory>"): CheckpointState {
-  const { tensors, metadata } = decodeSafetensors(bytes, source);
+  return checkpointFromContents(decodeSafetensors(bytes, source), source);
+}
+
+/** {@linkcode decodeCheckpoint} for a file already decoded by `decodeSafetensors` (checked the same way). */
+export function checkpointFromContents({ tensors, metadata }: SafetensorsContents, source: string): CheckpointState {
   const bad = (what: string): never => {
     throw new Error(`${source}: ${what}`);
   };
@@ -157,12 +161,7 @@ export function decodeCheckpoint(bytes: Uint8Array, source = "<memory>"): Checkp
   if (!Array.isArray(classNames) || !classNames.every((c) => typeof c === "string")) {
     bad(`checkpoint metadata "class_names" must be an array of strings, got ${field("class_names")}`);
   }
-  const model: StateDict = new Map();
-  const optimizer: StateDict = new Map();
-  for (const [name, tensor] of tensors) {
-    if (name.startsWith(OPTIM_PREFIX)) optimizer.set(name.slice(OPTIM_PREFIX.length), tensor);
-    else model.set(name, tensor);
-  }
+  const { model, optimizer } = splitOptimizerState(tensors);
   checkOptimizerMatchesModel(model, optimizer, (what) => bad(what));
   return {
     model,
@@ -193,15 +192,25 @@ export async function loadCheckpoint(path: string): Promise<CheckpointState> {
  * any plain weights file, e.g. `safetensors.torch.save_file(model.state_dict(), path)` from torchvision.
  */
 export function decodeWeights(bytes: Uint8Array, source = "<memory>"): WeightsFile {
-  const { tensors, metadata } = decodeSafetensors(bytes, source);
+  return weightsFromContents(decodeSafetensors(bytes, source));
+}
+
+/** {@linkcode decodeWeights} for a file already decoded by `decodeSafetensors`. */
+export function weightsFromContents({ tensors, metadata }: SafetensorsContents): WeightsFile {
   if (metadata.format !== CHECKPOINT_FORMAT) return { model: tensors, metadata, dropped: [] };
+  const { model, optimizer } = splitOptimizerState(tensors);
+  return { model, metadata, dropped: [...optimizer.keys()].map((name) => OPTIM_PREFIX + name) };
+}
+
+/** A checkpoint's tensors split into the model's and the optimizer's (`optim.` prefix removed), in file order. */
+function splitOptimizerState(tensors: StateDict): { model: StateDict; optimizer: StateDict } {
   const model: StateDict = new Map();
-  const dropped: string[] = [];
+  const optimizer: StateDict = new Map();
   for (const [name, tensor] of tensors) {
-    if (name.startsWith(OPTIM_PREFIX)) dropped.push(name);
+    if (name.startsWith(OPTIM_PREFIX)) optimizer.set(name.slice(OPTIM_PREFIX.length), tensor);
     else model.set(name, tensor);
   }
-  return { model, metadata, dropped };
+  return { model, optimizer };
 }
 
 /** Reads the model weights of a checkpoint or plain weights file (see {@linkcode decodeWeights}). */

@@ -26,11 +26,12 @@ import { ARCHITECTURES, type ResNetSpec, validateSpec } from "../models/resnet_s
 import { stateLayout } from "../models/state_layout.ts";
 import {
   CHECKPOINT_FORMAT,
+  checkpointFromContents,
   checkStateDictShapes,
-  decodeCheckpoint,
-  decodeWeights,
   type ExpectedShapes,
+  weightsFromContents,
 } from "./checkpoint.ts";
+import { decodeSafetensors } from "./safetensors.ts";
 import { type EvalResult, evaluate } from "./evaluate.ts";
 import {
   type Arch,
@@ -198,14 +199,16 @@ function resolveModel(
   config: EvalConfig,
   onWarning?: (message: string) => void,
 ): ResolvedModel {
-  const weights = decodeWeights(bytes, path);
-  if (weights.metadata.format === CHECKPOINT_FORMAT) {
-    const state = decodeCheckpoint(bytes, path);
+  // Decoded once: the format decides how the same tensors and metadata are read.
+  const contents = decodeSafetensors(bytes, path);
+  if (contents.metadata.format === CHECKPOINT_FORMAT) {
+    const state = checkpointFromContents(contents, path);
     const train = trainConfigFromJSON(state.config, `${path} metadata "config"`);
     const spec = specFromJSON(state.archSpec, `${path} metadata "arch_spec"`);
     return { source: "checkpoint", model: state.model, spec, train, classNames: state.classNames, epoch: state.epoch };
   }
   // A bare weights file: metadata is optional and advisory; the tensors decide.
+  const weights = weightsFromContents(contents);
   let spec: ResNetSpec | null = null;
   if (weights.metadata.arch_spec !== undefined) {
     try {
