@@ -12,7 +12,8 @@
  */
 import { join } from "node:path";
 import { atomicWriteFile } from "./atomic_write.ts";
-import { type CheckpointState, decodeCheckpoint, encodeCheckpoint } from "./checkpoint.ts";
+import { type CheckpointState, encodeCheckpoint, loadCheckpoint } from "./checkpoint.ts";
+import { statIfExists } from "../data/stat_if_exists.ts";
 
 /** File name of the latest checkpoint. */
 export const LAST_CHECKPOINT = "last.safetensors";
@@ -151,7 +152,7 @@ export async function removeStaleTempFiles(dir: string): Promise<string[]> {
 export async function findResumeCheckpoint(dir: string): Promise<ResumeCheckpoint | null> {
   const candidates = (await listStepCheckpoints(dir)).reverse().map((s) => s.path);
   const last = join(dir, LAST_CHECKPOINT);
-  if (await isFile(last)) candidates.push(last);
+  if ((await statIfExists(last))?.isFile) candidates.push(last);
   if (candidates.length === 0) return null;
   const skipped: SkippedCheckpoint[] = [];
   let found: { path: string; state: CheckpointState } | null = null;
@@ -160,7 +161,7 @@ export async function findResumeCheckpoint(dir: string): Promise<ResumeCheckpoin
     // Step files come newest first, so once one is valid only `last` can beat it (if a crash hit mid-rotation).
     if (found !== null && !isLast) continue;
     try {
-      const state = decodeCheckpoint(await Deno.readFile(path), path);
+      const state = await loadCheckpoint(path);
       if (found === null || state.globalStep > found.state.globalStep) found = { path, state };
     } catch (err) {
       skipped.push({ path, reason: err instanceof Error ? err.message : String(err) });
@@ -172,13 +173,4 @@ export async function findResumeCheckpoint(dir: string): Promise<ResumeCheckpoin
     );
   }
   return { ...found, skipped };
-}
-
-async function isFile(path: string): Promise<boolean> {
-  try {
-    return (await Deno.stat(path)).isFile;
-  } catch (err) {
-    if (err instanceof Deno.errors.NotFound) return false;
-    throw err;
-  }
 }
