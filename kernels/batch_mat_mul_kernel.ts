@@ -7,10 +7,9 @@ import type * as tf from "@tensorflow/tfjs";
 import type { WebGPUBackend } from "@tensorflow/tfjs-backend-webgpu";
 import type { UntiledGemmSpec } from "./conv_gemm_specs.ts";
 import { runGemm } from "./run_gemm.ts";
+import { numElements } from "../models/host_tensor.ts";
 
 type KernelArgs = Parameters<tf.KernelFunc>[0];
-
-const product = (s: readonly number[]) => s.reduce((a, b) => a * b, 1);
 
 /**
  * The GEMM for `a` · `b` (each optionally transposed in its last two axes), or undefined when the batch axes
@@ -30,13 +29,13 @@ export function matMulSpec(
   const n = transposeB ? bShape[rb - 2] : bShape[rb - 1];
   if (k !== kb) return undefined; // let the stock kernel raise tfjs's own message
   const outerA = aShape.slice(0, -2), outerB = bShape.slice(0, -2);
-  const batchA = product(outerA), batchB = product(outerB);
+  const batchA = numElements(outerA), batchB = numElements(outerB);
   let outer: number[];
   if (batchA === 1 && outerA.length <= outerB.length) outer = [...outerB];
   else if (batchB === 1 && outerB.length <= outerA.length) outer = [...outerA];
   else if (outerA.length === outerB.length && outerA.every((d, i) => d === outerB[i])) outer = [...outerA];
   else return undefined;
-  const batch = product(outer);
+  const batch = numElements(outer);
   const bA = batchA === 1 ? "0" : "bi";
   const bB = batchB === 1 ? "0" : "bi";
   // Read four at a time along each operand's contiguous axis when that axis is a multiple of 4.

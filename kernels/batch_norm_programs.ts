@@ -5,6 +5,7 @@
  * @module
  */
 import type { WebGPUProgram } from "@tensorflow/tfjs-backend-webgpu";
+import { numElements } from "../models/host_tensor.ts";
 
 /** Threads along channels and along rows in a reduction workgroup. */
 const CH = 64;
@@ -220,7 +221,7 @@ export class BnElementwiseProgram implements WebGPUProgram {
    */
   constructor(mode: "normalize" | "gradInput", shape: number[], relu: boolean, eps: number) {
     this.mode = mode;
-    this.elements = shape.reduce((a, b) => a * b, 1);
+    this.elements = numElements(shape);
     this.channels = shape[shape.length - 1];
     this.relu = relu;
     this.eps = eps;

@@ -3,6 +3,7 @@
  * @module
  */
 import type { WebGPUProgram } from "@tensorflow/tfjs-backend-webgpu";
+import { numElements } from "../models/host_tensor.ts";
 
 /** out[i] = Σ_s partial[s · L + i] for i < L, where L is the size of `outputShape`. */
 export class SplitKReduceProgram implements WebGPUProgram {
@@ -29,7 +30,7 @@ export class SplitKReduceProgram implements WebGPUProgram {
   constructor(outputShape: number[], splits: number) {
     this.outputShape = [...outputShape];
     this.splits = splits;
-    this.length = outputShape.reduce((a, b) => a * b, 1);
+    this.length = numElements(outputShape);
     this.dispatchLayout = { x: [...outputShape.keys()] };
     this.dispatch = [Math.ceil(this.length / 256), 1, 1];
     this.shaderKey = `fastSplitKReduce_${splits}_${this.length}`;

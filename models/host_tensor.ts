@@ -18,6 +18,9 @@ export interface HostTensor {
 /** Named host tensors in a meaningful order (torchvision's `state_dict()` order for models). */
 export type StateDict = Map<string, HostTensor>;
 
+/** Whether this machine stores numbers little-endian, as safetensors and `.npy` files (`<f4`) do. */
+export const HOST_LITTLE_ENDIAN: boolean = new Uint8Array(new Uint16Array([1]).buffer)[0] === 1;
+
 /** Number of elements of a shape (1 for a scalar). */
 export function numElements(shape: readonly number[]): number {
   return shape.reduce((a, b) => a * b, 1);

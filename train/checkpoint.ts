@@ -13,7 +13,13 @@
  */
 import type { HostDType, StateDict } from "../models/host_tensor.ts";
 import { atomicWriteFile } from "./atomic_write.ts";
-import { decodeSafetensors, encodeSafetensors, METADATA_KEY, type SafetensorsContents } from "./safetensors.ts";
+import {
+  decodeSafetensors,
+  encodeSafetensors,
+  isCount,
+  METADATA_KEY,
+  type SafetensorsContents,
+} from "./safetensors.ts";
 
 /** Value of `__metadata__.format` in every checkpoint this module writes. */
 export const CHECKPOINT_FORMAT = "resnet-webgpu-checkpoint/1";
@@ -312,8 +318,4 @@ function checkOptimizerMatchesModel(model: StateDict, optimizer: StateDict, bad:
 
 function sameShape(a: readonly number[], b: readonly number[]): boolean {
   return a.length === b.length && a.every((d, i) => d === b[i]);
-}
-
-function isCount(v: unknown): v is number {
-  return typeof v === "number" && Number.isSafeInteger(v) && v >= 0;
 }

@@ -4,7 +4,7 @@
  * @module
  */
 import { atomicWriteFile } from "./atomic_write.ts";
-import { numElements } from "../models/host_tensor.ts";
+import { HOST_LITTLE_ENDIAN, numElements } from "../models/host_tensor.ts";
 
 /** The arrays this module reads and writes. */
 export type NpyData = Float32Array | Int32Array;
@@ -27,8 +27,6 @@ const GROWTH_AXIS_MAX_DIGITS = 21;
 const PREFIX_LENGTH = 10;
 
 // Typed arrays use the host's byte order and `<f4`/`<i4` are little-endian (true of every host Deno ships for).
-const HOST_LITTLE_ENDIAN = new Uint8Array(new Uint16Array([1]).buffer)[0] === 1;
-
 /**
  * Encodes `data` with `shape` exactly as `numpy.save` does for a C-ordered `<f4` or `<i4` array: the header of
  * {@linkcode npyHeader}, then the elements, little-endian, in C order.

@@ -16,7 +16,7 @@
  * @module
  */
 import { atomicWriteFile } from "./atomic_write.ts";
-import { type HostTensor, numElements, type StateDict } from "../models/host_tensor.ts";
+import { HOST_LITTLE_ENDIAN, type HostTensor, numElements, type StateDict } from "../models/host_tensor.ts";
 
 /** Largest header the reference implementation accepts (bytes). */
 export const MAX_HEADER_SIZE = 100_000_000;
@@ -92,8 +92,6 @@ const DTYPE_BITS: Record<string, number> = {
 
 // Typed arrays use the host's byte order and the format is little-endian; every host Deno ships for is
 // little-endian, so rather than carry an untested byte-swapping path, refuse loudly on any other.
-const HOST_LITTLE_ENDIAN = new Uint8Array(new Uint16Array([1]).buffer)[0] === 1;
-
 /**
  * Serialises `tensors` (F32 and I64) and optional string `metadata` to safetensors bytes. The header lists the
  * tensors in the Map's order; the data holds the 8-byte dtypes first, then the 4-byte ones, so that every tensor is
@@ -287,7 +285,7 @@ export function decodeSafetensors(bytes: Uint8Array, source = "<memory>"): Safet
     }
     expectedBegin = info.end;
     previous = info.name;
-    const elements = info.shape.reduce((a, b) => a * b, 1);
+    const elements = numElements(info.shape);
     const bits = elements * DTYPE_BITS[info.dtype];
     if (!Number.isSafeInteger(bits)) {
       fail(
@@ -434,7 +432,8 @@ function dataView(raw: Uint8Array): DataView {
   return new DataView(raw.buffer, raw.byteOffset, raw.byteLength);
 }
 
-function isCount(v: unknown): v is number {
+/** A non-negative safe integer (a size, an offset, a count). */
+export function isCount(v: unknown): v is number {
   return typeof v === "number" && Number.isSafeInteger(v) && v >= 0;
 }
 
