@@ -38,6 +38,14 @@ export type ArchName = keyof typeof ARCHITECTURES;
 /** Options of a named architecture; every field defaults to torchvision's ImageNet model. */
 export type ResNetOptions = Partial<Omit<ResNetSpec, "block" | "layers">>;
 
+/** The torchvision name of a spec's block layout, or null for a layout no torchvision ResNet has. */
+export function archName(spec: Pick<ResNetSpec, "block" | "layers">): ArchName | null {
+  for (const [name, a] of Object.entries(ARCHITECTURES)) {
+    if (a.block === spec.block && a.layers.every((n, i) => n === spec.layers[i])) return name as ArchName;
+  }
+  return null;
+}
+
 /** True when `name` is one of {@linkcode ARCHITECTURES}. */
 export function isArchName(name: string): name is ArchName {
   return Object.hasOwn(ARCHITECTURES, name);

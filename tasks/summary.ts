@@ -5,7 +5,7 @@
  * @module
  */
 import { choiceFlag, intFlag, parseArgs, runTask, UsageError } from "./args.ts";
-import { ARCHITECTURES, isArchName, type ResNetSpec, resnetSpec } from "../models/resnet_spec.ts";
+import { ARCHITECTURES, archName, isArchName, type ResNetSpec, resnetSpec } from "../models/resnet_spec.ts";
 import { resnetPlan } from "../models/resnet_plan.ts";
 import { resnetSummary, type Summary } from "../models/resnet_summary.ts";
 
@@ -136,10 +136,7 @@ export function formatSummaryTable(spec: ResNetSpec, summary: Summary, depth = 2
 }
 
 function archTitle(spec: ResNetSpec): string {
-  const depth = Object.entries(ARCHITECTURES).find(([, a]) =>
-    a.block === spec.block && a.layers.join() === spec.layers.join()
-  );
-  return depth ? depth[0].replace("resnet", "ResNet-") : "ResNet";
+  return archName(spec)?.replace("resnet", "ResNet-") ?? "ResNet";
 }
 
 if (import.meta.main) {

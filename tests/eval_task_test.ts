@@ -8,16 +8,10 @@ import { initWebGPU } from "../kernels/webgpu_backend.ts";
 import type { StateDict } from "../models/host_tensor.ts";
 import { createResNet } from "../models/resnet.ts";
 import { resnetPlan } from "../models/resnet_plan.ts";
-import { ARCHITECTURES, type ArchName, type ResNetSpec, resnetSpec } from "../models/resnet_spec.ts";
+import { ARCHITECTURES, type ArchName, archName, type ResNetSpec, resnetSpec } from "../models/resnet_spec.ts";
 import { stateLayout } from "../models/state_layout.ts";
 import { encodeWeights, saveCheckpoint } from "../train/checkpoint.ts";
-import {
-  archName,
-  checkSpecFlags,
-  evaluateCheckpoint,
-  inferResNetSpec,
-  type SpecFlags,
-} from "../train/evaluate_checkpoint.ts";
+import { checkSpecFlags, evaluateCheckpoint, inferResNetSpec, type SpecFlags } from "../train/evaluate_checkpoint.ts";
 import { decodeNpy } from "../train/npy.ts";
 import { type EvalConfig, parseEvalArgs, parseTrainArgs, type TrainConfig, UsageError } from "../train/train_config.ts";
 import { exportWeights } from "../tasks/export.ts";

@@ -22,7 +22,7 @@ import { initWebGPU } from "../kernels/webgpu_backend.ts";
 import type { StateDict } from "../models/host_tensor.ts";
 import { createResNet } from "../models/resnet.ts";
 import { resnetPlan } from "../models/resnet_plan.ts";
-import { ARCHITECTURES, type ResNetSpec, validateSpec } from "../models/resnet_spec.ts";
+import { archName, type ResNetSpec, validateSpec } from "../models/resnet_spec.ts";
 import { stateLayout } from "../models/state_layout.ts";
 import {
   CHECKPOINT_FORMAT,
@@ -364,14 +364,6 @@ function expectedShapes(spec: ResNetSpec): ExpectedShapes {
   return new Map(stateLayout(resnetPlan(spec)).map((e) => [e.name, { shape: e.shape, dtype: e.dtype }]));
 }
 
-/** torchvision's name of `spec`'s block layout, or null when none matches. */
-export function archName(spec: Pick<ResNetSpec, "block" | "layers">): Arch | null {
-  for (const [name, a] of Object.entries(ARCHITECTURES)) {
-    if (a.block === spec.block && a.layers.every((n, i) => n === spec.layers[i])) return name as Arch;
-  }
-  return null;
-}
-
 const STAGE_KEY = /^layer(\d+)\.(\d+)\./;
 
 /**
@@ -447,11 +439,8 @@ export function checkSpecFlags(spec: ResNetSpec, flags: SpecFlags, source: strin
   const contradiction = (flag: string, given: unknown, found: string): never => {
     throw new UsageError(`--${flag} ${given} contradicts ${source}, which holds ${found}`, `--${flag}`);
   };
-  if (flags.arch !== null) {
-    const want = ARCHITECTURES[flags.arch];
-    if (want.block !== spec.block || want.layers.some((n, i) => n !== spec.layers[i])) {
-      contradiction("arch", flags.arch, `${archName(spec) ?? "a ResNet"} (${spec.block} blocks [${spec.layers}])`);
-    }
+  if (flags.arch !== null && archName(spec) !== flags.arch) {
+    contradiction("arch", flags.arch, `${archName(spec) ?? "a ResNet"} (${spec.block} blocks [${spec.layers}])`);
   }
   if (flags.width !== null && flags.width !== spec.width) {
     contradiction("width", flags.width, `width ${spec.width} (conv1.weight has ${spec.width} output channels)`);

@@ -19,13 +19,14 @@ export { UsageError };
 import { parseArgs } from "../tasks/args.ts";
 import type { ScheduleConfig, ScheduleKind } from "./lr_schedule.ts";
 import { SCHEDULE_KINDS } from "./lr_schedule.ts";
+import { ARCHITECTURES, type ArchName, type StemKind } from "../models/resnet_spec.ts";
 import { DATA_TRANSFORMS, type DataTransforms } from "../data/transforms.ts";
 import { IMAGE_DECODERS, type ImageDecoder } from "../data/decode_rgb.ts";
 
-/** Architectures the model builder knows (torchvision's names). */
-export const ARCHS = ["resnet18", "resnet34", "resnet50", "resnet101", "resnet152"] as const;
+/** Architectures the model builder knows (torchvision's names, in ARCHITECTURES' order). */
+export const ARCHS: readonly ArchName[] = Object.keys(ARCHITECTURES) as ArchName[];
 /** A torchvision ResNet name. */
-export type Arch = typeof ARCHS[number];
+export type Arch = ArchName;
 
 /** Datasets `--dataset` accepts: the two CIFARs, an ImageNet-style folder tree, and generated data for tests. */
 export const DATASETS = ["cifar10", "cifar100", "folder", "synthetic"] as const;
@@ -33,7 +34,7 @@ export const DATASETS = ["cifar10", "cifar100", "folder", "synthetic"] as const;
 export type DatasetName = typeof DATASETS[number];
 
 /** The network stem: CIFAR's 3x3 stride-1 conv without max pool, or ImageNet's 7x7/2 conv and 3x3/2 max pool. */
-export type Stem = "cifar" | "imagenet";
+export type Stem = StemKind;
 
 /** Warm-up starts at this fraction of `--lr` (torchvision's `--lr-warmup-decay` default). */
 export const WARMUP_START_FACTOR = 0.01;
