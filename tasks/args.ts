@@ -34,18 +34,6 @@ export function intFlag(flag: string, value: string, min = 1): number {
   return n;
 }
 
-/** Parses `value` of `--flag` as a finite number in [min, max], or throws a UsageError naming the flag. */
-export function numberFlag(flag: string, value: string, min = -Infinity, max = Infinity): number {
-  const n = Number(value);
-  if (value.trim() === "" || !Number.isFinite(n) || n < min || n > max) {
-    const range = `${Number.isFinite(min) ? `>= ${min}` : ""}${
-      Number.isFinite(min) && Number.isFinite(max) ? " and " : ""
-    }${Number.isFinite(max) ? `<= ${max}` : ""}`;
-    throw new UsageError(`--${flag} expects a number${range ? " " + range : ""}, got "${value}"`);
-  }
-  return n;
-}
-
 /** Parses `value` of `--flag` as one of `choices`, or throws a UsageError listing them. */
 export function choiceFlag<C extends string>(flag: string, value: string, choices: readonly C[]): C {
   if (!(choices as readonly string[]).includes(value)) {

@@ -95,7 +95,6 @@ function positiveInt(flag: string, value: string | undefined, fallback: number):
 
 /** Parses `args` into a {@linkcode BenchConfig} with defaults for `adapter`. */
 export function parseBenchArgs(args: string[], adapter: Pick<AdapterReport, "isFallbackAdapter">): BenchConfig & {
-  data: boolean;
   json: boolean;
 } {
   const { values } = parseArgs({
@@ -112,7 +111,6 @@ export function parseBenchArgs(args: string[], adapter: Pick<AdapterReport, "isF
       json: { type: "boolean", default: false },
       "skip-ops": { type: "boolean", default: false },
       "skip-train": { type: "boolean", default: false },
-      data: { type: "boolean", default: false },
     },
     strict: true,
     allowPositionals: false,
@@ -133,7 +131,6 @@ export function parseBenchArgs(args: string[], adapter: Pick<AdapterReport, "isF
     compareStock: values["compare-stock"]!,
     ops: !values["skip-ops"],
     train: !values["skip-train"],
-    data: values.data!,
     json: values.json!,
   };
 }
@@ -176,8 +173,8 @@ export async function runBench(
     const stageSize = config.stem === "cifar" ? config.input : Math.floor(config.input / 4);
     const matmul = adapter.isFallbackAdapter ? 256 : 4096;
     report.ops = [];
+    registerFastKernels(); // and again after each stock comparison
     for (const c of resnetOpCases(config.batchSize, config.width, stageSize, matmul)) {
-      registerFastKernels();
       log(`op ${c.name}`);
       const row: OpRow = { name: c.name, kind: c.kind, xShape: c.xShape, wShape: c.wShape, ours: await timeOp(c) };
       if (config.compareStock) {
@@ -258,7 +255,7 @@ export async function main(args: string[]): Promise<number> {
     console.error(`bench: ${(e as Error).message}\n${USAGE}`);
     return 2;
   }
-  const { data: _data, json, ...benchConfig } = config;
+  const { json, ...benchConfig } = config;
   const report = await runBench(benchConfig, adapter, json ? () => {} : (l) => console.error(l));
   console.log(json ? JSON.stringify(report) : formatReport(report));
   return 0;

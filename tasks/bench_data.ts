@@ -4,7 +4,7 @@
  * timed inline (workers 0) and with background workers.
  * @module
  */
-import { parseArgs } from "./args.ts";
+import { intFlag, parseArgs } from "./args.ts";
 import { benchCifarPipeline, benchImagenetPipeline, type PipelineThroughput } from "../data/pipeline_bench.ts";
 
 const USAGE = "usage: deno run -A tasks/bench_data.ts [--workers N] [--cifar-images N] [--imagenet-images N]";
@@ -17,33 +17,21 @@ function line(name: string, r: PipelineThroughput, extra = ""): string {
 
 /** Runs both benchmarks and prints one line per configuration; returns the exit code. */
 export async function runBenchData(args: string[]): Promise<number> {
-  let values: { workers?: string; "cifar-images"?: string; "imagenet-images"?: string };
+  let workers: number, cifarImages: number, imagenetImages: number;
   try {
-    ({ values } = parseArgs({
+    const { values } = parseArgs({
       args,
       options: {
-        workers: { type: "string" },
+        workers: { type: "string", default: String(navigator.hardwareConcurrency) },
         "cifar-images": { type: "string", default: "200000" },
         "imagenet-images": { type: "string", default: "600" },
       },
       strict: true,
       allowPositionals: false,
-    }));
-  } catch (e) {
-    console.error(`bench_data: ${(e as Error).message}\n${USAGE}`);
-    return 2;
-  }
-  const int = (flag: string, v: string | undefined, fallback: number) => {
-    if (v === undefined) return fallback;
-    const n = Number(v);
-    if (!Number.isInteger(n) || n < 0) throw new Error(`--${flag}: expected an integer >= 0, received "${v}"`);
-    return n;
-  };
-  let workers: number, cifarImages: number, imagenetImages: number;
-  try {
-    workers = int("workers", values.workers, navigator.hardwareConcurrency);
-    cifarImages = int("cifar-images", values["cifar-images"], 200000);
-    imagenetImages = int("imagenet-images", values["imagenet-images"], 600);
+    });
+    workers = intFlag("workers", values.workers, 0);
+    cifarImages = intFlag("cifar-images", values["cifar-images"], 0);
+    imagenetImages = intFlag("imagenet-images", values["imagenet-images"], 0);
   } catch (e) {
     console.error(`bench_data: ${(e as Error).message}\n${USAGE}`);
     return 2;
