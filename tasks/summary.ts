@@ -96,7 +96,8 @@ export function summaryJson(spec: ResNetSpec, summary: Summary): object {
 /** The human-readable table: rows up to `depth`, stage rows set off by rules, totals at the bottom. */
 export function formatSummaryTable(spec: ResNetSpec, summary: Summary, depth = 2): string {
   const n = (x: number) => x.toLocaleString("en-US");
-  const rows = summary.layers.filter((r) => r.depth <= depth).map((r) =>
+  const shown = summary.layers.filter((r) => r.depth <= depth);
+  const rows = shown.map((r) =>
     [
       `${"  ".repeat(r.depth)}${r.name} (${r.kind})`,
       `(1, ${r.outputShape.join(", ")})`,
@@ -118,8 +119,7 @@ export function formatSummaryTable(spec: ResNetSpec, summary: Summary, depth = 2
     line(head),
     rule,
   ];
-  const isStage = (i: number) =>
-    summary.layers.find((l) => l.name === rows[i][0].trim().split(" ")[0])?.kind === "stage";
+  const isStage = (i: number) => shown[i].kind === "stage";
   rows.forEach((r, i) => {
     // A rule above and below every stage (layer1-4), so they are easy to find.
     if (r[4] === 0 && i > 0 && (isStage(i) || isStage(i - 1) || rows[i - 1][4] > 0)) out.push(thin);
