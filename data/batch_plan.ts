@@ -4,7 +4,7 @@
  * the batches an uninterrupted run would have seen.
  * @module
  */
-import { keyedRandom, permutation } from "./random.ts";
+import { identityOrder, keyedRandom, permutation } from "./random.ts";
 
 /** Stream tags that keep the independent uses of one seed apart. */
 export const RandomStream = { split: 1, shuffle: 2, augment: 3 } as const;
@@ -28,11 +28,7 @@ export function splitTrainVal(n: number, valSplit: number, seed: number): TrainV
       `valSplit must be an integer in [0, ${n - 1}] (the training set has ${n} images), received ${valSplit}`,
     );
   }
-  if (valSplit === 0) {
-    const all = new Uint32Array(n);
-    for (let i = 0; i < n; i++) all[i] = i;
-    return { train: all, val: new Uint32Array(0) };
-  }
+  if (valSplit === 0) return { train: identityOrder(n), val: new Uint32Array(0) };
   const order = permutation(n, keyedRandom(seed, RandomStream.split));
   return { val: order.slice(0, valSplit).sort(), train: order.slice(valSplit).sort() };
 }

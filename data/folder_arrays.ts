@@ -14,8 +14,6 @@ export interface DecodedSplit {
   images: Uint8Array;
   /** [count] class indices. */
   labels: Int32Array;
-  /** [count] display names of the images kept. */
-  names: string[];
   count: number;
 }
 
@@ -57,7 +55,7 @@ export async function decodeFolderSplit(
   };
   await Promise.all(Array.from({ length: Math.max(1, Math.min(n, parallel)) }, lane));
   // Report in split order (deterministic whatever the lanes' timing), and compact the kept images in place.
-  const labels: number[] = [], names: string[] = [];
+  const labels: number[] = [];
   for (let i = 0; i < n; i++) {
     if (!ok[i]) {
       onFailure(split.names[i], errors[i]!);
@@ -65,10 +63,9 @@ export async function decodeFolderSplit(
     }
     if (labels.length !== i) images.copyWithin(labels.length * pixels, i * pixels, (i + 1) * pixels);
     labels.push(split.labels[i]);
-    names.push(split.names[i]);
   }
   const count = labels.length;
   const kept = count === n ? images : new Uint8Array(new SharedArrayBuffer(count * pixels));
   if (kept !== images) kept.set(images.subarray(0, count * pixels));
-  return { images: kept, labels: Int32Array.from(labels), names, count };
+  return { images: kept, labels: Int32Array.from(labels), count };
 }

@@ -14,6 +14,7 @@ import { IMAGE_DECODERS, type ImageDecoder } from "./decode_rgb.ts";
 import { decodeFolderSplit } from "./folder_arrays.ts";
 import { indexFolderDataset } from "./folder_dataset.ts";
 import { loadSharp } from "./image_decode.ts";
+import { identityOrder } from "./random.ts";
 import { channelStats, generateSynthetic, SYNTHETIC_CLASS_NAMES, SYNTHETIC_SIZE } from "./synthetic.ts";
 import { packStrings } from "./byte_blob.ts";
 import { DATA_TRANSFORMS, type DataTransforms, type Normalization } from "./transforms.ts";
@@ -152,13 +153,11 @@ function checkConfig(config: DataConfig): void {
   }
 }
 
+/** The two sources (their labels give the image counts, their `norm` the normalisation), class names, image side. */
 interface Prepared {
   train: SourceSpec;
   test: SourceSpec;
-  trainCount: number;
-  testCount: number;
   classNames: string[];
-  norm: Normalization;
   imageSize: number;
 }
 
@@ -190,10 +189,7 @@ async function prepare(
     return {
       train: array(train, norm),
       test: array(test, norm),
-      trainCount: train.count,
-      testCount: test.count,
       classNames: SYNTHETIC_CLASS_NAMES,
-      norm,
       imageSize: SYNTHETIC_SIZE,
     };
   }
@@ -211,14 +207,11 @@ async function prepare(
     return {
       train: array(pick(train), norm),
       test: array(pick(test), norm),
-      trainCount: train.count,
-      testCount: test.count,
       classNames: config.dataset === "cifar10"
         ? CIFAR10_CLASS_NAMES
         : coarse
         ? CIFAR100_COARSE_CLASS_NAMES
         : CIFAR100_CLASS_NAMES,
-      norm,
       imageSize: 32,
     };
   }
@@ -237,10 +230,7 @@ async function prepare(
     return {
       train: array(train, norm, size),
       test: array(test, norm, size),
-      trainCount: train.count,
-      testCount: test.count,
       classNames: index.classNames,
-      norm,
       imageSize: size,
     };
   }
@@ -265,10 +255,7 @@ async function prepare(
   return {
     train: folder(index.train),
     test: folder(index.test),
-    trainCount: index.train.labels.length,
-    testCount: index.test.labels.length,
     classNames: index.classNames,
-    norm: IMAGENET_NORMALIZATION,
     imageSize: size,
   };
 }
@@ -304,7 +291,7 @@ export async function createLoaders(config: DataConfig, options: LoaderOptions =
   const data = await prepare(config, options, workers > 0 ? 1 : navigator.hardwareConcurrency, failures);
   // A training split smaller than one batch gives a loader with no batches (drop_last): the trainer says so, and
   // evaluation, which needs only the test or validation loader, still works.
-  const split = splitTrainVal(data.trainCount, config.valSplit, config.seed);
+  const split = splitTrainVal(data.train.labels.length, config.valSplit, config.seed);
   const onFailures = (source: number) => (failures: DecodeFailure[]) => {
     for (const f of failures) report(`${source}:${f.index}`, f.name, f.message);
   };
@@ -330,16 +317,14 @@ export async function createLoaders(config: DataConfig, options: LoaderOptions =
       onClose,
     });
   };
-  const testIndices = new Uint32Array(data.testCount);
-  for (let i = 0; i < testIndices.length; i++) testIndices[i] = i;
   return {
     train: loader(0, split.train, true),
     val: split.val.length > 0 ? loader(0, split.val, false) : undefined,
-    test: loader(1, testIndices, false),
+    test: loader(1, identityOrder(data.test.labels.length), false),
     classNames: data.classNames,
     numClasses: data.classNames.length,
-    mean: data.norm.mean,
-    std: data.norm.std,
+    mean: data.train.norm.mean,
+    std: data.train.norm.std,
     imageSize: data.imageSize,
     stats,
   };

@@ -11,7 +11,7 @@ import { blobFile, type ByteBlob, packBlob, packStrings } from "./byte_blob.ts";
 import type { SourceSpec } from "./batch_source.ts";
 import { loadSharp } from "./image_decode.ts";
 import { CIFAR10_NORMALIZATION, IMAGENET_NORMALIZATION } from "./loaders.ts";
-import { keyedRandom } from "./random.ts";
+import { identityOrder, keyedRandom } from "./random.ts";
 import { WorkerPool } from "./worker_pool.ts";
 
 /** One throughput measurement. */
@@ -51,7 +51,7 @@ async function timeLoader(spec: SourceSpec, count: number, options: PipelineBenc
   const loader = new PipelineLoader({
     spec,
     source: 0,
-    indices: Uint32Array.from({ length: count }, (_, i) => i),
+    indices: identityOrder(count),
     batchSize,
     train: true,
     augment: true,

@@ -49,10 +49,16 @@ export function randomInt(random: Random, low: number, high: number): number {
   return low + Math.floor(random() * (high - low + 1));
 }
 
-/** A random permutation of 0..n-1 (Fisher–Yates) drawn from `random`. */
-export function permutation(n: number, random: Random): Uint32Array {
+/** 0..n-1 in order: the sample order of an unshuffled split. */
+export function identityOrder(n: number): Uint32Array {
   const order = new Uint32Array(n);
   for (let i = 0; i < n; i++) order[i] = i;
+  return order;
+}
+
+/** A random permutation of 0..n-1 (Fisher–Yates) drawn from `random`. */
+export function permutation(n: number, random: Random): Uint32Array {
+  const order = identityOrder(n);
   for (let i = n - 1; i > 0; i--) {
     const j = Math.floor(random() * (i + 1));
     const t = order[i];
