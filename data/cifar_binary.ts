@@ -190,13 +190,12 @@ export async function readCifar(
   }
   const seen = new Set<string>();
   const prefix = `${layout.directory}/`;
-  await readTarFiles(source.path, (file, bytes) => {
-    const name = file.name.slice(prefix.length);
-    const place = placement.get(name);
-    if (!place || !bytes) return;
-    if (seen.has(name)) throw new Error(`${source.path}: holds ${file.name} twice`);
+  await readTarFiles(source.path, (member, bytes) => {
+    const name = member.slice(prefix.length);
+    const place = placement.get(name)!; // `want` below lets only placed members through
+    if (seen.has(name)) throw new Error(`${source.path}: holds ${member} twice`);
     seen.add(name);
-    parseCifarFile(bytes, `${source.path}:${file.name}`, place.spec, layout, place.split, place.first);
+    parseCifarFile(bytes, `${source.path}:${member}`, place.spec, layout, place.split, place.first);
   }, (name) => name.startsWith(prefix) && placement.has(name.slice(prefix.length)));
   const missing = [...placement.keys()].filter((n) => !seen.has(n));
   if (missing.length > 0) {

@@ -111,9 +111,11 @@ async function indexArchives(root: string, archives: string[]): Promise<FolderIn
   };
   for (const [i, archive] of archives.entries()) {
     if (await isGzipFile(archive)) {
-      await readTarFiles(archive, (file, bytes) => {
-        if (bytes) add(archive, file.name, bytes);
-      }, (name) => MEMBER.test(name) && isImageName(name));
+      await readTarFiles(
+        archive,
+        (name, bytes) => add(archive, name, bytes),
+        (name) => MEMBER.test(name) && isImageName(name),
+      );
     } else {
       for (const m of await indexTar(archive)) add(archive, m.name, { archive: i, offset: m.offset, size: m.size });
     }

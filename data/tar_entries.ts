@@ -20,22 +20,15 @@ export async function isGzipFile(path: string): Promise<boolean> {
   }
 }
 
-/** One regular file of an archive, as {@linkcode readTarFiles} hands it over. */
-export interface TarFile {
-  /** Path inside the archive, without a leading "./". */
-  name: string;
-  /** Size from the tar header. */
-  size: number;
-}
-
 /**
- * Calls `onFile` for every regular file in the archive at `path`. `want(name)` decides whether the content is read
- * (`bytes` is then the whole file) or skipped unread (`bytes` undefined; `want` absent reads everything).
+ * Calls `onFile(name, bytes)` for every regular file of the archive at `path` that `want(name)` accepts (all of them
+ * without `want`), with its whole content; the others are skipped unread. `name` is the path inside the archive
+ * without a leading "./".
  * @throws {Error} naming the archive when it is not a readable tar (or gzip) stream.
  */
 export async function readTarFiles(
   path: string,
-  onFile: (file: TarFile, bytes: Uint8Array | undefined) => void | Promise<void>,
+  onFile: (name: string, bytes: Uint8Array) => void | Promise<void>,
   want?: (name: string) => boolean,
 ): Promise<void> {
   const gzip = await isGzipFile(path);
@@ -56,12 +49,11 @@ export async function readTarFiles(
       const name = header.name.replace(/^\.\//, "");
       if (header.type !== "file" || (want && !want(name))) {
         entry.resume();
-        if (header.type === "file") await onFile({ name, size: header.size ?? 0 }, undefined);
         continue;
       }
       const chunks: Uint8Array[] = [];
       for await (const chunk of entry) chunks.push(chunk);
-      await onFile({ name, size: header.size ?? 0 }, concat(chunks));
+      await onFile(name, concat(chunks));
     }
   } catch (e) {
     const cause = failure ?? (e as Error);
