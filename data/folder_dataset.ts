@@ -54,6 +54,18 @@ function checkedIndex(root: string, listing: Listing): { classNames: string[]; t
   return { classNames, testFolder };
 }
 
+/** The members of `split` class by class in `classNames` order, sorted within a class, and their labels. */
+function ordered(listing: Listing, split: string, classNames: string[]): { members: string[]; labels: Int32Array } {
+  const members: string[] = [], labels: number[] = [];
+  classNames.forEach((cls, label) => {
+    for (const member of (listing.get(split)!.get(cls) ?? []).sort()) {
+      members.push(member);
+      labels.push(label);
+    }
+  });
+  return { members, labels: Int32Array.from(labels) };
+}
+
 /** Reads the class-folder tree under the directory `root`. */
 async function indexDirectory(root: string): Promise<FolderIndex> {
   const listing: Listing = new Map();
@@ -65,7 +77,7 @@ async function indexDirectory(root: string): Promise<FolderIndex> {
       if (!entry.isDirectory) continue;
       const files: string[] = [];
       for await (const f of Deno.readDir(join(splitDir, entry.name))) {
-        if (f.isFile && isImageName(f.name)) files.push(f.name);
+        if (f.isFile && isImageName(f.name)) files.push(join(splitDir, entry.name, f.name));
       }
       if (files.length > 0) classes.set(entry.name, files);
     }
@@ -73,14 +85,8 @@ async function indexDirectory(root: string): Promise<FolderIndex> {
   }
   const { classNames, testFolder } = checkedIndex(root, listing);
   const build = (split: string): FolderSplit => {
-    const paths: string[] = [], labels: number[] = [];
-    classNames.forEach((cls, label) => {
-      for (const f of (listing.get(split)!.get(cls) ?? []).sort()) {
-        paths.push(join(root, split, cls, f));
-        labels.push(label);
-      }
-    });
-    return { paths, names: paths, labels: Int32Array.from(labels) };
+    const { members: paths, labels } = ordered(listing, split, classNames);
+    return { paths, names: paths, labels };
   };
   return { classNames, train: build("train"), test: build(testFolder), testFolder };
 }
@@ -122,13 +128,7 @@ async function indexArchives(root: string, archives: string[]): Promise<FolderIn
   }
   const { classNames, testFolder } = checkedIndex(root, listing);
   const build = async (split: string): Promise<FolderSplit> => {
-    const members: string[] = [], labels: number[] = [];
-    classNames.forEach((cls, label) => {
-      for (const name of (listing.get(split)!.get(cls) ?? []).sort()) {
-        members.push(name);
-        labels.push(label);
-      }
-    });
+    const { members, labels } = ordered(listing, split, classNames);
     const found = members.map((name) => contents.get(name)!);
     for (const name of members) contents.delete(name);
     let store: ImageStore;
@@ -150,7 +150,7 @@ async function indexArchives(root: string, archives: string[]): Promise<FolderIn
       }
       store = { blob: packBlob(bytes) };
     }
-    return { ...store, names: members, labels: Int32Array.from(labels) };
+    return { ...store, names: members, labels };
   };
   return { classNames, train: await build("train"), test: await build(testFolder), testFolder };
 }
