@@ -276,18 +276,22 @@ export async function toTorchLayout(tensors: Map<string, tf.Tensor>): Promise<St
 /** Inverse of {@linkcode toTorchLayout} for one tensor: a PyTorch-layout host tensor as a tfjs-layout tensor. */
 export function fromTorchLayout(host: HostTensor, name = "tensor"): tf.Tensor {
   if (host.dtype !== "F32") throw new Error(`${name}: expected F32 data, got ${host.dtype}`);
-  const rank = host.shape.length;
-  return tf.tidy(() => {
-    const t = tf.tensor(host.data as Float32Array, host.shape, "float32");
-    return rank === 4 ? tf.transpose(t, [2, 3, 1, 0]) : rank === 2 ? tf.transpose(t, [1, 0]) : t;
-  });
+  return tf.tidy(() =>
+    tf.transpose(tf.tensor(host.data as Float32Array, host.shape, "float32"), tfjsPermutation(host.shape.length))
+  );
 }
 
-/** tfjs layout → PyTorch layout permutation for a tensor of this rank. */
+/** tfjs layout → PyTorch layout permutation for a tensor of this rank ([kh, kw, in, out] → [out, in, kh, kw]). */
 function torchPermutation(rank: number): number[] {
   if (rank === 4) return [3, 2, 0, 1];
   if (rank === 2) return [1, 0];
   return [...Array(rank).keys()];
+}
+
+/** PyTorch layout → tfjs layout: the inverse of {@linkcode torchPermutation}. */
+function tfjsPermutation(rank: number): number[] {
+  const forward = torchPermutation(rank);
+  return forward.map((_, i) => forward.indexOf(i));
 }
 
 /** Throws one error describing every missing, unexpected or mismatched entry of `state` against `expected`. */
@@ -329,11 +333,7 @@ function uniqueSuffix(): number {
 /** torchvision's initialisation of one entry, in tfjs layout. */
 function initialValue(e: StateEntry, seed: number, zero: boolean, fcInFeatures: number): tf.Tensor {
   const param = e.name.slice(e.name.lastIndexOf(".") + 1);
-  const shape = e.shape.length === 4
-    ? [e.shape[2], e.shape[3], e.shape[1], e.shape[0]]
-    : e.shape.length === 2
-    ? [e.shape[1], e.shape[0]]
-    : e.shape;
+  const shape = tfjsPermutation(e.shape.length).map((i) => e.shape[i]);
   if (e.name.startsWith("fc.")) {
     // nn.Linear's default: U(-1/sqrt(in), 1/sqrt(in)) for weight and bias.
     const bound = 1 / Math.sqrt(fcInFeatures);
