@@ -5,7 +5,7 @@
  */
 import type * as tf from "@tensorflow/tfjs";
 import type { WebGPUBackend } from "@tensorflow/tfjs-backend-webgpu";
-import type { UntiledGemmSpec } from "./conv_gemm_specs.ts";
+import { read, type UntiledGemmSpec } from "./gemm_program.ts";
 import { runGemm } from "./run_gemm.ts";
 import { numElements } from "../models/host_tensor.ts";
 
@@ -40,7 +40,6 @@ export function matMulSpec(
   const bB = batchB === 1 ? "0" : "bi";
   // Read four at a time along each operand's contiguous axis when that axis is a multiple of 4.
   const aVec4 = (transposeA ? m : k) % 4 === 0, bVec4 = (transposeB ? k : n) % 4 === 0;
-  const rd = (array: string, index: string, vec4: boolean) => vec4 ? `${array}[(${index}) / 4]` : `${array}[${index}]`;
   return {
     key: `matmul_${batchA}_${batchB}_${transposeA}_${transposeB}_${aVec4}_${bVec4}`,
     variableNames: ["a", "b"],
@@ -48,8 +47,12 @@ export function matMulSpec(
     m,
     n,
     k,
-    loadA: `return ${rd("a", transposeA ? `(${bA} * ${k} + k) * ${m} + m` : `(${bA} * ${m} + m) * ${k} + k`, aVec4)};`,
-    loadB: `return ${rd("b", transposeB ? `(${bB} * ${n} + n) * ${k} + k` : `(${bB} * ${k} + k) * ${n} + n`, bVec4)};`,
+    loadA: `return ${
+      read("a", transposeA ? `(${bA} * ${k} + k) * ${m} + m` : `(${bA} * ${m} + m) * ${k} + k`, aVec4)
+    };`,
+    loadB: `return ${
+      read("b", transposeB ? `(${bB} * ${n} + n) * ${k} + k` : `(${bB} * ${k} + k) * ${n} + n`, bVec4)
+    };`,
     aContiguous: transposeA ? "m" : "k",
     bContiguous: transposeB ? "k" : "n",
     aVec4,

@@ -6,7 +6,7 @@
  * ih = oh · SH − PT + r and iw = ow · SW − PL + c for filter tap (r, c).
  * @module
  */
-import type { GemmSpec } from "./gemm_program.ts";
+import { read, type UntiledGemmSpec, zero } from "./gemm_program.ts";
 
 /** Geometry of one NHWC convolution with dilation 1 (the subset of tfjs's `Conv2DInfo` we use). */
 export interface ConvGeometry {
@@ -38,9 +38,6 @@ export interface ConvGeometry {
   padLeft: number;
 }
 
-/** A GEMM spec before tiling (chosen at run time from the device). */
-export type UntiledGemmSpec = Omit<GemmSpec, "tiling">;
-
 function geometryKey(g: ConvGeometry): string {
   return [
     g.batch,
@@ -58,15 +55,6 @@ function geometryKey(g: ConvGeometry): string {
     g.padLeft,
   ].join("_");
 }
-
-/** Zero of the loader's return type. */
-const zero = (vec4: boolean) => (vec4 ? "vec4<f32>(0.0)" : "0.0");
-/** Element `index` of `array`; with `vec4`, the group of four starting there (`index` a multiple of 4). */
-const read = (
-  array: string,
-  index: string,
-  vec4: boolean,
-) => (vec4 ? `${array}[(${index}) / 4]` : `${array}[${index}]`);
 
 /**
  * WGSL that splits the flat `index` of a row-major [·, midSize, innerSize] grid into `names` = (outer, mid, inner),

@@ -126,6 +126,16 @@ function nonFlatLayout(rank: number): { x: number[]; y: number[] } {
   return { x: [rank - 1], y: [...Array(rank - 1).keys()] };
 }
 
+/** A GEMM spec before tiling (chosen at run time for the device, see run_gemm.ts). */
+export type UntiledGemmSpec = Omit<GemmSpec, "tiling">;
+
+/** WGSL zero of a loader's return type. */
+export const zero = (vec4: boolean): string => (vec4 ? "vec4<f32>(0.0)" : "0.0");
+
+/** WGSL for element `index` of `array`; with `vec4`, the group of four starting there (`index` a multiple of 4). */
+export const read = (array: string, index: string, vec4: boolean): string =>
+  vec4 ? `${array}[(${index}) / 4]` : `${array}[${index}]`;
+
 /** The tiled GEMM program; see the module documentation. */
 export class GemmProgram implements WebGPUProgram {
   /** Input binding names. */

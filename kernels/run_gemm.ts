@@ -6,8 +6,8 @@
 import type { TensorInfo } from "@tensorflow/tfjs";
 import type { WebGPUBackend } from "@tensorflow/tfjs-backend-webgpu";
 import { currentAdapter } from "./webgpu_backend.ts";
-import { chooseGemmTiling, type GemmDeviceLimits, SOFTWARE_GEMM_TILES } from "./gemm_tiling.ts";
-import { GemmProgram, type GemmSpec } from "./gemm_program.ts";
+import { chooseGemmTiling, type GemmDeviceLimits, type GemmTiling, SOFTWARE_GEMM_TILES } from "./gemm_tiling.ts";
+import { GemmProgram, type UntiledGemmSpec } from "./gemm_program.ts";
 import { SplitKReduceProgram } from "./split_k_reduce_program.ts";
 
 /**
@@ -32,18 +32,30 @@ export function gemmDeviceLimits(backend: WebGPUBackend): GemmDeviceLimits {
 }
 
 /**
+ * `spec` with the tiling `chooseGemmTiling` picks for the device, as a program, or undefined when its grid would
+ * exceed the device's workgroups per dimension.
+ */
+function tiledProgram(
+  backend: WebGPUBackend,
+  spec: UntiledGemmSpec,
+  limits: GemmDeviceLimits,
+  options?: { noSplit?: boolean },
+): { program: GemmProgram; tiling: GemmTiling } | undefined {
+  const tiling = chooseGemmTiling({ batch: spec.batch, m: spec.m, n: spec.n, k: spec.k }, limits, options);
+  const program = new GemmProgram({ ...spec, tiling });
+  const maxDim = backend.device.limits.maxComputeWorkgroupsPerDimension;
+  return program.dispatch.some((d) => d > maxDim) ? undefined : { program, tiling };
+}
+
+/**
  * Computes the GEMM described by `spec` (without tiling: chosen here) on `inputs` and returns a new tensor of shape
  * `spec.outputShape`, or undefined when the grid would exceed the device's workgroups per dimension (the caller
  * then runs the stock kernel). Intermediate partial sums are disposed.
  */
-export function runGemm(
-  backend: WebGPUBackend,
-  spec: Omit<GemmSpec, "tiling">,
-  inputs: TensorInfo[],
-): TensorInfo | undefined {
-  const tiling = chooseGemmTiling({ batch: spec.batch, m: spec.m, n: spec.n, k: spec.k }, gemmDeviceLimits(backend));
-  const program = new GemmProgram({ ...spec, tiling });
-  if (program.dispatch.some((d) => d > backend.device.limits.maxComputeWorkgroupsPerDimension)) return undefined;
+export function runGemm(backend: WebGPUBackend, spec: UntiledGemmSpec, inputs: TensorInfo[]): TensorInfo | undefined {
+  const tiled = tiledProgram(backend, spec, gemmDeviceLimits(backend));
+  if (!tiled) return undefined;
+  const { program, tiling } = tiled;
   const out = backend.runWebGPUProgram(program, inputs, "float32");
   if (tiling.splitK === 1) return out;
   const reduced = backend.runWebGPUProgram(new SplitKReduceProgram(spec.outputShape, tiling.splitK), [out], "float32");
@@ -58,18 +70,15 @@ export function runGemm(
  */
 export function runGemmsInto(
   backend: WebGPUBackend,
-  specs: Omit<GemmSpec, "tiling">[],
+  specs: UntiledGemmSpec[],
   inputs: TensorInfo[],
   outputShape: number[],
   force = false,
 ): TensorInfo | undefined {
   const limits = gemmDeviceLimits(backend);
-  const programs = specs.map((spec) => {
-    const tiling = chooseGemmTiling({ batch: spec.batch, m: spec.m, n: spec.n, k: spec.k }, limits, { noSplit: true });
-    return new GemmProgram({ ...spec, tiling });
-  });
-  const maxDim = backend.device.limits.maxComputeWorkgroupsPerDimension;
-  if (programs.some((p) => p.dispatch.some((d) => d > maxDim))) return undefined;
+  const tiled = specs.map((spec) => tiledProgram(backend, spec, limits, { noSplit: true }));
+  if (tiled.some((t) => t === undefined)) return undefined;
+  const programs = tiled.map((t) => t!.program);
   const workgroups = (p: GemmProgram) => p.dispatch[0] * p.dispatch[1] * p.dispatch[2];
   if (!force && programs.some((p) => workgroups(p) < limits.targetWorkgroups / 2)) return undefined;
   const out = backend.makeTensorInfo(outputShape, "float32");
