@@ -6,7 +6,7 @@
  */
 import * as tf from "@tensorflow/tfjs";
 import type { WebGPUBackend, WebGPUProgram } from "@tensorflow/tfjs-backend-webgpu";
-import { currentAdapter } from "./webgpu_backend.ts";
+import { isSoftwareAdapter } from "./webgpu_backend.ts";
 import { bnChunking, BnElementwiseProgram, BnPartialSumsProgram, BnTotalsProgram } from "./batch_norm_programs.ts";
 
 /** Options of {@linkcode batchNormTrain}. */
@@ -45,14 +45,14 @@ function reduceRows(
   relu: boolean,
   eps: number,
 ): tf.Tensor2D {
-  const target = currentAdapter()?.isFallbackAdapter ? 8 : 512;
+  const target = isSoftwareAdapter() ? 8 : 512;
   const chunking = bnChunking(rows, target);
   const partial = run(backend, new BnPartialSumsProgram(mode, rows, channels, chunking, relu, eps), inputs);
-  const x = inputs[mode === "stats" ? 0 : 2];
+  // The totals of "stats" also need x (inputs[0]); those of "grad" only the partial sums.
   const totals = run(
     backend,
     new BnTotalsProgram(mode, rows, channels, chunking.chunks),
-    mode === "stats" ? [partial, x] : [partial],
+    mode === "stats" ? [partial, inputs[0]] : [partial],
   );
   partial.dispose();
   return totals as tf.Tensor2D;

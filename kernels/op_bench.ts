@@ -7,6 +7,7 @@
  */
 import * as tf from "@tensorflow/tfjs";
 import { batchNormTrain } from "./batch_norm_train.ts";
+import { convOutputSize } from "../models/resnet_summary.ts";
 
 /** One op to time. */
 export interface OpCase {
@@ -40,8 +41,7 @@ export function opMacs(c: OpCase): number {
   if (c.kind === "matMul") return c.xShape[0] * c.xShape[1] * c.wShape[1];
   const [b, h, w] = c.xShape;
   const [kh, kw, ci, co] = c.wShape;
-  const oh = Math.floor((h + 2 * c.pad - kh) / c.stride) + 1;
-  const ow = Math.floor((w + 2 * c.pad - kw) / c.stride) + 1;
+  const oh = convOutputSize(h, kh, c.stride, c.pad), ow = convOutputSize(w, kw, c.stride, c.pad);
   return b * oh * ow * co * kh * kw * ci;
 }
 

@@ -5,7 +5,7 @@
  */
 import type { TensorInfo } from "@tensorflow/tfjs";
 import type { WebGPUBackend } from "@tensorflow/tfjs-backend-webgpu";
-import { currentAdapter } from "./webgpu_backend.ts";
+import { isSoftwareAdapter } from "./webgpu_backend.ts";
 import { chooseGemmTiling, type GemmDeviceLimits, type GemmTiling, SOFTWARE_GEMM_TILES } from "./gemm_tiling.ts";
 import { GemmProgram, type UntiledGemmSpec } from "./gemm_program.ts";
 import { SplitKReduceProgram } from "./split_k_reduce_program.ts";
@@ -21,7 +21,7 @@ const CPU_TARGET_WORKGROUPS = 8;
 /** The device limits the tiling depends on, read from the backend's device (never hard-coded). */
 export function gemmDeviceLimits(backend: WebGPUBackend): GemmDeviceLimits {
   const limits = backend.device.limits;
-  const fallback = currentAdapter()?.isFallbackAdapter ?? false;
+  const fallback = isSoftwareAdapter();
   return {
     maxWorkgroupStorageBytes: limits.maxComputeWorkgroupStorageSize,
     maxInvocationsPerWorkgroup: limits.maxComputeInvocationsPerWorkgroup,

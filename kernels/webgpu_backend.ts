@@ -154,6 +154,11 @@ export function throwOnWebGPUErrors(context: string): void {
   if (errors.length > 0) throw new WebGPUDeviceError(errors, context);
 }
 
+/** True on a software adapter such as llvmpipe (small tiles and split targets: its "cores" are CPU threads). */
+export function isSoftwareAdapter(): boolean {
+  return current?.isFallbackAdapter ?? false;
+}
+
 /** The report of the device {@linkcode initWebGPU} created, or undefined before it ran. */
 export function currentAdapter(): AdapterReport | undefined {
   return current;

@@ -8,7 +8,7 @@ import { batchNormTrain } from "../kernels/batch_norm_train.ts";
 import { type HostTensor, numElements, type StateDict } from "./host_tensor.ts";
 import { type BatchNormDef, type ConvDef, type ResNetPlan, resnetPlan } from "./resnet_plan.ts";
 import type { ResNetSpec } from "./resnet_spec.ts";
-import { type StateEntry, stateLayout } from "./state_layout.ts";
+import { moduleOf, type StateEntry, stateLayout } from "./state_layout.ts";
 
 /** PyTorch's BatchNorm2d defaults. */
 const BN_EPS = 1e-5;
@@ -318,11 +318,6 @@ function checkState(state: StateDict, expected: StateEntry[]): void {
 
 function preview(items: string[]): string {
   return items.slice(0, 5).join(", ") + (items.length > 5 ? `, ... (${items.length - 5} more)` : "");
-}
-
-/** "layer1.0.bn1.running_mean" → "layer1.0.bn1" */
-function moduleOf(name: string): string {
-  return name.slice(0, name.lastIndexOf("."));
 }
 
 let counter = 0;

@@ -5,7 +5,7 @@
  */
 import { numElements } from "./host_tensor.ts";
 import type { ConvDef, ResNetPlan } from "./resnet_plan.ts";
-import { stateLayout } from "./state_layout.ts";
+import { moduleOf, stateLayout } from "./state_layout.ts";
 
 /** What a summary row describes. `stage` and `block` rows aggregate the rows under them. */
 export type RowKind = "conv" | "bn" | "relu" | "maxpool" | "stage" | "block" | "avgpool" | "fc";
@@ -56,7 +56,7 @@ export function resnetSummary(plan: ResNetPlan, height: number, width: number): 
   const params = new Map<string, number>();
   for (const e of stateLayout(plan)) {
     if (!e.trainable) continue;
-    const module = e.name.slice(0, e.name.lastIndexOf("."));
+    const module = moduleOf(e.name);
     params.set(module, (params.get(module) ?? 0) + numElements(e.shape));
   }
   const rows: SummaryRow[] = [];

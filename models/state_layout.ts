@@ -51,3 +51,8 @@ export function stateLayout(plan: ResNetPlan): StateEntry[] {
   out.push({ name: "fc.bias", shape: [plan.fc.outFeatures], dtype: "F32", trainable: true });
   return out;
 }
+
+/** The module a state-dict entry belongs to: "layer1.0.bn1.running_mean" → "layer1.0.bn1". */
+export function moduleOf(name: string): string {
+  return name.slice(0, name.lastIndexOf("."));
+}
