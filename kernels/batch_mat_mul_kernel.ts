@@ -61,15 +61,13 @@ export function matMulSpec(
   };
 }
 
-/** BatchMatMul (inputs `a`, `b`; attrs `transposeA`, `transposeB`) through our GEMM, else `stock`. */
-export function fastBatchMatMul(stock: tf.KernelFunc): tf.KernelFunc {
-  return (args: KernelArgs) => {
-    const { a, b } = args.inputs as { a: tf.TensorInfo; b: tf.TensorInfo };
-    const { transposeA, transposeB } = args.attrs as unknown as { transposeA: boolean; transposeB: boolean };
-    const spec = a.dtype === "float32" && b.dtype === "float32"
-      ? matMulSpec(a.shape, b.shape, transposeA, transposeB)
-      : undefined;
-    if (!spec) return stock(args);
-    return runGemm(args.backend as WebGPUBackend, spec, [a, b]) ?? stock(args);
-  };
+/** BatchMatMul (inputs `a`, `b`; attrs `transposeA`, `transposeB`) through our GEMM, or undefined. */
+export function fastBatchMatMul(args: KernelArgs): tf.TensorInfo | undefined {
+  const { a, b } = args.inputs as { a: tf.TensorInfo; b: tf.TensorInfo };
+  const { transposeA, transposeB } = args.attrs as unknown as { transposeA: boolean; transposeB: boolean };
+  const spec = a.dtype === "float32" && b.dtype === "float32"
+    ? matMulSpec(a.shape, b.shape, transposeA, transposeB)
+    : undefined;
+  if (!spec) return undefined;
+  return runGemm(args.backend as WebGPUBackend, spec, [a, b]);
 }

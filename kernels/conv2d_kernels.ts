@@ -1,6 +1,7 @@
 /**
- * Kernel functions for Conv2D, Conv2DBackpropInput and Conv2DBackpropFilter on the `webgpu` backend as implicit GEMMs
- * ({@linkcode runGemm}), each falling back to the stock kernel for what it does not cover (NCHW, dilation, non-f32).
+ * Conv2D, Conv2DBackpropInput and Conv2DBackpropFilter on the `webgpu` backend as implicit GEMMs ({@linkcode runGemm}).
+ * Each returns undefined for what it does not cover (NCHW, dilation, non-f32, a grid too large), and `register.ts`
+ * then runs the stock kernel.
  * @module
  */
 import type * as tf from "@tensorflow/tfjs";
@@ -16,45 +17,39 @@ import { runGemm, runGemmsInto } from "./run_gemm.ts";
 
 type KernelArgs = Parameters<tf.KernelFunc>[0];
 
-/** Conv2D (inputs `x`, `filter`) through our GEMM, else `stock`. */
-export function fastConv2D(stock: tf.KernelFunc): tf.KernelFunc {
-  return (args: KernelArgs) => {
-    const { x, filter } = args.inputs as { x: tf.TensorInfo; filter: tf.TensorInfo };
-    const g = x.dtype === "float32" && filter.dtype === "float32"
-      ? convGeometry(x.shape, filter.shape, args.attrs as unknown as ConvAttrs)
-      : undefined;
-    if (!g) return stock(args);
-    return runGemm(args.backend as WebGPUBackend, convForwardSpec(g), [x, filter]) ?? stock(args);
-  };
+/** Conv2D (inputs `x`, `filter`) through our GEMM, or undefined. */
+export function fastConv2D(args: KernelArgs): tf.TensorInfo | undefined {
+  const { x, filter } = args.inputs as { x: tf.TensorInfo; filter: tf.TensorInfo };
+  const g = x.dtype === "float32" && filter.dtype === "float32"
+    ? convGeometry(x.shape, filter.shape, args.attrs as unknown as ConvAttrs)
+    : undefined;
+  if (!g) return undefined;
+  return runGemm(args.backend as WebGPUBackend, convForwardSpec(g), [x, filter]);
 }
 
-/** Conv2DBackpropFilter (inputs `x`, `dy`; attr `filterShape`) through our split-K GEMM, else `stock`. */
-export function fastConv2DBackpropFilter(stock: tf.KernelFunc): tf.KernelFunc {
-  return (args: KernelArgs) => {
-    const { x, dy } = args.inputs as { x: tf.TensorInfo; dy: tf.TensorInfo };
-    const attrs = args.attrs as unknown as ConvAttrs & { filterShape: number[] };
-    const g = x.dtype === "float32" && dy.dtype === "float32"
-      ? convGeometry(x.shape, attrs.filterShape, { ...attrs, dilations: 1 })
-      : undefined;
-    if (!g) return stock(args);
-    return runGemm(args.backend as WebGPUBackend, convBackpropFilterSpec(g), [x, dy]) ?? stock(args);
-  };
+/** Conv2DBackpropFilter (inputs `x`, `dy`; attr `filterShape`) through our split-K GEMM, or undefined. */
+export function fastConv2DBackpropFilter(args: KernelArgs): tf.TensorInfo | undefined {
+  const { x, dy } = args.inputs as { x: tf.TensorInfo; dy: tf.TensorInfo };
+  const attrs = args.attrs as unknown as ConvAttrs & { filterShape: number[] };
+  const g = x.dtype === "float32" && dy.dtype === "float32"
+    ? convGeometry(x.shape, attrs.filterShape, { ...attrs, dilations: 1 })
+    : undefined;
+  if (!g) return undefined;
+  return runGemm(args.backend as WebGPUBackend, convBackpropFilterSpec(g), [x, dy]);
 }
 
-/** Conv2DBackpropInput (inputs `dy`, `filter`; attr `inputShape`) through our GEMM, else `stock`. */
-export function fastConv2DBackpropInput(stock: tf.KernelFunc): tf.KernelFunc {
-  return (args: KernelArgs) => {
-    const { dy, filter } = args.inputs as { dy: tf.TensorInfo; filter: tf.TensorInfo };
-    const attrs = args.attrs as unknown as ConvAttrs & { inputShape: number[] };
-    const g = dy.dtype === "float32" && filter.dtype === "float32"
-      ? convGeometry(attrs.inputShape, filter.shape, { ...attrs, dilations: 1 })
-      : undefined;
-    if (!g) return stock(args);
-    const backend = args.backend as WebGPUBackend;
-    // Strided: one dense GEMM per pixel-parity class when each is big enough to fill the device on its own.
-    const byParity = g.strideHeight * g.strideWidth > 1
-      ? runGemmsInto(backend, convBackpropInputParitySpecs(g), [dy, filter], [...attrs.inputShape])
-      : undefined;
-    return byParity ?? runGemm(backend, convBackpropInputSpec(g), [dy, filter]) ?? stock(args);
-  };
+/** Conv2DBackpropInput (inputs `dy`, `filter`; attr `inputShape`) through our GEMM, or undefined. */
+export function fastConv2DBackpropInput(args: KernelArgs): tf.TensorInfo | undefined {
+  const { dy, filter } = args.inputs as { dy: tf.TensorInfo; filter: tf.TensorInfo };
+  const attrs = args.attrs as unknown as ConvAttrs & { inputShape: number[] };
+  const g = dy.dtype === "float32" && filter.dtype === "float32"
+    ? convGeometry(attrs.inputShape, filter.shape, { ...attrs, dilations: 1 })
+    : undefined;
+  if (!g) return undefined;
+  const backend = args.backend as WebGPUBackend;
+  // Strided: one dense GEMM per pixel-parity class when each is big enough to fill the device on its own.
+  const byParity = g.strideHeight * g.strideWidth > 1
+    ? runGemmsInto(backend, convBackpropInputParitySpecs(g), [dy, filter], [...attrs.inputShape])
+    : undefined;
+  return byParity ?? runGemm(backend, convBackpropInputSpec(g), [dy, filter]);
 }

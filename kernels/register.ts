@@ -23,8 +23,8 @@ export interface FastKernelOptions {
 
 const BACKEND = "webgpu";
 
-/** Kernel name → factory wrapping the stock kernelFunc. */
-const FAST: Record<string, (stock: tf.KernelFunc) => tf.KernelFunc> = {
+/** Kernel name → our kernel, which returns undefined for a case it does not cover (the stock kernel runs then). */
+const FAST: Record<string, (args: Parameters<tf.KernelFunc>[0]) => tf.TensorInfo | undefined> = {
   Conv2D: fastConv2D,
   Conv2DBackpropFilter: fastConv2DBackpropFilter,
   Conv2DBackpropInput: fastConv2DBackpropInput,
@@ -78,7 +78,11 @@ export function registerFastKernels(options: FastKernelOptions = {}): void {
   }
   for (const [name, config] of stockConfigs) {
     if (wanted.has(name) && !active.has(name)) {
-      replace({ kernelName: name, backendName: BACKEND, kernelFunc: FAST[name](config.kernelFunc) });
+      replace({
+        kernelName: name,
+        backendName: BACKEND,
+        kernelFunc: (args) => FAST[name](args) ?? config.kernelFunc(args),
+      });
       active.add(name);
     } else if (!wanted.has(name) && active.has(name)) {
       replace(config);
