@@ -208,12 +208,16 @@ async function runLoop(
     let imagesThisSession = 0;
     let batch = startBatch;
     let lr = 0;
+    // The sums change only with the step: progress, a mid-epoch save and the epoch's end share one readback per step.
+    let lastRead: { step: number; sums: typeof partial } | undefined;
     const readSums = async () => {
+      if (lastRead?.step === globalStep) return lastRead.sums;
       const [l, c] = await Promise.all([lossSum.data(), correctSum.data()]);
       // A failed GPU program leaves its output unwritten without a word from tfjs: never train on such numbers.
       throwOnWebGPUErrors(`during training (epoch ${epoch + 1}, by step ${globalStep})`);
       if (!Number.isFinite(l[0])) throw new NonFiniteLossError(globalStep, epoch + 1, l[0]);
-      return { lossSum: l[0], correct: c[0], seen };
+      lastRead = { step: globalStep, sums: { lossSum: l[0], correct: c[0], seen } };
+      return lastRead.sums;
     };
     try {
       for await (const b of loaders.train.batches(epoch, startBatch)) {
