@@ -13,10 +13,9 @@
  * - `synthetic`: the CIFAR recipe shortened for smoke tests: 3 epochs, batch 32, width 4.
  * @module
  */
-import { UsageError } from "../tasks/usage_error.ts";
+import { parseArgs, UsageError } from "../tasks/args.ts";
 
-export { UsageError };
-import { parseArgs } from "../tasks/args.ts";
+export { UsageError }; // the public API's usage error (mod.ts re-exports this module)
 import type { ScheduleConfig, ScheduleKind } from "./lr_schedule.ts";
 import { SCHEDULE_KINDS } from "./lr_schedule.ts";
 import { ARCHITECTURES, type ArchName, type StemKind } from "../models/resnet_spec.ts";
