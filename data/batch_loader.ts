@@ -11,7 +11,7 @@ import {
   type DecodeFailure,
   type SourceSpec,
 } from "./batch_source.ts";
-import type { Batch, BatchLoader } from "./loaders.ts";
+import type { Batch, BatchLoader } from "./batch.ts";
 
 /** What builds batches in the background: a {@linkcode WorkerPool} (or a stand-in with the same two members). */
 export interface BatchRunner {

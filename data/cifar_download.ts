@@ -6,7 +6,7 @@
 import { createHash } from "node:crypto";
 import { join } from "node:path";
 import type { CifarLayout, CifarSource } from "./cifar_binary.ts";
-import { statIfExists } from "./stat_if_exists.ts";
+import { statIfExists } from "../io/stat_if_exists.ts";
 
 /** Options of {@linkcode locateCifar}. */
 export interface LocateOptions {

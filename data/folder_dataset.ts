@@ -8,7 +8,7 @@ import { join } from "node:path";
 import { packBlob } from "./byte_blob.ts";
 import type { ImageStore } from "./image_bytes.ts";
 import { indexTar, readRange } from "./tar_index.ts";
-import { statIfExists } from "./stat_if_exists.ts";
+import { statIfExists } from "../io/stat_if_exists.ts";
 import { isGzipFile, readTarFiles } from "./tar_entries.ts";
 
 /** File extensions taken as images (case-insensitive); anything else in a class folder is ignored. */

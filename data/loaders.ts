@@ -6,6 +6,7 @@
  */
 import { splitTrainVal } from "./batch_plan.ts";
 import type { DecodeFailure, SourceSpec } from "./batch_source.ts";
+import type { Batch, BatchLoader } from "./batch.ts";
 import { PipelineLoader } from "./batch_loader.ts";
 import { cifarLayout, readCifar } from "./cifar_binary.ts";
 import { CIFAR100_CLASS_NAMES, CIFAR100_COARSE_CLASS_NAMES, CIFAR10_CLASS_NAMES } from "./class_names.ts";
@@ -58,29 +59,7 @@ export interface DataConfig {
   syntheticTest?: number;
 }
 
-/** One batch on the CPU, uploaded by the trainer in a single tf.tensor4d call. */
-export interface Batch {
-  /** [N, H, W, 3] normalised (x/255 - mean) / std, NHWC. */
-  images: Float32Array;
-  /** [N] class indices. */
-  labels: Int32Array;
-  size: number;
-  height: number;
-  width: number;
-}
-
-/** Batches of one split. */
-export interface BatchLoader {
-  readonly numImages: number;
-  readonly batchesPerEpoch: number;
-  /** Batches of `epoch` from batch index `startBatch` (default 0). The order AND the augmentation randomness are a
-   *  pure function of (seed, epoch, sample index), so resuming at (epoch, startBatch) reproduces exactly what an
-   *  uninterrupted run would have seen. Train loaders shuffle and drop the last partial batch; eval loaders
-   *  keep order and keep the partial batch (torchvision conventions). */
-  batches(epoch: number, startBatch?: number): AsyncIterable<Batch>;
-  /** Releases the loader's resources (the last one closed terminates the shared decode workers). */
-  close(): Promise<void>;
-}
+export type { Batch, BatchLoader };
 
 /** Everything {@linkcode createLoaders} returns. */
 export interface Loaders {

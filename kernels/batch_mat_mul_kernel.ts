@@ -7,7 +7,7 @@ import type * as tf from "@tensorflow/tfjs";
 import type { WebGPUBackend } from "@tensorflow/tfjs-backend-webgpu";
 import { read, type UntiledGemmSpec } from "./gemm_program.ts";
 import { runGemm } from "./run_gemm.ts";
-import { numElements } from "../models/host_tensor.ts";
+import { numElements } from "./num_elements.ts";
 
 type KernelArgs = Parameters<tf.KernelFunc>[0];
 

@@ -5,7 +5,7 @@
  * @module
  */
 import type { WebGPUProgram } from "@tensorflow/tfjs-backend-webgpu";
-import { numElements } from "../models/host_tensor.ts";
+import { numElements } from "./num_elements.ts";
 
 /** Threads along channels and along rows in a reduction workgroup. */
 const CH = 64;

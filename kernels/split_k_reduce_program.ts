@@ -3,7 +3,7 @@
  * @module
  */
 import type { WebGPUProgram } from "@tensorflow/tfjs-backend-webgpu";
-import { numElements } from "../models/host_tensor.ts";
+import { numElements } from "./num_elements.ts";
 
 /** out[i] = Σ_s partial[s · L + i] for i < L, where L is the size of `outputShape`. */
 export class SplitKReduceProgram implements WebGPUProgram {

@@ -5,7 +5,8 @@
  */
 import * as tf from "@tensorflow/tfjs";
 import { batchNormTrain } from "../kernels/batch_norm_train.ts";
-import { type HostTensor, numElements, type StateDict } from "./host_tensor.ts";
+import type { HostTensor, StateDict } from "../io/host_tensor.ts";
+import { numElements } from "../kernels/num_elements.ts";
 import { type BatchNormDef, type ConvDef, type ResNetPlan, resnetPlan } from "./resnet_plan.ts";
 import type { ResNetSpec } from "./resnet_spec.ts";
 import { moduleOf, type StateEntry, stateLayout } from "./state_layout.ts";

@@ -3,7 +3,7 @@
  * printed by `deno task summary`.
  * @module
  */
-import { numElements } from "./host_tensor.ts";
+import { numElements } from "../kernels/num_elements.ts";
 import type { ConvDef, ResNetPlan } from "./resnet_plan.ts";
 import { moduleOf, stateLayout } from "./state_layout.ts";
 

@@ -3,7 +3,7 @@
  * interop rest on.
  * @module
  */
-import type { HostDType } from "./host_tensor.ts";
+import type { HostDType } from "../io/host_tensor.ts";
 import type { BatchNormDef, ConvDef, ResNetPlan } from "./resnet_plan.ts";
 
 /** One entry of the state dict. */

@@ -13,9 +13,9 @@ import { runBenchData } from "./bench_data.ts";
 import { parseArgs } from "./args.ts";
 import { type AdapterReport, initWebGPU, throwOnWebGPUErrors } from "../kernels/webgpu_backend.ts";
 import { registerFastKernels, restoreStockKernels } from "../kernels/register.ts";
-import { type OpCase, opOutput, type OpTiming, resnetOpCases, timeOp } from "../kernels/op_bench.ts";
-import { relativeError } from "../kernels/relative_error.ts";
-import { benchTrainStep, type TrainBenchResult } from "../kernels/train_step_bench.ts";
+import { type OpCase, opOutput, type OpTiming, resnetOpCases, timeOp } from "../bench/op_bench.ts";
+import { relativeError } from "../bench/relative_error.ts";
+import { benchTrainStep, type TrainBenchResult } from "../bench/train_step_bench.ts";
 import { createResNet } from "../models/resnet.ts";
 import { resnetSpec } from "../models/resnet_spec.ts";
 

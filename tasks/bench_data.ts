@@ -5,7 +5,7 @@
  * @module
  */
 import { intFlag, parseArgs } from "./args.ts";
-import { benchCifarPipeline, benchImagenetPipeline, type PipelineThroughput } from "../data/pipeline_bench.ts";
+import { benchCifarPipeline, benchImagenetPipeline, type PipelineThroughput } from "../bench/pipeline_bench.ts";
 
 const USAGE = "usage: deno run -A tasks/bench_data.ts [--workers N] [--cifar-images N] [--imagenet-images N]";
 

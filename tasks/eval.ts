@@ -9,7 +9,7 @@ import { runTask } from "./args.ts";
 import { registerFastKernels } from "../kernels/register.ts";
 import { initWebGPU } from "../kernels/webgpu_backend.ts";
 import { type CheckpointEvaluation, describeSpec, evaluateCheckpoint } from "../train/evaluate_checkpoint.ts";
-import { writeNpy } from "../train/npy.ts";
+import { writeNpy } from "../io/npy.ts";
 import { evalHelp, parseEvalArgs } from "../train/train_config.ts";
 
 /** The machine-readable report `--json` prints. */

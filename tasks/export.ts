@@ -6,8 +6,8 @@
  * @module
  */
 import { parseArgs, runTask, UsageError } from "./args.ts";
-import { encodeWeights, loadWeights } from "../train/checkpoint.ts";
-import { atomicWriteFile } from "../train/atomic_write.ts";
+import { encodeWeights, loadWeights } from "../io/checkpoint.ts";
+import { atomicWriteFile } from "../io/atomic_write.ts";
 
 /** Resolved options of the export task. */
 export interface ExportOptions {

@@ -6,7 +6,7 @@
 import { runTask } from "./args.ts";
 import { registerFastKernels } from "../kernels/register.ts";
 import { initWebGPU } from "../kernels/webgpu_backend.ts";
-import { formatEpochSummary, formatProgress } from "../train/progress.ts";
+import { formatEpochSummary, formatProgress } from "./progress.ts";
 import { parseTrainArgs, trainHelp } from "../train/train_config.ts";
 import { train } from "../train/trainer.ts";
 

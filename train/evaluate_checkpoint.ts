@@ -19,7 +19,7 @@ import { createLoaders, type Loaders } from "../data/loaders.ts";
 import type { DataTransforms } from "../data/transforms.ts";
 import { SYNTHETIC_CLASSES } from "../data/synthetic.ts";
 import { initWebGPU } from "../kernels/webgpu_backend.ts";
-import type { StateDict } from "../models/host_tensor.ts";
+import type { StateDict } from "../io/host_tensor.ts";
 import { createResNet } from "../models/resnet.ts";
 import { resnetPlan } from "../models/resnet_plan.ts";
 import { archName, type ResNetSpec, validateSpec } from "../models/resnet_spec.ts";
@@ -30,8 +30,8 @@ import {
   checkStateDictShapes,
   type ExpectedShapes,
   weightsFromContents,
-} from "./checkpoint.ts";
-import { decodeSafetensors } from "./safetensors.ts";
+} from "../io/checkpoint.ts";
+import { decodeSafetensors } from "../io/safetensors.ts";
 import { type EvalResult, evaluate } from "./evaluate.ts";
 import {
   type Arch,

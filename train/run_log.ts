@@ -12,7 +12,7 @@
  * its end-of-epoch checkpoint: a crash between the two then loses only lines that the resumed run rewrites.
  * @module
  */
-import { atomicWriteFile } from "./atomic_write.ts";
+import { atomicWriteFile } from "../io/atomic_write.ts";
 
 /** One epoch's results, as stored in `metrics.jsonl` (snake_case keys, like timm's and torchvision's logs). */
 export interface EpochRecord {

@@ -1,0 +1,185 @@
+import * as tf from "@tensorflow/tfjs";
+import { assert, assertEquals, throws } from "../assert.ts";
+import {
+  chooseGemmTiling,
+  GEMM_TILES,
+  type GemmDeviceLimits,
+  SOFTWARE_GEMM_TILES,
+  tileStorageBytes,
+  tileThreads,
+  tileWaste,
+} from "../../kernels/gemm_tiling.ts";
+import {
+  convBackpropFilterSpec,
+  convBackpropInputParitySpecs,
+  convBackpropInputSpec,
+  convForwardSpec,
+} from "../../kernels/conv_gemm_specs.ts";
+import { convGeometry } from "../../kernels/conv_geometry.ts";
+import { matMulSpec } from "../../kernels/batch_mat_mul_kernel.ts";
+import { relativeError } from "../../bench/relative_error.ts";
+
+const H100: GemmDeviceLimits = {
+  maxWorkgroupStorageBytes: 49152,
+  maxInvocationsPerWorkgroup: 1024,
+  targetWorkgroups: 528,
+  minKPerSplit: 256,
+};
+const LLVMPIPE: GemmDeviceLimits = {
+  maxWorkgroupStorageBytes: 32768,
+  maxInvocationsPerWorkgroup: 1024,
+  targetWorkgroups: 8,
+  minKPerSplit: 64,
+  tiles: SOFTWARE_GEMM_TILES,
+};
+
+Deno.test("every candidate tile loads evenly and fits the smallest device we support", () => {
+  for (const t of [...GEMM_TILES, ...SOFTWARE_GEMM_TILES]) {
+    const threads = tileThreads(t);
+    assertEquals((t.tileM * t.tileK) % threads, 0);
+    assertEquals((t.tileN * t.tileK) % threads, 0);
+    assertEquals(t.threadM % 4, 0);
+    assertEquals(t.threadN % 4, 0);
+    assert(threads <= 256, "256 is WebGPU's guaranteed minimum of maxComputeInvocationsPerWorkgroup");
+    assert(tileStorageBytes(t) <= 16384, "16 KiB is WebGPU's guaranteed workgroup memory");
+  }
+});
+
+Deno.test("chooseGemmTiling: K slices cover K exactly, respect the limits and fill the device", () => {
+  const sizes = [1, 3, 10, 17, 64, 100, 129, 576, 1000, 4608];
+  const ks = [1, 5, 16, 33, 512, 2048, 131072];
+  for (const limits of [H100, LLVMPIPE]) {
+    for (const batch of [1, 3]) {
+      for (const m of sizes) {
+        for (const n of sizes) {
+          for (const k of ks) {
+            const t = chooseGemmTiling({ batch, m, n, k }, limits);
+            const where = `batch ${batch} m ${m} n ${n} k ${k}: ${JSON.stringify(t)}`;
+            assert(tileThreads(t) <= limits.maxInvocationsPerWorkgroup, where);
+            assert(tileStorageBytes(t) <= limits.maxWorkgroupStorageBytes, where);
+            assertEquals(t.kPerSplit % t.tileK, 0, where);
+            assert(t.splitK >= 1, where);
+            assert(t.splitK * t.kPerSplit >= k, `slices cover K: ${where}`);
+            assert((t.splitK - 1) * t.kPerSplit < k, `no empty slice: ${where}`);
+            const wg = batch * Math.ceil(m / t.tileM) * Math.ceil(n / t.tileN);
+            if (wg >= limits.targetWorkgroups) assertEquals(t.splitK, 1, `no split when the device is full: ${where}`);
+            if (t.splitK > 1) {
+              assert(t.kPerSplit >= Math.min(limits.minKPerSplit, k), `slices not too short: ${where}`);
+              assert(wg * t.splitK <= 2 * limits.targetWorkgroups + wg, `no over-splitting: ${where}`);
+            }
+          }
+        }
+      }
+    }
+  }
+});
+
+Deno.test("chooseGemmTiling: ResNet backprop-filter at 64 channels, 32x32, batch 128 is split along K", () => {
+  const t = chooseGemmTiling({ batch: 1, m: 3 * 3 * 64, n: 64, k: 128 * 32 * 32 }, H100);
+  assert(t.splitK >= 32, JSON.stringify(t));
+  assert(tileWaste(t, 576, 64) <= 1.3, JSON.stringify(t));
+  // A big output needs no split and gets the biggest tile.
+  const big = chooseGemmTiling({ batch: 1, m: 128 * 32 * 32, n: 128, k: 576 }, H100);
+  assertEquals([big.tileM, big.tileN, big.splitK], [128, 128, 1]);
+});
+
+Deno.test("chooseGemmTiling rejects non-positive dimensions and impossible devices, naming the problem", () => {
+  throws(() => chooseGemmTiling({ batch: 1, m: 0, n: 4, k: 4 }, H100), /dimension m must be a positive integer, got 0/);
+  throws(() => chooseGemmTiling({ batch: 1, m: 4, n: 2.5, k: 4 }, H100), /dimension n/);
+  throws(
+    () => chooseGemmTiling({ batch: 1, m: 4, n: 4, k: 4 }, { ...H100, maxInvocationsPerWorkgroup: 32 }),
+    /no GEMM tile fits the device \(max 32 invocations/,
+  );
+});
+
+Deno.test("conv implicit-GEMM dimensions match tfjs's convolution geometry", () => {
+  const cases: [number[], number[], number, number][] = [
+    [[2, 9, 7, 5], [3, 3, 5, 6], 2, 1],
+    [[1, 32, 32, 3], [3, 3, 3, 64], 1, 1],
+    [[4, 224, 224, 3], [7, 7, 3, 64], 2, 3],
+    [[3, 8, 8, 16], [1, 1, 16, 32], 2, 0],
+  ];
+  for (const [xs, ws, s, p] of cases) {
+    const g = convGeometry(xs, ws, { strides: s, pad: [[0, 0], [p, p], [p, p], [0, 0]] });
+    assert(g);
+    const info = tf.backend_util.computeConv2DInfo(
+      xs as [number, number, number, number],
+      ws as [number, number, number, number],
+      s,
+      1,
+      [[0, 0], [p, p], [p, p], [0, 0]],
+    );
+    const pixelsOut = info.batchSize * info.outHeight * info.outWidth;
+    const fwd = convForwardSpec(g);
+    assertEquals([fwd.m, fwd.n, fwd.k], [pixelsOut, ws[3], ws[0] * ws[1] * ws[2]]);
+    assertEquals(fwd.outputShape, info.outShape);
+    const dw = convBackpropFilterSpec(g);
+    assertEquals([dw.m, dw.n, dw.k], [ws[0] * ws[1] * ws[2], ws[3], pixelsOut]);
+    assertEquals(dw.outputShape, ws);
+    const dx = convBackpropInputSpec(g);
+    assertEquals([dx.m, dx.n, dx.k], [xs[0] * xs[1] * xs[2], xs[3], ws[0] * ws[1] * ws[3]]);
+    assertEquals(dx.outputShape, xs);
+  }
+});
+
+Deno.test("vec4 operand loads are chosen exactly when the contiguous channel count is a multiple of 4", () => {
+  const geometry = (ci: number, co: number) =>
+    convGeometry([2, 8, 8, ci], [3, 3, ci, co], { strides: 1, pad: "same" })!;
+  for (const [ci, co] of [[4, 8], [3, 8], [8, 6], [5, 7]]) {
+    const g = geometry(ci, co);
+    const fwd = convForwardSpec(g), dw = convBackpropFilterSpec(g), dx = convBackpropInputSpec(g);
+    assertEquals([fwd.aVec4, fwd.bVec4], [ci % 4 === 0, co % 4 === 0], `forward ci ${ci} co ${co}`);
+    assertEquals([dw.aVec4, dw.bVec4], [ci % 4 === 0, co % 4 === 0], `backprop-filter ci ${ci} co ${co}`);
+    assertEquals([dx.aVec4, dx.bVec4], [co % 4 === 0, co % 4 === 0], `backprop-input ci ${ci} co ${co}`);
+  }
+  const mm = matMulSpec([12, 20], [10, 20], false, true);
+  assertEquals([mm?.aVec4, mm?.bVec4], [true, true]);
+  const mt = matMulSpec([20, 6], [20, 9], true, false);
+  assertEquals([mt?.aVec4, mt?.bVec4], [false, false]);
+});
+
+Deno.test("parity classes of a strided backprop-input partition the pixels and the taps", () => {
+  const cases: [number[], number[], number, number][] = [
+    [[2, 9, 7, 5], [3, 3, 5, 6], 2, 1],
+    [[4, 224, 224, 3], [7, 7, 3, 64], 2, 3],
+    [[3, 9, 9, 16], [1, 1, 16, 32], 2, 0],
+    [[1, 10, 11, 4], [2, 2, 4, 4], 3, 0],
+  ];
+  for (const [xs, ws, s, p] of cases) {
+    const g = convGeometry(xs, ws, { strides: s, pad: [[0, 0], [p, p], [p, p], [0, 0]] })!;
+    const specs = convBackpropInputParitySpecs(g);
+    const where = `x [${xs}] w [${ws}] stride ${s} pad ${p}`;
+    assertEquals(specs.reduce((a, sp) => a + sp.m, 0), xs[0] * xs[1] * xs[2], `rows partition dx: ${where}`);
+    const taps = specs.map((sp) => sp.k / ws[3]);
+    const realTaps = specs.filter((sp) => !sp.loadA.startsWith("_ = dy[0];")).reduce((a, sp) => a + sp.k / ws[3], 0);
+    assertEquals(realTaps, ws[0] * ws[1], `taps partition the filter: ${where}`);
+    assert(taps.every((t) => t >= 1), where);
+    assert(specs.every((sp) => sp.n === xs[3] && sp.storeRow), where);
+  }
+});
+
+Deno.test("convGeometry leaves NCHW and dilated convolutions to the stock kernels", () => {
+  const pad = "valid" as const;
+  assertEquals(convGeometry([1, 3, 8, 8], [3, 3, 3, 4], { strides: 1, pad, dataFormat: "NCHW" }), undefined);
+  assertEquals(convGeometry([1, 8, 8, 3], [3, 3, 3, 4], { strides: 1, pad, dilations: 2 }), undefined);
+  assert(convGeometry([1, 8, 8, 3], [3, 3, 3, 4], { strides: 1, pad, dilations: [1, 1] }));
+});
+
+Deno.test("matMulSpec: transposes, batch broadcast and the cases left to stock", () => {
+  const s = matMulSpec([7, 5], [5, 3], false, false);
+  assertEquals([s?.batch, s?.m, s?.n, s?.k, s?.outputShape], [1, 7, 3, 5, [7, 3]]);
+  const t = matMulSpec([5, 7], [3, 5], true, true);
+  assertEquals([t?.m, t?.n, t?.k, t?.aContiguous, t?.bContiguous], [7, 3, 5, "m", "k"]);
+  const b = matMulSpec([1, 7, 5], [4, 5, 3], false, false);
+  assertEquals([b?.batch, b?.outputShape], [4, [4, 7, 3]]);
+  assertEquals(matMulSpec([2, 7, 5], [3, 5, 3], false, false), undefined, "2 vs 3 batches do not broadcast");
+  assertEquals(matMulSpec([2, 1, 7, 5], [1, 3, 5, 3], false, false), undefined, "cross broadcast is left to stock");
+  assertEquals(matMulSpec([7, 5], [4, 3], false, false), undefined, "mismatched inner sizes are left to stock");
+});
+
+Deno.test("relativeError scales by the reference and fails on NaN", () => {
+  assertEquals(relativeError([1, 2, 4.5], [1, 2, 4]), 0.125);
+  assertEquals(relativeError([0, 1e-9], [0, 0]), 1e-9);
+  assert(Number.isNaN(relativeError([NaN, 1], [1, 1])));
+  throws(() => relativeError([1], [1, 2]), /lengths differ \(actual 1, expected 2\)/);
+});

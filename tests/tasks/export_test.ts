@@ -1,0 +1,120 @@
+import { assert, assertEquals, assertStrictEquals, rejects, throws } from "../assert.ts";
+import type { HostTensor, StateDict } from "../../io/host_tensor.ts";
+import { encodeCheckpoint } from "../../io/checkpoint.ts";
+import { readSafetensors } from "../../io/safetensors.ts";
+import { exportWeights, parseExportArgs } from "../../tasks/export.ts";
+import { UsageError } from "../../tasks/args.ts";
+
+/** A small synthetic ResNet-like state dict (torchvision names; the contents do not matter, the bytes do). */
+function model(): StateDict {
+  const f = (shape: number[], start: number) => {
+    const data = new Float32Array(shape.reduce((a, b) => a * b, 1)).map((_, i) => start + i / 8);
+    return { dtype: "F32" as const, shape, data };
+  };
+  return new Map<string, HostTensor>([
+    ["conv1.weight", f([4, 3, 3, 3], 1)],
+    ["bn1.weight", f([4], 2)],
+    ["bn1.bias", f([4], 3)],
+    ["bn1.running_mean", f([4], 4)],
+    ["bn1.running_var", f([4], 5)],
+    ["bn1.num_batches_tracked", { dtype: "I64", shape: [], data: new BigInt64Array([17n]) }],
+    ["fc.weight", f([10, 4], 6)],
+    ["fc.bias", f([10], 7)],
+  ]);
+}
+
+async function run(...args: string[]) {
+  const out = await new Deno.Command(Deno.execPath(), {
+    args: ["run", "-A", new URL("../../tasks/export.ts", import.meta.url).pathname, ...args],
+    stdout: "piped",
+    stderr: "piped",
+  }).output();
+  return { code: out.code, stdout: new TextDecoder().decode(out.stdout), stderr: new TextDecoder().decode(out.stderr) };
+}
+
+async function withCheckpoint(fn: (dir: string, checkpoint: string) => Promise<void>) {
+  const dir = await Deno.makeTempDir({ prefix: "export_test_" });
+  try {
+    const weights = model();
+    const optimizer: StateDict = new Map(
+      [...weights].filter(([name]) =>
+        !name.endsWith("running_mean") && !name.endsWith("running_var") &&
+        !name.endsWith("num_batches_tracked")
+      ),
+    );
+    const checkpoint = `${dir}/last.safetensors`;
+    await Deno.writeFile(
+      checkpoint,
+      encodeCheckpoint({
+        model: weights,
+        optimizer,
+        epoch: 1,
+        globalStep: 50,
+        dataPosition: { epoch: 1, batch: 0 },
+        rng: [1, 2],
+        config: { lr: 0.1 },
+        bestMetric: 0.5,
+        classNames: ["a", "b"],
+        archSpec: { arch: "resnet18" },
+      }),
+    );
+    await fn(dir, checkpoint);
+  } finally {
+    await Deno.remove(dir, { recursive: true });
+  }
+}
+
+Deno.test("exportWeights writes exactly the model's tensors, byte for byte, with format pt metadata", async () => {
+  await withCheckpoint(async (dir, checkpoint) => {
+    const result = await exportWeights({ checkpoint, out: `${dir}/model.safetensors` });
+    assertEquals([result.tensors, result.dropped], [8, 5]);
+    const { tensors, metadata } = await readSafetensors(`${dir}/model.safetensors`);
+    const expected = model();
+    // strict=True in load_state_dict needs exactly these keys: nothing missing, nothing extra (no optim.*).
+    assertEquals([...tensors.keys()], [...expected.keys()]);
+    for (const [name, t] of expected) {
+      const got = tensors.get(name)!;
+      assertEquals([got.dtype, got.shape, Array.from(got.data as Iterable<number | bigint>)], [
+        t.dtype,
+        t.shape,
+        Array.from(t.data as Iterable<number | bigint>),
+      ], name);
+    }
+    assertEquals(metadata, { format: "pt", arch_spec: '{"arch":"resnet18"}', class_names: '["a","b"]' });
+    assertStrictEquals(result.bytes, (await Deno.stat(`${dir}/model.safetensors`)).size);
+    // Exporting an exported file is the identity (a weights file is accepted as input too).
+    await exportWeights({ checkpoint: `${dir}/model.safetensors`, out: `${dir}/again.safetensors` });
+    assertEquals(await Deno.readFile(`${dir}/again.safetensors`), await Deno.readFile(`${dir}/model.safetensors`));
+  });
+});
+
+Deno.test("parseExportArgs requires both flags and rejects unknown ones, naming the flag", () => {
+  assertEquals(parseExportArgs(["--checkpoint", "a", "--out", "b"]), { checkpoint: "a", out: "b" });
+  assertStrictEquals(parseExportArgs(["-h"]), "help");
+  const cases: [string[], RegExp][] = [
+    [["--out", "b"], /--checkpoint PATH is required/],
+    [["--checkpoint", "a"], /--out FILE is required/],
+    [["--checkpoint", "a", "--out", "b", "--strict"], /--strict/],
+    [["--checkpoint", "a", "--out", "b", "extra"], /unexpected argument "extra"/],
+    [["--checkpoint"], /--checkpoint/],
+  ];
+  for (const [args, message] of cases) {
+    throws(() => parseExportArgs(args), (err: Error) => err instanceof UsageError && message.test(err.message));
+  }
+});
+
+Deno.test("deno task export: exit 0 on success, 2 on a bad command line, 1 on a bad checkpoint", async () => {
+  await withCheckpoint(async (dir, checkpoint) => {
+    const ok = await run("--checkpoint", checkpoint, "--out", `${dir}/m.safetensors`);
+    assertStrictEquals(ok.code, 0, ok.stderr);
+    assert(ok.stdout.includes("8 tensors") && ok.stdout.includes("left out 5 optimizer tensors"), ok.stdout);
+    const usage = await run("--checkpoint", checkpoint, "--output", "x");
+    assertStrictEquals(usage.code, 2);
+    assert(usage.stderr.includes("--output"), usage.stderr);
+    await Deno.writeFile(`${dir}/bad.safetensors`, new Uint8Array(4));
+    const bad = await run("--checkpoint", `${dir}/bad.safetensors`, "--out", `${dir}/n.safetensors`);
+    assertStrictEquals(bad.code, 1);
+    assert(bad.stderr.includes(`${dir}/bad.safetensors: file is 4 bytes`), bad.stderr);
+    await rejects(Deno.stat(`${dir}/n.safetensors`), Deno.errors.NotFound, "nothing written on failure");
+  });
+});

@@ -1,0 +1,376 @@
+import { assert, assertEquals, assertStrictEquals, throws } from "../assert.ts";
+import {
+  evalHelp,
+  parseEvalArgs,
+  parseTrainArgs,
+  scheduleConfigFor,
+  type TrainConfig,
+  trainConfigFromJSON,
+  trainHelp,
+  UsageError,
+} from "../../train/train_config.ts";
+import { learningRateAt } from "../../train/lr_schedule.ts";
+
+function train(...argv: string[]): TrainConfig {
+  const c = parseTrainArgs(argv);
+  if (c === "help") throw new Error("unexpected help");
+  return c;
+}
+
+/** Asserts a UsageError whose flag is `flag` and whose message matches `re`. */
+function usage(argv: string[], flag: string | undefined, re: RegExp) {
+  throws(() => parseTrainArgs(argv), (e: unknown) => {
+    assert(e instanceof UsageError, `${argv.join(" ")}: ${e}`);
+    assertStrictEquals(e.flag, flag, `${argv.join(" ")}: flag of "${e.message}"`);
+    assert(re.test(e.message), `${argv.join(" ")}: message "${e.message}" does not match ${re}`);
+    if (flag) assert(e.message.includes(flag), `message names ${flag}: ${e.message}`);
+    return true;
+  });
+}
+
+Deno.test("no flags: ResNet-18 on CIFAR-10 with the reference recipe", () => {
+  const c = train();
+  assertEquals(c, {
+    arch: "resnet18",
+    dataset: "cifar10",
+    dataDir: "data",
+    width: 64,
+    stem: "cifar",
+    imageSize: 32,
+    transforms: "cifar",
+    decoder: "sharp",
+    epochs: 30,
+    batchSize: 512,
+    lr: 0.2,
+    momentum: 0.9,
+    nesterov: true,
+    weightDecay: 5e-4,
+    weightDecayAll: false,
+    schedule: "onecycle",
+    warmupEpochs: 0,
+    milestones: [],
+    gamma: 0.1,
+    stepSize: 30,
+    minLr: 0,
+    pctStart: 0.15,
+    divFactor: 10,
+    finalDivFactor: 100,
+    labelSmoothing: 0.1,
+    clipGradNorm: 0,
+    seed: 0,
+    valSplit: 0,
+    out: "runs/resnet18-cifar10",
+    resume: null,
+    init: null,
+    keep: 3,
+    checkpointEvery: 0,
+    zeroInitResidual: false,
+    logEvery: 20,
+    workers: 2,
+  });
+  assertEquals(JSON.parse(JSON.stringify(c)), c, "JSON-serialisable");
+  // The reference one-cycle: 0.02 -> 0.2 over 15 % of the steps -> 0.0002.
+  const s = scheduleConfigFor(c, 98);
+  assertEquals(s.totalSteps, 30 * 98);
+  assert(Math.abs(learningRateAt(0, s) - 0.02) < 1e-15);
+  assert(Math.abs(learningRateAt(s.totalSteps - 1, s) - 0.0002) < 1e-15);
+});
+
+Deno.test("dataset-dependent defaults: folder is torchvision's ImageNet recipe, synthetic is short", () => {
+  const f = train("--dataset", "folder", "--data-dir", "/data/imagenet", "--arch", "resnet50");
+  assertEquals(
+    [f.stem, f.imageSize, f.epochs, f.batchSize, f.lr, f.momentum, f.nesterov, f.weightDecay, f.schedule],
+    ["imagenet", 224, 90, 256, 0.1, 0.9, false, 1e-4, "step"],
+  );
+  assertEquals([f.stepSize, f.gamma, f.labelSmoothing, f.out], [30, 0.1, 0, "runs/resnet50-folder"]);
+  assertEquals(f.checkpointEvery, 1000);
+  const s = scheduleConfigFor(f, 10);
+  assertEquals(learningRateAt(299, s), 0.1);
+  assert(Math.abs(learningRateAt(300, s) - 0.01) < 1e-15, "divided by 10 at epoch 30");
+  const syn = train("--dataset", "synthetic");
+  assertEquals([syn.stem, syn.epochs, syn.batchSize, syn.width, syn.dataDir], ["cifar", 3, 32, 4, ""]);
+  assertEquals(train("--dataset", "cifar100").dataDir, "data", "where `deno task prepare` puts the archives");
+  assertEquals(train("--dataset", "folder", "--data-dir", "d", "--stem", "cifar").stem, "cifar");
+  assertEquals([f.transforms, f.decoder, train().transforms, syn.transforms], ["imagenet", "sharp", "cifar", "cifar"]);
+});
+
+Deno.test("a folder dataset with --transforms cifar trains with the CIFAR recipe", () => {
+  const c = train("--dataset", "folder", "--data-dir", "cifar10-jpg", "--transforms", "cifar", "--decoder", "js");
+  const reference = train();
+  assertEquals(
+    [c.stem, c.imageSize, c.epochs, c.batchSize, c.lr, c.schedule, c.nesterov, c.weightDecay, c.labelSmoothing],
+    ["cifar", 32, 30, 512, 0.2, "onecycle", true, 5e-4, 0.1],
+  );
+  assertEquals({ ...c, dataset: "cifar10", dataDir: "data", decoder: "sharp", out: reference.out }, reference);
+  assertEquals([c.transforms, c.decoder, c.dataDir, c.checkpointEvery], ["cifar", "js", "cifar10-jpg", 0]);
+});
+
+Deno.test("flags override the recipe and are converted to their types", () => {
+  const c = train(
+    "--epochs=12",
+    "--batch-size",
+    "64",
+    "--lr",
+    "0.05",
+    "--no-nesterov",
+    "--weight-decay",
+    "0",
+    "--schedule",
+    "multistep",
+    "--milestones",
+    "4, 8",
+    "--gamma",
+    "0.2",
+    "--warmup-epochs",
+    "2",
+    "--label-smoothing",
+    "0",
+    "--clip-grad-norm",
+    "5",
+    "--seed",
+    "7",
+    "--val-split",
+    "5000",
+    "--out",
+    "runs/x",
+    "--resume",
+    "auto",
+    "--keep",
+    "5",
+    "--width",
+    "16",
+    "--zero-init-residual",
+    "--log-every",
+    "3",
+    "--workers",
+    "0",
+    "--image-size",
+    "40",
+  );
+  assertEquals(
+    [c.epochs, c.batchSize, c.lr, c.nesterov, c.weightDecay, c.schedule, c.milestones, c.gamma, c.warmupEpochs],
+    [12, 64, 0.05, false, 0, "multistep", [4, 8], 0.2, 2],
+  );
+  assertEquals(
+    [c.labelSmoothing, c.clipGradNorm, c.seed, c.valSplit, c.out, c.resume, c.keep, c.width, c.zeroInitResidual],
+    [0, 5, 7, 5000, "runs/x", "auto", 5, 16, true],
+  );
+  assertEquals([c.logEvery, c.workers, c.imageSize], [3, 0, 40]);
+  assertEquals(train("--checkpoint-every", "25").checkpointEvery, 25);
+  const s = scheduleConfigFor(c, 5);
+  assertEquals([s.kind, s.warmupSteps, s.totalSteps, s.milestones, s.baseLr], ["multistep", 10, 60, [4, 8], 0.05]);
+  const cos = train("--schedule", "cosine", "--min-lr", "0.001", "--warmup-epochs", "1", "--weight-decay-all");
+  assertEquals([cos.schedule, cos.minLr, cos.weightDecayAll], ["cosine", 0.001, true]);
+  const one = train("--pct-start", "0.3", "--div-factor", "25", "--final-div-factor", "1e4");
+  assertEquals([one.pctStart, one.divFactor, one.finalDivFactor], [0.3, 25, 1e4]);
+  assertEquals(train("--init", "w.safetensors").init, "w.safetensors");
+  assertEquals(train("--schedule", "step", "--step-size", "10").stepSize, 10);
+});
+
+Deno.test("unknown flags, positionals and missing values are UsageErrors naming the flag", () => {
+  usage(["--learning-rate", "0.1"], "--learning-rate", /Unknown option '--learning-rate'/);
+  usage(["-x"], "-x", /Unknown option '-x'/);
+  usage(["--lr"], "--lr", /argument missing/);
+  usage(["resnet18"], undefined, /Unexpected argument 'resnet18'/);
+  usage(["--nesterov=yes"], "--nesterov", /does not take an argument/);
+});
+
+Deno.test("bad values are UsageErrors naming the flag and the value", () => {
+  usage(["--lr", "abc"], "--lr", /--lr expects a number, got "abc"/);
+  usage(["--lr", "0"], "--lr", /--lr must be in \(0, 1000\], got "0"/);
+  usage(["--lr="], "--lr", /--lr expects a number, got ""/);
+  usage(["--epochs", "2.5"], "--epochs", /--epochs expects an integer, got "2.5"/);
+  usage(["--epochs", "0"], "--epochs", /--epochs must be in \[1, 1000000\], got "0"/);
+  usage(["--batch-size=-4"], "--batch-size", /--batch-size must be in \[1, 1000000\], got "-4"/);
+  usage(["--batch-size", "-4"], "--batch-size", /argument is ambiguous/);
+  usage(["--momentum", "1"], "--momentum", /--momentum must be in \[0, 1\), got "1"/);
+  usage(["--label-smoothing", "1"], "--label-smoothing", /got "1"/);
+  usage(["--val-split=-1"], "--val-split", /got "-1"/);
+  usage(["--val-split", "0.1"], "--val-split", /expects an integer, got "0.1"/);
+  usage(["--seed=-1"], "--seed", /got "-1"/);
+  usage(["--arch", "vgg16"], "--arch", /--arch must be one of resnet18, .*resnet152; got "vgg16"/);
+  usage(["--dataset", "mnist"], "--dataset", /--dataset must be one of cifar10, cifar100, folder, synthetic/);
+  usage(["--schedule", "linear"], "--schedule", /--schedule must be one of constant, step, multistep, cosine/);
+  usage(["--schedule", "multistep", "--milestones", "3,x"], "--milestones", /comma-separated positive integers/);
+  usage(["--schedule", "multistep", "--milestones", "5,3"], "--milestones", /strictly increasing, got "5,3"/);
+  usage(["--out", ""], "--out", /--out needs a non-empty value/);
+});
+
+Deno.test("contradictory flags are UsageErrors naming a flag", () => {
+  usage(["--milestones", "10,20"], "--milestones", /only applies to --schedule multistep, not onecycle/);
+  usage(["--schedule", "multistep"], "--milestones", /--schedule multistep needs --milestones/);
+  usage(["--schedule", "multistep", "--milestones", "10,30"], "--milestones", /not reached within --epochs 30/);
+  usage(["--schedule", "cosine", "--warmup-epochs", "30"], "--warmup-epochs", /must be less than --epochs 30/);
+  usage(["--warmup-epochs", "2"], "--warmup-epochs", /cannot be combined with --schedule onecycle/);
+  usage(["--resume", "auto", "--init", "w.safetensors"], "--resume", /--resume and --init contradict/);
+  usage(["--step-size", "10"], "--step-size", /only applies to --schedule step/);
+  usage(["--gamma", "0.5"], "--gamma", /only applies to --schedule step or multistep, not onecycle/);
+  usage(["--schedule", "cosine", "--pct-start", "0.2"], "--pct-start", /only applies to --schedule onecycle/);
+  usage(["--schedule", "step", "--div-factor", "5"], "--div-factor", /only applies to --schedule onecycle/);
+  usage(["--final-div-factor", "5", "--schedule", "constant"], "--final-div-factor", /only applies/);
+  usage(["--min-lr", "0.1"], "--min-lr", /only applies to --schedule cosine/);
+  usage(["--momentum", "0"], "--nesterov", /--nesterov needs --momentum > 0/);
+  usage(["--dataset", "folder"], "--data-dir", /--dataset folder needs --data-dir/);
+  usage(["--dataset", "synthetic", "--data-dir", "x"], "--data-dir", /does not apply to --dataset synthetic/);
+  usage(["--weight-decay", "0", "--weight-decay-all"], "--weight-decay-all", /no effect with --weight-decay 0/);
+  usage(["--transforms", "cifar"], "--transforms", /--transforms applies to --dataset folder only/);
+  usage(["--dataset", "synthetic", "--decoder", "js"], "--decoder", /--decoder applies to --dataset folder only/);
+  usage(["--dataset", "folder", "--data-dir", "d", "--decoder", "js"], "--decoder", /needs --transforms cifar/);
+  usage(
+    ["--dataset", "folder", "--data-dir", "d", "--transforms", "big"],
+    "--transforms",
+    /imagenet, cifar; got "big"/,
+  );
+  // The same flags without the contradiction are fine.
+  assertEquals(train("--momentum", "0", "--no-nesterov").momentum, 0);
+  assertEquals(train("--schedule", "multistep", "--milestones", "10,20").milestones, [10, 20]);
+});
+
+Deno.test("--help lists every flag with its default", () => {
+  assertEquals(parseTrainArgs(["--help"]), "help");
+  assertEquals(parseTrainArgs(["-h", "--lr", "3"]), "help");
+  const help = trainHelp();
+  const flags = [
+    "arch",
+    "dataset",
+    "data-dir",
+    "epochs",
+    "batch-size",
+    "lr",
+    "momentum",
+    "nesterov",
+    "weight-decay",
+    "weight-decay-all",
+    "schedule",
+    "warmup-epochs",
+    "milestones",
+    "gamma",
+    "step-size",
+    "min-lr",
+    "pct-start",
+    "div-factor",
+    "final-div-factor",
+    "label-smoothing",
+    "clip-grad-norm",
+    "seed",
+    "val-split",
+    "out",
+    "width",
+    "stem",
+    "image-size",
+    "resume",
+    "init",
+    "keep",
+    "checkpoint-every",
+    "zero-init-residual",
+    "log-every",
+    "workers",
+  ];
+  const lines = help.split("\n");
+  for (const f of flags) {
+    const i = lines.findIndex((l) => new RegExp(`^  --${f}\\b(?!-)`).test(l));
+    assert(i >= 0, `--${f} is listed`);
+    assert(/\(default: [^)]/.test(lines[i] + lines[i + 1]), `--${f} shows a default`);
+    // Every listed flag is accepted by the parser (no help entry without a flag behind it).
+    throws(() => parseTrainArgs([`--${f}-typo`]), UsageError);
+  }
+  assert(help.includes("0.2 for cifar10/cifar100/synthetic, 0.1 for folder"), "per-dataset defaults");
+  assert(help.includes("onecycle for cifar10/cifar100/synthetic, step for folder"));
+  assert(lines.every((l) => l.length <= 120), "fits 120 columns");
+});
+
+Deno.test("eval flags: --checkpoint required, split choices, bare-weights description", () => {
+  assertEquals(parseEvalArgs(["--checkpoint", "runs/a/last.safetensors"]), {
+    checkpoint: "runs/a/last.safetensors",
+    dataset: null,
+    dataDir: null,
+    split: "test",
+    saveLogits: null,
+    json: false,
+    batchSize: 256,
+    arch: null,
+    width: null,
+    numClasses: null,
+    stem: null,
+    imageSize: null,
+    transforms: null,
+    decoder: null,
+  });
+  const e = parseEvalArgs([
+    "--checkpoint=m.safetensors",
+    "--dataset",
+    "cifar100",
+    "--split",
+    "val",
+    "--save-logits",
+    "out.npy",
+    "--json",
+    "--batch-size",
+    "100",
+    "--arch",
+    "resnet50",
+    "--width",
+    "32",
+    "--num-classes",
+    "100",
+    "--stem",
+    "cifar",
+    "--data-dir",
+    "d",
+  ]);
+  assert(e !== "help");
+  assertEquals(
+    [e.dataset, e.split, e.saveLogits, e.json, e.batchSize, e.arch, e.width, e.numClasses, e.stem, e.dataDir],
+    ["cifar100", "val", "out.npy", true, 100, "resnet50", 32, 100, "cifar", "d"],
+  );
+  assertEquals(parseEvalArgs(["--help"]), "help");
+  const bad: [string[], string, RegExp][] = [
+    [[], "--checkpoint", /--checkpoint PATH is required/],
+    [["--checkpoint", "x", "--split", "train"], "--split", /--split must be one of test, val; got "train"/],
+    [["--checkpoint", "x", "--num-classes", "0"], "--num-classes", /got "0"/],
+    [["--checkpoint", "x", "--epochs", "3"], "--epochs", /Unknown option '--epochs'/],
+  ];
+  for (const [argv, flag, re] of bad) {
+    throws(() => parseEvalArgs(argv), (err: unknown) => {
+      assert(err instanceof UsageError && err.flag === flag && re.test(err.message), String(err));
+      return true;
+    });
+  }
+  for (const f of ["checkpoint", "dataset", "data-dir", "split", "save-logits", "json", "batch-size", "num-classes"]) {
+    assert(evalHelp().includes(`--${f}`), f);
+  }
+});
+
+Deno.test("trainConfigFromJSON accepts what parseTrainArgs produces and rejects broken configs naming the field", () => {
+  for (const argv of [[], ["--dataset", "synthetic"], ["--dataset", "folder", "--data-dir", "d", "--resume", "auto"]]) {
+    const c = train(...argv);
+    assertEquals(trainConfigFromJSON(JSON.parse(JSON.stringify(c)), "x"), c);
+  }
+  const good = train("--schedule", "multistep", "--milestones", "10,20");
+  const cases: [Record<string, unknown>, RegExp][] = [
+    [{ lr: "0.1" }, /meta: field "lr" must be a number, got "0.1"/],
+    [{ lr: -1 }, /meta: field "lr": --lr must be in \(0, 1000\], got "-1"/],
+    [{ epochs: 2.5 }, /field "epochs": --epochs expects an integer/],
+    [{ nesterov: 1 }, /field "nesterov" must be a boolean, got 1/],
+    [{ arch: "vgg" }, /field "arch": --arch must be one of/],
+    [{ milestones: "10" }, /field "milestones" must be an array of epochs/],
+    [{ milestones: [20, 10] }, /field "milestones": --milestones must be strictly increasing/],
+    [{ resume: 3 }, /field "resume" must be a string, got 3/],
+    [{ extra: 1 }, /meta: unknown configuration field\(s\) extra/],
+    [{ lr: undefined }, /field "lr" must be present/],
+    [{ milestones: [] }, /meta: --schedule multistep needs --milestones/],
+    [{ transforms: "imagenet" }, /meta: --transforms applies to --dataset folder only \(cifar10 is always/],
+    [{ decoder: "gif" }, /field "decoder": --decoder must be one of sharp, js/],
+  ];
+  for (const [patch, re] of cases) {
+    const broken: Record<string, unknown> = { ...good, ...patch };
+    if ("lr" in patch && patch.lr === undefined) delete broken.lr;
+    throws(() => trainConfigFromJSON(broken, "meta"), re, JSON.stringify(patch));
+  }
+  throws(() => trainConfigFromJSON([1], "meta"), /meta: expected a training configuration object, got \[1\]/);
+  // Checkpoints written before transforms/decoder existed load with what those runs used.
+  for (const c of [good, train("--dataset", "folder", "--data-dir", "d")]) {
+    const { transforms: _t, decoder: _d, ...older } = c;
+    assertEquals(trainConfigFromJSON(older, "old"), c);
+  }
+});

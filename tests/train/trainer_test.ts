@@ -1,0 +1,208 @@
+import * as tf from "@tensorflow/tfjs";
+import { assert, assertEquals, rejects } from "../assert.ts";
+import { registerFastKernels } from "../../kernels/register.ts";
+import { initWebGPU } from "../../kernels/webgpu_backend.ts";
+import { resnet18 } from "../../models/zoo.ts";
+import { decodeCheckpoint } from "../../io/checkpoint.ts";
+import { SGD, weightDecayFilter } from "../../train/sgd.ts";
+import { type EvalConfig, parseEvalArgs, parseTrainArgs, type TrainConfig } from "../../train/train_config.ts";
+import { evaluateCheckpoint } from "../../train/evaluate_checkpoint.ts";
+import { loadSharp } from "../../data/image_decode.ts";
+import { generateSynthetic } from "../../data/synthetic.ts";
+import { makeTrainStep } from "../../train/train_step.ts";
+import { NonFiniteLossError, train, type TrainHooks } from "../../train/trainer.ts";
+
+await initWebGPU();
+registerFastKernels();
+
+// 96 synthetic images, 32 held out for validation: 64 train images = 4 steps of 16 per epoch.
+const DATA: TrainHooks["data"] = { syntheticTrain: 96, syntheticTest: 32, workers: 0 };
+
+function config(out: string, ...flags: string[]): TrainConfig {
+  const c = parseTrainArgs([
+    "--dataset=synthetic",
+    "--width=2",
+    "--batch-size=16",
+    "--epochs=2",
+    "--val-split=32",
+    "--log-every=2",
+    "--checkpoint-every=3",
+    `--out=${out}`,
+    ...flags,
+  ]);
+  if (c === "help") throw new Error("unreachable");
+  return c;
+}
+
+/** The final checkpoint's tensors and the metrics log without its wall-clock fields. */
+async function outcome(out: string) {
+  const state = decodeCheckpoint(await Deno.readFile(`${out}/last.safetensors`), out);
+  const metrics = (await Deno.readTextFile(`${out}/metrics.jsonl`)).trim().split("\n").map((l) => {
+    const { time: _t, images_per_second: _i, ...rest } = JSON.parse(l);
+    return rest;
+  });
+  return { state, metrics };
+}
+
+function assertSameOutcome(a: Awaited<ReturnType<typeof outcome>>, b: Awaited<ReturnType<typeof outcome>>) {
+  assertEquals(b.metrics, a.metrics);
+  assertEquals(b.state.globalStep, a.state.globalStep);
+  for (const part of ["model", "optimizer"] as const) {
+    assertEquals([...b.state[part].keys()], [...a.state[part].keys()]);
+    for (const [name, t] of a.state[part]) {
+      const u = b.state[part].get(name)!;
+      assertEquals(
+        new Uint8Array(u.data.buffer, u.data.byteOffset, u.data.byteLength),
+        new Uint8Array(t.data.buffer, t.data.byteOffset, t.data.byteLength),
+        `${part} ${name}`,
+      );
+    }
+  }
+}
+
+const tmp = await Deno.makeTempDir({ prefix: "trainer_test_" });
+let reference: Awaited<ReturnType<typeof outcome>>;
+
+Deno.test("an uninterrupted run writes config, metrics, summary and checkpoints", async () => {
+  const out = `${tmp}/reference`;
+  const events: number[] = [];
+  const result = await train(config(out), { data: DATA, progress: (p) => events.push(p.globalStep) });
+  assertEquals([result.globalStep, result.interrupted, result.epochs.length], [8, false, 2]);
+  assertEquals(events, [2, 4, 6, 8], "one readback every --log-every steps");
+  const files = [...Deno.readDirSync(out)].map((e) => e.name).sort();
+  for (const f of ["config.json", "metrics.jsonl", "summary.csv", "last.safetensors", "best.safetensors"]) {
+    assert(files.includes(f), `${f} in ${files}`);
+  }
+  assert(!files.some((f) => f.includes(".tmp")), `no temporary files left: ${files}`);
+  reference = await outcome(out);
+  assertEquals(reference.metrics.map((m) => m.epoch), [1, 2]);
+  for (const m of reference.metrics) {
+    for (const k of ["train_loss", "val_loss", "val_top1", "test_loss", "test_top1", "test_top5"]) {
+      assert(Number.isFinite(m[k]), `${k} = ${m[k]}`);
+    }
+  }
+  assertEquals(reference.state.dataPosition, { epoch: 2, batch: 0 });
+  assertEquals(reference.state.classNames.length, 10);
+  // best is chosen on the validation split and records its metric.
+  assertEquals(reference.state.bestMetric, Math.max(...reference.metrics.map((m) => m.val_top1)));
+  const csv = (await Deno.readTextFile(`${out}/summary.csv`)).trim().split("\n");
+  assertEquals(csv.length, 3, "header + one row per epoch");
+});
+
+Deno.test("killed at an epoch boundary and resumed equals uninterrupted", async () => {
+  const out = `${tmp}/boundary`;
+  const tensors = tf.memory().numTensors;
+  const first = await train(config(out), { data: DATA, stopAfterStep: 5 });
+  assert(first.interrupted);
+  // The newest checkpoint is the end of epoch 1 (step 4); step 5 is lost, as in a real crash.
+  const resumed = await train(config(out, "--resume=auto"), { data: DATA });
+  assertEquals(resumed.globalStep, 8);
+  // Checkpoint saves (momentum copies) and the resume (loaded buffers) leave no tensor behind.
+  assertEquals(tf.memory().numTensors, tensors);
+  assertSameOutcome(reference, await outcome(out));
+});
+
+Deno.test("killed mid-epoch and resumed from a mid-epoch checkpoint equals uninterrupted", async () => {
+  const out = `${tmp}/mid`;
+  await train(config(out), { data: DATA, stopAfterStep: 7 });
+  // --checkpoint-every 3: the newest checkpoint is step 6, batch 2 of epoch 2.
+  const mid = decodeCheckpoint(await Deno.readFile(`${out}/last.safetensors`), out);
+  assertEquals([mid.globalStep, mid.dataPosition], [6, { epoch: 1, batch: 2 }]);
+  await train(config(out, "--resume=auto"), { data: DATA });
+  assertSameOutcome(reference, await outcome(out));
+});
+
+Deno.test("a non-finite loss stops the run and leaves the last good checkpoint untouched", async () => {
+  const out = `${tmp}/nan`;
+  await rejects(
+    () => train(config(out), { data: DATA, nanAtStep: 5 }),
+    (e: Error) => e instanceof NonFiniteLossError && /NaN at or before global step 6/.test(e.message),
+  );
+  const last = decodeCheckpoint(await Deno.readFile(`${out}/last.safetensors`), out);
+  assertEquals(last.globalStep, 4, "the end-of-epoch-1 checkpoint is still the last one");
+  const steps = [...Deno.readDirSync(out)].map((e) => e.name).filter((n) => n.startsWith("checkpoint-")).sort();
+  assertEquals(steps.at(-1), "checkpoint-000000004.safetensors");
+});
+
+Deno.test("training steps do not grow the number of live tensors", () => {
+  const model = resnet18({ stem: "cifar", width: 2, numClasses: 10 });
+  const optimizer = new SGD(model.parameters(), {
+    momentum: 0.9,
+    nesterov: true,
+    weightDecay: 5e-4,
+    decay: weightDecayFilter(false),
+  });
+  const step = makeTrainStep(model, optimizer, { labelSmoothing: 0.1, clipGradNorm: 1 });
+  const x = tf.randomNormal([4, 8, 8, 3]) as tf.Tensor4D;
+  const y = tf.tensor1d([0, 1, 2, 3], "int32");
+  const run = () => tf.dispose(Object.values(step(x, y, 0.1)));
+  run(); // the first step creates the momentum buffers
+  const before = tf.memory().numTensors;
+  for (let i = 0; i < 3; i++) run();
+  assertEquals(tf.memory().numTensors, before);
+  tf.dispose([x, y]);
+  optimizer.dispose();
+  model.dispose();
+});
+
+Deno.test("an end-to-end synthetic run learns well above chance", async () => {
+  const out = `${tmp}/learn`;
+  const c = parseTrainArgs(["--dataset=synthetic", "--epochs=3", `--out=${out}`, "--log-every=1000"]);
+  if (c === "help") throw new Error("unreachable");
+  const result = await train(c, { data: { syntheticTrain: 512, syntheticTest: 256, workers: 0 } });
+  const last = result.epochs.at(-1)!;
+  // 10 classes: chance is 10 %; this run reaches 59 % on llvmpipe (the 1,024-image demo reaches 95 %).
+  assert(last.test_top1! >= 0.4, `test top-1 ${last.test_top1} after ${result.globalStep} steps`);
+});
+
+Deno.test("a class folder of small JPEGs trains with --transforms cifar --decoder js, and evaluates the same way", async () => {
+  // 48 synthetic 32x32 images as JPEGs in train/<class>/ and test/<class>/ folders, 3 classes.
+  const root = `${tmp}/jpegs`;
+  const sharp = await loadSharp();
+  const images = generateSynthetic(48, 0, 5);
+  const classes = ["a_zero", "b_one", "c_two"];
+  for (let i = 0; i < images.count; i++) {
+    const split = i < 36 ? "train" : "test", cls = classes[images.labels[i] % 3];
+    await Deno.mkdir(`${root}/${split}/${cls}`, { recursive: true });
+    const raw = images.images.slice(i * 3072, (i + 1) * 3072);
+    const jpeg = await sharp(raw, { raw: { width: 32, height: 32, channels: 3 } }).jpeg().toBuffer();
+    await Deno.writeFile(`${root}/${split}/${cls}/${i}.jpg`, jpeg);
+  }
+  const out = `${tmp}/folder-js`;
+  const c = parseTrainArgs([
+    "--dataset=folder",
+    `--data-dir=${root}`,
+    "--transforms=cifar",
+    "--decoder=js",
+    "--width=2",
+    "--batch-size=12",
+    "--epochs=1",
+    `--out=${out}`,
+  ]);
+  if (c === "help") throw new Error("unreachable");
+  assertEquals([c.stem, c.imageSize, c.schedule], ["cifar", 32, "onecycle"], "the CIFAR recipe");
+  const result = await train(c, { data: { workers: 0 } });
+  assertEquals(result.globalStep, 3);
+  const saved = JSON.parse(await Deno.readTextFile(`${out}/config.json`));
+  assertEquals([saved.transforms, saved.decoder], ["cifar", "js"]);
+  const state = decodeCheckpoint(await Deno.readFile(`${out}/last.safetensors`), out);
+  assertEquals(state.classNames, classes);
+  // eval takes transforms and decoder from the checkpoint and sees the 12 test images.
+  const evaluation = await evaluateCheckpoint(parseEvalArgs(["--checkpoint", `${out}/last.safetensors`]) as EvalConfig);
+  assertEquals(evaluation.result.count, 12);
+  assertEquals(evaluation.result.top1, result.epochs[0].test_top1);
+  const evalArgs = (...flags: string[]) => parseEvalArgs(["--checkpoint", `${out}/last.safetensors`, ...flags]);
+  await rejects(
+    evaluateCheckpoint(evalArgs("--transforms", "imagenet") as EvalConfig),
+    /--decoder js does not resize images, so it needs --transforms cifar/,
+  );
+  await rejects(
+    evaluateCheckpoint(evalArgs("--dataset", "synthetic", "--decoder", "sharp") as EvalConfig),
+    /--decoder applies to --dataset folder only/,
+  );
+});
+
+Deno.test({
+  name: "cleanup",
+  fn: () => Deno.removeSync(tmp, { recursive: true }),
+});
