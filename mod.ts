@@ -2,45 +2,119 @@
  * resnet-webgpu: torchvision's ResNets trained on the GPU through WebGPU with TensorFlow.js, from Deno.
  *
  * ```ts
- * import { createLoaders, initWebGPU, parseTrainArgs, registerFastKernels, resnet18, train } from "./mod.ts";
- * ```
+ * import { initWebGPU, registerFastKernels, resolveTrainConfig, train } from "./mod.ts";
  *
- * The command-line tasks (`deno task train|eval|summary|export|prepare|bench`) are thin wrappers over these.
+ * await initWebGPU();
+ * registerFastKernels();
+ * const result = await train(resolveTrainConfig({ dataset: "synthetic", epochs: 1 }), { log: console.log });
+ * console.log(result.epochs.at(-1)?.test_top1);
+ * ```
+*
+ * The public API, by layer (bottom first): WebGPU start-up and our kernels; tensor files and checkpoints; models
+ * and data; training and evaluation. The command lines (`deno task train|eval|summary|export|prepare|bench`) live
+ * in `tasks/` and are thin wrappers over these; their flag parsing is not part of the library.
  * @module
  */
 
-// Models: architecture as data, shape arithmetic, the tfjs model and the torchvision state-dict contract.
-export * from "./models/resnet_spec.ts";
-export * from "./models/resnet_plan.ts";
-export * from "./models/resnet_summary.ts";
-export * from "./models/state_layout.ts";
-export * from "./io/host_tensor.ts";
-export * from "./models/resnet.ts";
-export * from "./models/zoo.ts";
-
 // WebGPU start-up and our kernels.
-export * from "./kernels/webgpu_backend.ts";
+export {
+  type AdapterReport,
+  initWebGPU,
+  throwOnWebGPUErrors,
+  WebGPUDeviceError,
+  type WebGPUOptions,
+  WebGPUUnavailableError,
+} from "./kernels/webgpu_backend.ts";
 export { activeFastKernels, FAST_KERNEL_NAMES, registerFastKernels, restoreStockKernels } from "./kernels/register.ts";
 export type { FastKernelOptions } from "./kernels/register.ts";
-export * from "./kernels/batch_norm_train.ts";
+export { batchNormTrain, type BatchNormTrainOptions, type BatchNormTrainResult } from "./kernels/batch_norm_train.ts";
+
+// Tensor files and checkpoints: safetensors that PyTorch reads, NumPy arrays.
+export type { HostDType, HostTensor, StateDict } from "./io/host_tensor.ts";
+export {
+  type CheckpointState,
+  type DataPosition,
+  decodeCheckpoint,
+  decodeWeights,
+  encodeCheckpoint,
+  encodeWeights,
+  loadCheckpoint,
+  loadWeights,
+  saveCheckpoint,
+  type WeightsFile,
+} from "./io/checkpoint.ts";
+export { BEST_CHECKPOINT, findResumeCheckpoint, LAST_CHECKPOINT, type ResumeCheckpoint } from "./io/checkpoint_dir.ts";
+export {
+  decodeSafetensors,
+  encodeSafetensors,
+  readSafetensors,
+  type SafetensorsContents,
+  SafetensorsError,
+  writeSafetensors,
+} from "./io/safetensors.ts";
+export { decodeNpy, encodeNpy, type NpyArray, writeNpy } from "./io/npy.ts";
+
+// Models: architecture as data, shape arithmetic, the tfjs model and the torchvision state-dict contract.
+export {
+  ARCHITECTURES,
+  type ArchName,
+  archName,
+  type BlockKind,
+  type ResNetOptions,
+  type ResNetSpec,
+  resnetSpec,
+  type StemKind,
+  validateSpec,
+} from "./models/resnet_spec.ts";
+export { type ResNetPlan, resnetPlan } from "./models/resnet_plan.ts";
+export { InputTooSmallError, resnetSummary, type Summary, type SummaryRow } from "./models/resnet_summary.ts";
+export { type CreateOptions, createResNet, type ForwardOptions, type ForwardResult, ResNet } from "./models/resnet.ts";
+export { resnet101, resnet152, resnet18, resnet34, resnet50, type ZooOptions } from "./models/zoo.ts";
 
 // Data.
-export * from "./data/loaders.ts";
+export {
+  CIFAR100_NORMALIZATION,
+  CIFAR10_NORMALIZATION,
+  createLoaders,
+  type DataConfig,
+  IMAGENET_NORMALIZATION,
+  type LoaderOptions,
+  type Loaders,
+} from "./data/loaders.ts";
+export type { Batch, BatchLoader } from "./data/batch.ts";
 export { DATA_TRANSFORMS, type DataTransforms, type Normalization } from "./data/transforms.ts";
 export { IMAGE_DECODERS, type ImageDecoder } from "./data/decode_rgb.ts";
 
-// Training, evaluation and checkpoints.
-export * from "./train/trainer.ts";
-export * from "./train/train_step.ts";
-export * from "./train/train_config.ts";
-export * from "./train/sgd.ts";
-export * from "./train/lr_schedule.ts";
-export * from "./train/losses.ts";
-export * from "./train/metrics.ts";
-export * from "./train/evaluate.ts";
-export * from "./train/evaluate_checkpoint.ts";
-export * from "./io/checkpoint.ts";
-export * from "./io/checkpoint_dir.ts";
-export * from "./io/safetensors.ts";
-export * from "./io/npy.ts";
-export * from "./train/run_log.ts";
+// Training and evaluation.
+export {
+  type Arch,
+  ARCHS,
+  ConfigError,
+  type DatasetName,
+  DATASETS,
+  type EvalConfig,
+  recipeFor,
+  resolveTrainConfig,
+  type TrainConfig,
+  trainConfigFromJSON,
+} from "./train/config.ts";
+export { NonFiniteLossError, type ProgressEvent, train, type TrainHooks, type TrainResult } from "./train/trainer.ts";
+export type { EpochRecord } from "./train/run_log.ts";
+export { makeTrainStep, type StepOptions, type StepOutput } from "./train/train_step.ts";
+export { SGD, type SGDOptions, weightDecayFilter } from "./train/sgd.ts";
+export {
+  learningRateAt,
+  SCHEDULE_KINDS,
+  type ScheduleConfig,
+  scheduleConfigFor,
+  type ScheduleKind,
+} from "./train/lr_schedule.ts";
+export { clipGradNorm, softmaxCrossEntropy } from "./train/losses.ts";
+export { type EvalResult, topKCorrect } from "./train/metrics.ts";
+export { evaluate, type Evaluation } from "./train/evaluate.ts";
+export {
+  type CheckpointEvaluation,
+  evaluateCheckpoint,
+  type EvaluateCheckpointOptions,
+  inferResNetSpec,
+} from "./train/evaluate_checkpoint.ts";

@@ -6,6 +6,7 @@
  */
 import { parseArgs as nodeParseArgs, type ParseArgsConfig } from "node:util";
 import { UsageError } from "./usage_error.ts";
+import { ConfigError } from "../train/config_error.ts";
 
 export { UsageError };
 
@@ -23,6 +24,16 @@ export function parseArgs<T extends ParseArgsConfig>(config: T): ReturnType<type
     }
     throw e;
   }
+}
+
+/** The command-line flag that sets configuration field `field`: `batchSize` is `--batch-size`. */
+export function flagOf(field: string): string {
+  return `--${field.replace(/[A-Z]/g, (c) => `-${c.toLowerCase()}`)}`;
+}
+
+/** A library's {@linkcode ConfigError} as the command line says it: fields named as their flags. */
+export function usageErrorFrom(e: ConfigError): UsageError {
+  return new UsageError(e.describe(flagOf), flagOf(e.field));
 }
 
 /** Parses `value` of `--flag` as an integer >= `min`, or throws a UsageError naming the flag and the value. */
@@ -43,15 +54,16 @@ export function choiceFlag<C extends string>(flag: string, value: string, choice
 }
 
 /**
- * Runs a task's main function: a {@linkcode UsageError} prints its message and exits 2, any other error prints its
- * message and exits 1. Only for entry points.
+ * Runs a task's main function: a {@linkcode UsageError} (or a library's {@linkcode ConfigError}, which a flag set)
+ * prints its message and exits 2, any other error prints its message and exits 1. Only for entry points.
  */
 export async function runTask(main: () => Promise<void> | void): Promise<void> {
   try {
     await main();
   } catch (e) {
-    const usage = e instanceof UsageError;
-    console.error(`error: ${e instanceof Error ? e.message : String(e)}${usage ? " (see --help)" : ""}`);
+    const error = e instanceof ConfigError ? usageErrorFrom(e) : e;
+    const usage = error instanceof UsageError;
+    console.error(`error: ${error instanceof Error ? error.message : String(error)}${usage ? " (see --help)" : ""}`);
     Deno.exit(usage ? 2 : 1);
   }
 }

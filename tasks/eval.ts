@@ -10,7 +10,7 @@ import { registerFastKernels } from "../kernels/register.ts";
 import { initWebGPU } from "../kernels/webgpu_backend.ts";
 import { type CheckpointEvaluation, describeSpec, evaluateCheckpoint } from "../train/evaluate_checkpoint.ts";
 import { writeNpy } from "../io/npy.ts";
-import { evalHelp, parseEvalArgs } from "../train/train_config.ts";
+import { evalHelp, parseEvalArgs } from "./eval_flags.ts";
 
 /** The machine-readable report `--json` prints. */
 export interface EvalReport {

@@ -7,7 +7,7 @@ import { runTask } from "./args.ts";
 import { registerFastKernels } from "../kernels/register.ts";
 import { initWebGPU } from "../kernels/webgpu_backend.ts";
 import { formatEpochSummary, formatProgress } from "./progress.ts";
-import { parseTrainArgs, trainHelp } from "../train/train_config.ts";
+import { parseTrainArgs, trainHelp } from "./train_flags.ts";
 import { train } from "../train/trainer.ts";
 
 if (import.meta.main) {

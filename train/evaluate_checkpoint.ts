@@ -41,8 +41,8 @@ import {
   recipeFor,
   type TrainConfig,
   trainConfigFromJSON,
-  UsageError,
-} from "./train_config.ts";
+} from "./config.ts";
+import { ConfigError } from "./config_error.ts";
 
 /** Where the weights came from: a training checkpoint, or a bare weights file. */
 export type ModelSource = "checkpoint" | "weights";
@@ -86,8 +86,8 @@ export type SpecFlags = Pick<EvalConfig, "arch" | "width" | "numClasses" | "stem
  * Loads `config.checkpoint` (a training checkpoint or a bare weights file), builds the model it describes, and
  * evaluates it on `config.split` of the dataset, on the tfjs `webgpu` backend (`initWebGPU()` runs if it has not;
  * call `registerFastKernels()` before for our kernels).
- * @throws {UsageError} naming the flag: a bare file without `--dataset`, `--split val` without a validation split,
- *   flags that contradict the file, a dataset of another class count given by `--dataset`.
+ * @throws {ConfigError} naming the field: a bare file without `dataset`, `split: "val"` without a validation split,
+ *   fields that contradict the file, a dataset of another class count given by `dataset`.
  * @throws {Error} naming the file: unreadable, corrupt, not a ResNet state dict, tensors of the wrong shape.
  */
 export async function evaluateCheckpoint(
@@ -177,7 +177,7 @@ function checkClassCount(
   if (dataClasses === undefined || dataClasses === modelClasses) return;
   const message = `${path} has a classifier for ${modelClasses} classes (fc.weight [${modelClasses}, ...]) but ` +
     `dataset ${dataset} has ${dataClasses} classes`;
-  if (config.dataset !== null) throw new UsageError(`--dataset ${config.dataset}: ${message}`, "--dataset");
+  if (config.dataset !== null) throw new ConfigError("dataset", `{dataset} ${config.dataset}: ${message}`);
   throw new Error(message);
 }
 
@@ -228,9 +228,9 @@ function resolveModel(
     }
   }
   if (config.dataset === null) {
-    throw new UsageError(
-      `${path} is a bare weights file (no training configuration): pass --dataset (and --data-dir where needed)`,
-      "--dataset",
+    throw new ConfigError(
+      "dataset",
+      `${path} is a bare weights file (no training configuration): pass {dataset} (and {dataDir} where needed)`,
     );
   }
   return {
@@ -278,15 +278,15 @@ function resolveData(config: EvalConfig, train: TrainConfig | null, path: string
   const dataset = (config.dataset ?? train!.dataset) as DatasetName;
   const sameData = train !== null && train.dataset === dataset;
   if (dataset === "synthetic" && config.dataDir !== null) {
-    throw new UsageError("--data-dir does not apply to --dataset synthetic", "--data-dir");
+    throw new ConfigError("dataDir", "{dataDir} does not apply to {dataset} synthetic");
   }
   const dataDir = config.dataDir ?? (sameData ? train.dataDir : recipeFor(dataset).dataDir);
   if (dataset === "folder" && !dataDir) {
-    throw new UsageError("--dataset folder needs --data-dir (a folder with one subfolder per class)", "--data-dir");
+    throw new ConfigError("dataDir", "{dataset} folder needs {dataDir} (a folder with one subfolder per class)");
   }
   for (const key of ["transforms", "decoder"] as const) {
     if (dataset !== "folder" && config[key] !== null) {
-      throw new UsageError(`--${key} applies to --dataset folder only`, `--${key}`);
+      throw new ConfigError(key, `{${key}} applies to {dataset} folder only`);
     }
   }
   const folder = dataset === "folder";
@@ -295,24 +295,24 @@ function resolveData(config: EvalConfig, train: TrainConfig | null, path: string
   checkDecoderFits(decoder, transforms);
   if (config.split === "val") {
     if (train === null) {
-      throw new UsageError(
-        `--split val needs a training checkpoint: ${path} is a bare weights file with no record of which images ` +
-          "were held out for validation; use --split test",
-        "--split",
+      throw new ConfigError(
+        "split",
+        `{split} val needs a training checkpoint: ${path} is a bare weights file with no record of which images ` +
+          "were held out for validation; use {split} test",
       );
     }
     if (train.valSplit === 0) {
-      throw new UsageError(
-        `--split val: ${path} was trained without a validation split (--val-split 0), so every training image was ` +
-          "trained on; use --split test",
-        "--split",
+      throw new ConfigError(
+        "split",
+        `{split} val: ${path} was trained without a validation split (valSplit 0), so every training image was ` +
+          "trained on; use {split} test",
       );
     }
     if (!sameData) {
-      throw new UsageError(
-        `--split val: the validation split is held out of ${train.dataset}'s training set, not of --dataset ` +
-          `${dataset}; use --split test`,
-        "--split",
+      throw new ConfigError(
+        "split",
+        `{split} val: the validation split is held out of ${train.dataset}'s training set, not of {dataset} ` +
+          `${dataset}; use {split} test`,
       );
     }
   }
@@ -433,11 +433,11 @@ export function describeSpec(spec: ResNetSpec): string {
 
 /**
  * Checks the model flags against the spec a file gives (recorded or inferred) and returns it.
- * @throws {UsageError} naming the first flag that contradicts the file, with what the file holds.
+ * @throws {ConfigError} naming the first field that contradicts the file, with what the file holds.
  */
 export function checkSpecFlags(spec: ResNetSpec, flags: SpecFlags, source: string): ResNetSpec {
-  const contradiction = (flag: string, given: unknown, found: string): never => {
-    throw new UsageError(`--${flag} ${given} contradicts ${source}, which holds ${found}`, `--${flag}`);
+  const contradiction = (field: keyof SpecFlags, given: unknown, found: string): never => {
+    throw new ConfigError(field, `{${field}} ${given} contradicts ${source}, which holds ${found}`);
   };
   if (flags.arch !== null && archName(spec) !== flags.arch) {
     contradiction("arch", flags.arch, `${archName(spec) ?? "a ResNet"} (${spec.block} blocks [${spec.layers}])`);
@@ -446,7 +446,7 @@ export function checkSpecFlags(spec: ResNetSpec, flags: SpecFlags, source: strin
     contradiction("width", flags.width, `width ${spec.width} (conv1.weight has ${spec.width} output channels)`);
   }
   if (flags.numClasses !== null && flags.numClasses !== spec.numClasses) {
-    contradiction("num-classes", flags.numClasses, `a classifier for ${spec.numClasses} classes (fc.weight)`);
+    contradiction("numClasses", flags.numClasses, `a classifier for ${spec.numClasses} classes (fc.weight)`);
   }
   if (flags.stem !== null && flags.stem !== spec.stem) {
     contradiction("stem", flags.stem, `the ${spec.stem} stem (conv1 ${spec.stem === "imagenet" ? "7x7" : "3x3"})`);

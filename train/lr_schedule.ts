@@ -63,6 +63,43 @@ export interface ScheduleConfig {
   finalDivFactor: number;
 }
 
+/** Warm-up starts at this fraction of the peak LR (torchvision's `--lr-warmup-decay` default). */
+export const WARMUP_START_FACTOR = 0.01;
+
+/** A run's schedule in epochs, as its configuration states it (TrainConfig has these fields). */
+export interface RunSchedule
+  extends
+    Pick<ScheduleConfig, "milestones" | "gamma" | "stepSize" | "minLr" | "pctStart" | "divFactor" | "finalDivFactor"> {
+  schedule: ScheduleKind;
+  /** Peak learning rate. */
+  lr: number;
+  epochs: number;
+  /** Epochs of linear warm-up (not for onecycle). */
+  warmupEpochs: number;
+}
+
+/** The schedule of a run with `stepsPerEpoch` optimizer steps per epoch (known once the dataset is loaded). */
+export function scheduleConfigFor(config: RunSchedule, stepsPerEpoch: number): ScheduleConfig {
+  if (!Number.isInteger(stepsPerEpoch) || stepsPerEpoch < 1) {
+    throw new RangeError(`scheduleConfigFor: stepsPerEpoch must be an integer >= 1, got ${stepsPerEpoch}`);
+  }
+  return {
+    kind: config.schedule,
+    baseLr: config.lr,
+    totalSteps: config.epochs * stepsPerEpoch,
+    stepsPerEpoch,
+    warmupSteps: config.warmupEpochs * stepsPerEpoch,
+    warmupStartFactor: WARMUP_START_FACTOR,
+    milestones: [...config.milestones],
+    gamma: config.gamma,
+    stepSize: config.stepSize,
+    minLr: config.minLr,
+    pctStart: config.pctStart,
+    divFactor: config.divFactor,
+    finalDivFactor: config.finalDivFactor,
+  };
+}
+
 /**
  * Checks that a schedule is usable and returns it; throws a RangeError naming the field, what was expected and what
  * was received. {@linkcode learningRateAt} calls it, so a bad config fails on the first step, not mid-run.

@@ -14,12 +14,12 @@ import { type ResNetSpec, resnetSpec } from "../models/resnet_spec.ts";
 import { type CheckpointState, loadCheckpoint, loadWeights } from "../io/checkpoint.ts";
 import { findResumeCheckpoint, saveRunCheckpoint } from "../io/checkpoint_dir.ts";
 import { type EvalResult, evaluate } from "./evaluate.ts";
-import { learningRateAt } from "./lr_schedule.ts";
+import { learningRateAt, scheduleConfigFor } from "./lr_schedule.ts";
 import { type EpochRecord, RunLog } from "./run_log.ts";
 
 export type { EpochRecord };
 import { SGD, weightDecayFilter } from "./sgd.ts";
-import { scheduleConfigFor, type TrainConfig } from "./train_config.ts";
+import { ConfigError, type TrainConfig } from "./config.ts";
 import { makeTrainStep } from "./train_step.ts";
 
 /** Progress inside an epoch, reported every `logEvery` steps (one GPU readback each). */
@@ -131,9 +131,10 @@ async function runLoop(
 ): Promise<TrainResult> {
   const stepsPerEpoch = loaders.train.batchesPerEpoch;
   if (stepsPerEpoch < 1) {
-    throw new Error(
-      `--batch-size ${config.batchSize} exceeds the ${loaders.train.numImages} training images` +
-        (config.valSplit > 0 ? ` left after --val-split ${config.valSplit}` : "") +
+    throw new ConfigError(
+      "batchSize",
+      `{batchSize} ${config.batchSize} exceeds the ${loaders.train.numImages} training images` +
+        (config.valSplit > 0 ? ` left after {valSplit} ${config.valSplit}` : "") +
         "; the training loader drops partial batches and would be empty",
     );
   }

@@ -18,13 +18,10 @@ import {
   type SpecFlags,
 } from "../../train/evaluate_checkpoint.ts";
 import { decodeNpy } from "../../io/npy.ts";
-import {
-  type EvalConfig,
-  parseEvalArgs,
-  parseTrainArgs,
-  type TrainConfig,
-  UsageError,
-} from "../../train/train_config.ts";
+import { ConfigError, type EvalConfig, type TrainConfig } from "../../train/config.ts";
+import { UsageError, usageErrorFrom } from "../../tasks/args.ts";
+import { parseEvalArgs } from "../../tasks/eval_flags.ts";
+import { parseTrainArgs } from "../../tasks/train_flags.ts";
 import { exportWeights } from "../../tasks/export.ts";
 import { abbreviateNames, type EvalReport, formatEvalReport, MAX_PRINTED_CONFUSION } from "../../tasks/eval.ts";
 
@@ -80,7 +77,7 @@ Deno.test("inferResNetSpec rejects what is not a ResNet state dict, naming the f
   for (const [state, message] of bad) throws(() => inferResNetSpec(state, "m.safetensors"), message);
 });
 
-Deno.test("checkSpecFlags: agreeing flags pass, each contradicting flag is a UsageError naming it", () => {
+Deno.test("checkSpecFlags: agreeing flags pass, each contradicting field is an error the command line names", () => {
   const spec = resnetSpec("resnet50", { stem: "cifar", width: 4, numClasses: 10 });
   const none: SpecFlags = { arch: null, width: null, numClasses: null, stem: null };
   assertEquals(checkSpecFlags(spec, none, "w.st"), spec);
@@ -97,9 +94,10 @@ Deno.test("checkSpecFlags: agreeing flags pass, each contradicting flag is a Usa
     try {
       checkSpecFlags(spec, { ...none, ...flags }, "w.st");
     } catch (e) {
-      caught = e;
+      // The library names fields; the command line (runTask) says them as flags.
+      caught = e instanceof ConfigError ? usageErrorFrom(e) : e;
     }
-    assert(caught instanceof UsageError, `${flag}: expected a UsageError, got ${caught}`);
+    assert(caught instanceof UsageError, `${flag}: expected a ConfigError, got ${caught}`);
     assertStrictEquals(caught.flag, flag);
     assert(message.test(caught.message), caught.message);
   }
@@ -419,10 +417,12 @@ Deno.test({
           await Deno.writeFile(fiveClasses, encodeWeights(five));
           await rejects(
             evaluateCheckpoint(evalConfig({ checkpoint: fiveClasses, dataset: "synthetic", batchSize: 16 })),
-            (e: Error) =>
-              e instanceof UsageError && e.flag === "--dataset" &&
-              /--dataset synthetic: .*five\.safetensors has a classifier for 5 classes .*synthetic has 10 classes/
-                .test(e.message),
+            (e: Error) => {
+              const u = e instanceof ConfigError ? usageErrorFrom(e) : e;
+              return u instanceof UsageError && u.flag === "--dataset" &&
+                /--dataset synthetic: .*five\.safetensors has a classifier for 5 classes .*synthetic has 10 classes/
+                  .test(u.message);
+            },
           );
         },
       );

@@ -5,7 +5,10 @@ import { initWebGPU } from "../../kernels/webgpu_backend.ts";
 import { resnet18 } from "../../models/zoo.ts";
 import { decodeCheckpoint } from "../../io/checkpoint.ts";
 import { SGD, weightDecayFilter } from "../../train/sgd.ts";
-import { type EvalConfig, parseEvalArgs, parseTrainArgs, type TrainConfig } from "../../train/train_config.ts";
+import { ConfigError, type EvalConfig, type TrainConfig } from "../../train/config.ts";
+import { usageErrorFrom } from "../../tasks/args.ts";
+import { parseEvalArgs } from "../../tasks/eval_flags.ts";
+import { parseTrainArgs } from "../../tasks/train_flags.ts";
 import { evaluateCheckpoint } from "../../train/evaluate_checkpoint.ts";
 import { loadSharp } from "../../data/image_decode.ts";
 import { generateSynthetic } from "../../data/synthetic.ts";
@@ -192,12 +195,17 @@ Deno.test("a class folder of small JPEGs trains with --transforms cifar --decode
   assertEquals(evaluation.result.count, 12);
   assertEquals(evaluation.result.top1, result.epochs[0].test_top1);
   const evalArgs = (...flags: string[]) => parseEvalArgs(["--checkpoint", `${out}/last.safetensors`, ...flags]);
+  // The library names fields (ConfigError); the command line says them as flags, as `deno task eval` prints them.
+  const asCommandLine = (p: Promise<unknown>) =>
+    p.catch((e) => {
+      throw e instanceof ConfigError ? usageErrorFrom(e) : e;
+    });
   await rejects(
-    evaluateCheckpoint(evalArgs("--transforms", "imagenet") as EvalConfig),
+    asCommandLine(evaluateCheckpoint(evalArgs("--transforms", "imagenet") as EvalConfig)),
     /--decoder js does not resize images, so it needs --transforms cifar/,
   );
   await rejects(
-    evaluateCheckpoint(evalArgs("--dataset", "synthetic", "--decoder", "sharp") as EvalConfig),
+    asCommandLine(evaluateCheckpoint(evalArgs("--dataset", "synthetic", "--decoder", "sharp") as EvalConfig)),
     /--decoder applies to --dataset folder only/,
   );
 });

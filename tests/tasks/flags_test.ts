@@ -1,15 +1,9 @@
 import { assert, assertEquals, assertStrictEquals, throws } from "../assert.ts";
-import {
-  evalHelp,
-  parseEvalArgs,
-  parseTrainArgs,
-  scheduleConfigFor,
-  type TrainConfig,
-  trainConfigFromJSON,
-  trainHelp,
-  UsageError,
-} from "../../train/train_config.ts";
-import { learningRateAt } from "../../train/lr_schedule.ts";
+import { UsageError } from "../../tasks/args.ts";
+import { evalHelp, parseEvalArgs } from "../../tasks/eval_flags.ts";
+import { parseTrainArgs, trainHelp } from "../../tasks/train_flags.ts";
+import { type TrainConfig, trainConfigFromJSON } from "../../train/config.ts";
+import { learningRateAt, scheduleConfigFor } from "../../train/lr_schedule.ts";
 
 function train(...argv: string[]): TrainConfig {
   const c = parseTrainArgs(argv);
@@ -349,18 +343,18 @@ Deno.test("trainConfigFromJSON accepts what parseTrainArgs produces and rejects 
   const good = train("--schedule", "multistep", "--milestones", "10,20");
   const cases: [Record<string, unknown>, RegExp][] = [
     [{ lr: "0.1" }, /meta: field "lr" must be a number, got "0.1"/],
-    [{ lr: -1 }, /meta: field "lr": --lr must be in \(0, 1000\], got "-1"/],
-    [{ epochs: 2.5 }, /field "epochs": --epochs expects an integer/],
+    [{ lr: -1 }, /meta: lr must be in \(0, 1000\], got "-1"/],
+    [{ epochs: 2.5 }, /meta: epochs expects an integer/],
     [{ nesterov: 1 }, /field "nesterov" must be a boolean, got 1/],
-    [{ arch: "vgg" }, /field "arch": --arch must be one of/],
+    [{ arch: "vgg" }, /meta: arch must be one of/],
     [{ milestones: "10" }, /field "milestones" must be an array of epochs/],
-    [{ milestones: [20, 10] }, /field "milestones": --milestones must be strictly increasing/],
+    [{ milestones: [20, 10] }, /meta: milestones must be strictly increasing/],
     [{ resume: 3 }, /field "resume" must be a string, got 3/],
     [{ extra: 1 }, /meta: unknown configuration field\(s\) extra/],
     [{ lr: undefined }, /field "lr" must be present/],
-    [{ milestones: [] }, /meta: --schedule multistep needs --milestones/],
-    [{ transforms: "imagenet" }, /meta: --transforms applies to --dataset folder only \(cifar10 is always/],
-    [{ decoder: "gif" }, /field "decoder": --decoder must be one of sharp, js/],
+    [{ milestones: [] }, /meta: schedule multistep needs milestones/],
+    [{ transforms: "imagenet" }, /meta: transforms applies to dataset folder only \(cifar10 is always/],
+    [{ decoder: "gif" }, /meta: decoder must be one of sharp, js/],
   ];
   for (const [patch, re] of cases) {
     const broken: Record<string, unknown> = { ...good, ...patch };

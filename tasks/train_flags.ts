@@ -1,0 +1,151 @@
+/**
+ * The command line of `deno task train`: its flags (each sets one {@linkcode TrainConfig} field), their parsing into
+ * a resolved configuration, and `--help`.
+ * @module
+ */
+import { usageErrorFrom } from "./args.ts";
+import { type FlagSpec, helpLines, parseFlagTable } from "./flag_table.ts";
+import {
+  ConfigError,
+  DATASETS,
+  recipeFor,
+  resolveTrainConfig,
+  TRAIN_FIELDS,
+  type TrainConfig,
+} from "../train/config.ts";
+import { WARMUP_START_FACTOR } from "../train/lr_schedule.ts";
+
+/** Every flag of `deno task train`, in `--help` order. */
+export const TRAIN_FLAGS: readonly FlagSpec<keyof TrainConfig>[] = [
+  { key: "arch", help: "network", shownDefault: "resnet18" },
+  { key: "dataset", help: "dataset", shownDefault: "cifar10" },
+  {
+    key: "dataDir",
+    help: "dataset folder (required for folder)",
+    shownDefault: "data",
+  },
+  { key: "epochs", help: "training epochs" },
+  { key: "batchSize", help: "images per optimizer step" },
+  { key: "lr", help: "peak learning rate (onecycle: max_lr)" },
+  { key: "momentum", help: "SGD momentum" },
+  { key: "nesterov", help: "Nesterov momentum (--no-nesterov to disable)" },
+  {
+    key: "weightDecay",
+    help: "L2 weight decay (conv and fc weights only)",
+  },
+  {
+    key: "weightDecayAll",
+    help: "also decay BatchNorm parameters and biases",
+  },
+  { key: "schedule", help: "LR schedule (per step)" },
+  {
+    key: "warmupEpochs",
+    help: `linear warm-up epochs from ${WARMUP_START_FACTOR} x lr (not with onecycle)`,
+  },
+  { key: "milestones", help: "multistep: comma-separated epochs, e.g. 30,60,80" },
+  { key: "gamma", help: "step/multistep: LR decay factor" },
+  { key: "stepSize", help: "step: epochs between LR decays" },
+  { key: "minLr", help: "cosine: final learning rate" },
+  {
+    key: "pctStart",
+    help: "onecycle: fraction of steps warming up",
+  },
+  { key: "divFactor", help: "onecycle: lr / initial LR" },
+  {
+    key: "finalDivFactor",
+    help: "onecycle: initial LR / final LR",
+  },
+  {
+    key: "labelSmoothing",
+    help: "cross-entropy label smoothing",
+  },
+  { key: "clipGradNorm", help: "max gradient norm, 0 = off" },
+  { key: "seed", help: "random seed (init, data order, aug)" },
+  {
+    key: "valSplit",
+    help: "images of train held out for validation (and best)",
+  },
+  { key: "out", help: "run folder", shownDefault: "runs/<arch>-<dataset>" },
+  { key: "width", help: "channels of the first stage" },
+  { key: "stem", help: "network stem override" },
+  { key: "imageSize", help: "training image side (pixels)" },
+  {
+    key: "transforms",
+    help: "folder: imagenet (RandomResizedCrop), cifar (pad-4 crop, CIFAR recipe)",
+  },
+  {
+    key: "decoder",
+    help: "folder: js needs no native addon (JPEG, --transforms cifar)",
+  },
+  {
+    key: "resume",
+    help: "auto (newest valid checkpoint in --out) or a checkpoint path",
+    shownDefault: "none",
+  },
+  {
+    key: "init",
+    help: "initial weights only (safetensors, e.g. from torchvision)",
+    shownDefault: "none",
+  },
+  { key: "keep", help: "newest checkpoints kept besides last and best" },
+  {
+    key: "checkpointEvery",
+    help: "steps between mid-epoch checkpoints, 0 = at epoch ends only",
+  },
+  {
+    key: "zeroInitResidual",
+    help: "zero the last BN gamma of each residual block",
+  },
+  { key: "logEvery", help: "steps between loss readbacks" },
+  { key: "workers", help: "data-loading workers" },
+  { key: "help", help: "show this help" },
+];
+
+/**
+ * Parses `deno task train` flags into a resolved {@linkcode TrainConfig} (dataset defaults applied), or "help" for
+ * `--help`/`-h`.
+ * @throws {UsageError} for an unknown flag, a bad value (naming the flag and the value) or contradictory flags.
+ */
+export function parseTrainArgs(argv: string[]): TrainConfig | "help" {
+  const given = parseFlagTable(argv, TRAIN_FLAGS, TRAIN_FIELDS, "train");
+  if (given === "help") return "help";
+  try {
+    return resolveTrainConfig(given as Partial<TrainConfig>);
+  } catch (e) {
+    throw e instanceof ConfigError ? usageErrorFrom(e) : e;
+  }
+}
+
+function formatDefault(v: unknown): string {
+  if (Array.isArray(v)) return v.length ? v.join(",") : "none";
+  if (v === "") return "none";
+  return String(v);
+}
+
+/** `deno task train --help`: every flag with its default (per dataset where the recipes differ). */
+export function trainHelp(): string {
+  const recipes = DATASETS.map((d) => [d, recipeFor(d)] as const);
+  const defaultOf = (s: FlagSpec<keyof TrainConfig>): string => {
+    if (s.shownDefault !== undefined) return s.shownDefault;
+    const key = s.key as keyof ReturnType<typeof recipeFor>;
+    const values = recipes.map(([d, r]) => [d, formatDefault(r[key])] as const);
+    if (values.every(([, v]) => v === values[0][1])) return values[0][1];
+    // Group datasets sharing a default: "0.2 for cifar10/cifar100/synthetic, 0.1 for folder".
+    const groups = new Map<string, string[]>();
+    for (const [d, v] of values) groups.set(v, [...(groups.get(v) ?? []), d]);
+    return [...groups].map(([v, ds]) => `${v} for ${ds.join("/")}`).join(", ");
+  };
+  return [
+    "Usage: deno task train [--arch resnet18] [--dataset cifar10] [flags]",
+    "",
+    "Trains a torchvision-style ResNet with SGD on the GPU (WebGPU). With no flags: ResNet-18 on CIFAR-10 with the",
+    "reference recipe (one-cycle LR, Nesterov SGD, label smoothing). Folder datasets default to torchvision's",
+    "ImageNet recipe. Logs and checkpoints go to --out (metrics.jsonl, summary.csv, config.json, *.safetensors).",
+    "",
+    "Flags:",
+    ...helpLines(TRAIN_FLAGS, TRAIN_FIELDS, defaultOf),
+    "",
+    "Boolean flags take no value; prefix them with --no- to turn them off (e.g. --no-nesterov).",
+    "Exit status 2: unknown or contradictory flags.",
+  ].join("\n");
+}

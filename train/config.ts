@@ -1,0 +1,501 @@
+/**
+ * The training and evaluation configurations: their types, the dataset recipes, validation and the JSON round trip.
+ * A {@linkcode TrainConfig} is the resolved recipe, JSON-serialisable (it is written to `runs/NAME/config.json` and
+ * into checkpoint metadata). The command lines that produce these live in `tasks/train_flags.ts` and
+ * `tasks/eval_flags.ts`; errors here name fields ({@linkcode ConfigError}), never flags.
+ *
+ * Default recipes (any field can be overridden):
+ * - `cifar10`, `cifar100`: the recipe of the reference measurements (ResNet-18, 90.1 % after 30 epochs): 30 epochs,
+ *   batch 512, SGD Nesterov momentum 0.9, one-cycle LR peaking at 0.2 (15 % linear warm-up from 0.02, linear decay to
+ *   0.0002), weight decay 5e-4 on conv and fc weights only, label smoothing 0.1, CIFAR stem.
+ * - `folder` (an ImageNet-style folder of class subfolders): torchvision's reference recipe: 90 epochs, batch 256,
+ *   SGD momentum 0.9, lr 0.1 divided by 10 every 30 epochs, weight decay 1e-4 (conv and fc weights), ImageNet stem.
+ *   With `transforms: "cifar"` (small images used at their own size, such as the CIFAR-10 JPEG copy): the CIFAR recipe.
+ * - `synthetic`: the CIFAR recipe shortened for smoke tests: 3 epochs, batch 32, width 4.
+ * @module
+ */
+import { SCHEDULE_KINDS, type ScheduleConfig, type ScheduleKind } from "./lr_schedule.ts";
+import { ConfigError } from "./config_error.ts";
+import { ARCHITECTURES, type ArchName, type StemKind } from "../models/resnet_spec.ts";
+import { DATA_TRANSFORMS, type DataTransforms } from "../data/transforms.ts";
+import { IMAGE_DECODERS, type ImageDecoder } from "../data/decode_rgb.ts";
+
+export { ConfigError };
+
+/** Architectures the model builder knows (torchvision's names, in ARCHITECTURES' order). */
+export const ARCHS: readonly ArchName[] = Object.keys(ARCHITECTURES) as ArchName[];
+/** A torchvision ResNet name. */
+export type Arch = ArchName;
+
+/** Datasets a run accepts: the two CIFARs, an ImageNet-style folder tree, and generated data for tests. */
+export const DATASETS = ["cifar10", "cifar100", "folder", "synthetic"] as const;
+/** A dataset name. */
+export type DatasetName = typeof DATASETS[number];
+
+/** The network stem: CIFAR's 3x3 stride-1 conv without max pool, or ImageNet's 7x7/2 conv and 3x3/2 max pool. */
+export type Stem = StemKind;
+
+/** The network stems, as a choice list. */
+export const STEMS: readonly Stem[] = ["cifar", "imagenet"];
+
+/**
+ * The resolved configuration of a training run (defaults: see the module documentation): JSON-serialisable,
+ * stored in `config.json` and in every checkpoint. The schedule's own parameters (milestones in epochs, gamma,
+ * stepSize, minLr, pctStart, divFactor, finalDivFactor) are {@linkcode ScheduleConfig}'s.
+ */
+export interface TrainConfig
+  extends
+    Pick<ScheduleConfig, "milestones" | "gamma" | "stepSize" | "minLr" | "pctStart" | "divFactor" | "finalDivFactor"> {
+  arch: Arch;
+  dataset: DatasetName;
+  /** Where the dataset lives ("" for synthetic). */
+  dataDir: string;
+  /** Channels of the first stage (64 for torchvision's ResNets; smaller for tests). */
+  width: number;
+  /** Derived from the dataset (cifar for cifar10/cifar100/synthetic, imagenet for folder) unless set. */
+  stem: Stem;
+  /** Training image side in pixels (32 for CIFAR, 224 for folder datasets). */
+  imageSize: number;
+  /** Augmentation family: `cifar` (pad-4 crop + flip at native size) or, for folder datasets, `imagenet`. */
+  transforms: DataTransforms;
+  /** Folder datasets' image decoder: `sharp`, or `js` (jpeg-js, no native addon, with `transforms: "cifar"`). */
+  decoder: ImageDecoder;
+  epochs: number;
+  /** Images per optimizer step. */
+  batchSize: number;
+  /** Peak learning rate (after warm-up; one-cycle's max_lr). */
+  lr: number;
+  momentum: number;
+  nesterov: boolean;
+  weightDecay: number;
+  /** Also decay BatchNorm parameters and biases (default: conv and fc weights only). */
+  weightDecayAll: boolean;
+  schedule: ScheduleKind;
+  /** Epochs of linear warm-up (not for onecycle). */
+  warmupEpochs: number;
+  labelSmoothing: number;
+  /** Maximum global gradient 2-norm; 0 = no clipping. */
+  clipGradNorm: number;
+  seed: number;
+  /** Images of the training set held out for validation (and for choosing the best checkpoint); 0 = none. */
+  valSplit: number;
+  /** Run folder for checkpoints and logs. */
+  out: string;
+  /** null, "auto" (newest valid checkpoint in `out`, or a fresh start) or a checkpoint path. */
+  resume: string | null;
+  /** Weights-only initialisation from a safetensors file (e.g. exported from torchvision), or null. */
+  init: string | null;
+  /** Checkpoints kept besides `last` and `best`. */
+  keep: number;
+  /** Optimizer steps between mid-epoch checkpoints (0 = only at the end of each epoch). */
+  checkpointEvery: number;
+  /** Zero-initialise the last BN of each residual block (torchvision's `zero_init_residual`). */
+  zeroInitResidual: boolean;
+  /** Optimizer steps between loss readbacks (progress lines, non-finite checks). */
+  logEvery: number;
+  /** Data-loading workers. */
+  workers: number;
+}
+
+/** The resolved configuration of an evaluation (`deno task eval`). */
+export interface EvalConfig {
+  /** A checkpoint written by `train`, or a bare torchvision safetensors file. */
+  checkpoint: string;
+  /** null: the dataset recorded in the checkpoint. */
+  dataset: DatasetName | null;
+  /** null: the checkpoint's, else the dataset recipe's (`data` for CIFAR). */
+  dataDir: string | null;
+  split: "test" | "val";
+  /** Where to write the float32 logits as a NumPy `.npy` file, in dataset order; null = do not. */
+  saveLogits: string | null;
+  /** Print one JSON object instead of a table. */
+  json: boolean;
+  batchSize: number;
+  /** For a bare weights file without metadata (null = from the checkpoint, else inferred). */
+  arch: Arch | null;
+  width: number | null;
+  numClasses: number | null;
+  stem: Stem | null;
+  imageSize: number | null;
+  /** null: the checkpoint's (for its own dataset), else the dataset recipe's. */
+  transforms: DataTransforms | null;
+  /** null: the checkpoint's, else sharp. */
+  decoder: ImageDecoder | null;
+}
+
+type Recipe = Omit<TrainConfig, "arch" | "dataset" | "out" | "resume" | "init">;
+
+const COMMON = {
+  momentum: 0.9,
+  weightDecayAll: false,
+  warmupEpochs: 0,
+  milestones: [] as number[],
+  gamma: 0.1,
+  stepSize: 30,
+  minLr: 0,
+  pctStart: 0.15,
+  divFactor: 10,
+  finalDivFactor: 100,
+  clipGradNorm: 0,
+  seed: 0,
+  valSplit: 0,
+  keep: 3,
+  checkpointEvery: 0,
+  zeroInitResidual: false,
+  workers: 2,
+};
+
+const CIFAR_RECIPE: Recipe = {
+  ...COMMON,
+  dataDir: "",
+  width: 64,
+  stem: "cifar",
+  imageSize: 32,
+  transforms: "cifar",
+  decoder: "sharp",
+  epochs: 30,
+  batchSize: 512,
+  lr: 0.2,
+  nesterov: true,
+  weightDecay: 5e-4,
+  schedule: "onecycle",
+  labelSmoothing: 0.1,
+  logEvery: 20,
+};
+
+/**
+ * The defaults of each dataset, before flags; CIFAR archives live in `data` (where `deno task prepare` puts them).
+ * A folder dataset with `transforms` "cifar" (small images such as the CIFAR-10 JPEG copy) gets the CIFAR recipe.
+ */
+export function recipeFor(dataset: DatasetName, transforms?: DataTransforms): Recipe {
+  switch (dataset) {
+    case "cifar10":
+    case "cifar100":
+      return { ...CIFAR_RECIPE, milestones: [], dataDir: "data" };
+    case "synthetic":
+      // Sized for the software adapter (~1.5 s per step): ~30 steps an epoch, well above chance after the first.
+      return { ...CIFAR_RECIPE, milestones: [], epochs: 3, batchSize: 32, width: 4, logEvery: 5 };
+    case "folder":
+      if (transforms === "cifar") return { ...CIFAR_RECIPE, milestones: [] };
+      return {
+        ...COMMON,
+        milestones: [],
+        dataDir: "",
+        width: 64,
+        stem: "imagenet",
+        imageSize: 224,
+        transforms: "imagenet",
+        decoder: "sharp",
+        epochs: 90,
+        batchSize: 256,
+        lr: 0.1,
+        nesterov: false,
+        weightDecay: 1e-4,
+        schedule: "step",
+        labelSmoothing: 0,
+        logEvery: 50,
+        // An ImageNet epoch is ~5,000 steps at batch 256: checkpoint within it so a crash loses minutes, not hours.
+        checkpointEvery: 1000,
+      };
+  }
+}
+
+/** The shape of a field's value, for validation, the command lines and `--help`. */
+export type FieldKind = "string" | "int" | "number" | "boolean" | "list";
+
+/** What a field accepts. */
+export interface FieldRule {
+  kind: FieldKind;
+  /** The values a string field accepts. */
+  choices?: readonly string[];
+  /** Bounds of a number: [min, max, minExclusive?, maxExclusive?]. */
+  range?: [number, number, boolean?, boolean?];
+  /** null is a valid value ("not set"). */
+  nullable?: boolean;
+  /** "" is a valid value. */
+  emptyAllowed?: boolean;
+}
+
+/** Every TrainConfig field once, in the order config.json lists them (a missing or extra field is a compile error). */
+export const TRAIN_FIELDS: Readonly<Record<keyof TrainConfig, FieldRule>> = {
+  arch: { kind: "string", choices: ARCHS },
+  dataset: { kind: "string", choices: DATASETS },
+  dataDir: { kind: "string", emptyAllowed: true },
+  width: { kind: "int", range: [1, 4096] },
+  stem: { kind: "string", choices: STEMS },
+  imageSize: { kind: "int", range: [8, 4096] },
+  transforms: { kind: "string", choices: DATA_TRANSFORMS },
+  decoder: { kind: "string", choices: IMAGE_DECODERS },
+  epochs: { kind: "int", range: [1, 1e6] },
+  batchSize: { kind: "int", range: [1, 1e6] },
+  lr: { kind: "number", range: [0, 1e3, true] },
+  momentum: { kind: "number", range: [0, 1, false, true] },
+  nesterov: { kind: "boolean" },
+  weightDecay: { kind: "number", range: [0, 1] },
+  weightDecayAll: { kind: "boolean" },
+  schedule: { kind: "string", choices: SCHEDULE_KINDS },
+  warmupEpochs: { kind: "int", range: [0, 1e6] },
+  milestones: { kind: "list" },
+  gamma: { kind: "number", range: [0, 1, true] },
+  stepSize: { kind: "int", range: [1, 1e6] },
+  minLr: { kind: "number", range: [0, 1e3] },
+  pctStart: { kind: "number", range: [0, 1, true, true] },
+  divFactor: { kind: "number", range: [0, 1e9, true] },
+  finalDivFactor: { kind: "number", range: [0, 1e12, true] },
+  labelSmoothing: { kind: "number", range: [0, 1, false, true] },
+  clipGradNorm: { kind: "number", range: [0, 1e12] },
+  seed: { kind: "int", range: [0, 2 ** 32 - 1] },
+  valSplit: { kind: "int", range: [0, 2 ** 31] },
+  out: { kind: "string" },
+  resume: { kind: "string", nullable: true },
+  init: { kind: "string", nullable: true },
+  keep: { kind: "int", range: [1, 1e6] },
+  checkpointEvery: { kind: "int", range: [0, 1e9] },
+  zeroInitResidual: { kind: "boolean" },
+  logEvery: { kind: "int", range: [1, 1e9] },
+  workers: { kind: "int", range: [0, 1024] },
+};
+
+/** Every EvalConfig field once, in declaration order. */
+export const EVAL_FIELDS: Readonly<Record<keyof EvalConfig, FieldRule>> = {
+  checkpoint: { kind: "string" },
+  dataset: { kind: "string", choices: DATASETS, nullable: true },
+  dataDir: { kind: "string", nullable: true },
+  split: { kind: "string", choices: ["test", "val"] },
+  saveLogits: { kind: "string", nullable: true },
+  json: { kind: "boolean" },
+  batchSize: { kind: "int", range: [1, 1e6] },
+  arch: { kind: "string", choices: ARCHS, nullable: true },
+  width: { kind: "int", range: [1, 4096], nullable: true },
+  numClasses: { kind: "int", range: [1, 1e6], nullable: true },
+  stem: { kind: "string", choices: STEMS, nullable: true },
+  imageSize: { kind: "int", range: [8, 4096], nullable: true },
+  transforms: { kind: "string", choices: DATA_TRANSFORMS, nullable: true },
+  decoder: { kind: "string", choices: IMAGE_DECODERS, nullable: true },
+};
+
+/** The defaults of an evaluation: what {@linkcode EvalConfig} holds when only the checkpoint is named. */
+export function defaultEvalConfig(checkpoint: string): EvalConfig {
+  return {
+    checkpoint,
+    dataset: null,
+    dataDir: null,
+    split: "test",
+    saveLogits: null,
+    json: false,
+    batchSize: 256,
+    arch: null,
+    width: null,
+    numClasses: null,
+    stem: null,
+    imageSize: null,
+    transforms: null,
+    decoder: null,
+  };
+}
+
+/** A value as error messages quote it: `"0.1"`, `"10,20"`. */
+function quoted(value: unknown): string {
+  return `"${Array.isArray(value) ? value.join(",") : String(value)}"`;
+}
+
+/**
+ * Checks a value of the right JavaScript type against its field's rule (choices, integer, range, non-empty,
+ * increasing epochs).
+ * @throws {ConfigError} naming `field`, the value and the rule.
+ */
+export function checkFieldValue(field: string, rule: FieldRule, value: unknown): void {
+  if (value === null && rule.nullable) return;
+  const bad = (rest: string): never => {
+    throw new ConfigError(field, `{${field}} ${rest}`);
+  };
+  if (rule.kind === "string") {
+    const text = value as string;
+    if (rule.choices && !rule.choices.includes(text)) {
+      bad(`must be one of ${rule.choices.join(", ")}; got ${quoted(text)}`);
+    }
+    if (text === "" && !rule.emptyAllowed) bad("needs a non-empty value");
+  } else if (rule.kind === "list") {
+    const epochs = value as number[];
+    if (epochs.some((n) => !Number.isInteger(n) || n < 1)) {
+      bad(`must be positive integers (epochs), got ${quoted(epochs)}`);
+    }
+    if (epochs.some((n, i) => i > 0 && n <= epochs[i - 1])) bad(`must be strictly increasing, got ${quoted(epochs)}`);
+  } else if (rule.kind === "int" || rule.kind === "number") {
+    const n = value as number;
+    if (rule.kind === "int" && !Number.isInteger(n)) bad(`expects an integer, got ${quoted(n)}`);
+    if (rule.range) {
+      const [min, max, minEx, maxEx] = rule.range;
+      if ((minEx ? n <= min : n < min) || (maxEx ? n >= max : n > max)) {
+        bad(`must be in ${minEx ? "(" : "["}${min}, ${max}${maxEx ? ")" : "]"}, got ${quoted(n)}`);
+      }
+    }
+  }
+}
+
+/**
+ * The decoder/transforms rule training and evaluation share: jpeg-js does not resize, so it only serves images used
+ * at their own size.
+ * @throws {ConfigError} naming `decoder`.
+ */
+export function checkDecoderFits(
+  decoder: ImageDecoder | null | undefined,
+  transforms: DataTransforms | null | undefined,
+): void {
+  if (decoder === "js" && transforms !== "cifar") {
+    throw new ConfigError(
+      "decoder",
+      "{decoder} js does not resize images, so it needs {transforms} cifar (images used at their own size)",
+    );
+  }
+}
+
+/**
+ * The rules between fields of a resolved TrainConfig. `given` holds the fields set explicitly (the rest come from
+ * the recipe): a recipe's default never contradicts, an explicitly set field that has no effect does.
+ * @throws {ConfigError} naming the field at fault.
+ */
+export function checkTrainConfig(c: TrainConfig, given: ReadonlySet<keyof TrainConfig> = new Set()): void {
+  const fail = (field: keyof TrainConfig, template: string): never => {
+    throw new ConfigError(field, template);
+  };
+  if (c.dataset === "folder" && !c.dataDir) {
+    fail("dataDir", "{dataset} folder needs {dataDir} (a folder with one subfolder per class)");
+  }
+  if (c.dataset === "synthetic" && given.has("dataDir")) {
+    fail("dataDir", "{dataDir} does not apply to {dataset} synthetic");
+  }
+  for (const key of ["transforms", "decoder"] as const) {
+    if (c.dataset !== "folder" && (given.has(key) || c.transforms !== "cifar")) {
+      fail(key, `{${key}} applies to {dataset} folder only (${c.dataset} is always cifar-style)`);
+    }
+  }
+  checkDecoderFits(c.decoder, c.transforms);
+  if (given.has("milestones") && c.schedule !== "multistep") {
+    fail("milestones", `{milestones} only applies to {schedule} multistep, not ${c.schedule}`);
+  }
+  if (c.schedule === "multistep" && c.milestones.length === 0) {
+    fail("milestones", "{schedule} multistep needs {milestones}, e.g. {milestones} 30,60,80");
+  }
+  if (c.schedule === "multistep") {
+    const last = c.milestones[c.milestones.length - 1];
+    if (last >= c.epochs - c.warmupEpochs) {
+      fail(
+        "milestones",
+        `{milestones} ${c.milestones.join(",")}: milestone ${last} (counted after ${c.warmupEpochs} warm-up ` +
+          `epochs) is not reached within {epochs} ${c.epochs}`,
+      );
+    }
+  }
+  if (given.has("stepSize") && c.schedule !== "step") {
+    fail("stepSize", `{stepSize} only applies to {schedule} step, not ${c.schedule}`);
+  }
+  if (given.has("gamma") && c.schedule !== "step" && c.schedule !== "multistep") {
+    fail("gamma", `{gamma} only applies to {schedule} step or multistep, not ${c.schedule}`);
+  }
+  if (given.has("minLr") && c.schedule !== "cosine") {
+    fail("minLr", `{minLr} only applies to {schedule} cosine, not ${c.schedule}`);
+  }
+  for (const key of ["pctStart", "divFactor", "finalDivFactor"] as const) {
+    if (given.has(key) && c.schedule !== "onecycle") {
+      fail(key, `{${key}} only applies to {schedule} onecycle, not ${c.schedule}`);
+    }
+  }
+  if (c.schedule === "onecycle" && c.warmupEpochs > 0) {
+    fail(
+      "warmupEpochs",
+      "{warmupEpochs} cannot be combined with {schedule} onecycle, which warms up by itself (see {pctStart})",
+    );
+  }
+  if (c.warmupEpochs >= c.epochs && c.warmupEpochs > 0) {
+    fail("warmupEpochs", `{warmupEpochs} ${c.warmupEpochs} must be less than {epochs} ${c.epochs}`);
+  }
+  if (c.resume !== null && c.init !== null) {
+    fail(
+      "resume",
+      "{resume} and {init} contradict each other: {resume} continues a run (weights, optimizer, position), " +
+        "{init} starts a new one from weights",
+    );
+  }
+  if (c.nesterov && c.momentum === 0) fail("nesterov", "{nesterov} needs {momentum} > 0 (or turn {nesterov} off)");
+  if (given.has("weightDecayAll") && c.weightDecayAll && c.weightDecay === 0) {
+    fail("weightDecayAll", "{weightDecayAll} has no effect with {weightDecay} 0");
+  }
+}
+
+/** `config` with its fields in declaration order, so config.json reads like the interface. */
+function ordered(config: TrainConfig): TrainConfig {
+  return Object.fromEntries(
+    Object.keys(TRAIN_FIELDS).map((k) => [k, config[k as keyof TrainConfig]]),
+  ) as unknown as TrainConfig;
+}
+
+/**
+ * A run's configuration from the fields set explicitly: the dataset's recipe (default cifar10, resnet18) overridden
+ * by `given`, every field and rule checked.
+ * @throws {ConfigError} naming the field at fault.
+ */
+export function resolveTrainConfig(given: Partial<TrainConfig>): TrainConfig {
+  for (const [key, value] of Object.entries(given)) {
+    if (value !== undefined) checkFieldValue(key, TRAIN_FIELDS[key as keyof TrainConfig], value);
+  }
+  const dataset = given.dataset ?? "cifar10";
+  const arch = given.arch ?? "resnet18";
+  const merged: TrainConfig = {
+    arch,
+    dataset,
+    ...recipeFor(dataset, given.transforms),
+    out: `runs/${arch}-${dataset}`,
+    resume: null,
+    init: null,
+    ...Object.fromEntries(Object.entries(given).filter(([, v]) => v !== undefined)),
+  };
+  checkTrainConfig(
+    merged,
+    new Set(Object.keys(given).filter((k) => given[k as keyof TrainConfig] !== undefined)) as Set<keyof TrainConfig>,
+  );
+  return ordered(merged);
+}
+
+/**
+ * Checks a TrainConfig read back from JSON (`config.json`, checkpoint metadata) with the same rules as a new run,
+ * and returns it with its fields in declaration order.
+ * @param where names the source in error messages, e.g. "runs/x/last.safetensors metadata".
+ * @throws {Error} naming the source and the field: missing, unknown, mistyped or out-of-range fields, and the
+ *   contradictions {@linkcode checkTrainConfig} rejects.
+ */
+export function trainConfigFromJSON(value: unknown, where: string): TrainConfig {
+  if (typeof value !== "object" || value === null || Array.isArray(value)) {
+    throw new Error(`${where}: expected a training configuration object, got ${JSON.stringify(value)}`);
+  }
+  // Fields added after the first checkpoints were written take the value those runs had.
+  const old = value as Record<string, unknown>;
+  const v: Record<string, unknown> = {
+    transforms: old.dataset === "folder" ? "imagenet" : "cifar",
+    decoder: "sharp",
+    ...old,
+  };
+  const unknown = Object.keys(v).filter((k) => !(k in TRAIN_FIELDS));
+  if (unknown.length > 0) throw new Error(`${where}: unknown configuration field(s) ${unknown.join(", ")}`);
+  for (const [key, rule] of Object.entries(TRAIN_FIELDS) as [keyof TrainConfig, FieldRule][]) {
+    const x = v[key];
+    const fail = (expected: string): never => {
+      throw new Error(`${where}: field "${key}" must be ${expected}, got ${JSON.stringify(x)}`);
+    };
+    if (!(key in v)) fail("present");
+    if (x === null && rule.nullable) continue;
+    if (rule.kind === "boolean" && typeof x !== "boolean") fail("a boolean");
+    if (rule.kind === "list" && (!Array.isArray(x) || x.some((n) => typeof n !== "number"))) fail("an array of epochs");
+    if (rule.kind === "string" && typeof x !== "string") fail("a string");
+    if ((rule.kind === "int" || rule.kind === "number") && typeof x !== "number") fail("a number");
+  }
+  const config = ordered(v as unknown as TrainConfig);
+  try {
+    for (const [key, rule] of Object.entries(TRAIN_FIELDS)) checkFieldValue(key, rule, v[key]);
+    checkTrainConfig(config);
+  } catch (e) {
+    if (e instanceof ConfigError) throw new Error(`${where}: ${e.message}`);
+    throw e;
+  }
+  return config;
+}

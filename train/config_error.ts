@@ -1,0 +1,29 @@
+/**
+ * The one error type for a bad configuration value or a contradiction between fields, raised by the library, which
+ * knows fields, not command lines. Its message is a template in which `{field}` marks each field named, so that the
+ * command-line layer can say `--batch-size` where the library says `batchSize` (see `tasks/args.ts`).
+ * @module
+ */
+
+/** A bad configuration: `field` is the field at fault; the message names fields, `describe()` names them your way. */
+export class ConfigError extends Error {
+  /** The configuration field at fault, e.g. "batchSize". */
+  readonly field: string;
+  /** The message with each field written `{field}`. */
+  readonly template: string;
+  constructor(field: string, template: string) {
+    super(renderTemplate(template, (f) => f));
+    this.name = "ConfigError";
+    this.field = field;
+    this.template = template;
+  }
+
+  /** The message with each `{field}` written as `nameOf(field)`, e.g. a command-line flag. */
+  describe(nameOf: (field: string) => string): string {
+    return renderTemplate(this.template, nameOf);
+  }
+}
+
+function renderTemplate(template: string, nameOf: (field: string) => string): string {
+  return template.replace(/\{([A-Za-z][A-Za-z0-9]*)\}/g, (_, field: string) => nameOf(field));
+}
