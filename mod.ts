@@ -9,7 +9,7 @@
  * const result = await train(resolveTrainConfig({ dataset: "synthetic", epochs: 1 }), { log: console.log });
  * console.log(result.epochs.at(-1)?.test_top1);
  * ```
-*
+ *
  * The public API, by layer (bottom first): WebGPU start-up and our kernels; tensor files and checkpoints; models
  * and data; training and evaluation. The command lines (`deno task train|eval|summary|export|prepare|bench`) live
  * in `tasks/` and are thin wrappers over these; their flag parsing is not part of the library.
