@@ -12,6 +12,9 @@ export interface Batch {
   size: number;
   height: number;
   width: number;
+  /** Its slot in the epoch: batch `index` of `batchesPerEpoch`. A batch whose every image failed to decode is not
+   *  yielded, so the next one's index, not a count of batches received, says where the epoch stands. */
+  index: number;
 }
 
 /** Batches of one split. */

@@ -84,18 +84,19 @@ export class PipelineLoader implements BatchLoader {
     };
     // Bounded prefetch queue: at most `depth` batches built ahead of the consumer.
     const depth = o.pool ? Math.max(1, o.prefetch ?? 2 * o.pool.size) : 1;
-    const queue: Promise<BatchResult>[] = [];
+    const queue: { index: number; result: Promise<BatchResult> }[] = [];
     let next = startBatch;
     const fill = () => {
       while (queue.length < depth && next < this.batchesPerEpoch) {
-        const p = build(next++);
-        p.catch(() => {}); // observed when awaited; avoids an unhandled rejection if the consumer stops first
-        queue.push(p);
+        const result = build(next);
+        result.catch(() => {}); // observed when awaited; avoids an unhandled rejection if the consumer stops first
+        queue.push({ index: next++, result });
       }
     };
     fill();
     while (queue.length > 0) {
-      const result = await queue.shift()!;
+      const { index, result: pending } = queue.shift()!;
+      const result = await pending;
       fill();
       if (result.failures.length > 0) o.onFailures?.(result.failures);
       if (result.size === 0) continue;
@@ -105,6 +106,7 @@ export class PipelineLoader implements BatchLoader {
         size: result.size,
         height: result.height,
         width: result.width,
+        index,
       };
     }
   }

@@ -3,6 +3,7 @@ import { type Batch, type BatchLoader, createLoaders, type DataConfig, type Load
 import { channelStats, generateSynthetic } from "../../data/synthetic.ts";
 import { type BatchRunner, PipelineLoader } from "../../data/batch_loader.ts";
 import { createBatchMaker } from "../../data/batch_source.ts";
+import { batchSlice, epochOrder } from "../../data/batch_plan.ts";
 
 const base: DataConfig = {
   dataset: "synthetic",
@@ -208,4 +209,49 @@ Deno.test("PipelineLoader: at most `prefetch` batches are built ahead of a slow 
   }
   assertEquals([consumed, started, maxInFlight], [16, 16, 3]);
   await loader.close();
+});
+
+Deno.test("PipelineLoader: a batch none of whose images decode is skipped and keeps its slot in the epoch", async () => {
+  const spec = {
+    kind: "array" as const,
+    images: new Uint8Array(16 * 3072),
+    labels: new Uint8Array(16),
+    height: 32,
+    width: 32,
+    pad: 4,
+    norm: { mean: [0, 0, 0] as [number, number, number], std: [1, 1, 1] as [number, number, number] },
+    seed: 0,
+  };
+  const make = createBatchMaker(spec);
+  // Batch 1 of every epoch fails to decode entirely (as a run of corrupt JPEGs would); the runner numbers its jobs
+  // its own way, as the worker pool does, so the index must not come from the result.
+  let jobs = 0;
+  const runner: BatchRunner = {
+    size: 1,
+    async run(job) {
+      const result = await make({ ...job, id: 1000 + jobs++ });
+      if (job.indices[0] !== order1First) return result;
+      return { ...result, size: 0, images: new Float32Array(0), labels: new Int32Array(0), failures: [] };
+    },
+  };
+  const indices = Uint32Array.from({ length: 16 }, (_, i) => i);
+  const order1First = batchSlice(epochOrder(indices, 0, 0, true), 1, 4)[0];
+  const loader = new PipelineLoader({
+    spec,
+    source: 0,
+    indices,
+    batchSize: 4,
+    train: true,
+    augment: false,
+    seed: 0,
+    pool: runner,
+  });
+  try {
+    assertEquals((await collect(loader, 0)).map((b) => b.index), [0, 2, 3]);
+    // Resuming after batch 2 (position 3) continues with batch 3, as the uninterrupted run did.
+    assertEquals((await collect(loader, 0, 3)).map((b) => b.index), [3]);
+    assertEquals((await collect(loader, 0, 1)).map((b) => b.index), [2, 3]);
+  } finally {
+    await loader.close();
+  }
 });
