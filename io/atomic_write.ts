@@ -9,7 +9,7 @@ import { dirname } from "node:path";
 export type FileChunks = Uint8Array | Iterable<Uint8Array> | AsyncIterable<Uint8Array>;
 
 /** POSIX error codes meaning "this file system cannot fsync a directory": safe to ignore, nothing else is. */
-const DIR_SYNC_UNSUPPORTED = new Set(["EINVAL", "ENOTSUP", "EOPNOTSUPP", "EBADF", "EISDIR"]);
+const DIR_SYNC_UNSUPPORTED = new Set(["EINVAL", "ENOTSUP", "EOPNOTSUPP", "EISDIR"]);
 
 /**
  * Replaces `path` atomically with `data`: writes `path.tmp-<random>` in the same folder (a rename is only atomic
