@@ -65,9 +65,15 @@ export interface TrainResult {
 
 /** Thrown when the training loss stops being finite; checkpoints written before are left untouched. */
 export class NonFiniteLossError extends Error {
-  constructor(step: number, epoch: number, value: number) {
+  /** `what` went non-finite: the loss (read back every `logEvery` steps) or the parameters (checked before a save). */
+  constructor(
+    step: number,
+    epoch: number,
+    value: number,
+    what: "training loss" | "sum of the parameters" = "training loss",
+  ) {
     super(
-      `The training loss became ${value} at or before global step ${step} (epoch ${epoch}). The run was stopped; ` +
+      `The ${what} became ${value} at or before global step ${step} (epoch ${epoch}). The run was stopped; ` +
         "the last checkpoint is untouched. Lower --lr, add --clip-grad-norm, or check the data.",
     );
     this.name = "NonFiniteLossError";
@@ -238,7 +244,9 @@ async function runLoop(
         seen += b.size;
         imagesThisSession += b.size;
         globalStep++;
-        batch++;
+        // The loader's slot, not a count: a batch none of whose images decode is skipped, and counting would drift.
+        batch = b.index + 1;
+
         if (globalStep % config.logEvery === 0 || batch === stepsPerEpoch) {
           const s = await readSums();
           const elapsed = (performance.now() - started) / 1000;
@@ -355,5 +363,5 @@ async function assertFiniteParameters(model: ResNet, step: number, epoch: number
   const total = tf.tidy(() => sumScalars([...model.parameters().values()].map((p) => p.sum())));
   const [v] = await total.data();
   total.dispose();
-  if (!Number.isFinite(v)) throw new NonFiniteLossError(step, epoch, v);
+  if (!Number.isFinite(v)) throw new NonFiniteLossError(step, epoch, v, "sum of the parameters");
 }
