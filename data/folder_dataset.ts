@@ -93,6 +93,17 @@ async function indexDirectory(root: string): Promise<FolderIndex> {
 
 const MEMBER = /^(?:.*\/)?(train|val|test)\/([^/]+)\/([^/]+)$/;
 
+/** Options of {@linkcode indexFolderDataset}. */
+export interface FolderOptions {
+  /** Bytes of `.tar.gz` images held in memory at most (default: a quarter of the machine's memory). */
+  maxInMemoryBytes?: number;
+}
+
+/** A quarter of the machine's memory: packing the images into shared memory briefly holds them twice. */
+function defaultInMemoryLimit(): number {
+  return Math.floor(Deno.systemMemoryInfo().total / 4);
+}
+
 /** Where a member of an uncompressed archive is: index into the archive list, data offset and size. */
 type InPlace = { archive: number; offset: number; size: number };
 
@@ -101,9 +112,18 @@ type InPlace = { archive: number; offset: number; size: number };
  * archives are indexed (headers only) and their images read in place; `.tar.gz` archives, which allow no random
  * access, are streamed once and their images kept in shared memory. `root` names the dataset in errors.
  */
-async function indexArchives(root: string, archives: string[]): Promise<FolderIndex> {
+async function indexArchives(root: string, archives: string[], options: FolderOptions): Promise<FolderIndex> {
   const listing: Listing = new Map();
   const contents = new Map<string, Uint8Array | InPlace>(); // "archive:member" -> the bytes (.tar.gz) or where (.tar)
+  const limit = options.maxInMemoryBytes ?? defaultInMemoryLimit();
+  let inMemory = 0;
+  const tooLarge = (archive: string, bytes: number): never => {
+    throw new Error(
+      `${archive}: its images (${bytes} bytes or more) exceed the ${limit} bytes a .tar.gz may hold in memory ` +
+        `(gzip allows no reading in place); extract it (tar xzf) or decompress it to a .tar (gunzip), ` +
+        "which are read in place, or raise DataConfig.maxInMemoryBytes",
+    );
+  };
   const add = (archive: string, name: string, content: Uint8Array | InPlace) => {
     const m = MEMBER.exec(name);
     if (!m || !isImageName(name)) return;
@@ -117,9 +137,16 @@ async function indexArchives(root: string, archives: string[]): Promise<FolderIn
   };
   for (const [i, archive] of archives.entries()) {
     if (await isGzipFile(archive)) {
+      // JPEGs do not compress: the archive's size says before reading whether its images will fit.
+      const compressed = (await Deno.stat(archive)).size;
+      if (inMemory + compressed > limit) tooLarge(archive, inMemory + compressed);
       await readTarFiles(
         archive,
-        (name, bytes) => add(archive, name, bytes),
+        (name, bytes) => {
+          inMemory += bytes.length;
+          if (inMemory > limit) tooLarge(archive, inMemory);
+          add(archive, name, bytes);
+        },
         (name) => MEMBER.test(name) && isImageName(name),
       );
     } else {
@@ -164,10 +191,10 @@ const ARCHIVE = /\.(tar|tar\.gz|tgz)$/i;
  * @throws {Error} naming `root` when it is missing, has no `train/` images, no `val/`/`test/` images, or an
  * evaluation class that training lacks.
  */
-export async function indexFolderDataset(root: string): Promise<FolderIndex> {
+export async function indexFolderDataset(root: string, options: FolderOptions = {}): Promise<FolderIndex> {
   const info = await statIfExists(root);
   if (!info) throw new Error(`${root}: not found (expected a class-folder directory or a .tar/.tar.gz of one)`);
-  if (!info.isDirectory) return indexArchives(root, [root]);
+  if (!info.isDirectory) return indexArchives(root, [root], options);
   if ((await statIfExists(join(root, "train")))?.isDirectory) return indexDirectory(root);
   const archives: string[] = [];
   for await (const entry of Deno.readDir(root)) {
@@ -176,5 +203,5 @@ export async function indexFolderDataset(root: string): Promise<FolderIndex> {
   if (archives.length === 0) {
     throw new Error(`${root}: holds neither a train/ folder nor .tar/.tar.gz archives of a class-folder tree`);
   }
-  return indexArchives(root, archives.sort());
+  return indexArchives(root, archives.sort(), options);
 }

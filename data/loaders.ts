@@ -53,6 +53,9 @@ export interface DataConfig {
   prefetch?: number;
   /** Folder datasets: corrupt images tolerated before the run stops (default max(10, 0.1 % of train images)). */
   maxSkippedImages?: number;
+  /** Folder datasets in `.tar.gz` archives: bytes of images held in memory at most (default a quarter of the
+   *  machine's memory; packing them briefly needs twice that). A `.tar` or a directory is read in place instead. */
+  maxInMemoryBytes?: number;
   /** Synthetic dataset: training images (default 1,024: a demo that learns within a minute on a software adapter). */
   syntheticTrain?: number;
   /** Synthetic dataset: test images (default 512). */
@@ -111,7 +114,16 @@ function checkConfig(config: DataConfig): void {
   }
   if (!Number.isSafeInteger(config.seed)) bad("seed", "an integer", config.seed);
   if (!Number.isInteger(config.valSplit) || config.valSplit < 0) bad("valSplit", "an integer >= 0", config.valSplit);
-  for (const field of ["workers", "prefetch", "maxSkippedImages", "syntheticTrain", "syntheticTest"] as const) {
+  for (
+    const field of [
+      "workers",
+      "prefetch",
+      "maxSkippedImages",
+      "maxInMemoryBytes",
+      "syntheticTrain",
+      "syntheticTest",
+    ] as const
+  ) {
     const v = config[field];
     if (v !== undefined && (!Number.isInteger(v) || v < 0)) bad(field, "an integer >= 0", v);
   }
@@ -194,7 +206,7 @@ async function prepare(
       imageSize: 32,
     };
   }
-  const index = await indexFolderDataset(config.dataDir);
+  const index = await indexFolderDataset(config.dataDir, { maxInMemoryBytes: config.maxInMemoryBytes });
   failures.indexed(index.train.labels.length);
   const decoder = config.decoder ?? "sharp";
   // A decoder that cannot load is one error now, not a warning per image later (e.g. sharp in a bundle).

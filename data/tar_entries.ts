@@ -53,15 +53,25 @@ export async function readTarFiles(
       }
       const chunks: Uint8Array[] = [];
       for await (const chunk of entry) chunks.push(chunk);
-      await onFile(name, concat(chunks));
+      try {
+        await onFile(name, concat(chunks));
+      } catch (e) {
+        throw new CallbackError(e);
+      }
     }
   } catch (e) {
+    if (e instanceof CallbackError) throw e.error; // the caller's own error, not the archive's fault
     const cause = failure ?? (e as Error);
     throw new Error(`${path}: not a readable ${gzip ? "tar.gz" : "tar"} archive (${cause.message})`, { cause });
   } finally {
     input.destroy();
   }
   if (failure) throw new Error(`${path}: not a readable ${gzip ? "tar.gz" : "tar"} archive (${failure.message})`);
+}
+
+/** Carries an error `onFile` threw out of the stream loop unchanged. */
+class CallbackError {
+  constructor(readonly error: unknown) {}
 }
 
 function concat(chunks: Uint8Array[]): Uint8Array {

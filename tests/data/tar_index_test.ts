@@ -84,6 +84,12 @@ Deno.test("folder datasets read .tar images in place and keep .tar.gz images in 
     const mixed = await indexFolderDataset(both);
     assert(mixed.train.blob && !mixed.train.tar, "a mixed split is held in memory");
     assertEquals(mixed.train.blob.offsets[1], 700, "a.jpg's 700 bytes first");
+    // Held in memory up to a limit: past it, a message says to extract or decompress, before or while reading.
+    const advice = /t\.tar\.gz: its images \(\d+ bytes or more\) exceed the \d+ bytes .*extract it .*or decompress it/;
+    await rejects(indexFolderDataset(join(dir, "t.tar.gz"), { maxInMemoryBytes: 100 }), advice);
+    const compressed = (await Deno.stat(join(dir, "t.tar.gz"))).size;
+    await rejects(indexFolderDataset(join(dir, "t.tar.gz"), { maxInMemoryBytes: compressed + 1 }), advice);
+    await indexFolderDataset(join(dir, "t.tar"), { maxInMemoryBytes: 100 }); // a .tar is read in place: no limit
   } finally {
     await Deno.remove(dir, { recursive: true });
   }
