@@ -16,6 +16,7 @@ export * from "./models/resnet_summary.ts";
 export * from "./models/state_layout.ts";
 export * from "./io/host_tensor.ts";
 export * from "./models/resnet.ts";
+export * from "./models/torch_layout.ts";
 export * from "./models/zoo.ts";
 
 // WebGPU start-up and our kernels.
