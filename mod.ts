@@ -42,6 +42,7 @@ export * from "./train/evaluate.ts";
 export * from "./train/evaluate_checkpoint.ts";
 export * from "./io/checkpoint.ts";
 export * from "./io/checkpoint_dir.ts";
+export * from "./io/checkpoint_saver.ts";
 export * from "./io/safetensors.ts";
 export * from "./io/npy.ts";
 export * from "./train/run_log.ts";
