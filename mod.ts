@@ -53,6 +53,13 @@ export {
   writeSafetensors,
 } from "./io/safetensors.ts";
 export { decodeNpy, encodeNpy, type NpyArray, writeNpy } from "./io/npy.ts";
+export {
+  CheckpointSaver,
+  type CheckpointSaverOptions,
+  type ResumePoint,
+  type SaveResult,
+  type Stateful,
+} from "./io/checkpoint_saver.ts";
 
 // Models: architecture as data, shape arithmetic, the tfjs model and the torchvision state-dict contract.
 export {
@@ -69,6 +76,7 @@ export {
 export { type ResNetPlan, resnetPlan } from "./models/resnet_plan.ts";
 export { InputTooSmallError, resnetSummary, type Summary, type SummaryRow } from "./models/resnet_summary.ts";
 export { type CreateOptions, createResNet, type ForwardOptions, type ForwardResult, ResNet } from "./models/resnet.ts";
+export { fromTorchLayout, toTorchLayout } from "./models/torch_layout.ts";
 export { resnet101, resnet152, resnet18, resnet34, resnet50, type ZooOptions } from "./models/zoo.ts";
 
 // Data.

@@ -5,11 +5,12 @@
  */
 import * as tf from "@tensorflow/tfjs";
 import { batchNormTrain } from "../kernels/batch_norm_train.ts";
-import type { HostTensor, StateDict } from "../io/host_tensor.ts";
+import type { StateDict } from "../io/host_tensor.ts";
 import { numElements } from "../kernels/num_elements.ts";
 import { type BatchNormDef, type ConvDef, type ResNetPlan, resnetPlan } from "./resnet_plan.ts";
 import type { ResNetSpec } from "./resnet_spec.ts";
 import { moduleOf, type StateEntry, stateLayout } from "./state_layout.ts";
+import { fromTorchLayout, tfjsShape, toTorchLayout } from "./torch_layout.ts";
 
 /** PyTorch's BatchNorm2d defaults. */
 const BN_EPS = 1e-5;
@@ -255,46 +256,6 @@ export function createResNet(spec: ResNetSpec, options: CreateOptions = {}): Res
   return new ResNet(spec, options);
 }
 
-/**
- * Converts tfjs-layout tensors named by torchvision keys to host tensors in PyTorch layout (conv weights
- * [kh, kw, in, out] → [out, in, kh, kw], fc weight [in, out] → [out, in]). Used for weights and optimizer buffers.
- */
-export async function toTorchLayout(tensors: Map<string, tf.Tensor>): Promise<StateDict> {
-  const transposed = tf.tidy(() =>
-    [...tensors].map(([name, t]) => [name, tf.transpose(t, torchPermutation(t.rank))] as const)
-  );
-  try {
-    const out: StateDict = new Map();
-    for (const [name, t] of transposed) {
-      out.set(name, { dtype: "F32", shape: [...t.shape], data: (await t.data()) as Float32Array });
-    }
-    return out;
-  } finally {
-    tf.dispose(transposed.map(([, t]) => t));
-  }
-}
-
-/** Inverse of {@linkcode toTorchLayout} for one tensor: a PyTorch-layout host tensor as a tfjs-layout tensor. */
-export function fromTorchLayout(host: HostTensor, name = "tensor"): tf.Tensor {
-  if (host.dtype !== "F32") throw new Error(`${name}: expected F32 data, got ${host.dtype}`);
-  return tf.tidy(() =>
-    tf.transpose(tf.tensor(host.data as Float32Array, host.shape, "float32"), tfjsPermutation(host.shape.length))
-  );
-}
-
-/** tfjs layout → PyTorch layout permutation for a tensor of this rank ([kh, kw, in, out] → [out, in, kh, kw]). */
-function torchPermutation(rank: number): number[] {
-  if (rank === 4) return [3, 2, 0, 1];
-  if (rank === 2) return [1, 0];
-  return [...Array(rank).keys()];
-}
-
-/** PyTorch layout → tfjs layout: the inverse of {@linkcode torchPermutation}. */
-function tfjsPermutation(rank: number): number[] {
-  const forward = torchPermutation(rank);
-  return forward.map((_, i) => forward.indexOf(i));
-}
-
 /** Throws one error describing every missing, unexpected or mismatched entry of `state` against `expected`. */
 function checkState(state: StateDict, expected: StateEntry[]): void {
   const problems: string[] = [];
@@ -329,7 +290,7 @@ function uniqueSuffix(): number {
 /** torchvision's initialisation of one entry, in tfjs layout. */
 function initialValue(e: StateEntry, seed: number, zero: boolean, fcInFeatures: number): tf.Tensor {
   const param = e.name.slice(e.name.lastIndexOf(".") + 1);
-  const shape = tfjsPermutation(e.shape.length).map((i) => e.shape[i]);
+  const shape = tfjsShape(e.shape);
   if (e.name.startsWith("fc.")) {
     // nn.Linear's default: U(-1/sqrt(in), 1/sqrt(in)) for weight and bias.
     const bound = 1 / Math.sqrt(fcInFeatures);

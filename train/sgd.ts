@@ -22,6 +22,9 @@
  */
 import * as tf from "@tensorflow/tfjs";
 import { webgpu_util, type WebGPUBackend, type WebGPUProgram } from "@tensorflow/tfjs-backend-webgpu";
+import { compareStateDict, type ExpectedShapes } from "../io/checkpoint.ts";
+import type { StateDict } from "../io/host_tensor.ts";
+import { fromTorchLayout, torchShape, toTorchLayout } from "../models/torch_layout.ts";
 
 /** Chooses which parameters get weight decay; called once per parameter when the optimizer is built. */
 export type WeightDecayFilter = (name: string, p: tf.Variable) => boolean;
@@ -218,6 +221,52 @@ export class SGD {
     }
     this.#disposeBuffers();
     for (const [name, b] of buffers) this.#buffers.set(name, tf.keep(tf.clone(b)));
+  }
+
+  /**
+   * The optimizer's state as `torch.optim.SGD.state_dict()` holds it: the `momentum_buffer` of every parameter that
+   * has had a step, keyed by the parameter's torchvision name, in PyTorch layout (a checkpoint stores each as
+   * `optim.<name>`). Empty when momentum is 0. Reads back from the GPU and leaves no tensor behind.
+   */
+  async exportState(): Promise<StateDict> {
+    const buffers = this.momentumBuffers(); // copies, ours to dispose
+    try {
+      return await toTorchLayout(buffers);
+    } finally {
+      tf.dispose([...buffers.values()]);
+    }
+  }
+
+  /**
+   * Loads what {@linkcode SGD.exportState} returns (or a checkpoint's `optim.` tensors). Every name, dtype and shape
+   * is checked before anything is assigned, so a refused state leaves the optimizer as it was; parameters absent
+   * from `state` start without a buffer (their next step is a first step, as in PyTorch). The host data is copied.
+   * @throws {Error} listing every entry that is not a parameter or not shaped like one.
+   */
+  importState(state: StateDict): void {
+    const expected: ExpectedShapes = new Map(
+      [...this.#params].map(([name, p]) => [name, { shape: torchShape(p.shape), dtype: "F32" }]),
+    );
+    // Missing names are fine (no step yet), so only unexpected and mismatched entries are errors.
+    const { unexpected, mismatched } = compareStateDict(state, expected);
+    const problems = [
+      ...unexpected.map((name) => `"${name}" is not a parameter`),
+      ...mismatched.map((m) =>
+        `"${m.name}" is ${m.found.dtype} [${m.found.shape}], expected ${m.expected.dtype} [${m.expected.shape}]`
+      ),
+    ];
+    if (problems.length > 0) {
+      throw new Error(
+        `SGD.importState: state does not fit the parameters (nothing was loaded): ${problems.join("; ")}`,
+      );
+    }
+    const buffers = new Map<string, tf.Tensor>();
+    try {
+      for (const [name, host] of state) buffers.set(name, fromTorchLayout(host, name));
+      this.loadMomentumBuffers(buffers); // copies them
+    } finally {
+      tf.dispose([...buffers.values()]);
+    }
   }
 
   /** Disposes the momentum buffers (not the parameters). */

@@ -8,11 +8,10 @@ import * as tf from "@tensorflow/tfjs";
 import { sumScalars } from "./sum_scalars.ts";
 import { createLoaders, type DataConfig, type Loaders } from "../data/loaders.ts";
 import { initWebGPU, throwOnWebGPUErrors } from "../kernels/webgpu_backend.ts";
-import type { StateDict } from "../io/host_tensor.ts";
-import { createResNet, fromTorchLayout, type ResNet, toTorchLayout } from "../models/resnet.ts";
+import { createResNet, type ResNet } from "../models/resnet.ts";
 import { type ResNetSpec, resnetSpec } from "../models/resnet_spec.ts";
-import { type CheckpointState, loadCheckpoint, loadWeights } from "../io/checkpoint.ts";
-import { findResumeCheckpoint, saveRunCheckpoint } from "../io/checkpoint_dir.ts";
+import { loadWeights } from "../io/checkpoint.ts";
+import { CheckpointSaver } from "../io/checkpoint_saver.ts";
 import { type EvalResult, evaluate } from "./evaluate.ts";
 import { learningRateAt, scheduleConfigFor } from "./lr_schedule.ts";
 import { type EpochRecord, RunLog } from "./run_log.ts";
@@ -146,26 +145,17 @@ async function runLoop(
   }
   const schedule = scheduleConfigFor(config, stepsPerEpoch);
   const runLog = new RunLog(config.out);
+  const run = { config, classNames: loaders.classNames, archSpec: spec };
+  const saver = new CheckpointSaver(config.out, { model, optimizer, run, keep: config.keep, log });
   let position = { epoch: 0, batch: 0 };
   let globalStep = 0;
-  let bestMetric: number | null = null;
   let partial = { lossSum: 0, correct: 0, seen: 0 };
 
-  const resumed = config.resume ? await resumeFrom(config, log) : null;
+  const resumed = config.resume ? await saver.resume(config.resume) : null;
   if (resumed) {
-    model.importState(resumed.state.model);
-    const momentum = momentumFromHost(resumed.state.optimizer);
-    try {
-      optimizer.loadMomentumBuffers(momentum); // copies them
-    } finally {
-      tf.dispose([...momentum.values()]);
-    }
-    position = resumed.state.dataPosition;
-    globalStep = resumed.state.globalStep;
-    bestMetric = resumed.state.bestMetric;
-    partial = (resumed.state.rng as ResumeExtras).partial;
+    ({ dataPosition: position, globalStep } = resumed);
+    partial = (resumed.rng as ResumeExtras).partial;
     await runLog.truncateAfter(position.epoch);
-    log(`resumed from ${resumed.path}: epoch ${position.epoch + 1}, batch ${position.batch}, step ${globalStep}`);
   } else if (config.init) {
     await initFrom(config.init, model, log);
   }
@@ -176,32 +166,20 @@ async function runLoop(
     clipGradNorm: config.clipGradNorm,
   });
   const records: EpochRecord[] = [];
-  let lastCheckpoint: string | undefined;
 
-  const save = async (dataPosition: { epoch: number; batch: number }, epochPartial: typeof partial, isBest = false) => {
+  const checkpointResult = () => ({ lastCheckpoint: saver.lastCheckpoint, bestMetric: saver.bestMetric });
+  // Never save diverged weights: the last good checkpoint stays the resume point. `metric`: the validation top-1.
+  const save = async (
+    dataPosition: { epoch: number; batch: number },
+    epochPartial: typeof partial,
+    metric?: number,
+  ) => {
     await assertFiniteParameters(model, globalStep, dataPosition.epoch + 1);
-    const momentum = optimizer.momentumBuffers(); // copies, ours to dispose
-    let optimizerState: StateDict;
-    try {
-      optimizerState = await toTorchLayout(momentum);
-    } finally {
-      tf.dispose([...momentum.values()]);
-    }
-    const state: CheckpointState = {
-      model: await model.exportState(),
-      optimizer: optimizerState,
-      epoch: dataPosition.epoch,
+    await saver.save({
       globalStep,
       dataPosition,
       rng: { seed: config.seed, partial: epochPartial } satisfies ResumeExtras,
-      config,
-      bestMetric,
-      classNames: loaders.classNames,
-      archSpec: spec,
-    };
-    // Step file, last and (when improved on the validation split) best, each written atomically; then pruning.
-    const { written } = await saveRunCheckpoint(config.out, state, { isBest, keep: config.keep });
-    lastCheckpoint = written[1];
+    }, metric);
   };
 
   for (let epoch = position.epoch; epoch < config.epochs; epoch++) {
@@ -269,7 +247,7 @@ async function runLoop(
           await save({ epoch, batch }, await readSums());
         }
         if (hooks.stopAfterStep === globalStep) {
-          return { epochs: records, globalStep, interrupted: true, lastCheckpoint, bestMetric };
+          return { epochs: records, globalStep, interrupted: true, ...checkpointResult() };
         }
       }
       const totals = await readSums();
@@ -287,17 +265,16 @@ async function runLoop(
         imagesThisSession,
       );
       records.push(record);
-      const improved = val !== undefined && (bestMetric === null || val.result.top1 > bestMetric);
-      if (improved) bestMetric = val!.result.top1;
-      await runLog.appendEpoch(record);
-      hooks.epoch?.(record, improved);
       // best is chosen on the validation split only, never on the test set.
-      await save({ epoch: epoch + 1, batch: 0 }, { lossSum: 0, correct: 0, seen: 0 }, improved);
+      const metric = val?.result.top1;
+      await runLog.appendEpoch(record);
+      hooks.epoch?.(record, saver.improves(metric));
+      await save({ epoch: epoch + 1, batch: 0 }, { lossSum: 0, correct: 0, seen: 0 }, metric);
     } finally {
       tf.dispose([lossSum, correctSum]);
     }
   }
-  return { epochs: records, globalStep, interrupted: false, lastCheckpoint, bestMetric };
+  return { epochs: records, globalStep, interrupted: false, ...checkpointResult() };
 }
 
 function epochRecord(
@@ -325,19 +302,6 @@ function epochRecord(
   };
 }
 
-async function resumeFrom(config: TrainConfig, log: (m: string) => void) {
-  if (config.resume === "auto") {
-    const found = await findResumeCheckpoint(config.out);
-    for (const s of found?.skipped ?? []) log(`warning: skipping unusable checkpoint ${s.path}: ${s.reason}`);
-    if (!found) {
-      log(`no checkpoint in ${config.out} to resume from; starting a new run`);
-      return null;
-    }
-    return { path: found.path, state: found.state };
-  }
-  return { path: config.resume!, state: await loadCheckpoint(config.resume!) };
-}
-
 /** `--init`: weights only (e.g. exported from torchvision); a classifier of another class count is re-initialised. */
 async function initFrom(path: string, model: ResNet, log: (m: string) => void): Promise<void> {
   const { model: weights } = await loadWeights(path);
@@ -352,11 +316,6 @@ async function initFrom(path: string, model: ResNet, log: (m: string) => void): 
   }
   model.importState(weights, { skip });
   log(`initialised weights from ${path}`);
-}
-
-/** Momentum buffers of a checkpoint (PyTorch layouts) as tfjs-layout tensors for {@linkcode SGD.loadMomentumBuffers}. */
-function momentumFromHost(host: StateDict): Map<string, tf.Tensor> {
-  return new Map([...host].map(([name, t]) => [name, fromTorchLayout(t, name)]));
 }
 
 async function assertFiniteParameters(model: ResNet, step: number, epoch: number): Promise<void> {

@@ -1,6 +1,7 @@
 import * as tf from "@tensorflow/tfjs";
 import { assert, assertEquals, throws } from "../assert.ts";
 import { initWebGPU } from "../../kernels/webgpu_backend.ts";
+import type { StateDict } from "../../io/host_tensor.ts";
 import { decayAllFilter, defaultWeightDecayFilter, SGD, type SGDOptions, weightDecayFilter } from "../../train/sgd.ts";
 
 await initWebGPU();
@@ -156,6 +157,78 @@ Deno.test("saving and loading momentum buffers resumes bit-exactly", async () =>
   assert((await fresh.get("conv.weight")!.data())[0] !== (await straight.get("conv.weight")!.data())[0]);
   [s, second, f2].forEach((o) => o.dispose());
   [...straight.values(), ...resumed.values(), ...fresh.values()].forEach((v) => v.dispose());
+});
+
+Deno.test("exportState/importState round-trip the momentum buffers in PyTorch layout and resume bit-exactly", async () => {
+  const c = { momentum: 0.9, nesterov: true, weightDecay: 0.1, decay: defaultWeightDecayFilter };
+  const straight = makeParams();
+  const s = new SGD(straight, c);
+  await runSteps(s, 0, STEPS);
+
+  const resumed = makeParams();
+  const first = new SGD(resumed, c);
+  await runSteps(first, 0, 2);
+  const tensors = tf.memory().numTensors;
+  const state = await first.exportState();
+  assertEquals(tf.memory().numTensors, tensors, "exportState leaves no tensor behind");
+  // torch.optim.SGD's momentum_buffer per parameter, in PyTorch layout: 2-D weights are transposed ([out, in]).
+  assertEquals([...state].map(([n, t]) => [n, t.dtype, t.shape]), [
+    ["conv.weight", "F32", [3, 2]],
+    ["bn.bias", "F32", [3]],
+    ["fc.weight", "F32", [2, 70]],
+  ]);
+  const tfjs = first.momentumBuffers();
+  const [b, host] = [await tfjs.get("conv.weight")!.data(), state.get("conv.weight")!.data];
+  assertEquals([host[1 * 2 + 0], host[2 * 2 + 1]], [b[0 * 3 + 1], b[1 * 3 + 2]], "element [o][i] = tfjs [i][o]");
+  tfjs.forEach((t) => t.dispose());
+  first.dispose();
+
+  const second = new SGD(resumed, c);
+  const before = tf.memory().numTensors;
+  second.importState(state);
+  assertEquals(tf.memory().numTensors, before + 3, "the optimizer holds its three buffers and nothing else");
+  assertEquals(await second.exportState(), state, "export(import(state)) is the same state, bit for bit");
+  await runSteps(second, 2, STEPS);
+  for (const [n, v] of straight) assertEquals(await resumed.get(n)!.data(), await v.data(), n);
+  [s, second].forEach((o) => o.dispose());
+  [...straight.values(), ...resumed.values()].forEach((v) => v.dispose());
+});
+
+Deno.test("importState refuses a bad name, shape or dtype and changes nothing", async () => {
+  const params = makeParams();
+  const opt = new SGD(params, { momentum: 0.9, nesterov: false, weightDecay: 0, decay: defaultWeightDecayFilter });
+  await runSteps(opt, 0, 1);
+  const good = await opt.exportState();
+  const f32 = (shape: number[]) => ({
+    dtype: "F32" as const,
+    shape,
+    data: new Float32Array(shape.reduce((a, b) => a * b, 1)),
+  });
+  const bad: [StateDict, RegExp][] = [
+    [new Map([["bn.bias", f32([3])], ["x", f32([3])]]), /"x" is not a parameter/],
+    // The tfjs layout of conv.weight, not PyTorch's: a missed transposition must not load.
+    [
+      new Map([["bn.bias", f32([3])], ["conv.weight", f32([2, 3])]]),
+      /"conv.weight" is F32 \[2,3\], expected F32 \[3,2\]/,
+    ],
+    [
+      new Map([["bn.bias", { dtype: "I64", shape: [3], data: new BigInt64Array(3) }]]),
+      /"bn.bias" is I64 \[3\], expected F32 \[3\]/,
+    ],
+    [new Map([["bn.bias", { ...f32([3]), data: new Float32Array(4) }]]), /should have 3 values but has 4/],
+  ];
+  const tensors = tf.memory().numTensors;
+  for (const [state, re] of bad) {
+    throws(() => opt.importState(state), re);
+    assertEquals(tf.memory().numTensors, tensors, `no tensor left behind by ${re}`);
+    assertEquals(await opt.exportState(), good, `unchanged after ${re}`);
+  }
+  throws(() => opt.importState(new Map([["x", f32([1])], ["y", f32([1])]])), /"x" is not a parameter; "y" is not/);
+  const plain = new SGD(params, { momentum: 0, nesterov: false, weightDecay: 0, decay: defaultWeightDecayFilter });
+  throws(() => plain.importState(good), /momentum is 0 but 3 momentum buffer\(s\) were given/);
+  assertEquals(tf.memory().numTensors, tensors);
+  [opt, plain].forEach((o) => o.dispose());
+  params.forEach((v) => v.dispose());
 });
 
 Deno.test("SGD steps do not leak tensors, inside or outside a caller's tidy", async () => {
