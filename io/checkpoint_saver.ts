@@ -134,10 +134,12 @@ export class CheckpointSaver {
    * Loads a checkpoint into the model and the optimizer and takes over its best metric. `from` is a checkpoint's
    * path, or `"auto"`: the newest valid checkpoint of the folder (unusable newer files are skipped with a warning),
    * or null, with a message, when the folder holds none, so the run starts fresh.
+   * @param accept sees what the checkpoint says (its configuration, position, random state) before anything is
+   *   loaded, and throws to refuse it.
    * @throws {Error} when the checkpoint is unreadable or does not fit the model or the optimizer (`"auto"`: when the
-   *   folder holds checkpoints but none is valid).
+   *   folder holds checkpoints but none is valid), or what `accept` throws.
    */
-  async resume(from: string): Promise<ResumePoint | null> {
+  async resume(from: string, accept?: (point: ResumePoint) => void): Promise<ResumePoint | null> {
     let path = from, state: CheckpointState;
     if (from === "auto") {
       const found = await findResumeCheckpoint(this.dir);
@@ -151,6 +153,7 @@ export class CheckpointSaver {
       state = await loadCheckpoint(from);
     }
     const { model, optimizer, ...rest } = state;
+    accept?.({ ...rest, path });
     this.#options.model.importState(model);
     this.#options.optimizer.importState(optimizer);
     this.#bestMetric = rest.bestMetric;

@@ -83,6 +83,10 @@ export const TRAIN_FLAGS: readonly FlagSpec<keyof TrainConfig>[] = [
     shownDefault: "none",
   },
   {
+    key: "allowConfigChange",
+    help: "with --resume: continue a checkpoint of another configuration (not an exact continuation)",
+  },
+  {
     key: "init",
     help: "initial weights only (safetensors, e.g. from torchvision)",
     shownDefault: "none",

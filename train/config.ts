@@ -95,6 +95,8 @@ export interface TrainConfig
   logEvery: number;
   /** Data-loading workers. */
   workers: number;
+  /** Resuming: continue from a checkpoint trained with another configuration (not an exact continuation). */
+  allowConfigChange: boolean;
 }
 
 /** The resolved configuration of an evaluation (`deno task eval`). */
@@ -143,6 +145,7 @@ const COMMON = {
   checkpointEvery: 0,
   zeroInitResidual: false,
   workers: 2,
+  allowConfigChange: false,
 };
 
 const CIFAR_RECIPE: Recipe = {
@@ -254,6 +257,7 @@ export const TRAIN_FIELDS: Readonly<Record<keyof TrainConfig, FieldRule>> = {
   zeroInitResidual: { kind: "boolean" },
   logEvery: { kind: "int", range: [1, 1e9] },
   workers: { kind: "int", range: [0, 1024] },
+  allowConfigChange: { kind: "boolean" },
 };
 
 /** Every EvalConfig field once, in declaration order. */
@@ -417,10 +421,63 @@ export function checkTrainConfig(c: TrainConfig, given: ReadonlySet<keyof TrainC
         "{init} starts a new one from weights",
     );
   }
+  if (given.has("allowConfigChange") && c.allowConfigChange && c.resume === null) {
+    fail("allowConfigChange", "{allowConfigChange} only applies when resuming ({resume})");
+  }
   if (c.nesterov && c.momentum === 0) fail("nesterov", "{nesterov} needs {momentum} > 0 (or turn {nesterov} off)");
   if (given.has("weightDecayAll") && c.weightDecayAll && c.weightDecay === 0) {
     fail("weightDecayAll", "{weightDecayAll} has no effect with {weightDecay} 0");
   }
+}
+
+/**
+ * Fields a resumed run may change without changing what it computes: where logs and checkpoints go and how often,
+ * how data is read, and what only a fresh start uses (initial weights, zero-init). Every other difference breaks the
+ * bit-exact continuation (the batch order, the schedule, the model or the update would differ).
+ */
+export const RESUME_SAFE_FIELDS: ReadonlySet<keyof TrainConfig> = new Set<keyof TrainConfig>([
+  "dataDir",
+  "out",
+  "resume",
+  "init",
+  "keep",
+  "checkpointEvery",
+  "zeroInitResidual",
+  "logEvery",
+  "workers",
+  "allowConfigChange",
+]);
+
+/** One field that differs between a checkpoint's configuration and a new one. */
+export interface ConfigChange {
+  field: keyof TrainConfig;
+  saved: unknown;
+  now: unknown;
+}
+
+/** The fields outside {@linkcode RESUME_SAFE_FIELDS} in which `now` differs from `saved`, in declaration order. */
+export function resumeConflicts(saved: TrainConfig, now: TrainConfig): ConfigChange[] {
+  return (Object.keys(TRAIN_FIELDS) as (keyof TrainConfig)[])
+    .filter((f) => !RESUME_SAFE_FIELDS.has(f) && JSON.stringify(saved[f]) !== JSON.stringify(now[f]))
+    .map((field) => ({ field, saved: saved[field], now: now[field] }));
+}
+
+/**
+ * Refuses to resume `source` (a checkpoint trained with `saved`) under `now` when a field that breaks exactness
+ * differs, unless `now.allowConfigChange`.
+ * @throws {ConfigError} naming the first such field and listing each (saved value, new value).
+ */
+export function checkResumeConfig(saved: TrainConfig, now: TrainConfig, source: string): void {
+  const changes = resumeConflicts(saved, now);
+  if (changes.length === 0 || now.allowConfigChange) return;
+  const show = (v: unknown) => Array.isArray(v) ? v.join(",") || "none" : String(v);
+  const list = changes.map((c) => `{${c.field}} ${show(c.saved)} in the checkpoint, ${show(c.now)} now`).join("; ");
+  throw new ConfigError(
+    changes[0].field,
+    `${source} was trained with another configuration, so resuming would not continue that run exactly: ${list}. ` +
+      "Resume with the checkpoint's values, or set {allowConfigChange} to continue from its weights and optimizer " +
+      "state under the new configuration",
+  );
 }
 
 /** `config` with its fields in declaration order, so config.json reads like the interface. */
@@ -473,6 +530,7 @@ export function trainConfigFromJSON(value: unknown, where: string): TrainConfig 
   const v: Record<string, unknown> = {
     transforms: old.dataset === "folder" ? "imagenet" : "cifar",
     decoder: "sharp",
+    allowConfigChange: false,
     ...old,
   };
   const unknown = Object.keys(v).filter((k) => !(k in TRAIN_FIELDS));

@@ -18,7 +18,8 @@ import { type EpochRecord, RunLog } from "./run_log.ts";
 
 export type { EpochRecord };
 import { SGD, weightDecayFilter } from "./sgd.ts";
-import { ConfigError, type TrainConfig } from "./config.ts";
+import { checkResumeConfig, ConfigError, resumeConflicts, type TrainConfig, trainConfigFromJSON } from "./config.ts";
+import { acquireRunLock } from "../io/run_lock.ts";
 import { makeTrainStep } from "./train_step.ts";
 
 /** Progress inside an epoch, reported every `logEvery` steps (one GPU readback each). */
@@ -87,9 +88,35 @@ interface ResumeExtras {
   partial: { lossSum: number; correct: number; seen: number };
 }
 
-/** Runs (or resumes) a training run as `config` describes. */
+/** Fields that decide which images make up each batch: changing one moves every mid-epoch position. */
+const ORDER_FIELDS: readonly (keyof TrainConfig)[] = ["dataset", "batchSize", "valSplit", "seed"];
+
+/** Checks a checkpoint's `rng` record (older or foreign files may lack the epoch's partial sums). */
+function checkResumeExtras(rng: unknown, source: string): asserts rng is ResumeExtras {
+  const partial = (rng as Partial<ResumeExtras> | null)?.partial;
+  const sums = [partial?.lossSum, partial?.correct, partial?.seen];
+  if (!sums.every((x) => typeof x === "number" && Number.isFinite(x))) {
+    throw new Error(
+      `${source}: metadata "rng" lacks the epoch's partial sums ({ partial: { lossSum, correct, seen } }), so the ` +
+        `run cannot continue exactly; got ${JSON.stringify(rng)}`,
+    );
+  }
+}
+
+/** Runs (or resumes) a training run as `config` describes; one process per run folder (see `io/run_lock.ts`). */
 export async function train(config: TrainConfig, hooks: TrainHooks = {}): Promise<TrainResult> {
   const log = hooks.log ?? (() => {});
+  // One process per run folder, taken before the data is loaded so that a second run stops at once.
+  await Deno.mkdir(config.out, { recursive: true });
+  const lock = await acquireRunLock(config.out, (m) => log(`warning: ${m}`));
+  try {
+    return await trainLocked(config, hooks, log);
+  } finally {
+    await lock.release();
+  }
+}
+
+async function trainLocked(config: TrainConfig, hooks: TrainHooks, log: (m: string) => void): Promise<TrainResult> {
   await initWebGPU();
   const loaders = await createLoaders({
     dataset: config.dataset,
@@ -151,10 +178,27 @@ async function runLoop(
   let globalStep = 0;
   let partial = { lossSum: 0, correct: 0, seen: 0 };
 
-  const resumed = config.resume ? await saver.resume(config.resume) : null;
+  let restartEpoch = false;
+  const resumed = config.resume
+    ? await saver.resume(config.resume, (point) => {
+      const saved = trainConfigFromJSON(point.config, `${point.path} metadata`);
+      checkResumeConfig(saved, config, point.path);
+      checkResumeExtras(point.rng, point.path);
+      // Under another batch size, split or seed (allowConfigChange), a mid-epoch position means other images.
+      restartEpoch = resumeConflicts(saved, config).some((c) => ORDER_FIELDS.includes(c.field));
+    })
+    : null;
   if (resumed) {
     ({ dataPosition: position, globalStep } = resumed);
     partial = (resumed.rng as ResumeExtras).partial;
+    if (restartEpoch) {
+      if (position.batch > 0) {
+        log(`the data order changed: epoch ${position.epoch + 1} starts again at its first batch`);
+      }
+      position = { epoch: position.epoch, batch: 0 };
+      globalStep = position.epoch * stepsPerEpoch;
+      partial = { lossSum: 0, correct: 0, seen: 0 };
+    }
     await runLog.truncateAfter(position.epoch);
   } else if (config.init) {
     await initFrom(config.init, model, log);

@@ -61,6 +61,7 @@ Deno.test("no flags: ResNet-18 on CIFAR-10 with the reference recipe", () => {
     zeroInitResidual: false,
     logEvery: 20,
     workers: 2,
+    allowConfigChange: false,
   });
   assertEquals(JSON.parse(JSON.stringify(c)), c, "JSON-serialisable");
   // The reference one-cycle: 0.02 -> 0.2 over 15 % of the steps -> 0.0002.
@@ -197,6 +198,7 @@ Deno.test("contradictory flags are UsageErrors naming a flag", () => {
   usage(["--schedule", "cosine", "--warmup-epochs", "30"], "--warmup-epochs", /must be less than --epochs 30/);
   usage(["--warmup-epochs", "2"], "--warmup-epochs", /cannot be combined with --schedule onecycle/);
   usage(["--resume", "auto", "--init", "w.safetensors"], "--resume", /--resume and --init contradict/);
+  usage(["--allow-config-change"], "--allow-config-change", /only applies when resuming \(--resume\)/);
   usage(["--step-size", "10"], "--step-size", /only applies to --schedule step/);
   usage(["--gamma", "0.5"], "--gamma", /only applies to --schedule step or multistep, not onecycle/);
   usage(["--schedule", "cosine", "--pct-start", "0.2"], "--pct-start", /only applies to --schedule onecycle/);

@@ -3,7 +3,8 @@ import { assert, assertEquals, rejects } from "../assert.ts";
 import { registerFastKernels } from "../../kernels/register.ts";
 import { initWebGPU } from "../../kernels/webgpu_backend.ts";
 import { resnet18 } from "../../models/zoo.ts";
-import { decodeCheckpoint } from "../../io/checkpoint.ts";
+import { decodeCheckpoint, encodeCheckpoint } from "../../io/checkpoint.ts";
+import { acquireRunLock, RunFolderLockedError } from "../../io/run_lock.ts";
 import { SGD, weightDecayFilter } from "../../train/sgd.ts";
 import { ConfigError, type EvalConfig, type TrainConfig } from "../../train/config.ts";
 import { usageErrorFrom } from "../../tasks/args.ts";
@@ -215,4 +216,69 @@ Deno.test("a class folder of small JPEGs trains with --transforms cifar --decode
 Deno.test({
   name: "cleanup",
   fn: () => Deno.removeSync(tmp, { recursive: true }),
+});
+
+const TRAIN_TASK = new URL("../../tasks/train.ts", import.meta.url).pathname;
+
+/** `deno run tasks/train.ts ...args`: exit code and stderr. */
+async function trainTask(...args: string[]): Promise<{ code: number; stderr: string }> {
+  const { code, stderr } = await new Deno.Command(Deno.execPath(), {
+    args: ["run", "-A", TRAIN_TASK, ...args],
+    stdout: "null",
+    env: { NO_COLOR: "1" },
+  }).output();
+  return { code, stderr: new TextDecoder().decode(stderr) };
+}
+
+Deno.test("resume refuses a checkpoint of another configuration, naming each field, unless told to continue", async () => {
+  const out = `${tmp}/changed`;
+  await train(config(out), { data: DATA, stopAfterStep: 3 }); // the newest checkpoint: step 3, batch 3 of epoch 1
+  await rejects(
+    () => train(config(out, "--resume=auto", "--batch-size=8", "--lr=0.1", "--workers=1"), { data: DATA }),
+    (e: Error) =>
+      e instanceof ConfigError && e.field === "batchSize" &&
+      /batchSize 16 in the checkpoint, 8 now; lr 0\.2 in the checkpoint, 0\.1 now\. /.test(e.message) &&
+      !e.message.includes("workers"), // what cannot change the computation may change
+  );
+  // The command line: exit status 2 naming the flag.
+  const { code, stderr } = await trainTask(
+    ...["--dataset=synthetic", "--width=2", "--epochs=2", "--val-split=32", "--log-every=2", "--checkpoint-every=3"],
+    ...[`--out=${out}`, "--resume=auto", "--batch-size=8"],
+  );
+  assertEquals(code, 2, stderr);
+  assert(/error: .*--batch-size 16 in the checkpoint, 8 now.*--allow-config-change/.test(stderr), stderr);
+  // Told to, it continues from the weights under the new batch size, from the start of the interrupted epoch.
+  const messages: string[] = [];
+  const result = await train(config(out, "--resume=auto", "--batch-size=8", "--allow-config-change"), {
+    data: DATA,
+    log: (m) => messages.push(m),
+  });
+  assert(messages.includes("the data order changed: epoch 1 starts again at its first batch"), messages.join("\n"));
+  assertEquals(result.globalStep, 16, "2 epochs of 8 steps under the new batch size");
+});
+
+Deno.test("a checkpoint without the epoch's partial sums is refused by name, not with a TypeError", async () => {
+  const out = `${tmp}/no-partial`;
+  await train(config(out, "--epochs=1"), { data: DATA });
+  const state = decodeCheckpoint(await Deno.readFile(`${out}/last.safetensors`), out);
+  const path = `${tmp}/no-partial.safetensors`;
+  await Deno.writeFile(path, encodeCheckpoint({ ...state, rng: { seed: 0 } }));
+  await rejects(
+    () => train(config(`${tmp}/no-partial-2`, "--epochs=1", `--resume=${path}`), { data: DATA }),
+    /no-partial\.safetensors: metadata "rng" lacks the epoch's partial sums/,
+  );
+});
+
+Deno.test("a second run on the same folder stops at once, naming the first one's pid", async () => {
+  const out = `${tmp}/locked`;
+  await Deno.mkdir(out, { recursive: true });
+  const lock = await acquireRunLock(out); // this process plays the first run
+  try {
+    await rejects(() => train(config(out), { data: DATA }), RunFolderLockedError);
+    const { code, stderr } = await trainTask("--dataset=synthetic", `--out=${out}`);
+    assertEquals(code, 1, stderr);
+    assert(stderr.includes(`in use by process ${Deno.pid} on `), stderr);
+  } finally {
+    await lock.release();
+  }
 });

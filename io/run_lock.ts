@@ -1,0 +1,109 @@
+/**
+ * One training process per run folder: two runs writing one folder's `last.safetensors` and `metrics.jsonl` would
+ * corrupt each other's record. A lock file holds the owner's pid and host; a lock left by a process that no longer
+ * runs (killed, crashed) is taken over, with a message, so that `--resume auto` after a crash needs no cleanup.
+ * @module
+ */
+import { hostname } from "node:os";
+import { join } from "node:path";
+
+/** The lock's file name inside the run folder. */
+export const LOCK_FILE = "run.lock";
+
+/** What the lock file records of its owner. */
+export interface LockOwner {
+  pid: number;
+  host: string;
+  /** ISO time the lock was taken. */
+  since: string;
+}
+
+/** A held lock; {@linkcode RunLock.release} removes it. */
+export interface RunLock {
+  readonly path: string;
+  release(): Promise<void>;
+}
+
+/** Another live process holds the run folder. */
+export class RunFolderLockedError extends Error {
+  constructor(readonly path: string, readonly owner: LockOwner) {
+    super(
+      `${path}: the run folder is in use by process ${owner.pid} on ${owner.host} (since ${owner.since}); ` +
+        "two runs in one folder would overwrite each other's checkpoints and logs. Stop that run or choose another " +
+        `folder; if no such process runs any more, delete ${path}`,
+    );
+    this.name = "RunFolderLockedError";
+  }
+}
+
+/**
+ * Takes the lock of run folder `dir` (which must exist) for this process.
+ * @param onTakeover told when a stale lock (its process is gone) is taken over.
+ * @throws {RunFolderLockedError} when a live process (or one on another host, which cannot be checked) holds it.
+ */
+export async function acquireRunLock(dir: string, onTakeover?: (message: string) => void): Promise<RunLock> {
+  const path = join(dir, LOCK_FILE);
+  const me: LockOwner = { pid: Deno.pid, host: hostname(), since: new Date().toISOString() };
+  for (let attempt = 0; attempt < 3; attempt++) {
+    try {
+      // createNew is atomic: of two processes racing for the lock, exactly one creates the file.
+      await Deno.writeTextFile(path, JSON.stringify(me) + "\n", { createNew: true });
+      return { path, release: () => release(path, me) };
+    } catch (e) {
+      if (!(e instanceof Deno.errors.AlreadyExists)) throw e;
+    }
+    const owner = await readOwner(path);
+    if (owner === undefined) continue; // released between our attempt and the read
+    if (owner !== null && (owner.host !== me.host || isAlive(owner.pid))) throw new RunFolderLockedError(path, owner);
+    onTakeover?.(
+      owner === null
+        ? `${path}: unreadable lock file replaced`
+        : `${path}: taking over the lock of process ${owner.pid}, which no longer runs`,
+    );
+    await Deno.remove(path).catch((e) => {
+      if (!(e instanceof Deno.errors.NotFound)) throw e;
+    });
+  }
+  throw new Error(`${path}: could not take the run folder's lock (other processes keep taking it)`);
+}
+
+/** The lock's owner; undefined when the file is gone, null when it does not hold a lock record. */
+async function readOwner(path: string): Promise<LockOwner | null | undefined> {
+  let text: string;
+  try {
+    text = await Deno.readTextFile(path);
+  } catch (e) {
+    if (e instanceof Deno.errors.NotFound) return undefined;
+    throw e;
+  }
+  try {
+    const v = JSON.parse(text);
+    if (Number.isInteger(v.pid) && typeof v.host === "string") return { pid: v.pid, host: v.host, since: v.since };
+  } catch { /* a half-written lock of a process killed while writing it */ }
+  return null;
+}
+
+/** Whether process `pid` runs on this host. */
+function isAlive(pid: number): boolean {
+  if (pid === Deno.pid) return true;
+  if (Deno.build.os === "linux") {
+    try {
+      Deno.statSync(`/proc/${pid}`);
+      return true;
+    } catch {
+      return false;
+    }
+  }
+  try {
+    Deno.kill(pid, "SIGCONT"); // no effect on a running process; fails when there is none
+    return true;
+  } catch {
+    return false;
+  }
+}
+
+/** Removes the lock if it is still ours (a takeover by another process is not undone). */
+async function release(path: string, me: LockOwner): Promise<void> {
+  const owner = await readOwner(path);
+  if (owner && owner.pid === me.pid && owner.host === me.host && owner.since === me.since) await Deno.remove(path);
+}

@@ -1,0 +1,40 @@
+import { assert, assertEquals, rejects } from "../assert.ts";
+import { acquireRunLock, LOCK_FILE, RunFolderLockedError } from "../../io/run_lock.ts";
+import { hostname } from "node:os";
+
+Deno.test("run lock: one holder at a time, released on request, a dead owner's lock taken over with a message", async () => {
+  const dir = await Deno.makeTempDir();
+  try {
+    const lock = await acquireRunLock(dir);
+    const held = JSON.parse(await Deno.readTextFile(`${dir}/${LOCK_FILE}`));
+    assertEquals([held.pid, held.host], [Deno.pid, hostname()]);
+    // A second taker (here the same process, which is alive) is refused, naming the owner's pid.
+    await rejects(
+      acquireRunLock(dir),
+      (e: Error) => e instanceof RunFolderLockedError && e.message.includes(`process ${Deno.pid}`),
+    );
+    await lock.release();
+    await Deno.stat(`${dir}/${LOCK_FILE}`).then(() => assert(false, "released lock still there"), () => {});
+
+    // The lock of a process that has exited (a killed run) is taken over.
+    const child = new Deno.Command(Deno.execPath(), { args: ["eval", "0"] }).spawn();
+    await child.status;
+    await Deno.writeTextFile(
+      `${dir}/${LOCK_FILE}`,
+      JSON.stringify({ pid: child.pid, host: hostname(), since: "2026-01-01T00:00:00Z" }),
+    );
+    const messages: string[] = [];
+    const taken = await acquireRunLock(dir, (m) => messages.push(m));
+    assertEquals(messages, [`${dir}/${LOCK_FILE}: taking over the lock of process ${child.pid}, which no longer runs`]);
+    await taken.release();
+
+    // A lock from another host cannot be checked: refused. A half-written lock file is replaced.
+    await Deno.writeTextFile(`${dir}/${LOCK_FILE}`, JSON.stringify({ pid: 1, host: "elsewhere", since: "x" }));
+    await rejects(acquireRunLock(dir), /in use by process 1 on elsewhere/);
+    await Deno.writeTextFile(`${dir}/${LOCK_FILE}`, '{"pid": 12');
+    await (await acquireRunLock(dir, (m) => messages.push(m))).release();
+    assertEquals(messages.at(-1), `${dir}/${LOCK_FILE}: unreadable lock file replaced`);
+  } finally {
+    await Deno.remove(dir, { recursive: true });
+  }
+});
