@@ -282,3 +282,38 @@ Deno.test("a second run on the same folder stops at once, naming the first one's
     await lock.release();
   }
 });
+
+/** Runs `fn` with every checkpoint file write failing as `error` once `failFrom` checkpoint files were written. */
+async function withFailingCheckpointWrites<T>(error: Error, failFrom: number, fn: () => Promise<T>): Promise<T> {
+  const open = Deno.open;
+  let opened = 0;
+  (Deno as { open: typeof Deno.open }).open = async (path, options) => {
+    if (/\.safetensors\.tmp-/.test(String(path)) && opened++ >= failFrom) throw error;
+    return await open(path, options);
+  };
+  try {
+    return await fn();
+  } finally {
+    (Deno as { open: typeof Deno.open }).open = open;
+  }
+}
+
+Deno.test("a full disk or a read-only folder during a save stops the run by name and keeps the last checkpoint", async () => {
+  for (
+    const [code, text] of [["ENOSPC", "No space left on device (os error 28)"], ["EROFS", "Read-only file system"]]
+  ) {
+    const out = `${tmp}/${code}`;
+    const error = Object.assign(new Error(text), { code });
+    // The saves at step 3 write checkpoint-3 and last; the end of epoch 1 (step 4) then fails.
+    await rejects(
+      () => withFailingCheckpointWrites(error, 2, () => train(config(out), { data: DATA })),
+      (e: Error) =>
+        e.message.startsWith(`atomic write of ${out}/checkpoint-000000004.safetensors failed, the previous file`) &&
+        e.message.endsWith(text),
+    );
+    const last = decodeCheckpoint(await Deno.readFile(`${out}/last.safetensors`), out);
+    assertEquals([last.globalStep, last.dataPosition], [3, { epoch: 0, batch: 3 }], code);
+    const left = [...Deno.readDirSync(out)].map((e) => e.name).filter((n) => n.includes(".tmp-") || n === "run.lock");
+    assertEquals(left, [], `${code}: no temporary file or lock left behind`);
+  }
+});
