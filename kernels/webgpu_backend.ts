@@ -52,6 +52,23 @@ const DEFAULT_OPTIONAL_FEATURES = ["timestamp-query", "shader-f16", "subgroups"]
 let current: AdapterReport | undefined;
 
 /**
+ * Runs `probe` (adapter or device creation) with `XDG_RUNTIME_DIR` set when it is unset. Mesa's Vulkan device-select
+ * layer looks for a Wayland display, and libwayland then prints "error: XDG_RUNTIME_DIR is invalid or not set in the
+ * environment." twice: the first line a new user reads on a headless machine, and no error at all. Pointed at a
+ * folder without a display socket, the look-up fails silently; the layer keeps working (`MESA_VK_DEVICE_SELECT`).
+ * The variable is unset again afterwards.
+ */
+async function quietDisplayProbe<T>(probe: () => Promise<T>): Promise<T> {
+  if (Deno.build.os !== "linux" || Deno.env.get("XDG_RUNTIME_DIR") !== undefined) return await probe();
+  Deno.env.set("XDG_RUNTIME_DIR", "/nonexistent-runtime-dir");
+  try {
+    return await probe();
+  } finally {
+    Deno.env.delete("XDG_RUNTIME_DIR");
+  }
+}
+
+/**
  * Creates a WebGPU device, registers it as tfjs's `webgpu` backend and makes that the active backend. Idempotent:
  * later calls return the first report.
  * @throws {WebGPUUnavailableError} when `navigator.gpu` is missing or no adapter is found.
@@ -60,7 +77,7 @@ export async function initWebGPU(options: WebGPUOptions = {}): Promise<AdapterRe
   if (current && tf.getBackend() === "webgpu") return current;
   const gpu = (globalThis.navigator as Navigator & { gpu?: GPU }).gpu;
   if (!gpu) throw new WebGPUUnavailableError("navigator.gpu is undefined in this runtime");
-  const adapter = await gpu.requestAdapter({ powerPreference: "high-performance" });
+  const adapter = await quietDisplayProbe(() => gpu.requestAdapter({ powerPreference: "high-performance" }));
   if (!adapter) throw new WebGPUUnavailableError("navigator.gpu.requestAdapter() returned null");
 
   const wanted = options.optionalFeatures ?? DEFAULT_OPTIONAL_FEATURES;
@@ -75,19 +92,21 @@ export async function initWebGPU(options: WebGPUOptions = {}): Promise<AdapterRe
   }
   const features = [...new Set([...required, ...wanted.filter((f) => offered.has(f))])];
   const l = adapter.limits;
-  const device = await adapter.requestDevice({
-    requiredFeatures: features as GPUFeatureName[],
-    requiredLimits: {
-      maxComputeWorkgroupStorageSize: l.maxComputeWorkgroupStorageSize,
-      maxComputeWorkgroupsPerDimension: l.maxComputeWorkgroupsPerDimension,
-      maxStorageBufferBindingSize: l.maxStorageBufferBindingSize,
-      maxBufferSize: l.maxBufferSize,
-      maxComputeWorkgroupSizeX: l.maxComputeWorkgroupSizeX,
-      maxComputeWorkgroupSizeY: l.maxComputeWorkgroupSizeY,
-      maxComputeInvocationsPerWorkgroup: l.maxComputeInvocationsPerWorkgroup,
-      maxStorageBuffersPerShaderStage: l.maxStorageBuffersPerShaderStage,
-    },
-  });
+  const device = await quietDisplayProbe(() =>
+    adapter.requestDevice({
+      requiredFeatures: features as GPUFeatureName[],
+      requiredLimits: {
+        maxComputeWorkgroupStorageSize: l.maxComputeWorkgroupStorageSize,
+        maxComputeWorkgroupsPerDimension: l.maxComputeWorkgroupsPerDimension,
+        maxStorageBufferBindingSize: l.maxStorageBufferBindingSize,
+        maxBufferSize: l.maxBufferSize,
+        maxComputeWorkgroupSizeX: l.maxComputeWorkgroupSizeX,
+        maxComputeWorkgroupSizeY: l.maxComputeWorkgroupSizeY,
+        maxComputeInvocationsPerWorkgroup: l.maxComputeInvocationsPerWorkgroup,
+        maxStorageBuffersPerShaderStage: l.maxStorageBuffersPerShaderStage,
+      },
+    })
+  );
 
   // tfjs never checks for device errors: an invalid pipeline (e.g. more storage buffers than the limit) silently
   // leaves its output unwritten. Collect them, so callers can turn wrong numbers into an error (see takeWebGPUErrors).

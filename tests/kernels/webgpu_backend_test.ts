@@ -39,3 +39,23 @@ Deno.test("device errors tfjs ignores are collected, and throwOnWebGPUErrors tur
   );
   assertEquals(takeWebGPUErrors(), [], "reported once, then cleared");
 });
+
+Deno.test("starting WebGPU prints no 'error:' line on a headless machine (Mesa's device-select layer)", async () => {
+  // Without XDG_RUNTIME_DIR, Mesa's Vulkan device-select layer makes libwayland print "error: XDG_RUNTIME_DIR is
+  // invalid or not set" twice (seen on lavapipe, the adapter a fresh CI machine gets); only our errors may say error.
+  const env = { ...Deno.env.toObject(), NO_COLOR: "1" };
+  delete (env as Record<string, string>).XDG_RUNTIME_DIR;
+  const script = `import { initWebGPU } from ${
+    JSON.stringify(new URL("../../kernels/webgpu_backend.ts", import.meta.url).href)
+  };
+    await initWebGPU(); console.log(Deno.env.get("XDG_RUNTIME_DIR") ?? "unset");`;
+  const { code, stdout, stderr } = await new Deno.Command(Deno.execPath(), {
+    args: ["eval", script],
+    env,
+    clearEnv: true,
+  }).output();
+  const err = new TextDecoder().decode(stderr);
+  assertEquals(code, 0, err);
+  assertEquals(err.split("\n").filter((l) => /^error:/i.test(l)), []);
+  assertEquals(new TextDecoder().decode(stdout).trim(), "unset", "the variable is restored");
+});
