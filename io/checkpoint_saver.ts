@@ -11,8 +11,12 @@
  */
 import type { StateDict } from "./host_tensor.ts";
 import { type CheckpointState, type DataPosition, loadCheckpoint } from "./checkpoint.ts";
+import { dirname, join, resolve } from "node:path";
+import { atomicWriteFile } from "./atomic_write.ts";
 import {
+  BEST_CHECKPOINT,
   findResumeCheckpoint,
+  LAST_CHECKPOINT,
   removeStaleTempFiles,
   type SavedCheckpoint,
   saveRunCheckpoint,
@@ -131,6 +135,31 @@ export class CheckpointSaver {
   }
 
   /**
+   * A kill between the files of one save (step file, then `last`, then `best`) leaves `last`, and `best` when that
+   * save improved it, older than the step file resumed from; a run resumed at its very end would then finish with
+   * them stale. They are written again from the resumed file's bytes, as the interrupted save would have.
+   */
+  async #completeInterruptedSave(path: string, state: CheckpointState): Promise<void> {
+    const older = async (file: string, isCurrent: (s: CheckpointState) => boolean) => {
+      if (file === path) return false;
+      try {
+        return !isCurrent(await loadCheckpoint(file));
+      } catch {
+        return true; // missing or unreadable
+      }
+    };
+    const last = join(this.dir, LAST_CHECKPOINT), best = join(this.dir, BEST_CHECKPOINT);
+    const stale = [];
+    if (await older(last, (s) => s.globalStep >= state.globalStep)) stale.push(last);
+    // The best metric changes only in a save that writes `best`: a different one there means that write was lost.
+    if (state.bestMetric !== null && await older(best, (s) => s.bestMetric === state.bestMetric)) stale.push(best);
+    if (stale.length === 0) return;
+    const bytes = await Deno.readFile(path);
+    for (const file of stale) await atomicWriteFile(file, bytes);
+    this.#log(`completed the save interrupted at step ${state.globalStep}: ${stale.join(", ")} rewritten from ${path}`);
+  }
+
+  /**
    * Loads a checkpoint into the model and the optimizer and takes over its best metric. `from` is a checkpoint's
    * path, or `"auto"`: the newest valid checkpoint of the folder (unusable newer files are skipped with a warning),
    * or null, with a message, when the folder holds none, so the run starts fresh.
@@ -159,6 +188,7 @@ export class CheckpointSaver {
     this.#bestMetric = rest.bestMetric;
     const { epoch, batch } = rest.dataPosition;
     this.#log(`resumed from ${path}: epoch ${epoch + 1}, batch ${batch}, step ${rest.globalStep}`);
+    if (resolve(dirname(path)) === resolve(this.dir)) await this.#completeInterruptedSave(path, state);
     return { ...rest, path };
   }
 }

@@ -120,10 +120,15 @@ Deno.test("CheckpointSaver.resume loads the newest valid checkpoint into the mod
     assertEquals([s.model.state, s.optimizer.state], [statesAt(20).model, statesAt(20).optimizer]);
     assertStrictEquals(s.saver.bestMetric, 0.5, "the best metric carries over");
     assert(!s.saver.improves(0.5) && s.saver.improves(0.6));
-    assertEquals(s.messages.length, 3);
+    assertEquals(s.messages.length, 4);
     assert(s.messages[0].startsWith(`warning: skipping unusable checkpoint ${dir}/checkpoint-000000030.safetensors: `));
     assert(s.messages[1].startsWith(`warning: skipping unusable checkpoint ${dir}/${LAST_CHECKPOINT}: `));
     assertEquals(s.messages[2], `resumed from ${dir}/checkpoint-000000020.safetensors: epoch 3, batch 0, step 20`);
+    // The damaged `last` is replaced by the checkpoint the run resumed from.
+    assertEquals(
+      s.messages[3],
+      `completed the save interrupted at step 20: ${dir}/${LAST_CHECKPOINT} rewritten from ${dir}/checkpoint-000000020.safetensors`,
+    );
 
     // `last` newer than every valid step file (a damaged newest step file, or --keep pruned them): `last` wins.
     await saveAt(writer, 40);
@@ -150,5 +155,36 @@ Deno.test("CheckpointSaver's first save removes the temporary files a crashed wr
     await Deno.writeFile(`${dir}/notes.txt`, new Uint8Array(1));
     await saveAt(saverFor(dir, 1), 1);
     assertEquals(names(dir), ["checkpoint-000000001.safetensors", LAST_CHECKPOINT, "notes.txt"]);
+  });
+});
+
+Deno.test("CheckpointSaver.resume completes a save that a kill cut off after its step file", async () => {
+  await withTempDir(async (dir) => {
+    const writer = saverFor(dir);
+    await saveAt(writer, 10, 0.25);
+    // Step 20 improved the metric, but the process died right after renaming its step file into place: `last` and
+    // `best` still hold step 10.
+    const other = saverFor(`${dir}/other`);
+    await saveAt(other, 10, 0.25);
+    await saveAt(other, 20, 0.5);
+    const step20 = await Deno.readFile(`${dir}/other/checkpoint-000000020.safetensors`);
+    await Deno.writeFile(`${dir}/checkpoint-000000020.safetensors`, step20);
+    await Deno.remove(`${dir}/other`, { recursive: true });
+
+    const s = saverFor(dir);
+    assertEquals((await s.saver.resume("auto"))!.globalStep, 20);
+    assertEquals(await Deno.readFile(`${dir}/${LAST_CHECKPOINT}`), step20);
+    assertEquals(await Deno.readFile(`${dir}/${BEST_CHECKPOINT}`), step20);
+    assertEquals(
+      s.messages.at(-1),
+      `completed the save interrupted at step 20: ${dir}/${LAST_CHECKPOINT}, ${dir}/${BEST_CHECKPOINT} rewritten from ` +
+        `${dir}/checkpoint-000000020.safetensors`,
+    );
+    // A later save that did not improve leaves `best` alone when cut off the same way.
+    await saveAt(s, 30, 0.4);
+    const again = saverFor(dir);
+    await Deno.writeFile(`${dir}/${LAST_CHECKPOINT}`, step20);
+    await again.saver.resume("auto");
+    assertEquals(again.messages.at(-1)?.includes(BEST_CHECKPOINT), false, again.messages.at(-1));
   });
 });

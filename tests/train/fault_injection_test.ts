@@ -7,14 +7,14 @@ import { runFaultTrials } from "../fault_injection.ts";
 Deno.test("SIGKILL during a step, evaluation, a checkpoint write and before a folder fsync: resume is bit-identical", async () => {
   const dir = await Deno.makeTempDir({ prefix: "faults-" });
   try {
-    const results = await runFaultTrials(dir, ["step:5", "eval:1", "save:4:1500", "rename:2"]);
+    const results = await runFaultTrials(dir, ["step:5", "eval:1", "save:4:1500", "rename:7"]);
     assertEquals(
       results.map((t) => [t.kill, t.phase, t.unreadable, t.difference ?? "identical"]),
       [
         ["step:5", "step", [], "identical"],
         ["eval:1", "eval", [], "identical"],
         ["save:4:1500", "save", [], "identical"],
-        ["rename:2", "rename", [], "identical"],
+        ["rename:7", "rename", [], "identical"],
       ],
     );
   } finally {
