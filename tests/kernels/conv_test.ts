@@ -141,7 +141,7 @@ Deno.test("strided backprop-input by pixel-parity classes matches the float64 re
     const [, f, dy] = ins;
     const fT = tf.tensor(f, [k, k, ci, co]);
     const dyT = tf.tensor(dy, [b, g.outHeight, g.outWidth, co]);
-    const info = runGemmsInto(backend, convBackpropInputParitySpecs(g), [dyT, fT], [b, h, w, ci], true);
+    const info = runGemmsInto(backend, convBackpropInputParitySpecs(g), [dyT, fT], [b, h, w, ci], { force: true });
     assert(info);
     const dx = tf.engine().makeTensorFromTensorInfo(info);
     const err = relativeError(await dx.data(), referenceConv(c, ins[0], f, dy).dx);
