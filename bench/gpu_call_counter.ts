@@ -1,6 +1,6 @@
 /**
  * Counts the WebGPU calls whose number sets a training step's CPU cost: compute dispatches, queue submits, buffers
- * created, bytes uploaded and bind groups created. Installing wraps methods of the WebGPU classes' prototypes
+ * created, bytes uploaded and bind groups created, and times the submits. Installing wraps methods of the WebGPU classes' prototypes
  * (`GPUDevice`, `GPUQueue`, `GPUComputePassEncoder`), so that objects created before (tfjs's device, queue and open
  * compute pass) are counted too; removing puts the original methods back. Process-wide: it counts the calls of every
  * device, and only one counter can be installed at a time.
@@ -22,6 +22,11 @@ export interface GpuCallCounts {
   bytesUploaded: number;
   /** `GPUDevice.createBindGroup` calls (tfjs creates one per dispatch and never reuses them). */
   bindGroupsCreated: number;
+  /**
+   * Milliseconds spent inside `GPUQueue.submit` (a time, not a count). On a GPU this is driver work; on Mesa's
+   * llvmpipe/lavapipe it is also the GPU work itself, which runs inside the submit call.
+   */
+  submitMs: number;
 }
 
 /** An installed counter. */
@@ -36,14 +41,28 @@ type Method = (this: unknown, ...args: unknown[]) => unknown;
 
 let installed = false;
 
-/** Replaces `proto[name]` by a wrapper that calls `count(args)` first; returns the function that undoes it. */
-function wrap(proto: object, name: string, count: (args: unknown[]) => void): () => void {
+/**
+ * Replaces `proto[name]` by a wrapper that calls `count(args)` first and, with `timed`, passes it the milliseconds
+ * the original call took; returns the function that undoes it.
+ */
+function wrap(
+  proto: object,
+  name: string,
+  count: (args: unknown[]) => void,
+  timed?: (ms: number) => void,
+): () => void {
   const methods = proto as Record<string, Method>;
   const original = methods[name];
   if (typeof original !== "function") throw new Error(`installGpuCallCounter: WebGPU has no method ${name}`);
   methods[name] = function (...args) {
     count(args);
-    return original.apply(this, args);
+    if (!timed) return original.apply(this, args);
+    const t0 = performance.now();
+    try {
+      return original.apply(this, args);
+    } finally {
+      timed(performance.now() - t0);
+    }
   };
   return () => {
     methods[name] = original;
@@ -69,12 +88,13 @@ export function installGpuCallCounter(): GpuCallCounter {
     buffersCreated: 0,
     bytesUploaded: 0,
     bindGroupsCreated: 0,
+    submitMs: 0,
   };
   const undo: (() => void)[] = [];
   const undoAll = () => undo.reverse().forEach((u) => u());
   try {
     undo.push(wrap(GPUComputePassEncoder.prototype, "dispatchWorkgroups", () => counts.dispatches++));
-    undo.push(wrap(GPUQueue.prototype, "submit", () => counts.submits++));
+    undo.push(wrap(GPUQueue.prototype, "submit", () => counts.submits++, (ms) => counts.submitMs += ms));
     undo.push(wrap(GPUQueue.prototype, "writeBuffer", ([, , data, dataOffset, size]) => {
       counts.bytesUploaded += writtenBytes(data as ArrayBuffer, dataOffset as number, size as number | undefined);
     }));

@@ -107,6 +107,7 @@ function stepCountsTable(ours: TrainBenchResult, stock?: TrainBenchResult): stri
     ["KiB uploaded", (r) => (r.bytesUploadedPerStep / 1024).toFixed(1)],
     ["bind groups created", (r) => r.bindGroupsPerStep.toFixed(1)],
     ["CPU ms (JS + encoding)", (r) => r.cpuMsPerStep.toFixed(1)],
+    ["ms inside queue.submit", (r) => r.submitMsPerStep.toFixed(1)],
   ];
   const head = "per training step".padEnd(26) + "ours".padStart(10) + (stock ? "stock".padStart(10) : "");
   return [

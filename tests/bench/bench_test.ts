@@ -83,6 +83,7 @@ Deno.test("formatReport shows both columns and the speed-up when stock was run",
     bytesUploadedPerStep: 20480,
     bindGroupsPerStep: 612,
     cpuMsPerStep: 95,
+    submitMsPerStep: 12,
   };
   const train: TrainBenchResult = { imagesPerSecond: 300, msPerStep: 10, steps: 3, lastLoss: 2.3, ...counts };
   const text = formatReport({
@@ -100,6 +101,7 @@ Deno.test("formatReport shows both columns and the speed-up when stock was run",
   assert(/dispatches\s+612\.0\s+1500\.0/.test(text), text);
   assert(/KiB uploaded\s+20\.0\s+20\.0/.test(text), text);
   assert(/CPU ms \(JS \+ encoding\)\s+95\.0/.test(text), text);
+  assert(/ms inside queue\.submit\s+12\.0/.test(text), text);
 });
 
 Deno.test("runBench times a real (tiny) training step through our kernels", async () => {
@@ -117,7 +119,8 @@ Deno.test("runBench times a real (tiny) training step through our kernels", asyn
   for (const n of [t.dispatchesPerStep, t.submitsPerStep, t.bindGroupsPerStep, t.bytesUploadedPerStep]) {
     assert(Number.isInteger(n) && n > 0, JSON.stringify(t));
   }
-  assert(Number.isInteger(t.buffersCreatedPerStep) && Number.isFinite(t.cpuMsPerStep), JSON.stringify(t));
+  assert(Number.isInteger(t.buffersCreatedPerStep), JSON.stringify(t));
+  assert(Number.isFinite(t.cpuMsPerStep) && Number.isFinite(t.submitMsPerStep), JSON.stringify(t));
   assertEquals(report.stock, undefined, "no stock run without --compare-stock");
   assert(lines.some((l) => l.includes("training step, ours")), lines.join("\n"));
   assertEquals(report.adapter, adapter.name);
