@@ -16,7 +16,7 @@ import { parseBenchArgs } from "../../tasks/bench.ts";
 /**
  * One step of ResNet-18, CIFAR stem, width 4, 16x16, batch 2, our kernels, llvmpipe, after 2 warm-up steps in a fresh
  * process (buffers created depend on the history of tfjs's buffer pool; 103 of them are the 4-byte staging buffers
- * tfjs makes to upload each scalar, here the constants of the BN running-statistics update).
+ * tfjs makes to upload each scalar, 100 for the constants of the BN running-statistics update).
  */
 const PINNED = { dispatches: 633, submits: 43, buffersCreated: 109, bytesUploaded: 46952, bindGroups: 633 };
 

@@ -4,9 +4,9 @@
  * checked against a float64 reference and proves, by the programs it ran, that our kernel ran with the forced tile
  * and split-K (a fall-back to stock or to the device's choice fails).
  *
- * Cost: each (tile, case, split-K) is its own shader (every size is baked in); on llvmpipe with a cold Mesa shader
- * cache one shader of the 128x128 tile takes about 13 s to compile, 128x64 10 s, 64x128 8 s, 64x64 3 s, the small
- * tiles under 1.2 s, so this file takes about 4-6 min on a fresh 2-core machine and 3 s once the cache is warm.
+ * Cost: each (tile, case, split-K) is its own shader (every size is baked in). With an empty Mesa shader cache this
+ * file took 18 s on this shared 2-core machine in a quiet moment and 5 min in a loaded one (a 128x128 shader then took
+ * up to 25 s to compile); with a warm cache, 3 s. See KERNEL_NOTES.md.
  * @module
  */
 import * as tf from "@tensorflow/tfjs";
