@@ -86,6 +86,34 @@ function batchNormReluStep(x: tf.Tensor4D, gamma: tf.Tensor1D, beta: tf.Tensor1D
 }
 
 /**
+ * The convolutions a ResNet runs besides its 3×3 stride-1 ones, each forward and both backward passes: the first
+ * 3×3/2 of stage 2 (`width` → 2·`width` channels at `size` pixels) and its 1×1/2 projection shortcut, and the 7×7/2
+ * ImageNet stem (3 → `width` channels at `input` pixels), so that `--compare-stock` checks the strided paths (the
+ * pixel-parity backprop-input), 1×1 and 7×7 on the adapter at hand.
+ */
+export function resnetStridedOpCases(batch: number, width: number, size: number, input: number): OpCase[] {
+  const convs = [
+    { label: `conv3x3/2 ${width}->${2 * width}ch ${size}x${size}`, c: width, s: size, k: 3, co: 2 * width, pad: 1 },
+    { label: `conv1x1/2 ${width}->${2 * width}ch ${size}x${size}`, c: width, s: size, k: 1, co: 2 * width, pad: 0 },
+    { label: `conv7x7/2 3->${width}ch ${input}x${input}`, c: 3, s: input, k: 7, co: width, pad: 3 },
+  ];
+  const kinds = [["fwd", "conv2d"], ["bwd-input", "conv2dBackpropInput"], [
+    "bwd-filter",
+    "conv2dBackpropFilter",
+  ]] as const;
+  return convs.flatMap(({ label, c, s, k, co, pad }) =>
+    kinds.map(([pass, kind]) => ({
+      name: label.replace(" ", ` ${pass} `),
+      kind,
+      xShape: [batch, s, s, c],
+      wShape: [k, k, c, co],
+      stride: 2,
+      pad,
+    }))
+  );
+}
+
+/**
  * Builds the inputs of `c` and returns a function launching it once (the caller disposes what it returns).
  * `stock` picks the composite batch norm (the registered kernels decide for the other ops).
  */
@@ -139,15 +167,28 @@ export async function opOutput(c: OpCase, options: { stock?: boolean } = {}): Pr
   }
 }
 
+/** Options of {@linkcode timeOp}. */
+export interface TimeOpOptions {
+  /** Untimed launches, each synchronised (the first compiles the pipelines; the last sizes the run). Default 2. */
+  warmup?: number;
+  /** Timed launches; default: enough for about `targetSeconds`, going by the last warm-up launch. */
+  reps?: number;
+  /** Wanted length of the timed run when `reps` is not given (default 0.5 s). */
+  targetSeconds?: number;
+  /** Most timed launches when `reps` is not given (default 50). */
+  maxReps?: number;
+  /** The composite batch norm instead of ours (the registered kernels decide for the other ops). */
+  stock?: boolean;
+}
+
 /**
- * Times `c` with whatever kernels are registered: `warmup` launches (pipeline compilation), one synchronised launch
- * to size the run, then enough launches for about `targetSeconds` (at least 1, at most `maxReps`), synchronised once.
+ * Times `c` with whatever kernels are registered: `warmup` synchronised launches, then `reps` launches (or enough
+ * for about `targetSeconds`, at least 1, at most `maxReps`) synchronised once. To compare two sides fairly, time one
+ * and pass its `reps` to the other: both then run the same warm-up and the same repetitions.
  */
-export async function timeOp(
-  c: OpCase,
-  options: { warmup?: number; targetSeconds?: number; maxReps?: number; stock?: boolean } = {},
-): Promise<OpTiming> {
-  const { warmup = 1, targetSeconds = 0.5, maxReps = 50, stock = false } = options;
+export async function timeOp(c: OpCase, options: TimeOpOptions = {}): Promise<OpTiming> {
+  const { warmup = 2, targetSeconds = 0.5, maxReps = 50, stock = false } = options;
+  if (!(warmup >= 1)) throw new RangeError(`timeOp: warmup must be >= 1, got ${warmup}`);
   const { inputs, launch } = prepare(c, stock);
   try {
     const runSynced = async (n: number) => {
@@ -164,9 +205,9 @@ export async function timeOp(
       tf.dispose([probe, last!]);
       return (performance.now() - t0) / 1000;
     };
-    await runSynced(warmup);
-    const once = await runSynced(1);
-    const reps = Math.max(1, Math.min(maxReps, Math.ceil(targetSeconds / Math.max(once, 1e-6))));
+    let once = 0;
+    for (let i = 0; i < warmup; i++) once = await runSynced(1);
+    const reps = options.reps ?? Math.max(1, Math.min(maxReps, Math.ceil(targetSeconds / Math.max(once, 1e-6))));
     const seconds = await runSynced(reps);
     const ms = (seconds / reps) * 1000;
     return { ms, tflops: (2 * opMacs(c)) / (ms / 1000) / 1e12, reps };

@@ -6,7 +6,7 @@
 import type * as tf from "@tensorflow/tfjs";
 import type { WebGPUBackend } from "@tensorflow/tfjs-backend-webgpu";
 import { read, type UntiledGemmSpec } from "./gemm_program.ts";
-import { runGemm } from "./run_gemm.ts";
+import { type GemmRunOptions, runGemm } from "./run_gemm.ts";
 import { numElements } from "./num_elements.ts";
 
 type KernelArgs = Parameters<tf.KernelFunc>[0];
@@ -62,12 +62,12 @@ export function matMulSpec(
 }
 
 /** BatchMatMul (inputs `a`, `b`; attrs `transposeA`, `transposeB`) through our GEMM, or undefined. */
-export function fastBatchMatMul(args: KernelArgs): tf.TensorInfo | undefined {
+export function fastBatchMatMul(args: KernelArgs, options: GemmRunOptions = {}): tf.TensorInfo | undefined {
   const { a, b } = args.inputs as { a: tf.TensorInfo; b: tf.TensorInfo };
   const { transposeA, transposeB } = args.attrs as unknown as { transposeA: boolean; transposeB: boolean };
   const spec = a.dtype === "float32" && b.dtype === "float32"
     ? matMulSpec(a.shape, b.shape, transposeA, transposeB)
     : undefined;
   if (!spec) return undefined;
-  return runGemm(args.backend as WebGPUBackend, spec, [a, b]);
+  return runGemm(args.backend as WebGPUBackend, spec, [a, b], options);
 }

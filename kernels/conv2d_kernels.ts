@@ -13,33 +13,45 @@ import {
   convBackpropInputSpec,
   convForwardSpec,
 } from "./conv_gemm_specs.ts";
-import { runGemm, runGemmsInto } from "./run_gemm.ts";
+import { type GemmRunOptions, runGemm, runGemmsInto } from "./run_gemm.ts";
 
 type KernelArgs = Parameters<tf.KernelFunc>[0];
 
+/** Options of {@linkcode fastConv2DBackpropInput}: the tiling, and whether a strided one goes by parity classes. */
+export interface ConvBackpropInputOptions extends GemmRunOptions {
+  /**
+   * Strided convolutions: one dense GEMM per pixel-parity class. "auto" (default) when every class fills at least
+   * half the device, else the single split-K GEMM; "always" and "never" force one path (tests).
+   */
+  parity?: "auto" | "always" | "never";
+}
+
 /** Conv2D (inputs `x`, `filter`) through our GEMM, or undefined. */
-export function fastConv2D(args: KernelArgs): tf.TensorInfo | undefined {
+export function fastConv2D(args: KernelArgs, options: GemmRunOptions = {}): tf.TensorInfo | undefined {
   const { x, filter } = args.inputs as { x: tf.TensorInfo; filter: tf.TensorInfo };
   const g = x.dtype === "float32" && filter.dtype === "float32"
     ? convGeometry(x.shape, filter.shape, args.attrs as unknown as ConvAttrs)
     : undefined;
   if (!g) return undefined;
-  return runGemm(args.backend as WebGPUBackend, convForwardSpec(g), [x, filter]);
+  return runGemm(args.backend as WebGPUBackend, convForwardSpec(g), [x, filter], options);
 }
 
 /** Conv2DBackpropFilter (inputs `x`, `dy`; attr `filterShape`) through our split-K GEMM, or undefined. */
-export function fastConv2DBackpropFilter(args: KernelArgs): tf.TensorInfo | undefined {
+export function fastConv2DBackpropFilter(args: KernelArgs, options: GemmRunOptions = {}): tf.TensorInfo | undefined {
   const { x, dy } = args.inputs as { x: tf.TensorInfo; dy: tf.TensorInfo };
   const attrs = args.attrs as unknown as ConvAttrs & { filterShape: number[] };
   const g = x.dtype === "float32" && dy.dtype === "float32"
     ? convGeometry(x.shape, attrs.filterShape, { ...attrs, dilations: 1 })
     : undefined;
   if (!g) return undefined;
-  return runGemm(args.backend as WebGPUBackend, convBackpropFilterSpec(g), [x, dy]);
+  return runGemm(args.backend as WebGPUBackend, convBackpropFilterSpec(g), [x, dy], options);
 }
 
 /** Conv2DBackpropInput (inputs `dy`, `filter`; attr `inputShape`) through our GEMM, or undefined. */
-export function fastConv2DBackpropInput(args: KernelArgs): tf.TensorInfo | undefined {
+export function fastConv2DBackpropInput(
+  args: KernelArgs,
+  options: ConvBackpropInputOptions = {},
+): tf.TensorInfo | undefined {
   const { dy, filter } = args.inputs as { dy: tf.TensorInfo; filter: tf.TensorInfo };
   const attrs = args.attrs as unknown as ConvAttrs & { inputShape: number[] };
   const g = dy.dtype === "float32" && filter.dtype === "float32"
@@ -48,8 +60,12 @@ export function fastConv2DBackpropInput(args: KernelArgs): tf.TensorInfo | undef
   if (!g) return undefined;
   const backend = args.backend as WebGPUBackend;
   // Strided: one dense GEMM per pixel-parity class when each is big enough to fill the device on its own.
-  const byParity = g.strideHeight * g.strideWidth > 1
-    ? runGemmsInto(backend, convBackpropInputParitySpecs(g), [dy, filter], [...attrs.inputShape])
+  const parity = options.parity ?? "auto";
+  const byParity = g.strideHeight * g.strideWidth > 1 && parity !== "never"
+    ? runGemmsInto(backend, convBackpropInputParitySpecs(g), [dy, filter], [...attrs.inputShape], {
+      tiling: options.tiling,
+      force: parity === "always",
+    })
     : undefined;
-  return byParity ?? runGemm(backend, convBackpropInputSpec(g), [dy, filter]);
+  return byParity ?? runGemm(backend, convBackpropInputSpec(g), [dy, filter], options);
 }

@@ -152,7 +152,8 @@ export class GemmProgram implements WebGPUProgram {
   workgroupSize: [number, number, number];
   /** Components per element of each input binding (4 where read as vec4). */
   variableComponents: number[];
-  private readonly spec: GemmSpec;
+  /** What it computes and how it is tiled (read by tests to check which configuration ran). */
+  readonly spec: GemmSpec;
 
   /**
    * Validates the tiling against the spec and sets the dispatch grid.

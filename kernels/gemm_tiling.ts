@@ -70,6 +70,50 @@ export function tileWaste(tile: GemmTile, m: number, n: number): number {
   return (Math.ceil(m / tile.tileM) * tile.tileM * Math.ceil(n / tile.tileN) * tile.tileN) / (m * n);
 }
 
+/** The sizes of one batched product: `batch` × [m, k] · [k, n]. */
+export interface GemmDims {
+  /** Independent products. */
+  batch: number;
+  /** Rows of C. */
+  m: number;
+  /** Columns of C. */
+  n: number;
+  /** The reduction length. */
+  k: number;
+}
+
+/** Constraints of one tiling choice. */
+export interface GemmTilingOptions {
+  /** One K slice only (the GEMM writes rows into a shared output with `storeRow`, which split-K cannot). */
+  noSplit?: boolean;
+}
+
+/**
+ * Chooses the tile and split-K of one GEMM. Our kernels use {@linkcode chooseGemmTiling} on the device's limits
+ * (`deviceGemmTiling` in run_gemm.ts); a test passes {@linkcode fixedGemmTiling} instead to run, on a software
+ * adapter, the configurations a real GPU picks.
+ */
+export type GemmTilingChooser = (dims: GemmDims, options: GemmTilingOptions) => GemmTiling;
+
+/**
+ * `tile` with K (> 0) cut into `splitK` slices of whole K slabs, or fewer when rounding the slices up to whole slabs
+ * would leave trailing slices empty (every slice has work).
+ */
+export function splitTiling(tile: GemmTile, k: number, splitK: number): GemmTiling {
+  let kPerSplit = Math.ceil(Math.ceil(k / splitK) / tile.tileK) * tile.tileK;
+  const splits = Math.ceil(k / kPerSplit);
+  if (splits === 1) kPerSplit = Math.ceil(k / tile.tileK) * tile.tileK;
+  return { ...tile, splitK: splits, kPerSplit };
+}
+
+/**
+ * A chooser that always answers `tile` with `splitK` K slices ({@linkcode splitTiling}; one where the caller needs
+ * `noSplit`), whatever the device: forces a configuration in tests.
+ */
+export function fixedGemmTiling(tile: GemmTile, splitK = 1): GemmTilingChooser {
+  return (dims, options) => splitTiling(tile, dims.k, options.noSplit ? 1 : splitK);
+}
+
 /** Largest padding overhead accepted before a smaller tile is preferred. */
 const MAX_WASTE = 1.3;
 
@@ -80,9 +124,9 @@ const MAX_WASTE = 1.3;
  * @throws {RangeError} when a dimension is not a positive integer or no tile fits the device limits.
  */
 export function chooseGemmTiling(
-  dims: { batch: number; m: number; n: number; k: number },
+  dims: GemmDims,
   limits: GemmDeviceLimits,
-  options: { noSplit?: boolean } = {},
+  options: GemmTilingOptions = {},
 ): GemmTiling {
   for (const [name, v] of Object.entries(dims)) {
     if (!Number.isInteger(v) || v < 1) {
@@ -116,9 +160,5 @@ export function chooseGemmTiling(
     const allowed = Math.max(1, Math.floor(k / Math.max(limits.minKPerSplit, tile.tileK)));
     splitK = Math.min(wanted, allowed);
   }
-  let kPerSplit = Math.ceil(Math.ceil(k / splitK) / tile.tileK) * tile.tileK;
-  // Rounding kPerSplit up can leave trailing slices empty; recount so that every slice has work.
-  splitK = Math.ceil(k / kPerSplit);
-  if (splitK === 1) kPerSplit = Math.ceil(k / tile.tileK) * tile.tileK;
-  return { ...tile, splitK, kPerSplit };
+  return splitTiling(tile, k, splitK);
 }

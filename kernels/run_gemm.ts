@@ -6,7 +6,13 @@
 import type { TensorInfo } from "@tensorflow/tfjs";
 import type { WebGPUBackend } from "@tensorflow/tfjs-backend-webgpu";
 import { isSoftwareAdapter } from "./webgpu_backend.ts";
-import { chooseGemmTiling, type GemmDeviceLimits, type GemmTiling, SOFTWARE_GEMM_TILES } from "./gemm_tiling.ts";
+import {
+  chooseGemmTiling,
+  type GemmDeviceLimits,
+  type GemmTiling,
+  type GemmTilingChooser,
+  SOFTWARE_GEMM_TILES,
+} from "./gemm_tiling.ts";
 import { GemmProgram, type UntiledGemmSpec } from "./gemm_program.ts";
 import { SplitKReduceProgram } from "./split_k_reduce_program.ts";
 
@@ -31,29 +37,49 @@ export function gemmDeviceLimits(backend: WebGPUBackend): GemmDeviceLimits {
   };
 }
 
+/** How our GEMM kernels pick their tiling; every field defaults to the device's choice. */
+export interface GemmRunOptions {
+  /**
+   * Tile and split-K of each GEMM. Default: {@linkcode deviceGemmTiling}. Tests pass `fixedGemmTiling(...)` to run
+   * the tiles a GPU picks on a software adapter, which picks one small tile.
+   */
+  tiling?: GemmTilingChooser;
+}
+
+/** {@linkcode chooseGemmTiling} on the limits of `backend`'s device: what our kernels run by default. */
+export function deviceGemmTiling(backend: WebGPUBackend): GemmTilingChooser {
+  const limits = gemmDeviceLimits(backend);
+  return (dims, options) => chooseGemmTiling(dims, limits, options);
+}
+
 /**
- * `spec` with the tiling `chooseGemmTiling` picks for the device, as a program, or undefined when its grid would
- * exceed the device's workgroups per dimension.
+ * `spec` with the tiling `choose` picks, as a program, or undefined when its grid would exceed the device's
+ * workgroups per dimension.
  */
 function tiledProgram(
   backend: WebGPUBackend,
   spec: UntiledGemmSpec,
-  limits: GemmDeviceLimits,
-  options?: { noSplit?: boolean },
+  choose: GemmTilingChooser,
+  options: { noSplit?: boolean } = {},
 ): { program: GemmProgram; tiling: GemmTiling } | undefined {
-  const tiling = chooseGemmTiling({ batch: spec.batch, m: spec.m, n: spec.n, k: spec.k }, limits, options);
+  const tiling = choose({ batch: spec.batch, m: spec.m, n: spec.n, k: spec.k }, options);
   const program = new GemmProgram({ ...spec, tiling });
   const maxDim = backend.device.limits.maxComputeWorkgroupsPerDimension;
   return program.dispatch.some((d) => d > maxDim) ? undefined : { program, tiling };
 }
 
 /**
- * Computes the GEMM described by `spec` (without tiling: chosen here) on `inputs` and returns a new tensor of shape
- * `spec.outputShape`, or undefined when the grid would exceed the device's workgroups per dimension (the caller
- * then runs the stock kernel). Intermediate partial sums are disposed.
+ * Computes the GEMM described by `spec` (without tiling: chosen here, by `options.tiling` if given) on `inputs` and
+ * returns a new tensor of shape `spec.outputShape`, or undefined when the grid would exceed the device's workgroups
+ * per dimension (the caller then runs the stock kernel). Intermediate partial sums are disposed.
  */
-export function runGemm(backend: WebGPUBackend, spec: UntiledGemmSpec, inputs: TensorInfo[]): TensorInfo | undefined {
-  const tiled = tiledProgram(backend, spec, gemmDeviceLimits(backend));
+export function runGemm(
+  backend: WebGPUBackend,
+  spec: UntiledGemmSpec,
+  inputs: TensorInfo[],
+  options: GemmRunOptions = {},
+): TensorInfo | undefined {
+  const tiled = tiledProgram(backend, spec, options.tiling ?? deviceGemmTiling(backend));
   if (!tiled) return undefined;
   const { program, tiling } = tiled;
   const out = backend.runWebGPUProgram(program, inputs, "float32");
@@ -65,22 +91,24 @@ export function runGemm(backend: WebGPUBackend, spec: UntiledGemmSpec, inputs: T
 
 /**
  * Runs GEMMs that each fill a subset of rows (`storeRow`) of one new output of shape `outputShape`, without split-K.
- * Returns undefined, running nothing, when a grid exceeds the device's workgroups per dimension or, unless `force`,
- * when some GEMM would have fewer than half the target workgroups (then one split-K GEMM is the better choice).
+ * Returns undefined, running nothing, when a grid exceeds the device's workgroups per dimension or, unless
+ * `options.force`, when some GEMM would have fewer than half the device's target workgroups (then one split-K GEMM is
+ * the better choice).
  */
 export function runGemmsInto(
   backend: WebGPUBackend,
   specs: UntiledGemmSpec[],
   inputs: TensorInfo[],
   outputShape: number[],
-  force = false,
+  options: GemmRunOptions & { force?: boolean } = {},
 ): TensorInfo | undefined {
   const limits = gemmDeviceLimits(backend);
-  const tiled = specs.map((spec) => tiledProgram(backend, spec, limits, { noSplit: true }));
+  const choose = options.tiling ?? deviceGemmTiling(backend);
+  const tiled = specs.map((spec) => tiledProgram(backend, spec, choose, { noSplit: true }));
   if (tiled.some((t) => t === undefined)) return undefined;
   const programs = tiled.map((t) => t!.program);
   const workgroups = (p: GemmProgram) => p.dispatch[0] * p.dispatch[1] * p.dispatch[2];
-  if (!force && programs.some((p) => workgroups(p) < limits.targetWorkgroups / 2)) return undefined;
+  if (!options.force && programs.some((p) => workgroups(p) < limits.targetWorkgroups / 2)) return undefined;
   const out = backend.makeTensorInfo(outputShape, "float32");
   for (const p of programs) backend.runWebGPUProgram(p, inputs, "float32", undefined, out);
   return out;

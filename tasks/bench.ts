@@ -1,99 +1,53 @@
 /**
- * `deno task bench`: training-step throughput of a ResNet and per-op GPU timings of the kernels in `kernels/`, with
- * `--compare-stock` running tfjs's stock WebGPU kernels side by side in the same process.
+ * `deno task bench`: training-step throughput of a ResNet, its WebGPU calls and CPU time per step, and per-op GPU
+ * timings of the kernels in `kernels/`, with `--compare-stock` running tfjs's stock WebGPU kernels side by side in
+ * the same process (the same warm-up and repetitions on both sides).
  *
  *     deno task bench [--arch resnet18] [--batch-size N] [--input 32] [--width 64] [--steps N] [--warmup N]
- *                     [--compare-stock] [--stock-steps N] [--json] [--skip-ops] [--skip-train] [--data]
+ *                     [--kernels LIST] [--compare-stock] [--json] [--skip-ops] [--skip-train] [--data]
  *
  * Defaults are full size (batch 128, width 64) on a GPU and CI-sized (batch 8, width 8, 16×16) on a software
- * adapter such as llvmpipe.
+ * adapter such as llvmpipe. The benchmark itself is `bench/run_bench.ts`; this file parses and prints.
  * @module
  */
 import { runBenchData } from "./bench_data.ts";
-import { parseArgs } from "./args.ts";
-import { type AdapterReport, initWebGPU, throwOnWebGPUErrors } from "../kernels/webgpu_backend.ts";
-import { registerFastKernels, restoreStockKernels } from "../kernels/register.ts";
-import { type OpCase, opOutput, type OpTiming, resnetOpCases, timeOp } from "../bench/op_bench.ts";
-import { relativeError } from "../bench/relative_error.ts";
-import { benchTrainStep, type TrainBenchResult } from "../bench/train_step_bench.ts";
-import { createResNet } from "../models/resnet.ts";
-import { resnetSpec } from "../models/resnet_spec.ts";
+import { choiceFlag, intFlag, parseArgs, UsageError } from "./args.ts";
+import { type AdapterReport, initWebGPU } from "../kernels/webgpu_backend.ts";
+import { FAST_KERNEL_NAMES } from "../kernels/register.ts";
+import { ARCHITECTURES } from "../models/resnet_spec.ts";
+import type { BenchConfig, BenchReport } from "../bench/bench_report.ts";
+import type { OpTiming } from "../bench/op_bench.ts";
+import type { TrainBenchResult } from "../bench/train_step_bench.ts";
+import { runBench } from "../bench/run_bench.ts";
 
 const USAGE = "usage: deno task bench [--arch resnet18] [--batch-size N] [--input N] [--width N] [--steps N] " +
-  "[--warmup N] [--compare-stock] [--stock-steps N] [--json] [--skip-ops] [--skip-train] [--data]";
+  "[--warmup N] [--kernels LIST] [--compare-stock] [--json] [--skip-ops] [--skip-train] [--data]";
 
-/** The resolved configuration of one bench run (JSON-serialisable; echoed in `--json` output). */
-export interface BenchConfig {
-  /** torchvision architecture name, e.g. resnet18. */
-  arch: string;
-  /** Images per training step and batch of the op shapes. */
-  batchSize: number;
-  /** Input height and width. */
-  input: number;
-  /** Stem channels (64 in torchvision). */
-  width: number;
-  /** cifar for inputs up to 64 pixels, imagenet above. */
-  stem: "cifar" | "imagenet";
-  /** Classifier outputs: 10 (cifar stem) or 1000. */
-  numClasses: number;
-  /** Timed training steps with our kernels. */
-  steps: number;
-  /** Untimed steps before them. */
-  warmup: number;
-  /** Timed steps of the stock run (stock tfjs needs ~25 s per step of 128 on an H100). */
-  stockSteps: number;
-  /** Also time stock tfjs kernels in the same process. */
-  compareStock: boolean;
-  /** Time the per-op table. */
-  ops: boolean;
-  /** Time the training step. */
-  train: boolean;
+/**
+ * Parses `--kernels`: a comma-separated subset of {@linkcode FAST_KERNEL_NAMES}, or "none" (our fused batch norm and
+ * SGD with every GEMM kernel stock), or "all".
+ * @throws {UsageError} naming the flag and the unknown name.
+ */
+function kernelsFlag(value: string): string[] {
+  if (value === "all") return [...FAST_KERNEL_NAMES];
+  if (value === "none") return [];
+  const names = value.split(",").map((n) => n.trim());
+  for (const name of names) {
+    if (!FAST_KERNEL_NAMES.includes(name)) {
+      throw new UsageError(
+        `--kernels: unknown kernel "${name}"; expected "all", "none" or a comma-separated subset of ` +
+          FAST_KERNEL_NAMES.join(", "),
+        "--kernels",
+      );
+    }
+  }
+  return FAST_KERNEL_NAMES.filter((n) => names.includes(n));
 }
 
-/** One row of the per-op table. */
-export interface OpRow {
-  /** Op label. */
-  name: string;
-  /** Which op. */
-  kind: OpCase["kind"];
-  /** Input shape (see OpCase). */
-  xShape: number[];
-  /** Filter or right-hand shape (see OpCase). */
-  wShape: number[];
-  /** Timing with our kernels. */
-  ours: OpTiming;
-  /** Timing with stock tfjs kernels (with --compare-stock). */
-  stock?: OpTiming;
-  /** With --compare-stock: max |ours − stock| / max |stock| over the op's output, same inputs. */
-  relError?: number;
-}
-
-/** What `--json` prints. */
-export interface BenchReport {
-  /** WebGPU adapter name. */
-  adapter: string;
-  /** True on software adapters such as llvmpipe. */
-  isFallbackAdapter: boolean;
-  /** ISO time of the run. */
-  date: string;
-  /** The resolved configuration. */
-  config: BenchConfig;
-  /** Training-step throughput with our kernels. */
-  train?: TrainBenchResult;
-  /** The per-op table. */
-  ops?: OpRow[];
-  /** The stock run (with --compare-stock). */
-  stock?: { train?: TrainBenchResult };
-}
-
-function positiveInt(flag: string, value: string | undefined, fallback: number): number {
-  if (value === undefined) return fallback;
-  const n = Number(value);
-  if (!Number.isInteger(n) || n < 1) throw new Error(`--${flag}: expected an integer >= 1, received "${value}"`);
-  return n;
-}
-
-/** Parses `args` into a {@linkcode BenchConfig} with defaults for `adapter`. */
+/**
+ * Parses `args` into a {@linkcode BenchConfig} with defaults for `adapter`.
+ * @throws {UsageError} naming the flag at fault.
+ */
 export function parseBenchArgs(args: string[], adapter: Pick<AdapterReport, "isFallbackAdapter">): BenchConfig & {
   json: boolean;
 } {
@@ -106,6 +60,7 @@ export function parseBenchArgs(args: string[], adapter: Pick<AdapterReport, "isF
       width: { type: "string" },
       steps: { type: "string" },
       warmup: { type: "string" },
+      kernels: { type: "string", default: "all" },
       "stock-steps": { type: "string" },
       "compare-stock": { type: "boolean", default: false },
       json: { type: "boolean", default: false },
@@ -115,19 +70,27 @@ export function parseBenchArgs(args: string[], adapter: Pick<AdapterReport, "isF
     strict: true,
     allowPositionals: false,
   });
+  if (values["stock-steps"] !== undefined) {
+    throw new UsageError(
+      "--stock-steps was removed: stock and ours run the same --warmup and --steps, for a fair comparison",
+      "--stock-steps",
+    );
+  }
   const small = adapter.isFallbackAdapter;
-  const input = positiveInt("input", values.input, small ? 16 : 32);
+  const int = (flag: string, value: string | undefined, fallback: number) =>
+    value === undefined ? fallback : intFlag(flag, value);
+  const input = int("input", values.input, small ? 16 : 32);
   const stem = input <= 64 ? "cifar" : "imagenet";
   return {
-    arch: values.arch!,
-    batchSize: positiveInt("batch-size", values["batch-size"], small ? 8 : 128),
+    arch: choiceFlag("arch", values.arch!, Object.keys(ARCHITECTURES)),
+    batchSize: int("batch-size", values["batch-size"], small ? 8 : 128),
     input,
-    width: positiveInt("width", values.width, small ? 8 : 64),
+    width: int("width", values.width, small ? 8 : 64),
     stem,
     numClasses: stem === "cifar" ? 10 : 1000,
-    steps: positiveInt("steps", values.steps, small ? 3 : 20),
-    warmup: positiveInt("warmup", values.warmup, small ? 1 : 3),
-    stockSteps: positiveInt("stock-steps", values["stock-steps"], small ? 3 : 1),
+    steps: int("steps", values.steps, small ? 3 : 20),
+    warmup: int("warmup", values.warmup, small ? 1 : 3),
+    kernels: kernelsFlag(values.kernels!),
     compareStock: values["compare-stock"]!,
     ops: !values["skip-ops"],
     train: !values["skip-train"],
@@ -135,62 +98,22 @@ export function parseBenchArgs(args: string[], adapter: Pick<AdapterReport, "isF
   };
 }
 
-/** Runs the benchmark described by `config` and returns the report; `log` receives progress lines. */
-export async function runBench(
-  config: BenchConfig,
-  adapter: AdapterReport,
-  log: (line: string) => void,
-): Promise<BenchReport> {
-  const report: BenchReport = {
-    adapter: adapter.name,
-    isFallbackAdapter: adapter.isFallbackAdapter,
-    date: new Date().toISOString(),
-    config,
-  };
-  if (config.train) {
-    const spec = resnetSpec(config.arch, { stem: config.stem, width: config.width, numClasses: config.numClasses });
-    const model = createResNet(spec, { seed: 0 });
-    const opts = { batchSize: config.batchSize, input: config.input, warmup: config.warmup, steps: config.steps };
-    registerFastKernels();
-    log(`training step, ours: ${config.arch} batch ${config.batchSize} input ${config.input} width ${config.width}`);
-    report.train = await benchTrainStep(model, opts);
-    model.dispose();
-    throwOnWebGPUErrors("in the training step with our kernels");
-    if (config.compareStock) {
-      // All stock: tfjs's kernels, the composite batch norm (tf.moments + tf.batchNorm + tf.relu), SGD as tfjs ops.
-      restoreStockKernels();
-      log("training step, stock tfjs kernels, composite batch norm, SGD as tfjs ops");
-      const stockModel = createResNet(spec, { seed: 0, fusedBatchNorm: false });
-      report.stock = {
-        train: await benchTrainStep(stockModel, { ...opts, warmup: 1, steps: config.stockSteps, sgd: "ops" }),
-      };
-      stockModel.dispose();
-      throwOnWebGPUErrors("in the stock training step");
-      registerFastKernels();
-    }
-  }
-  if (config.ops) {
-    const stageSize = config.stem === "cifar" ? config.input : Math.floor(config.input / 4);
-    const matmul = adapter.isFallbackAdapter ? 256 : 4096;
-    report.ops = [];
-    registerFastKernels(); // and again after each stock comparison
-    for (const c of resnetOpCases(config.batchSize, config.width, stageSize, matmul)) {
-      log(`op ${c.name}`);
-      const row: OpRow = { name: c.name, kind: c.kind, xShape: c.xShape, wShape: c.wShape, ours: await timeOp(c) };
-      if (config.compareStock) {
-        // Correctness on this adapter at this size (CI checks many shapes on llvmpipe; a GPU may differ).
-        const ours = await opOutput(c);
-        restoreStockKernels();
-        // Stock backprop-filter is ~1000x slower than ours on a GPU: bound its repetitions.
-        row.stock = await timeOp(c, { maxReps: 10, stock: true });
-        row.relError = relativeError(ours, await opOutput(c, { stock: true }));
-        registerFastKernels();
-      }
-      throwOnWebGPUErrors(`in ${c.name}`);
-      report.ops.push(row);
-    }
-  }
-  return report;
+/** The per-step counts and CPU time of the training step, ours and (when run) stock side by side. */
+function stepCountsTable(ours: TrainBenchResult, stock?: TrainBenchResult): string[] {
+  const rows: [string, (r: TrainBenchResult) => string][] = [
+    ["dispatches", (r) => r.dispatchesPerStep.toFixed(1)],
+    ["queue submits", (r) => r.submitsPerStep.toFixed(1)],
+    ["buffers created", (r) => r.buffersCreatedPerStep.toFixed(1)],
+    ["KiB uploaded", (r) => (r.bytesUploadedPerStep / 1024).toFixed(1)],
+    ["bind groups created", (r) => r.bindGroupsPerStep.toFixed(1)],
+    ["CPU ms (JS + encoding)", (r) => r.cpuMsPerStep.toFixed(1)],
+    ["ms inside queue.submit", (r) => r.submitMsPerStep.toFixed(1)],
+  ];
+  const head = "per training step".padEnd(26) + "ours".padStart(10) + (stock ? "stock".padStart(10) : "");
+  return [
+    head,
+    ...rows.map(([label, f]) => label.padEnd(26) + f(ours).padStart(10) + (stock ? f(stock).padStart(10) : "")),
+  ];
 }
 
 /** The human-readable table of `report`. */
@@ -199,7 +122,8 @@ export function formatReport(report: BenchReport): string {
   const c = report.config;
   lines.push(
     `config: ${c.arch} ${c.stem} stem, batch ${c.batchSize}, input ${c.input}, width ${c.width}, ` +
-      `${c.steps} timed steps after ${c.warmup} warm-up` + (c.compareStock ? ` (stock: ${c.stockSteps} after 1)` : ""),
+      `${c.steps} timed steps after ${c.warmup} warm-up${c.compareStock ? " (stock alike)" : ""}; our kernels: ` +
+      (c.kernels.length > 0 ? c.kernels.join(", ") : "none"),
   );
   const stockTrain = report.stock?.train;
   if (report.train) {
@@ -211,39 +135,41 @@ export function formatReport(report: BenchReport): string {
           (report.train.imagesPerSecond / stockTrain.imagesPerSecond).toFixed(2)
         }x`;
     }
-    lines.push(line);
+    lines.push(line, ...stepCountsTable(report.train, stockTrain));
   }
   if (report.ops) {
     const hasStock = report.ops.some((r) => r.stock);
     lines.push(
-      "op".padEnd(34) + "ours ms".padStart(10) + "TFLOP/s".padStart(10) +
+      "op".padEnd(38) + "ours ms".padStart(10) + "TFLOP/s".padStart(10) +
         (hasStock
           ? "stock ms".padStart(11) + "TFLOP/s".padStart(10) + "speed-up".padStart(10) + "rel err".padStart(10)
-          : ""),
+          : "") +
+        "reps".padStart(6),
     );
     for (const r of report.ops) {
       const flops = (t: OpTiming) => (t.tflops > 0 ? t.tflops.toPrecision(3) : "-").padStart(10);
-      let line = r.name.padEnd(34) + r.ours.ms.toFixed(3).padStart(10) + flops(r.ours);
+      let line = r.name.padEnd(38) + r.ours.ms.toFixed(3).padStart(10) + flops(r.ours);
       if (r.stock) {
         line += r.stock.ms.toFixed(3).padStart(11) + flops(r.stock) +
           `${(r.stock.ms / r.ours.ms).toFixed(2)}x`.padStart(10) + (r.relError ?? NaN).toExponential(1).padStart(10);
       }
-      lines.push(line);
+      lines.push(line + String(r.ours.reps).padStart(6));
     }
   }
   return lines.join("\n");
 }
 
-/** Entry point; returns the exit code. */
+/** Entry point; returns the exit code (2 for a bad command line, naming the flag). */
 export async function main(args: string[]): Promise<number> {
   // The input-pipeline bench needs no GPU: `deno task bench --data [--workers N] [--cifar-images N] ...`.
   if (args.includes("--data")) return await runBenchData(args.filter((a) => a !== "--data"));
   if (args.includes("--help") || args.includes("-h")) {
     console.log(
-      `${USAGE}\n\nTraining-step images/s (forward, backward, SGD) and per-op GPU timings with our kernels; ` +
-        "--compare-stock also runs\nstock tfjs in the same process and checks our ops' outputs against stock's. " +
-        "Defaults: batch 128, width 64,\ninput 32 on a GPU; batch 8, width 8, input 16 on a software adapter. " +
-        "--data: the input pipeline instead.",
+      `${USAGE}\n\nTraining-step images/s (forward, backward, SGD), WebGPU calls and CPU ms per step, and per-op GPU ` +
+        "timings with our kernels;\n--compare-stock also runs stock tfjs in the same process (same warm-up and " +
+        "repetitions) and checks our ops'\noutputs against stock's. --kernels: which of ours to use (all, none, or " +
+        `a comma-separated subset of\n${FAST_KERNEL_NAMES.join(", ")}). Defaults: batch 128, width 64, input 32 on a ` +
+        "GPU; batch 8, width 8, input 16\non a software adapter. --data: the input pipeline instead.",
     );
     return 0;
   }
@@ -252,7 +178,8 @@ export async function main(args: string[]): Promise<number> {
   try {
     config = parseBenchArgs(args, adapter);
   } catch (e) {
-    console.error(`bench: ${(e as Error).message}\n${USAGE}`);
+    if (!(e instanceof UsageError)) throw e;
+    console.error(`bench: ${e.message}\n${USAGE}`);
     return 2;
   }
   const { json, ...benchConfig } = config;

@@ -4,6 +4,7 @@ import { initWebGPU } from "../../kernels/webgpu_backend.ts";
 import { batchNormTrain } from "../../kernels/batch_norm_train.ts";
 import { bnChunking } from "../../kernels/batch_norm_programs.ts";
 import { relativeError } from "../../bench/relative_error.ts";
+import { recordPrograms } from "./program_log.ts";
 
 await initWebGPU();
 
@@ -46,9 +47,15 @@ Deno.test("batchNormTrain matches tf.moments + tf.batchNorm (+ relu): outputs an
     const r = tf.randomNormal(shape, 0, 1, "float32", 24);
     const lossOf = (f: typeof composite) => (a: tf.Tensor, g: tf.Tensor, b: tf.Tensor) =>
       f(a as tf.Tensor4D, g as tf.Tensor1D, b as tf.Tensor1D, relu).y.mul(r).sum();
-    const ours = batchNormTrain(x, gamma, beta, { eps: EPS, relu });
+    const { result: ours, programs } = recordPrograms(() => batchNormTrain(x, gamma, beta, { eps: EPS, relu }));
     const ref = composite(x, gamma, beta, relu);
-    const oursGrads = tf.grads(lossOf((a, g, b) => batchNormTrain(a, g, b, { eps: EPS, relu })))([x, gamma, beta]);
+    const { result: oursGrads, programs: gradPrograms } = recordPrograms(() =>
+      tf.grads(lossOf((a, g, b) => batchNormTrain(a, g, b, { eps: EPS, relu })))([x, gamma, beta])
+    );
+    // The composite would match too: prove that our 3 forward and 3 backward dispatches ran.
+    const ourNames = (ps: typeof programs) => ps.map((p) => p.constructor.name).filter((n) => n.startsWith("Bn"));
+    assertEquals(ourNames(programs), ["BnPartialSumsProgram", "BnTotalsProgram", "BnElementwiseProgram"]);
+    assertEquals(ourNames(gradPrograms), [...ourNames(programs), ...ourNames(programs)], `case [${shape}]`);
     const refGrads = tf.grads(lossOf(composite))([x, gamma, beta]);
     const pairs: [string, tf.Tensor, tf.Tensor][] = [
       ["y", ours.y, ref.y],

@@ -1,21 +1,24 @@
 import * as tf from "@tensorflow/tfjs";
-import type { WebGPUBackend } from "@tensorflow/tfjs-backend-webgpu";
-import { assert } from "../assert.ts";
+import type { WebGPUBackend, WebGPUProgram } from "@tensorflow/tfjs-backend-webgpu";
+import { assert, assertEquals } from "../assert.ts";
 import { initWebGPU } from "../../kernels/webgpu_backend.ts";
 import { registerFastKernels, restoreStockKernels } from "../../kernels/register.ts";
 import { relativeError } from "../../bench/relative_error.ts";
 import { chooseGemmTiling } from "../../kernels/gemm_tiling.ts";
-import { gemmDeviceLimits, runGemmsInto } from "../../kernels/run_gemm.ts";
+import { gemmDeviceLimits } from "../../kernels/run_gemm.ts";
 import { convBackpropFilterSpec, convBackpropInputParitySpecs } from "../../kernels/conv_gemm_specs.ts";
 import { convGeometry } from "../../kernels/conv_geometry.ts";
+import { fastConv2DBackpropInput } from "../../kernels/conv2d_kernels.ts";
+import { SplitKReduceProgram } from "../../kernels/split_k_reduce_program.ts";
+import { GemmProgram } from "../../kernels/gemm_program.ts";
+import { type ConvCase, explicitPad, referenceConv } from "./conv_reference.ts";
+import { gemmPrograms, recordPrograms, stockGemmPrograms } from "./program_log.ts";
 
 await initWebGPU();
 
 const TOLERANCE = 1e-4;
 
-/** [batch, height, width, inChannels, outChannels, kernel, stride, pad] */
-type Case = [number, number, number, number, number, number, number, number];
-const CASES: Case[] = [
+const CASES: ConvCase[] = [
   [2, 9, 7, 5, 6, 3, 2, 1], // odd everything, stride 2
   [1, 8, 8, 3, 8, 3, 1, 1], // RGB stem
   [2, 11, 10, 3, 5, 7, 2, 3], // ImageNet-style 7x7/2 pad 3
@@ -30,68 +33,47 @@ const CASES: Case[] = [
   [4, 16, 16, 2, 3, 3, 1, 1], // long K for backprop-filter: split-K on every adapter (keep last)
 ];
 
-const explicitPad = (p: number): tf.backend_util.ExplicitPadding => [[0, 0], [p, p], [p, p], [0, 0]];
-
-/** Float64 reference of the three convolution passes (NHWC, filter [k, k, ci, co], symmetric padding). */
-function referenceConv(
-  c: Case,
-  x: Float32Array,
-  f: Float32Array,
-  dy: Float32Array,
-): { y: Float64Array; dx: Float64Array; dw: Float64Array } {
-  const [b, h, w, ci, co, k, s, p] = c;
-  const oh = Math.floor((h + 2 * p - k) / s) + 1, ow = Math.floor((w + 2 * p - k) / s) + 1;
-  const y = new Float64Array(b * oh * ow * co);
-  const dx = new Float64Array(b * h * w * ci);
-  const dw = new Float64Array(k * k * ci * co);
-  for (let n = 0; n < b; n++) {
-    for (let i = 0; i < oh; i++) {
-      for (let j = 0; j < ow; j++) {
-        for (let r = 0; r < k; r++) {
-          const ih = i * s - p + r;
-          if (ih < 0 || ih >= h) continue;
-          for (let q = 0; q < k; q++) {
-            const iw = j * s - p + q;
-            if (iw < 0 || iw >= w) continue;
-            for (let a = 0; a < ci; a++) {
-              const xi = ((n * h + ih) * w + iw) * ci + a;
-              for (let o = 0; o < co; o++) {
-                const yi = ((n * oh + i) * ow + j) * co + o;
-                const wi = ((r * k + q) * ci + a) * co + o;
-                y[yi] += x[xi] * f[wi];
-                dx[xi] += dy[yi] * f[wi];
-                dw[wi] += x[xi] * dy[yi];
-              }
-            }
-          }
-        }
-      }
-    }
-  }
-  return { y, dx, dw };
+/** What {@linkcode convOutputs} read back, and the programs each of the three kernels ran. */
+interface ConvRun {
+  /** y, dx, dw. */
+  outs: Float32Array[];
+  /** x, filter, dy. */
+  ins: Float32Array[];
+  /** Programs run by the Conv2D, Conv2DBackpropInput and Conv2DBackpropFilter calls, in that order. */
+  programs: WebGPUProgram[][];
 }
 
-/** Runs the three convolution kernels on fixed random inputs; returns their outputs and the inputs. */
-async function convOutputs(c: Case): Promise<{ outs: Float32Array[]; ins: Float32Array[] }> {
+/** Runs the three convolution kernels on fixed random inputs; returns their outputs, the inputs and the programs. */
+async function convOutputs(c: ConvCase): Promise<ConvRun> {
   const [b, h, w, ci, co, k, s, p] = c;
+  const programs: WebGPUProgram[][] = [];
+  const recorded = <T>(fn: () => T): T => {
+    const r = recordPrograms(fn);
+    programs.push(r.programs);
+    return r.result;
+  };
   const [ins, outs] = tf.tidy(() => {
     const x = tf.randomNormal([b, h, w, ci], 0, 1, "float32", 1) as tf.Tensor4D;
     const f = tf.randomNormal([k, k, ci, co], 0, 1, "float32", 2) as tf.Tensor4D;
-    const y = tf.conv2d(x, f, s, explicitPad(p));
+    const y = recorded(() => tf.conv2d(x, f, s, explicitPad(p)));
     const dy = tf.randomNormal(y.shape, 0, 1, "float32", 3);
     const attrs = { strides: [s, s], pad: explicitPad(p), dataFormat: "NHWC" };
-    const dx = tf.engine().runKernel("Conv2DBackpropInput", { dy, filter: f }, {
-      ...attrs,
-      inputShape: x.shape,
-    }) as tf.Tensor;
-    const dw = tf.engine().runKernel("Conv2DBackpropFilter", { x, dy }, {
-      ...attrs,
-      filterShape: f.shape,
-    }) as tf.Tensor;
+    const dx = recorded(() =>
+      tf.engine().runKernel("Conv2DBackpropInput", { dy, filter: f }, {
+        ...attrs,
+        inputShape: x.shape,
+      }) as tf.Tensor
+    );
+    const dw = recorded(() =>
+      tf.engine().runKernel("Conv2DBackpropFilter", { x, dy }, {
+        ...attrs,
+        filterShape: f.shape,
+      }) as tf.Tensor
+    );
     return [[x, f, dy], [y, dx, dw]];
   });
   const read = (ts: tf.Tensor[]) => Promise.all(ts.map((t) => t.data() as Promise<Float32Array>));
-  const result = { outs: await read(outs), ins: await read(ins) };
+  const result = { outs: await read(outs), ins: await read(ins), programs };
   tf.dispose([...ins, ...outs]);
   return result;
 }
@@ -115,12 +97,18 @@ Deno.test("Conv2D, Conv2DBackpropInput, Conv2DBackpropFilter match a float64 ref
   registerFastKernels();
   try {
     for (const c of CASES) {
-      const { outs, ins } = await convOutputs(c);
+      const { outs, ins, programs } = await convOutputs(c);
       const ref = referenceConv(c, ins[0], ins[1], ins[2]);
       const refs = [ref.y, ref.dx, ref.dw];
       for (let i = 0; i < names.length; i++) {
+        // Stock would match the reference too: prove that ours ran.
+        assert(gemmPrograms(programs[i]).length > 0, `${names[i]} case [${c}] ran no GemmProgram`);
+        assertEquals(stockGemmPrograms(programs[i]), [], `${names[i]} case [${c}] fell back to stock`);
         const err = relativeError(outs[i], refs[i]);
         assert(err <= TOLERANCE, `${names[i]} case [${c}] relative error ${err}`);
+      }
+      if (c === CASES[CASES.length - 1]) {
+        assert(programs[2].some((p) => p instanceof SplitKReduceProgram), "the last case's dw ran split-K");
       }
     }
   } finally {
@@ -141,8 +129,13 @@ Deno.test("strided backprop-input by pixel-parity classes matches the float64 re
     const [, f, dy] = ins;
     const fT = tf.tensor(f, [k, k, ci, co]);
     const dyT = tf.tensor(dy, [b, g.outHeight, g.outWidth, co]);
-    const info = runGemmsInto(backend, convBackpropInputParitySpecs(g), [dyT, fT], [b, h, w, ci], true);
-    assert(info);
+    const attrs = { strides: [s, s], pad: explicitPad(p), inputShape: [b, h, w, ci] };
+    const { result: info, programs } = recordPrograms(() =>
+      fastConv2DBackpropInput({ inputs: { dy: dyT, filter: fT }, backend, attrs }, { parity: "always" })
+    );
+    assert(info, `case [${c}]: the kernel declined`);
+    const classes = convBackpropInputParitySpecs(g).length;
+    assertEquals(programs.map((q) => q instanceof GemmProgram && !!q.spec.storeRow), Array(classes).fill(true));
     const dx = tf.engine().makeTensorFromTensorInfo(info);
     const err = relativeError(await dx.data(), referenceConv(c, ins[0], f, dy).dx);
     tf.dispose([fT, dyT, dx]);
@@ -167,12 +160,18 @@ Deno.test("gradients of a conv-matmul net through our kernels match stock tfjs's
       return tf.grads(f)([w1, w2, fc]);
     });
   registerFastKernels({ kernels: ["Conv2D"] });
-  const stock = grads();
+  const { result: stock, programs: stockPrograms } = recordPrograms(grads);
   const stockData = await Promise.all(stock.map((t) => t.data()));
   registerFastKernels();
-  const ours = grads();
+  const { result: ours, programs: ourPrograms } = recordPrograms(grads);
   const ourData = await Promise.all(ours.map((t) => t.data()));
   restoreStockKernels();
+  // Both runs must be what they claim: stock backprop and matmul programs in the reference, none of them in ours.
+  const stockNames = new Set(stockGemmPrograms(stockPrograms));
+  const stockRan = (prefix: string) => [...stockNames].some((n) => n.startsWith(prefix));
+  assert(stockRan("Conv2DDer") && stockRan("MatMul"), `the reference ran ${[...stockNames]}`);
+  assertEquals(stockGemmPrograms(ourPrograms), [], "our run fell back to a stock kernel");
+  assert(gemmPrograms(ourPrograms).length >= 8, "2 conv, 1 backprop-input, 2 backprop-filter and 3 matmul GEMMs");
   tf.dispose([...stock, ...ours]);
   for (let i = 0; i < stockData.length; i++) {
     const err = relativeError(ourData[i], stockData[i]);
@@ -182,11 +181,15 @@ Deno.test("gradients of a conv-matmul net through our kernels match stock tfjs's
 
 Deno.test("unsupported configurations fall back to the stock kernel", async () => {
   registerFastKernels();
-  const y = tf.tidy(() => {
-    const x = tf.randomNormal([1, 7, 7, 3], 0, 1, "float32", 8) as tf.Tensor4D;
-    const f = tf.randomNormal([3, 3, 3, 4], 0, 1, "float32", 9) as tf.Tensor4D;
-    return tf.conv2d(x, f, 1, "same", "NHWC", 2); // dilation 2: stock only
-  });
+  const { result: y, programs } = recordPrograms(() =>
+    tf.tidy(() => {
+      const x = tf.randomNormal([1, 7, 7, 3], 0, 1, "float32", 8) as tf.Tensor4D;
+      const f = tf.randomNormal([3, 3, 3, 4], 0, 1, "float32", 9) as tf.Tensor4D;
+      return tf.conv2d(x, f, 1, "same", "NHWC", 2); // dilation 2: stock only
+    })
+  );
+  assertEquals(gemmPrograms(programs), [], "a dilated conv is not ours");
+  assert(stockGemmPrograms(programs).length > 0, "the stock kernel ran");
   const ours = await y.data();
   restoreStockKernels();
   const ref = tf.tidy(() => {

@@ -9,11 +9,17 @@ import {
   restoreStockKernels,
 } from "../../kernels/register.ts";
 import { relativeError } from "../../bench/relative_error.ts";
-import { chooseGemmTiling, GEMM_TILES, type GemmTile, SOFTWARE_GEMM_TILES } from "../../kernels/gemm_tiling.ts";
-import { GemmProgram } from "../../kernels/gemm_program.ts";
+import {
+  chooseGemmTiling,
+  fixedGemmTiling,
+  GEMM_TILES,
+  type GemmTile,
+  SOFTWARE_GEMM_TILES,
+} from "../../kernels/gemm_tiling.ts";
 import { SplitKReduceProgram } from "../../kernels/split_k_reduce_program.ts";
-import { matMulSpec } from "../../kernels/batch_mat_mul_kernel.ts";
+import { fastBatchMatMul } from "../../kernels/batch_mat_mul_kernel.ts";
 import { gemmDeviceLimits } from "../../kernels/run_gemm.ts";
+import { gemmPrograms, recordPrograms, stockGemmPrograms } from "./program_log.ts";
 
 await initWebGPU();
 
@@ -71,11 +77,11 @@ Deno.test("BatchMatMul matches a float64 reference to 1e-4 across transposes, ba
   registerFastKernels();
   try {
     for (const c of CASES) {
-      const [a, b, o] = tf.tidy(() => {
-        const a = tf.randomNormal(c[0], 0, 1, "float32", 11);
-        const b = tf.randomNormal(c[1], 0, 1, "float32", 12);
-        return [a, b, tf.matMul(a, b, c[2], c[3])];
-      });
+      const [a, b] = [tf.randomNormal(c[0], 0, 1, "float32", 11), tf.randomNormal(c[1], 0, 1, "float32", 12)];
+      const { result: o, programs } = recordPrograms(() => tf.matMul(a, b, c[2], c[3]));
+      // Stock would match the reference too: prove that ours ran.
+      assert(gemmPrograms(programs).length === 1, `case ${JSON.stringify(c)}: ${programs.length} programs`);
+      assertEquals(stockGemmPrograms(programs), [], `case ${JSON.stringify(c)} fell back to stock`);
       const ref = referenceMatMul(c, await a.data() as Float32Array, await b.data() as Float32Array);
       assert(o.size === ref.length, `case ${JSON.stringify(c)}: ${o.size} elements, expected ${ref.length}`);
       const err = relativeError(await o.data(), ref);
@@ -87,34 +93,47 @@ Deno.test("BatchMatMul matches a float64 reference to 1e-4 across transposes, ba
   }
 });
 
-Deno.test("the GPU GEMM tiles llvmpipe never picks, and its own, are correct with split-K", async () => {
-  // The big tiles are what an H100 runs; they cost ~10-20 s each to compile here on a cold shader cache, so few
-  // problems with ragged edges in every dimension cover them.
+Deno.test("BatchMatMul on every GEMM tile with split-K, forced through the kernel's tiling option", async () => {
+  // The big tiles are what a GPU runs (a software adapter picks one small tile); they cost 0.5-25 s each to compile
+  // here on a cold shader cache, so few problems with ragged edges in every dimension cover them (split-K 1 on
+  // every tile: conv_tiles_test.ts).
   const backend = tf.backend() as WebGPUBackend;
-  // 64x128 is left out: it is 128x64 mirrored (same generator paths) and would add ~15 s of cold compilation.
-  const gpuTiles = GEMM_TILES.filter((t) => !(t.tileM === 64 && t.tileN === 128));
-  const problems: { c: Case; tiles: GemmTile[] }[] = [
-    // K = 44: A is read as vec4 along k, B (N = 70) as scalars, and the 32 + 12 split-K slices keep groups whole.
-    { c: [[37, 44], [44, 70], false, false], tiles: [...SOFTWARE_GEMM_TILES, ...gpuTiles] },
+  const allTiles = [...SOFTWARE_GEMM_TILES, ...GEMM_TILES];
+  const problems: { c: Case; tiles: readonly GemmTile[]; splits: number[] }[] = [
+    // K = 44: A is read as vec4 along k, B (N = 70) as scalars, and the split-K slices (32 + 12 on 16-deep slabs,
+    // 24 + 20 on 8-deep ones) keep groups of four whole.
+    { c: [[37, 44], [44, 70], false, false], tiles: allTiles, splits: [2] },
     // A transposed (vec4 along m) and B vec4 along n: the operand layout of backprop-filter, run on the tile an
     // H100 picks for it (128x64).
-    { c: [[44, 36], [44, 72], true, false], tiles: gpuTiles.filter((t) => t.tileM === 128 && t.tileN === 64) },
+    {
+      c: [[44, 36], [44, 72], true, false],
+      tiles: GEMM_TILES.filter((t) => t.tileM === 128 && t.tileN === 64),
+      splits: [2],
+    },
   ];
-  for (const { c, tiles } of problems) {
-    const spec = matMulSpec(c[0], c[1], c[2], c[3]);
-    assert(spec);
+  for (const { c, tiles, splits } of problems) {
     const a = tf.randomNormal(c[0], 0, 1, "float32", 13);
     const b = tf.randomNormal(c[1], 0, 1, "float32", 14);
     const ref = referenceMatMul(c, await a.data() as Float32Array, await b.data() as Float32Array);
     for (const tile of tiles) {
-      const tiling = { ...tile, splitK: 2, kPerSplit: 32 };
-      const partial = backend.runWebGPUProgram(new GemmProgram({ ...spec, tiling }), [a, b], "float32");
-      const sum = backend.runWebGPUProgram(new SplitKReduceProgram(spec.outputShape, 2), [partial], "float32");
-      const out = tf.engine().makeTensorFromTensorInfo(sum);
-      const err = relativeError(await out.data(), ref);
-      backend.disposeData(partial.dataId);
-      out.dispose();
-      assert(err <= TOLERANCE, `case ${JSON.stringify(c)} tile ${JSON.stringify(tile)}: relative error ${err}`);
+      for (const splitK of splits) {
+        const where = `case ${JSON.stringify(c)} tile ${JSON.stringify(tile)} split-K ${splitK}`;
+        const { result, programs } = recordPrograms(() =>
+          fastBatchMatMul(
+            { inputs: { a, b }, backend, attrs: { transposeA: c[2], transposeB: c[3] } },
+            { tiling: fixedGemmTiling(tile, splitK) },
+          )
+        );
+        assert(result, `${where}: the kernel declined`);
+        const [gemm] = gemmPrograms(programs);
+        const t = gemm?.spec.tiling;
+        assertEquals([t?.tileM, t?.tileN, t?.tileK, t?.splitK], [tile.tileM, tile.tileN, tile.tileK, splitK], where);
+        assertEquals(programs.some((p) => p instanceof SplitKReduceProgram), splitK > 1, where);
+        const out = tf.engine().makeTensorFromTensorInfo(result);
+        const err = relativeError(await out.data(), ref);
+        out.dispose();
+        assert(err <= TOLERANCE, `${where}: relative error ${err}`);
+      }
     }
     tf.dispose([a, b]);
   }

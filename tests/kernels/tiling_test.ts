@@ -2,6 +2,7 @@ import * as tf from "@tensorflow/tfjs";
 import { assert, assertEquals, throws } from "../assert.ts";
 import {
   chooseGemmTiling,
+  fixedGemmTiling,
   GEMM_TILES,
   type GemmDeviceLimits,
   SOFTWARE_GEMM_TILES,
@@ -81,6 +82,16 @@ Deno.test("chooseGemmTiling: ResNet backprop-filter at 64 channels, 32x32, batch
   // A big output needs no split and gets the biggest tile.
   const big = chooseGemmTiling({ batch: 1, m: 128 * 32 * 32, n: 128, k: 576 }, H100);
   assertEquals([big.tileM, big.tileN, big.splitK], [128, 128, 1]);
+});
+
+Deno.test("fixedGemmTiling forces a tile and split-K whatever the device, one slice where splitting is barred", () => {
+  const tile = GEMM_TILES[2]; // 64x128
+  const dims = { batch: 1, m: 37, n: 70, k: 44 };
+  assertEquals(fixedGemmTiling(tile, 2)(dims, {}), { ...tile, splitK: 2, kPerSplit: 32 });
+  assertEquals(fixedGemmTiling(tile, 2)(dims, { noSplit: true }), { ...tile, splitK: 1, kPerSplit: 48 });
+  assertEquals(fixedGemmTiling(tile)(dims, {}), { ...tile, splitK: 1, kPerSplit: 48 });
+  // K = 20 cannot hold 3 non-empty slices of whole 16-deep slabs: 2 slices.
+  assertEquals(fixedGemmTiling(tile, 3)({ ...dims, k: 20 }, {}), { ...tile, splitK: 2, kPerSplit: 16 });
 });
 
 Deno.test("chooseGemmTiling rejects non-positive dimensions and impossible devices, naming the problem", () => {
