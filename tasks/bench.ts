@@ -11,7 +11,7 @@
  * @module
  */
 import { runBenchData } from "./bench_data.ts";
-import { choiceFlag, intFlag, parseArgs, UsageError } from "./args.ts";
+import { choiceFlag, intFlag, parseArgs, runTask, UsageError } from "./args.ts";
 import { type AdapterReport, initWebGPU } from "../kernels/webgpu_backend.ts";
 import { FAST_KERNEL_NAMES } from "../kernels/register.ts";
 import { ARCHITECTURES } from "../models/resnet_spec.ts";
@@ -173,21 +173,24 @@ export async function main(args: string[]): Promise<number> {
     );
     return 0;
   }
-  const adapter = await initWebGPU();
-  let config;
+  // Flags first, so that a bad one exits 2 also where no adapter exists; the defaults then depend on the adapter.
   try {
-    config = parseBenchArgs(args, adapter);
+    parseBenchArgs(args, { isFallbackAdapter: true });
   } catch (e) {
     if (!(e instanceof UsageError)) throw e;
     console.error(`bench: ${e.message}\n${USAGE}`);
     return 2;
   }
-  const { json, ...benchConfig } = config;
+  const adapter = await initWebGPU();
+  const { json, ...benchConfig } = parseBenchArgs(args, adapter);
   const report = await runBench(benchConfig, adapter, json ? () => {} : (l) => console.error(l));
   console.log(json ? JSON.stringify(report) : formatReport(report));
   return 0;
 }
 
 if (import.meta.main) {
-  Deno.exit(await main(Deno.args));
+  await runTask(async () => {
+    const code = await main(Deno.args);
+    if (code !== 0) Deno.exit(code);
+  });
 }

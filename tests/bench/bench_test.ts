@@ -74,6 +74,25 @@ Deno.test("bench exits 2 on an unknown flag, also in --data mode", async () => {
   assertEquals(await main(["--data", "--frobnicate"]), 2);
 });
 
+Deno.test("bench checks its flags before it looks for a GPU: exit 2, not a WebGPU error, on a machine without one", async () => {
+  // No Vulkan driver and no EGL vendor: requestAdapter() finds nothing, as on a machine without Mesa or a GPU.
+  const { code, stderr } = await new Deno.Command(Deno.execPath(), {
+    args: ["run", "-A", new URL("../../tasks/bench.ts", import.meta.url).pathname, "--frobnicate"],
+    env: { VK_ICD_FILENAMES: "/nonexistent.json", __EGL_VENDOR_LIBRARY_FILENAMES: "/nonexistent.json", NO_COLOR: "1" },
+  }).output();
+  const err = new TextDecoder().decode(stderr);
+  assertEquals(code, 2, err);
+  assert(err.includes("--frobnicate"), err);
+  // And without a bad flag the missing adapter is one "error:" line, exit 1, no stack trace.
+  const run = await new Deno.Command(Deno.execPath(), {
+    args: ["run", "-A", new URL("../../tasks/bench.ts", import.meta.url).pathname, "--skip-train"],
+    env: { VK_ICD_FILENAMES: "/nonexistent.json", __EGL_VENDOR_LIBRARY_FILENAMES: "/nonexistent.json", NO_COLOR: "1" },
+  }).output();
+  const text = new TextDecoder().decode(run.stderr);
+  assertEquals(run.code, 1, text);
+  assert(/^error: /.test(text) && !text.includes("    at "), text);
+});
+
 Deno.test("formatReport shows both columns and the speed-up when stock was run", () => {
   const t = { ms: 2, tflops: 1, reps: 5 };
   const counts = {
