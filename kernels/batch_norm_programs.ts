@@ -1,11 +1,21 @@
 /**
- * WGSL programs of the fused training-mode batch norm ({@linkcode batchNormTrain}): per-channel reductions over the
- * N·H·W rows of an NHWC tensor in two passes (chunk partials, then a per-channel total), and the element-wise
- * normalise(+ReLU) and input-gradient passes. Each is one dispatch.
+ * WGSL programs of the fused batch norm ({@linkcode batchNormTrain}, {@linkcode batchNormEval}): per-channel
+ * reductions over the N·H·W rows of an NHWC tensor (one pass when one chunk of rows covers them, else chunk partials
+ * then totals), which also finish the statistics (and move the running statistics) or write the weight and bias
+ * gradients as two tensors; and the element-wise normalise(+residual)(+ReLU) and gradient passes.
  * @module
  */
 import type { WebGPUProgram } from "@tensorflow/tfjs-backend-webgpu";
+import { allocateTensor, type DirectBinding, runDirectProgram } from "./direct_program.ts";
 import { numElements } from "./num_elements.ts";
+
+/**
+ * Rows of the statistics tensor the training-mode reduction writes: [2, C] (batch mean and biased batch variance, which
+ * normalise), or [4, C] with running statistics: then also running_mean and running_var moved toward the batch's as
+ * PyTorch does. A model keeps the whole [4, C] tensor as a layer's state, so committing a training pass's running
+ * statistics swaps a reference instead of running ops, and evaluation normalises with rows 2-3.
+ */
+export const BN_STATS_ROWS = { mean: 0, variance: 1, runningMean: 2, runningVar: 3 } as const;
 
 /** Threads along channels and along rows in a reduction workgroup. */
 const CH = 64;
@@ -20,95 +30,135 @@ export function bnChunking(rows: number, targetChunks: number): { chunks: number
   return { chunks: Math.ceil(rows / rowsPerChunk), rowsPerChunk };
 }
 
-/**
- * Pass 1 of both reductions: for each chunk of rows and each channel, two sums.
- * - `stats` (inputs x): Σ(x − s) and Σ(x − s)², with s = x[row 0, c] (a shift that keeps E[x²] − E[x]² accurate
- *   when |mean| ≫ std).
- * - `grad` (inputs dy, y, x, stats): Σ dz and Σ dz · x̂, where dz = dy (· [y > 0] with ReLU) and
- *   x̂ = (x − mean) / sqrt(var + eps).
- * Output [chunks, 2, C].
- */
-export class BnPartialSumsProgram implements WebGPUProgram {
-  /** Inputs: `x` (stats) or `dy`, `y`, `x`, `stats` (grad). */
-  variableNames: string[];
-  /** [chunks, 2, C] */
-  outputShape: number[];
-  /** Cache key. */
-  shaderKey: string;
-  /** Nominal non-flat layout (the shader indexes by workgroup id). */
-  dispatchLayout = { x: [2], y: [0, 1] };
-  /** [ceil(C / 64), chunks, 1] */
-  dispatch: [number, number, number];
-  /** 64 channels × 4 row lanes. */
-  workgroupSize: [number, number, number] = [CH, LANES, 1];
-  private readonly mode: "stats" | "grad";
-  private readonly rows: number;
-  private readonly channels: number;
-  private readonly rowsPerChunk: number;
-  private readonly relu: boolean;
-  private readonly eps: number;
+/** A number as a WGSL f32 literal (`1` → `1.0`, so that it is never an integer). */
+function f32(v: number): string {
+  if (!Number.isFinite(v)) throw new RangeError(`f32: ${v} has no WGSL literal`);
+  const s = String(v);
+  return /[.e]/.test(s) ? s : `${s}.0`;
+}
 
+/** A per-channel reduction over [rows, C] and how it ends. */
+export interface BnReduction {
   /**
-   * Sums over `rows` × `channels`, cut as `chunking` says.
-   * @param mode which sums; `relu` and `eps` matter for `grad` only.
+   * `stats` (inputs `x` and, with `momentum`, `running`; output `stats`): Σ(x − s) and Σ(x − s)² with s = x[row 0, c]
+   * (a shift that keeps E[x²] − E[x]² accurate when |mean| ≫ std), finished as the [2, C] or [4, C] statistics of
+   * {@linkcode BN_STATS_ROWS}.
+   * `grad` (inputs `dy`, `y` with `relu`, `x`, `stats`; outputs `dGamma`, `dBeta`): Σ dz · x̂ and Σ dz, where
+   * dz = dy (· [y > 0] with `relu`) and x̂ = (x − mean) / sqrt(var + eps).
    */
-  constructor(
-    mode: "stats" | "grad",
-    rows: number,
-    channels: number,
-    chunking: { chunks: number; rowsPerChunk: number },
-    relu = false,
-    eps = 0,
-  ) {
-    this.mode = mode;
-    this.rows = rows;
-    this.channels = channels;
-    this.rowsPerChunk = chunking.rowsPerChunk;
-    this.relu = relu;
-    this.eps = eps;
-    this.variableNames = mode === "stats" ? ["x"] : ["dy", "y", "x", "stats"];
-    this.outputShape = [chunking.chunks, 2, channels];
-    this.dispatch = [Math.ceil(channels / CH), chunking.chunks, 1];
-    this.shaderKey = `fastBnPartial_${mode}_${rows}_${channels}_${this.rowsPerChunk}_${relu}_${eps}`;
-  }
+  mode: "stats" | "grad";
+  /** N·H·W, the count the statistics divide by. */
+  rows: number;
+  channels: number;
+  /** From {@linkcode bnChunking}. */
+  chunking: { chunks: number; rowsPerChunk: number };
+  /** grad: the forward applied ReLU. */
+  relu: boolean;
+  /** grad: the forward's eps. */
+  eps: number;
+  /**
+   * stats: PyTorch's BN momentum; the output gets rows 2-3: running = (1 − momentum) · running + momentum · batch
+   * statistic, the variance unbiased (· rows / (rows − 1)). `running` (input) holds the previous running statistics in
+   * its rows 2-3. Omitted: a [2, C] output.
+   */
+  momentum?: number;
+}
 
-  /** WGSL body. */
-  getUserCode(): string {
-    const C = this.channels;
-    const body = this.mode === "stats"
-      ? `
+/** WGSL that sums one chunk of rows into `a` and `b` for channel `c` (lane `lane` of LANES). */
+function accumulate(r: BnReduction): string {
+  const C = r.channels;
+  if (r.mode === "stats") {
+    return `
     let shift = x[c];
-    for (var r = rBegin + lane; r < rEnd; r += ${LANES}) {
-      let v = x[r * ${C} + c] - shift;
+    for (var row = rBegin + lane; row < rEnd; row += ${LANES}) {
+      let v = x[row * ${C} + c] - shift;
       a += v;
       b += v * v;
-    }`
-      : `
-    _ = y[0]; // bound even without ReLU (the 'auto' layout drops unused bindings)
+    }`;
+  }
+  return `
     let mean = stats[c];
-    let invStd = inverseSqrt(stats[${C} + c] + ${this.eps.toExponential()});
-    for (var r = rBegin + lane; r < rEnd; r += ${LANES}) {
-      let i = r * ${C} + c;
-      let dz = ${this.relu ? "select(0.0, dy[i], y[i] > 0.0)" : "dy[i]"};
+    let invStd = inverseSqrt(stats[${C} + c] + ${f32(r.eps)});
+    for (var row = rBegin + lane; row < rEnd; row += ${LANES}) {
+      let i = row * ${C} + c;
+      let dz = ${r.relu ? "select(0.0, dy[i], y[i] > 0.0)" : "dy[i]"};
       a += dz;
       b += dz * (x[i] - mean) * invStd;
     }`;
+}
+
+/** WGSL that writes the results of channel `c` from its totals `t1` and `t2`. */
+function finish(r: BnReduction): string {
+  const C = r.channels;
+  if (r.mode === "grad") {
     return `
+    dBeta[c] = t1;
+    dGamma[c] = t2;`;
+  }
+  const running = r.momentum === undefined ? "" : `
+    stats[${2 * C} + c] = running[${2 * C} + c] * ${f32(1 - r.momentum)} + mean * ${f32(r.momentum)};
+    stats[${3 * C} + c] = running[${3 * C} + c] * ${f32(1 - r.momentum)} +
+      variance * ${f32(r.rows / Math.max(r.rows - 1, 1))} * ${f32(r.momentum)};`;
+  return `
+    let m = t1 / ${r.rows}.0;
+    let mean = x[c] + m;
+    let variance = max(t2 / ${r.rows}.0 - m * m, 0.0);
+    stats[c] = mean;
+    stats[${C} + c] = variance;${running}`;
+}
+
+function reductionKey(r: BnReduction): string {
+  return `${r.mode}_${r.rows}_${r.channels}_${r.chunking.chunks}x${r.chunking.rowsPerChunk}_${r.relu}_${r.eps}_` +
+    `${r.momentum}`;
+}
+
+/**
+ * Runs reduction `r`: one dispatch when one chunk covers the rows (the workgroup finishes its channels), else two
+ * (chunk partials [chunks, 2, C], then per-channel totals and finish).
+ * @param inputs the read bindings `r.mode` names, any order.
+ * @param outputs the written bindings it names: new tensors of the right shape (every element is written).
+ */
+export function runBnReduction(
+  r: BnReduction,
+  inputs: Omit<DirectBinding, "access">[],
+  outputs: Omit<DirectBinding, "access">[],
+): void {
+  const C = r.channels;
+  const { chunks, rowsPerChunk } = r.chunking;
+  const want = r.mode === "stats"
+    ? [["x", ...(r.momentum === undefined ? [] : ["running"])], ["stats"]]
+    : [["dy", ...(r.relu ? ["y"] : []), "x", "stats"], ["dGamma", "dBeta"]];
+  const got = [inputs, outputs].map((l) => l.map((b) => b.name).sort().join());
+  if (got[0] !== [...want[0]].sort().join() || got[1] !== [...want[1]].sort().join()) {
+    throw new Error(`runBnReduction (${r.mode}): expected inputs ${want[0]} and outputs ${want[1]}, got ${got}`);
+  }
+  const reads = inputs.map((b) => ({ ...b, access: "read" as const }));
+  const writes = outputs.map((b) => ({ ...b, access: "read_write" as const }));
+  const single = chunks === 1;
+  const partial = single ? undefined : allocateTensor([chunks, 2, C]);
+  const store = single ? finish(r) : `
+    partial[(chunk * 2) * ${C} + c] = t1;
+    partial[(chunk * 2 + 1) * ${C} + c] = t2;`;
+  runDirectProgram({
+    key: `bnPartial_${reductionKey(r)}_${inputs.map((b) => b.name).join(",")}`,
+    bindings: single ? [...reads, ...writes] : [...reads, { name: "partial", tensor: partial!, access: "read_write" }],
+    workgroups: [Math.ceil(C / CH), chunks, 1],
+    code: () => `
 var<workgroup> s1: array<f32, ${CH * LANES}>;
 var<workgroup> s2: array<f32, ${CH * LANES}>;
 
-fn main() {
-  _ = uniforms.NAN; // keep the uniform binding in the 'auto' layout
-  let c = i32(workgroupId.x) * ${CH} + i32(localId.x);
-  let lane = i32(localId.y);
-  let chunk = i32(workgroupId.y);
+@compute @workgroup_size(${CH}, ${LANES}, 1)
+fn main(@builtin(workgroup_id) wg: vec3<u32>, @builtin(local_invocation_id) lid: vec3<u32>) {
+  let c = i32(wg.x) * ${CH} + i32(lid.x);
+  let lane = i32(lid.y);
+  let chunk = i32(wg.y);
   var a = 0.0;
   var b = 0.0;
   if (c < ${C}) {
-    let rBegin = chunk * ${this.rowsPerChunk};
-    let rEnd = min(${this.rows}, rBegin + ${this.rowsPerChunk});${body}
+    let rBegin = chunk * ${rowsPerChunk};
+    let rEnd = min(${r.rows}, rBegin + ${rowsPerChunk});${accumulate(r)}
   }
-  let li = i32(localIndex);
+  let li = lane * ${CH} + i32(lid.x);
   s1[li] = a;
   s2[li] = b;
   workgroupBarrier();
@@ -118,86 +168,63 @@ fn main() {
     for (var l = 0; l < ${LANES}; l++) {
       t1 += s1[li + l * ${CH}];
       t2 += s2[li + l * ${CH}];
-    }
-    result[(chunk * 2) * ${C} + c] = t1;
-    result[(chunk * 2 + 1) * ${C} + c] = t2;
+    }${store}
   }
 }
-`;
-  }
-}
-
-/**
- * Pass 2: adds the chunk partials per channel. Output [2, C]: with `stats` (inputs partial, x) the mean and the
- * biased variance; with `grad` (input partial) Σ dz (= dβ) and Σ dz · x̂ (= dγ).
- */
-export class BnTotalsProgram implements WebGPUProgram {
-  /** `partial`, and `x` for the shift in `stats` mode. */
-  variableNames: string[];
-  /** [2, C] */
-  outputShape: number[];
-  /** Cache key. */
-  shaderKey: string;
-  /** Flat: one thread per channel. */
-  dispatchLayout = { x: [0, 1] };
-  /** [ceil(C / 64), 1, 1] */
-  dispatch: [number, number, number];
-  /** 64 threads. */
-  workgroupSize: [number, number, number] = [64, 1, 1];
-  private readonly mode: "stats" | "grad";
-  private readonly rows: number;
-  private readonly channels: number;
-  private readonly chunks: number;
-
-  /**
-   * Adds `chunks` partials of `channels` channels.
-   * @param rows N·H·W, the count the statistics divide by.
-   */
-  constructor(mode: "stats" | "grad", rows: number, channels: number, chunks: number) {
-    this.mode = mode;
-    this.rows = rows;
-    this.channels = channels;
-    this.chunks = chunks;
-    this.variableNames = mode === "stats" ? ["partial", "x"] : ["partial"];
-    this.outputShape = [2, channels];
-    this.dispatch = [Math.ceil(channels / 64), 1, 1];
-    this.shaderKey = `fastBnTotals_${mode}_${rows}_${channels}_${chunks}`;
-  }
-
-  /** WGSL body; tfjs calls `main` with the flat global index. */
-  getUserCode(): string {
-    const C = this.channels;
-    const finish = this.mode === "stats"
-      ? `
-    let m = t1 / ${this.rows}.0;
-    result[c] = x[c] + m;
-    result[${C} + c] = max(t2 / ${this.rows}.0 - m * m, 0.0);`
-      : `
-    result[c] = t1;
-    result[${C} + c] = t2;`;
-    return `
-fn main(c: i32) {
-  _ = uniforms.NAN;
+`,
+  });
+  if (single) return;
+  // The totals need the partials, and `x` (shift) and `running` in stats mode; grad mode needs no other input.
+  const totalsInputs = reads.filter((b) => b.name === "x" || b.name === "running");
+  runDirectProgram({
+    key: `bnTotals_${reductionKey(r)}`,
+    bindings: [
+      { name: "partial", tensor: partial!, access: "read" },
+      ...(r.mode === "stats" ? totalsInputs : []),
+      ...writes,
+    ],
+    workgroups: [Math.ceil(C / 64), 1, 1],
+    code: () => `
+@compute @workgroup_size(64, 1, 1)
+fn main(@builtin(global_invocation_id) gid: vec3<u32>) {
+  let c = i32(gid.x);
   if (c < ${C}) {
     var t1 = 0.0;
     var t2 = 0.0;
-    for (var k = 0; k < ${this.chunks}; k++) {
+    for (var k = 0; k < ${chunks}; k++) {
       t1 += partial[(k * 2) * ${C} + c];
       t2 += partial[(k * 2 + 1) * ${C} + c];
-    }${finish}
+    }${finish(r)}
   }
 }
-`;
-  }
+`,
+  });
+  partial!.dispose();
 }
 
-/**
- * Element-wise passes over [rows, C]:
- * - `normalize` (inputs x, stats, gamma, beta): y = (x − mean) / sqrt(var + eps) · γ + β, then ReLU if asked.
- * - `gradInput` (inputs dy, y, x, stats, gamma, totals): dx = γ / sqrt(var + eps) / L · (L · dz − Σdz − x̂ · Σdz·x̂).
- */
+/** What a {@linkcode BnElementwiseProgram} computes. */
+export interface BnElementwise {
+  /**
+   * - `normalize` (inputs x, stats, gamma, beta, and residual with `residual`): y = (x − mean) / sqrt(var + eps) · γ + β
+   *   (+ residual), then ReLU if asked; mean and var from rows `statsRow` and `statsRow` + 1 of stats.
+   * - `gradInput` (inputs dy, y with `relu`, x, stats, gamma, dGamma, dBeta):
+   *   dx = γ / sqrt(var + eps) / L · (L · dz − Σdz − x̂ · Σdz·x̂), dz = dy (· [y > 0] with `relu`).
+   * - `reluGrad` (inputs dy, y): dy · [y > 0], the gradient that reaches the residual input (and then the BN).
+   */
+  mode: "normalize" | "gradInput" | "reluGrad";
+  /** NHWC shape of x. */
+  shape: number[];
+  relu: boolean;
+  eps: number;
+  /** normalize: add a residual input before the ReLU. */
+  residual?: boolean;
+  /** normalize: first row of mean and var in stats (0: the batch's; 2: the running statistics of a [4, C] tensor). */
+  statsRow?: number;
+}
+
+/** One thread per element of x: the element-wise passes of {@linkcode BnElementwise}. */
 export class BnElementwiseProgram implements WebGPUProgram {
-  /** Inputs per mode (see the class documentation). */
+  /** Inputs per mode (see {@linkcode BnElementwise}). */
   variableNames: string[];
   /** Shape of x. */
   outputShape: number[];
@@ -209,46 +236,47 @@ export class BnElementwiseProgram implements WebGPUProgram {
   dispatch: [number, number, number];
   /** 256 threads. */
   workgroupSize: [number, number, number] = [256, 1, 1];
-  private readonly mode: "normalize" | "gradInput";
+  private readonly e: BnElementwise;
   private readonly elements: number;
   private readonly channels: number;
-  private readonly relu: boolean;
-  private readonly eps: number;
 
-  /**
-   * One thread per element of x.
-   * @param shape the NHWC shape of x.
-   */
-  constructor(mode: "normalize" | "gradInput", shape: number[], relu: boolean, eps: number) {
-    this.mode = mode;
-    this.elements = numElements(shape);
-    this.channels = shape[shape.length - 1];
-    this.relu = relu;
-    this.eps = eps;
-    this.variableNames = mode === "normalize"
-      ? ["x", "stats", "gamma", "beta"]
-      : ["dy", "y", "x", "stats", "gamma", "totals"];
-    this.outputShape = [...shape];
-    this.dispatchLayout = { x: [...shape.keys()] };
+  /** @param e what to compute. */
+  constructor(e: BnElementwise) {
+    this.e = { ...e };
+    this.elements = numElements(e.shape);
+    this.channels = e.shape[e.shape.length - 1];
+    this.variableNames = {
+      normalize: ["x", "stats", "gamma", "beta", ...(e.residual ? ["residual"] : [])],
+      gradInput: ["dy", ...(e.relu ? ["y"] : []), "x", "stats", "gamma", "dGamma", "dBeta"],
+      reluGrad: ["dy", "y"],
+    }[e.mode];
+    this.outputShape = [...e.shape];
+    this.dispatchLayout = { x: [...e.shape.keys()] };
     this.dispatch = [Math.ceil(this.elements / 256), 1, 1];
-    this.shaderKey = `fastBn_${mode}_${this.elements}_${this.channels}_${relu}_${eps}`;
+    this.shaderKey = `fastBn_${e.mode}_${this.elements}_${this.channels}_${e.relu}_${e.eps}_${e.residual ?? false}_` +
+      `${e.statsRow ?? 0}`;
   }
 
   /** WGSL body; tfjs calls `main` with the flat global index. */
   getUserCode(): string {
     const C = this.channels;
     const rows = this.elements / C;
-    const eps = this.eps.toExponential();
-    const body = this.mode === "normalize"
-      ? `
-    let v = (x[index] - stats[c]) * inverseSqrt(stats[${C} + c] + ${eps}) * gamma[c] + beta[c];
-    result[index] = ${this.relu ? "max(v, 0.0)" : "v"};`
-      : `
-    _ = y[0]; // bound even without ReLU
+    const { mode, relu, residual } = this.e;
+    const eps = f32(this.e.eps);
+    const row = this.e.statsRow ?? 0;
+    const body = {
+      normalize: `
+    let v = (x[index] - stats[${row * C} + c]) * inverseSqrt(stats[${(row + 1) * C} + c] + ${eps}) * gamma[c] +
+      beta[c]${residual ? " + residual[index]" : ""};
+    result[index] = ${relu ? "max(v, 0.0)" : "v"};`,
+      gradInput: `
     let invStd = inverseSqrt(stats[${C} + c] + ${eps});
     let xhat = (x[index] - stats[c]) * invStd;
-    let dz = ${this.relu ? "select(0.0, dy[index], y[index] > 0.0)" : "dy[index]"};
-    result[index] = gamma[c] * invStd / ${rows}.0 * (${rows}.0 * dz - totals[c] - xhat * totals[${C} + c]);`;
+    let dz = ${relu ? "select(0.0, dy[index], y[index] > 0.0)" : "dy[index]"};
+    result[index] = gamma[c] * invStd / ${rows}.0 * (${rows}.0 * dz - dBeta[c] - xhat * dGamma[c]);`,
+      reluGrad: `
+    result[index] = select(0.0, dy[index], y[index] > 0.0);`,
+    }[mode];
     return `
 fn main(index: i32) {
   _ = uniforms.NAN;

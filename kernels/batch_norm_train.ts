@@ -1,13 +1,23 @@
 /**
- * Training-mode batch norm (+ ReLU) in few dispatches: forward = 3 (chunk sums, per-channel totals, normalise+ReLU),
- * backward = 3 (chunk sums of dz and dz·x̂, totals, input gradient), against about 7 forward and 15 backward for the
- * composite `tf.moments` + `tf.batchNorm` + `tf.relu`. The result matches the composite to 1e-4 relative.
+ * Training-mode batch norm (+ residual) (+ ReLU) in few dispatches: forward = 2 (per-channel statistics, which also
+ * move the running statistics; normalise + residual + ReLU), backward = 2 (the weight and bias gradients; the input
+ * gradient), plus one reduction pass each way when the rows are too many for one pass, plus one backward with a
+ * residual input (its gradient). The composite `tf.moments` + `tf.batchNorm` + `tf.add` + `tf.relu` and PyTorch's
+ * running-statistics update as tfjs ops take about 15 forward and 15 backward. The result matches the composite to 1e-4
+ * relative.
  * @module
  */
 import * as tf from "@tensorflow/tfjs";
 import type { WebGPUBackend, WebGPUProgram } from "@tensorflow/tfjs-backend-webgpu";
 import { isSoftwareAdapter } from "./webgpu_backend.ts";
-import { bnChunking, BnElementwiseProgram, BnPartialSumsProgram, BnTotalsProgram } from "./batch_norm_programs.ts";
+import { allocateTensor } from "./direct_program.ts";
+import {
+  bnChunking,
+  type BnElementwise,
+  BnElementwiseProgram,
+  type BnReduction,
+  runBnReduction,
+} from "./batch_norm_programs.ts";
 
 /** Options of {@linkcode batchNormTrain}. */
 export interface BatchNormTrainOptions {
@@ -15,54 +25,41 @@ export interface BatchNormTrainOptions {
   eps: number;
   /** Apply ReLU to the output (fused; its gradient mask is taken from the output). */
   relu: boolean;
+  /**
+   * [N, H, W, C] added to the normalised output before the ReLU (a residual block's shortcut, fused); it receives the
+   * gradient that reaches the sum.
+   */
+  residual?: tf.Tensor4D;
+  /**
+   * Also move running statistics toward this batch's as PyTorch does: `stats` is the layer's current [4, C]
+   * statistics tensor (running_mean and running_var in rows 2-3, see `BN_STATS_ROWS`); `momentum` PyTorch's
+   * (0.1 by default there).
+   */
+  running?: { stats: tf.Tensor2D; momentum: number };
 }
 
 /** Output of {@linkcode batchNormTrain}. */
 export interface BatchNormTrainResult {
-  /** [N, H, W, C] normalised, scaled, shifted (and rectified) input. */
+  /** [N, H, W, C] normalised, scaled, shifted (+ residual) (and rectified) input. */
   y: tf.Tensor4D;
-  /** [C] batch mean. */
-  mean: tf.Tensor1D;
-  /** [C] biased batch variance (divided by N·H·W), as used for normalisation. */
-  variance: tf.Tensor1D;
+  /**
+   * [2, C]: the batch mean and biased variance (divided by N·H·W, as used for normalisation); with `running`, [4, C]:
+   * then rows 2-3 are the updated running_mean and running_var (unbiased variance). Statistics only: no gradient
+   * flows back through them (as with PyTorch's running statistics).
+   */
+  stats: tf.Tensor2D;
 }
 
-function run(
-  backend: WebGPUBackend,
-  program: WebGPUProgram,
-  inputs: tf.Tensor[],
-): tf.Tensor {
+function run(backend: WebGPUBackend, program: WebGPUProgram, inputs: tf.Tensor[]): tf.Tensor {
   return tf.engine().makeTensorFromTensorInfo(backend.runWebGPUProgram(program, inputs, "float32"));
 }
 
-/** Per-channel [2, C] reduction of a [rows, C] view: chunk partials then totals (two dispatches). */
-function reduceRows(
-  backend: WebGPUBackend,
-  mode: "stats" | "grad",
-  inputs: tf.Tensor[],
-  rows: number,
-  channels: number,
-  relu: boolean,
-  eps: number,
-): tf.Tensor2D {
-  const target = isSoftwareAdapter() ? 8 : 512;
-  const chunking = bnChunking(rows, target);
-  const partial = run(backend, new BnPartialSumsProgram(mode, rows, channels, chunking, relu, eps), inputs);
-  // The totals of "stats" also need x (inputs[0]); those of "grad" only the partial sums.
-  const totals = run(
-    backend,
-    new BnTotalsProgram(mode, rows, channels, chunking.chunks),
-    mode === "stats" ? [partial, inputs[0]] : [partial],
-  );
-  partial.dispose();
-  return totals as tf.Tensor2D;
-}
-
 /**
- * Batch norm in training mode over the N, H, W axes of `x` ([N, H, W, C]), optionally followed by ReLU, with a
- * fused backward (gradients for `x`, `gamma` and `beta`). `mean` and `variance` are statistics only: no gradient
- * flows back through them (as with PyTorch's running statistics). Requires the `webgpu` backend and float32.
- * @throws {Error} on another backend, a non-4-D or non-float32 `x`, or parameters whose length is not C.
+ * Batch norm in training mode over the N, H, W axes of `x` ([N, H, W, C]), optionally plus a residual and followed by
+ * ReLU, with a fused backward (gradients for `x`, `gamma`, `beta` and the residual). Requires the `webgpu` backend and
+ * float32.
+ * @throws {Error} on another backend, a non-4-D or non-float32 `x`, parameters whose length is not C, a residual of
+ *   another shape, or running statistics that are not [4, C] or a momentum outside [0, 1].
  */
 export function batchNormTrain(
   x: tf.Tensor4D,
@@ -80,40 +77,73 @@ export function batchNormTrain(
   if (gamma.size !== c || beta.size !== c) {
     throw new Error(`batchNormTrain: gamma and beta must have C = ${c} elements, got ${gamma.size} and ${beta.size}`);
   }
-  const { eps, relu } = options;
+  const { eps, relu, residual, running } = options;
+  if (residual && !tf.util.arraysEqual(residual.shape, x.shape)) {
+    throw new Error(`batchNormTrain: the residual must have x's shape [${x.shape}], got [${residual.shape}]`);
+  }
+  if (running) {
+    if (!tf.util.arraysEqual(running.stats.shape, [4, c])) {
+      throw new Error(`batchNormTrain: running statistics must be [4, ${c}], got [${running.stats.shape}]`);
+    }
+    if (!(running.momentum >= 0 && running.momentum <= 1)) {
+      throw new RangeError(`batchNormTrain: momentum must be in [0, 1], got ${running.momentum}`);
+    }
+  }
   const backend = tf.backend() as WebGPUBackend;
   const rows = x.size / c;
-  // [2, C]: mean, biased variance. Computed outside the gradient tape (a backend program, not an op): constants
-  // for autodiff, whose effect on y is accounted for in the fused backward below.
-  const stats = reduceRows(backend, "stats", [x], rows, c, false, 0);
-  const forward = tf.customGrad((xIn, g, b, save) => {
-    const y = run(backend, new BnElementwiseProgram("normalize", x.shape, relu, eps), [
-      xIn as tf.Tensor,
-      stats,
-      g as tf.Tensor,
-      b as tf.Tensor,
-    ]) as tf.Tensor4D;
-    (save as tf.GradSaveFunc)([xIn as tf.Tensor, y, g as tf.Tensor, stats]);
+  const chunking = bnChunking(rows, isSoftwareAdapter() ? 8 : 512);
+  const reduction = (mode: "stats" | "grad", relu: boolean): BnReduction => ({
+    mode,
+    rows,
+    channels: c,
+    chunking,
+    relu,
+    eps,
+    ...(mode === "stats" && running ? { momentum: running.momentum } : {}),
+  });
+  // [2, C] or [4, C], written by a backend program outside the gradient tape: constants for autodiff, whose effect on
+  // y is accounted for in the fused backward below.
+  const stats = allocateTensor([running ? 4 : 2, c]) as tf.Tensor2D;
+  runBnReduction(
+    reduction("stats", false),
+    [{ name: "x", tensor: x }, ...(running ? [{ name: "running", tensor: running.stats }] : [])],
+    [{ name: "stats", tensor: stats }],
+  );
+  const elementwise = (mode: BnElementwise["mode"], masked = relu) =>
+    new BnElementwiseProgram({ mode, shape: x.shape, relu: masked, eps, residual: !!residual });
+  const forward = tf.customGrad((...args: (tf.Tensor | tf.GradSaveFunc)[]) => {
+    const [xIn, g, b] = args as tf.Tensor[];
+    const save = args[args.length - 1] as tf.GradSaveFunc;
+    const y = run(backend, elementwise("normalize"), [xIn, stats, g, b, ...(residual ? [args[3] as tf.Tensor] : [])]);
+    save([xIn, y, g, stats]);
     return {
-      value: y,
+      value: y as tf.Tensor4D,
       gradFunc: (dy: tf.Tensor, saved: tf.Tensor[]) => {
         const [xs, ys, gs, st] = saved;
-        const totals = reduceRows(backend, "grad", [dy, ys, xs, st], rows, c, relu, eps);
-        const dx = run(backend, new BnElementwiseProgram("gradInput", x.shape, relu, eps), [
-          dy,
-          ys,
+        // With a residual, dz = dy · [y > 0] is also the residual's gradient: computed once, then BN without ReLU.
+        const dz = residual ? run(backend, elementwise("reluGrad"), [dy, ys]) : dy;
+        const masked = relu && !residual;
+        const [dGamma, dBeta] = [allocateTensor([c]), allocateTensor([c])];
+        runBnReduction(
+          reduction("grad", masked),
+          [{ name: "dy", tensor: dz }, { name: "x", tensor: xs }, { name: "stats", tensor: st }].concat(
+            masked ? [{ name: "y", tensor: ys }] : [],
+          ),
+          [{ name: "dGamma", tensor: dGamma }, { name: "dBeta", tensor: dBeta }],
+        );
+        const dx = run(backend, elementwise("gradInput", masked), [
+          dz,
+          ...(masked ? [ys] : []),
           xs,
           st,
           gs,
-          totals,
+          dGamma,
+          dBeta,
         ]);
-        const [dBeta, dGamma] = tf.split(totals, 2, 0).map((t) => t.reshape([c]));
-        return [dx, dGamma, dBeta];
+        return residual ? [dx, dGamma, dBeta, dz] : [dx, dGamma, dBeta];
       },
     };
   });
-  const y = forward(x, gamma, beta) as tf.Tensor4D;
-  const [mean, variance] = tf.split(stats, 2, 0).map((t) => t.reshape([c]) as tf.Tensor1D);
-  stats.dispose();
-  return { y, mean, variance };
+  const y = (residual ? forward(x, gamma, beta, residual) : forward(x, gamma, beta)) as tf.Tensor4D;
+  return { y, stats };
 }
