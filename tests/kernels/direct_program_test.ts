@@ -2,6 +2,7 @@ import * as tf from "@tensorflow/tfjs";
 import { assertEquals, throws } from "../assert.ts";
 import { initWebGPU, takeWebGPUErrors } from "../../kernels/webgpu_backend.ts";
 import { allocateTensor, gridStride, runDirectProgram } from "../../kernels/direct_program.ts";
+import { copyTensor } from "../../kernels/copy_tensor.ts";
 
 await initWebGPU();
 // Every op on the GPU, so that tfjs's programs and ours share the command stream (tfjs otherwise computes ops on small
@@ -83,4 +84,18 @@ Deno.test("a buffer bound twice where the program writes it is refused before an
   const [o1, o2] = [allocateTensor([4]), allocateTensor([4])];
   throws(() => affine(a, o1, o2, shared, 0), /"a" and "acc" share a buffer that the program writes/);
   tf.dispose([a, shared, o1, o2]);
+});
+
+Deno.test("copyTensor copies into a buffer of its own, float32 and int32, bit for bit", async () => {
+  const f = tf.tensor([1.5, -0, NaN, 3e38, -7]);
+  const i = tf.tensor([1, -2, 2147483647], [3], "int32");
+  const [fc, ic] = [copyTensor(f), copyTensor(i)];
+  assertEquals(new Uint8Array((await fc.data()).buffer), new Uint8Array((await f.data()).buffer));
+  assertEquals(await ic.data(), await i.data());
+  // An in-place write to the original does not reach the copy (tf.clone would share the buffer).
+  const [ones, o1, o2] = [tf.ones([5]), allocateTensor([5]), allocateTensor([5])];
+  affine(ones, o1, o2, f, 0);
+  assertEquals((await fc.data())[0], 1.5);
+  assertEquals((await f.data())[0], 2.5);
+  tf.dispose([f, i, fc, ic, ones, o1, o2]);
 });
