@@ -21,12 +21,20 @@ export const BN_STATS_ROWS = { mean: 0, variance: 1, runningMean: 2, runningVar:
 const CH = 64;
 const LANES = 4;
 
-/** Rows are reduced in chunks, each one workgroup row; more chunks = more parallelism, more partials to add. */
-export function bnChunking(rows: number, targetChunks: number): { chunks: number; rowsPerChunk: number } {
+/**
+ * Rows are reduced in chunks, each one workgroup row; more chunks = more parallelism, more partials to add, and a
+ * second dispatch once there are two (one chunk finishes in the first).
+ * @param minRowsPerChunk fewer rows than this per chunk are not worth the parallelism (default 64).
+ */
+export function bnChunking(
+  rows: number,
+  targetChunks: number,
+  minRowsPerChunk = 64,
+): { chunks: number; rowsPerChunk: number } {
   if (!Number.isInteger(rows) || rows < 1) {
     throw new RangeError(`bnChunking: rows must be a positive integer, got ${rows}`);
   }
-  const rowsPerChunk = Math.max(64, Math.ceil(rows / Math.max(1, targetChunks)));
+  const rowsPerChunk = Math.max(minRowsPerChunk, Math.ceil(rows / Math.max(1, targetChunks)));
   return { chunks: Math.ceil(rows / rowsPerChunk), rowsPerChunk };
 }
 

@@ -91,7 +91,8 @@ export function batchNormTrain(
   }
   const backend = tf.backend() as WebGPUBackend;
   const rows = x.size / c;
-  const chunking = bnChunking(rows, isSoftwareAdapter() ? 8 : 512);
+  // A software adapter's dispatch costs as much as summing a thousand rows on one of its threads: split no finer.
+  const chunking = isSoftwareAdapter() ? bnChunking(rows, 8, 1024) : bnChunking(rows, 512);
   const reduction = (mode: "stats" | "grad", relu: boolean): BnReduction => ({
     mode,
     rows,
