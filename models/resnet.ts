@@ -5,6 +5,7 @@
  */
 import * as tf from "@tensorflow/tfjs";
 import { BN_STATS_ROWS } from "../kernels/batch_norm_programs.ts";
+import { pooledLinear } from "../kernels/pooled_linear.ts";
 import { batchNormLayer, statsRows } from "./batch_norm_layer.ts";
 import type { HostTensor, StateDict } from "../io/host_tensor.ts";
 import { numElements } from "../kernels/num_elements.ts";
@@ -53,9 +54,11 @@ export interface CreateOptions {
   /** Seed of the deterministic initialisation. Default 0. */
   seed?: number;
   /**
-   * Batch norm (+ residual + ReLU) through the fused WebGPU kernels of `kernels/batch_norm_train.ts` and
-   * `batch_norm_eval.ts` (4-6 dispatches forward and backward, running statistics included, instead of about 30 for
-   * the composite tfjs ops). Default true; ignored off webgpu.
+   * Our fused WebGPU kernels (see {@linkcode ResNet.fusedKernels}): batch norm (+ residual + ReLU) through
+   * `kernels/batch_norm_train.ts` and `batch_norm_eval.ts` (4-6 dispatches forward and backward, running statistics
+   * included, instead of about 30 for the composite tfjs ops), the pooled classifier through `pooled_linear.ts`, and in
+   * `makeTrainStep` the loss. Default true; ignored off webgpu; false gives the composite tfjs ops (the stock
+   * baseline).
    */
   fusedBatchNorm?: boolean;
 }
@@ -110,6 +113,11 @@ export class ResNet {
     });
   }
 
+  /** Whether forward passes (and `makeTrainStep`'s loss) use our fused WebGPU kernels: the option, on webgpu. */
+  get fusedKernels(): boolean {
+    return this.#fusedBatchNorm && tf.getBackend() === "webgpu";
+  }
+
   /** Trainable parameters in torchvision's `named_parameters()` order (tfjs layouts). */
   parameters(): Map<string, tf.Variable> {
     return new Map(this.#params);
@@ -143,7 +151,7 @@ export class ResNet {
     const conv = (input: tf.Tensor4D, c: ConvDef) =>
       // A numeric pad is symmetric in tfjs, like PyTorch (tfjs "same" pads stride-2 layers asymmetrically).
       tf.conv2d(input, this.#params.get(`${c.name}.weight`) as tf.Tensor4D, c.stride, c.padding);
-    const fused = this.#fusedBatchNorm && tf.getBackend() === "webgpu";
+    const fused = this.fusedKernels;
     /** Batch norm (+ residual), then ReLU when `relu`. */
     const bn = (input: tf.Tensor4D, b: BatchNormDef, relu: boolean, residual?: tf.Tensor4D): tf.Tensor4D => {
       const gamma = this.#params.get(`${b.name}.weight`) as tf.Tensor1D;
@@ -178,11 +186,16 @@ export class ResNet {
       }
       stages?.set(`layer${s + 1}`, h);
     });
-    const pooled = tf.mean(h, [1, 2]) as tf.Tensor2D; // [N, C]
-    stages?.set("avgpool", pooled);
     const fcW = this.#params.get("fc.weight") as tf.Tensor2D; // [in, out]
     const fcB = this.#params.get("fc.bias") as tf.Tensor1D; // [out]
-    const logits = tf.add(tf.matMul(pooled, fcW), fcB) as tf.Tensor2D; // [N, numClasses]
+    let pooled: tf.Tensor2D, logits: tf.Tensor2D; // [N, C], [N, numClasses]
+    if (fused) {
+      ({ pooled, logits } = pooledLinear(h, fcW, fcB));
+    } else {
+      pooled = tf.mean(h, [1, 2]) as tf.Tensor2D;
+      logits = tf.add(tf.matMul(pooled, fcW), fcB) as tf.Tensor2D;
+    }
+    stages?.set("avgpool", pooled);
     stages?.set("fc", logits);
     return { logits, batchStats: stats, stages };
   }

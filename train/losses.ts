@@ -42,15 +42,16 @@ export function softmaxCrossEntropy(logits: tf.Tensor2D, labels: tf.Tensor1D, la
 
 /**
  * What a training step needs of its logits: {@linkcode softmaxCrossEntropy} (differentiable) and the number of
- * samples whose label is the top-1 class (float32, ties to the lower class index). On webgpu one dispatch computes
- * both and one more the gradient (`kernels/fused_cross_entropy.ts`); elsewhere they are tfjs ops.
+ * samples whose label is the top-1 class (float32, ties to the lower class index). With `fused` (default: on webgpu)
+ * one dispatch computes both and one more the gradient (`kernels/fused_cross_entropy.ts`); else they are tfjs ops.
  */
 export function lossAndTop1(
   logits: tf.Tensor2D,
   labels: tf.Tensor1D,
   labelSmoothing = 0,
+  fused = tf.getBackend() === "webgpu",
 ): { loss: tf.Scalar; correct: tf.Scalar } {
-  if (tf.getBackend() === "webgpu" && logits.dtype === "float32") {
+  if (fused) {
     return fusedCrossEntropy(logits, labels, labelSmoothing);
   }
   const loss = softmaxCrossEntropy(logits, labels, labelSmoothing);

@@ -44,7 +44,7 @@ export function makeTrainStep(
     const { value: loss, grads } = tf.variableGrads(() => {
       const r = model.forward(x, { training: true });
       stats = r.batchStats;
-      const { loss: l, correct: c } = lossAndTop1(r.logits, labels, options.labelSmoothing);
+      const { loss: l, correct: c } = lossAndTop1(r.logits, labels, options.labelSmoothing, model.fusedKernels);
       correct = tf.keep(c);
       return options.injectNaN ? l.mul(NaN) : l;
     }, variables);
