@@ -5,7 +5,7 @@
  */
 import * as tf from "@tensorflow/tfjs";
 import type { WebGPUBackend } from "@tensorflow/tfjs-backend-webgpu";
-import { BN_STATS_ROWS, BnElementwiseProgram } from "./batch_norm_programs.ts";
+import { BN_STATS_ROWS, BnNormalizeProgram } from "./batch_norm_programs.ts";
 
 /** Options of {@linkcode batchNormEval}. */
 export interface BatchNormEvalOptions {
@@ -47,8 +47,7 @@ export function batchNormEval(
   if (residual && !tf.util.arraysEqual(residual.shape, x.shape)) {
     throw new Error(`batchNormEval: the residual must have x's shape [${x.shape}], got [${residual.shape}]`);
   }
-  const program = new BnElementwiseProgram({
-    mode: "normalize",
+  const program = new BnNormalizeProgram({
     shape: x.shape,
     relu,
     eps,

@@ -2,11 +2,11 @@
  * WGSL programs of the fused batch norm ({@linkcode batchNormTrain}, {@linkcode batchNormEval}): per-channel
  * reductions over the N·H·W rows of an NHWC tensor (one pass when one chunk of rows covers them, else chunk partials
  * then totals), which also finish the statistics (and move the running statistics) or write the weight and bias
- * gradients as two tensors; and the element-wise normalise(+residual)(+ReLU) and gradient passes.
+ * gradients as two tensors; the element-wise normalise(+residual)(+ReLU); the input (and residual) gradient.
  * @module
  */
 import type { WebGPUProgram } from "@tensorflow/tfjs-backend-webgpu";
-import { allocateTensor, type DirectBinding, runDirectProgram } from "./direct_program.ts";
+import { allocateTensor, type DirectBinding, gridStride, runDirectProgram } from "./direct_program.ts";
 import { numElements } from "./num_elements.ts";
 
 /**
@@ -210,29 +210,25 @@ fn main(@builtin(global_invocation_id) gid: vec3<u32>) {
   partial!.dispose();
 }
 
-/** What a {@linkcode BnElementwiseProgram} computes. */
-export interface BnElementwise {
-  /**
-   * - `normalize` (inputs x, stats, gamma, beta, and residual with `residual`): y = (x − mean) / sqrt(var + eps) · γ + β
-   *   (+ residual), then ReLU if asked; mean and var from rows `statsRow` and `statsRow` + 1 of stats.
-   * - `gradInput` (inputs dy, y with `relu`, x, stats, gamma, dGamma, dBeta):
-   *   dx = γ / sqrt(var + eps) / L · (L · dz − Σdz − x̂ · Σdz·x̂), dz = dy (· [y > 0] with `relu`).
-   * - `reluGrad` (inputs dy, y): dy · [y > 0], the gradient that reaches the residual input (and then the BN).
-   */
-  mode: "normalize" | "gradInput" | "reluGrad";
+/** What a {@linkcode BnNormalizeProgram} computes. */
+export interface BnNormalize {
   /** NHWC shape of x. */
   shape: number[];
   relu: boolean;
   eps: number;
-  /** normalize: add a residual input before the ReLU. */
+  /** Add a residual input before the ReLU. */
   residual?: boolean;
-  /** normalize: first row of mean and var in stats (0: the batch's; 2: the running statistics of a [4, C] tensor). */
+  /** First row of mean and var in stats (0: the batch's; 2: the running statistics of a [4, C] tensor). */
   statsRow?: number;
 }
 
-/** One thread per element of x: the element-wise passes of {@linkcode BnElementwise}. */
-export class BnElementwiseProgram implements WebGPUProgram {
-  /** Inputs per mode (see {@linkcode BnElementwise}). */
+/**
+ * One thread per element of x (inputs x, stats, gamma, beta, and residual with `residual`):
+ * y = (x − mean) / sqrt(var + eps) · γ + β (+ residual), then ReLU if asked; mean and var from rows `statsRow` and
+ * `statsRow` + 1 of stats.
+ */
+export class BnNormalizeProgram implements WebGPUProgram {
+  /** x, stats, gamma, beta (, residual). */
   variableNames: string[];
   /** Shape of x. */
   outputShape: number[];
@@ -244,54 +240,79 @@ export class BnElementwiseProgram implements WebGPUProgram {
   dispatch: [number, number, number];
   /** 256 threads. */
   workgroupSize: [number, number, number] = [256, 1, 1];
-  private readonly e: BnElementwise;
+  private readonly e: BnNormalize;
   private readonly elements: number;
   private readonly channels: number;
 
   /** @param e what to compute. */
-  constructor(e: BnElementwise) {
+  constructor(e: BnNormalize) {
     this.e = { ...e };
     this.elements = numElements(e.shape);
     this.channels = e.shape[e.shape.length - 1];
-    this.variableNames = {
-      normalize: ["x", "stats", "gamma", "beta", ...(e.residual ? ["residual"] : [])],
-      gradInput: ["dy", ...(e.relu ? ["y"] : []), "x", "stats", "gamma", "dGamma", "dBeta"],
-      reluGrad: ["dy", "y"],
-    }[e.mode];
+    this.variableNames = ["x", "stats", "gamma", "beta", ...(e.residual ? ["residual"] : [])];
     this.outputShape = [...e.shape];
     this.dispatchLayout = { x: [...e.shape.keys()] };
     this.dispatch = [Math.ceil(this.elements / 256), 1, 1];
-    this.shaderKey = `fastBn_${e.mode}_${this.elements}_${this.channels}_${e.relu}_${e.eps}_${e.residual ?? false}_` +
+    this.shaderKey = `fastBn_normalize_${this.elements}_${this.channels}_${e.relu}_${e.eps}_${e.residual ?? false}_` +
       `${e.statsRow ?? 0}`;
   }
 
   /** WGSL body; tfjs calls `main` with the flat global index. */
   getUserCode(): string {
     const C = this.channels;
-    const rows = this.elements / C;
-    const { mode, relu, residual } = this.e;
-    const eps = f32(this.e.eps);
+    const { relu, residual } = this.e;
     const row = this.e.statsRow ?? 0;
-    const body = {
-      normalize: `
-    let v = (x[index] - stats[${row * C} + c]) * inverseSqrt(stats[${(row + 1) * C} + c] + ${eps}) * gamma[c] +
-      beta[c]${residual ? " + residual[index]" : ""};
-    result[index] = ${relu ? "max(v, 0.0)" : "v"};`,
-      gradInput: `
-    let invStd = inverseSqrt(stats[${C} + c] + ${eps});
-    let xhat = (x[index] - stats[c]) * invStd;
-    let dz = ${relu ? "select(0.0, dy[index], y[index] > 0.0)" : "dy[index]"};
-    result[index] = gamma[c] * invStd / ${rows}.0 * (${rows}.0 * dz - dBeta[c] - xhat * dGamma[c]);`,
-      reluGrad: `
-    result[index] = select(0.0, dy[index], y[index] > 0.0);`,
-    }[mode];
     return `
 fn main(index: i32) {
   _ = uniforms.NAN;
   if (index < ${this.elements}) {
-    let c = index % ${C};${body}
+    let c = index % ${C};
+    let v = (x[index] - stats[${row * C} + c]) * inverseSqrt(stats[${(row + 1) * C} + c] + ${f32(this.e.eps)}) *
+      gamma[c] + beta[c]${residual ? " + residual[index]" : ""};
+    result[index] = ${relu ? "max(v, 0.0)" : "v"};
   }
 }
 `;
   }
+}
+
+/**
+ * The input gradient of training-mode BN in one pass over the elements (inputs dy, y with `relu`, x, stats [2+, C],
+ * gamma, dGamma, dBeta; output dx, and dResidual with `residual`):
+ * dx = γ / sqrt(var + eps) / L · (L · dz − Σdz − x̂ · Σdz·x̂), dz = dy (· [y > 0] with `relu`), L = N·H·W; with a
+ * residual input (added before the ReLU) its gradient dz is written too, in the same pass.
+ */
+export function runBnGradInput(
+  e: { shape: number[]; relu: boolean; eps: number; residual: boolean },
+  inputs: Omit<DirectBinding, "access">[],
+  outputs: Omit<DirectBinding, "access">[],
+): void {
+  const elements = numElements(e.shape);
+  const C = e.shape[e.shape.length - 1];
+  const rows = elements / C;
+  runDirectProgram({
+    key: `bnGradInput_${elements}_${C}_${e.relu}_${e.eps}_${e.residual}`,
+    bindings: [
+      ...inputs.map((b) => ({ ...b, access: "read" as const })),
+      ...outputs.map((b) => ({ ...b, access: "read_write" as const })),
+    ],
+    workgroups: gridStride(elements),
+    code: () => `
+@compute @workgroup_size(256)
+fn main(@builtin(global_invocation_id) gid: vec3<u32>, @builtin(num_workgroups) nwg: vec3<u32>) {
+  for (var i = gid.x; i < ${elements}u; i += nwg.x * 256u) {
+    let c = i % ${C}u;
+    let invStd = inverseSqrt(stats[${C}u + c] + ${f32(e.eps)});
+    let xhat = (x[i] - stats[c]) * invStd;
+    let dz = ${e.relu ? "select(0.0, dy[i], y[i] > 0.0)" : "dy[i]"};
+    dx[i] = gamma[c] * invStd / ${rows}.0 * (${rows}.0 * dz - dBeta[c] - xhat * dGamma[c]);${
+      e.residual
+        ? `
+    dResidual[i] = dz;`
+        : ""
+    }
+  }
+}
+`,
+  });
 }

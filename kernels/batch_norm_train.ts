@@ -1,8 +1,7 @@
 /**
  * Training-mode batch norm (+ residual) (+ ReLU) in few dispatches: forward = 2 (per-channel statistics, which also
  * move the running statistics; normalise + residual + ReLU), backward = 2 (the weight and bias gradients; the input
- * gradient), plus one reduction pass each way when the rows are too many for one pass, plus one backward with a
- * residual input (its gradient). The composite `tf.moments` + `tf.batchNorm` + `tf.add` + `tf.relu` and PyTorch's
+ * gradient and the residual's), plus one reduction pass each way when the rows are too many for one pass. The composite `tf.moments` + `tf.batchNorm` + `tf.add` + `tf.relu` and PyTorch's
  * running-statistics update as tfjs ops take about 15 forward and 15 backward. The result matches the composite to 1e-4
  * relative.
  * @module
@@ -13,9 +12,9 @@ import { isSoftwareAdapter } from "./webgpu_backend.ts";
 import { allocateTensor } from "./direct_program.ts";
 import {
   bnChunking,
-  type BnElementwise,
-  BnElementwiseProgram,
+  BnNormalizeProgram,
   type BnReduction,
+  runBnGradInput,
   runBnReduction,
 } from "./batch_norm_programs.ts";
 
@@ -110,38 +109,35 @@ export function batchNormTrain(
     [{ name: "x", tensor: x }, ...(running ? [{ name: "running", tensor: running.stats }] : [])],
     [{ name: "stats", tensor: stats }],
   );
-  const elementwise = (mode: BnElementwise["mode"], masked = relu) =>
-    new BnElementwiseProgram({ mode, shape: x.shape, relu: masked, eps, residual: !!residual });
+  const normalize = new BnNormalizeProgram({ shape: x.shape, relu, eps, residual: !!residual });
   const forward = tf.customGrad((...args: (tf.Tensor | tf.GradSaveFunc)[]) => {
     const [xIn, g, b] = args as tf.Tensor[];
     const save = args[args.length - 1] as tf.GradSaveFunc;
-    const y = run(backend, elementwise("normalize"), [xIn, stats, g, b, ...(residual ? [args[3] as tf.Tensor] : [])]);
+    const y = run(backend, normalize, [xIn, stats, g, b, ...(residual ? [args[3] as tf.Tensor] : [])]);
     save([xIn, y, g, stats]);
     return {
       value: y as tf.Tensor4D,
       gradFunc: (dy: tf.Tensor, saved: tf.Tensor[]) => {
         const [xs, ys, gs, st] = saved;
-        // With a residual, dz = dy · [y > 0] is also the residual's gradient: computed once, then BN without ReLU.
-        const dz = residual ? run(backend, elementwise("reluGrad"), [dy, ys]) : dy;
-        const masked = relu && !residual;
-        const [dGamma, dBeta] = [allocateTensor([c]), allocateTensor([c])];
-        runBnReduction(
-          reduction("grad", masked),
-          [{ name: "dy", tensor: dz }, { name: "x", tensor: xs }, { name: "stats", tensor: st }].concat(
-            masked ? [{ name: "y", tensor: ys }] : [],
-          ),
-          [{ name: "dGamma", tensor: dGamma }, { name: "dBeta", tensor: dBeta }],
+        const read = [{ name: "dy", tensor: dy }, { name: "x", tensor: xs }, { name: "stats", tensor: st }].concat(
+          relu ? [{ name: "y", tensor: ys }] : [],
         );
-        const dx = run(backend, elementwise("gradInput", masked), [
-          dz,
-          ...(masked ? [ys] : []),
-          xs,
-          st,
-          gs,
-          dGamma,
-          dBeta,
-        ]);
-        return residual ? [dx, dGamma, dBeta, dz] : [dx, dGamma, dBeta];
+        const [dGamma, dBeta, dx] = [allocateTensor([c]), allocateTensor([c]), allocateTensor(x.shape)];
+        runBnReduction(reduction("grad", relu), read, [{ name: "dGamma", tensor: dGamma }, {
+          name: "dBeta",
+          tensor: dBeta,
+        }]);
+        // With a residual, its gradient dz = dy · [y > 0] comes out of the same pass as dx.
+        const dResidual = residual ? allocateTensor(x.shape) : undefined;
+        runBnGradInput(
+          { shape: x.shape, relu, eps, residual: !!residual },
+          [...read, { name: "gamma", tensor: gs }, { name: "dGamma", tensor: dGamma }, {
+            name: "dBeta",
+            tensor: dBeta,
+          }],
+          [{ name: "dx", tensor: dx }, ...(dResidual ? [{ name: "dResidual", tensor: dResidual }] : [])],
+        );
+        return dResidual ? [dx, dGamma, dBeta, dResidual] : [dx, dGamma, dBeta];
       },
     };
   });
