@@ -51,8 +51,9 @@ export function multiTensorSgd(tensors: SgdTensor[], h: SgdHyper): (tf.Tensor | 
       n: t.param.size,
     }));
     const decays = h.weightDecay > 0;
+    // First steps are a uniform, not part of the shader: the step after the first must not compile new pipelines.
     const key = `sgd_${withMomentum}_${h.nesterov}_${decays}_` +
-      group.map((t) => `${t.n}${t.decay ? "d" : ""}${t.first ? "f" : ""}`).join(",");
+      group.map((t) => `${t.n}${t.decay ? "d" : ""}`).join(",");
     runDirectProgram({
       key,
       bindings: group.flatMap((t, j): DirectBinding[] => [
@@ -60,31 +61,30 @@ export function multiTensorSgd(tensors: SgdTensor[], h: SgdHyper): (tf.Tensor | 
         { name: `g${j}`, tensor: t.grad, access: "read" },
         ...(withMomentum ? [{ name: `b${j}`, tensor: t.buffer!, access: "read_write" as const }] : []),
       ]),
-      uniforms: [{ name: "lr", value: h.lr }, { name: "momentum", value: h.momentum }, {
-        name: "wd",
-        value: h.weightDecay,
-      }],
+      uniforms: [
+        { name: "lr", value: h.lr },
+        { name: "momentum", value: h.momentum },
+        { name: "wd", value: h.weightDecay },
+        ...(withMomentum ? group.map((t, j) => ({ name: `first${j}`, value: t.first ? 1 : 0 })) : []),
+      ],
       workgroups: gridStride(Math.max(...group.map((t) => t.n))),
       code: () => `
 @compute @workgroup_size(256)
 fn main(@builtin(global_invocation_id) gid: vec3<u32>, @builtin(num_workgroups) nwg: vec3<u32>) {
-  let stride = nwg.x * 256u;${
-        group.map((t, j) => update(j, t.n, decays && t.decay, t.first, withMomentum, h.nesterov)).join("")
-      }
+  let stride = nwg.x * 256u;${group.map((t, j) => update(j, t.n, decays && t.decay, withMomentum, h.nesterov)).join("")}
 }`,
     });
   }
   return created;
 }
 
-/** WGSL updating parameter j (n elements) with grid-stride index i. */
-function update(j: number, n: number, decay: boolean, first: boolean, momentum: boolean, nesterov: boolean): string {
-  const buffer = !momentum ? "" : first
-    ? `
-    b${j}[i] = d;
-    ${nesterov ? `d = d + u.momentum * d;` : ""}`
-    : `
-    let b = u.momentum * b${j}[i] + d;
+/** WGSL updating parameter j (n elements) with grid-stride index i; `u.first{j}` is 1 on its first step. */
+function update(j: number, n: number, decay: boolean, momentum: boolean, nesterov: boolean): string {
+  const buffer = !momentum ? "" : `
+    var b = d;
+    if (u.first${j} == 0.0) {
+      b = u.momentum * b${j}[i] + d;
+    }
     b${j}[i] = b;
     d = ${nesterov ? "d + u.momentum * b" : "b"};`;
   return `
