@@ -23,6 +23,7 @@ export * from "./kernels/webgpu_backend.ts";
 export { activeFastKernels, FAST_KERNEL_NAMES, registerFastKernels, restoreStockKernels } from "./kernels/register.ts";
 export type { FastKernelOptions } from "./kernels/register.ts";
 export * from "./kernels/batch_norm_train.ts";
+export * from "./kernels/batch_norm_eval.ts";
 
 // Data.
 export * from "./data/loaders.ts";

@@ -8,6 +8,7 @@
 import type { WebGPUProgram } from "@tensorflow/tfjs-backend-webgpu";
 import { allocateTensor, type DirectBinding, gridStride, runDirectProgram } from "./direct_program.ts";
 import { numElements } from "./num_elements.ts";
+import { wgslF32 } from "./wgsl_f32.ts";
 
 /**
  * Rows of the statistics tensor the training-mode reduction writes: [2, C] (batch mean and biased batch variance, which
@@ -36,13 +37,6 @@ export function bnChunking(
   }
   const rowsPerChunk = Math.max(minRowsPerChunk, Math.ceil(rows / Math.max(1, targetChunks)));
   return { chunks: Math.ceil(rows / rowsPerChunk), rowsPerChunk };
-}
-
-/** A number as a WGSL f32 literal (`1` → `1.0`, so that it is never an integer). */
-function f32(v: number): string {
-  if (!Number.isFinite(v)) throw new RangeError(`f32: ${v} has no WGSL literal`);
-  const s = String(v);
-  return /[.e]/.test(s) ? s : `${s}.0`;
 }
 
 /** A per-channel reduction over [rows, C] and how it ends. */
@@ -86,7 +80,7 @@ function accumulate(r: BnReduction): string {
   }
   return `
     let mean = stats[c];
-    let invStd = inverseSqrt(stats[${C} + c] + ${f32(r.eps)});
+    let invStd = inverseSqrt(stats[${C} + c] + ${wgslF32(r.eps)});
     for (var row = rBegin + lane; row < rEnd; row += ${LANES}) {
       let i = row * ${C} + c;
       let dz = ${r.relu ? "select(0.0, dy[i], y[i] > 0.0)" : "dy[i]"};
@@ -104,9 +98,9 @@ function finish(r: BnReduction): string {
     dGamma[c] = t2;`;
   }
   const running = r.momentum === undefined ? "" : `
-    stats[${2 * C} + c] = running[${2 * C} + c] * ${f32(1 - r.momentum)} + mean * ${f32(r.momentum)};
-    stats[${3 * C} + c] = running[${3 * C} + c] * ${f32(1 - r.momentum)} +
-      variance * ${f32(r.rows / Math.max(r.rows - 1, 1))} * ${f32(r.momentum)};`;
+    stats[${2 * C} + c] = running[${2 * C} + c] * ${wgslF32(1 - r.momentum)} + mean * ${wgslF32(r.momentum)};
+    stats[${3 * C} + c] = running[${3 * C} + c] * ${wgslF32(1 - r.momentum)} +
+      variance * ${wgslF32(r.rows / Math.max(r.rows - 1, 1))} * ${wgslF32(r.momentum)};`;
   return `
     let m = t1 / ${r.rows}.0;
     let mean = x[c] + m;
@@ -267,7 +261,7 @@ fn main(index: i32) {
   _ = uniforms.NAN;
   if (index < ${this.elements}) {
     let c = index % ${C};
-    let v = (x[index] - stats[${row * C} + c]) * inverseSqrt(stats[${(row + 1) * C} + c] + ${f32(this.e.eps)}) *
+    let v = (x[index] - stats[${row * C} + c]) * inverseSqrt(stats[${(row + 1) * C} + c] + ${wgslF32(this.e.eps)}) *
       gamma[c] + beta[c]${residual ? " + residual[index]" : ""};
     result[index] = ${relu ? "max(v, 0.0)" : "v"};
   }
@@ -302,7 +296,7 @@ export function runBnGradInput(
 fn main(@builtin(global_invocation_id) gid: vec3<u32>, @builtin(num_workgroups) nwg: vec3<u32>) {
   for (var i = gid.x; i < ${elements}u; i += nwg.x * 256u) {
     let c = i % ${C}u;
-    let invStd = inverseSqrt(stats[${C}u + c] + ${f32(e.eps)});
+    let invStd = inverseSqrt(stats[${C}u + c] + ${wgslF32(e.eps)});
     let xhat = (x[i] - stats[c]) * invStd;
     let dz = ${e.relu ? "select(0.0, dy[i], y[i] > 0.0)" : "dy[i]"};
     dx[i] = gamma[c] * invStd / ${rows}.0 * (${rows}.0 * dz - dBeta[c] - xhat * dGamma[c]);${

@@ -6,6 +6,7 @@
  */
 import * as tf from "@tensorflow/tfjs";
 import { allocateTensor, gridStride, runDirectProgram } from "./direct_program.ts";
+import { wgslF32 } from "./wgsl_f32.ts";
 
 /** Output of {@linkcode fusedCrossEntropy}. */
 export interface FusedCrossEntropyResult {
@@ -16,12 +17,6 @@ export interface FusedCrossEntropyResult {
    * them). Not differentiable.
    */
   correct: tf.Scalar;
-}
-
-/** A number as a WGSL f32 literal. */
-function f32(v: number): string {
-  const s = String(v);
-  return /[.e]/.test(s) ? s : `${s}.0`;
 }
 
 /**
@@ -45,8 +40,8 @@ export function fusedCrossEntropy(logits: tf.Tensor2D, labels: tf.Tensor1D, eps:
   const lse = allocateTensor([n]);
   const correct = allocateTensor([]) as tf.Scalar;
   const key = `${n}_${k}_${eps}`;
-  const onehot = f32(1 - eps);
-  const smooth = f32(eps / k);
+  const onehot = wgslF32(1 - eps);
+  const smooth = wgslF32(eps / k);
   const forward = tf.customGrad((x, save) => {
     const loss = allocateTensor([]) as tf.Scalar;
     runDirectProgram({
