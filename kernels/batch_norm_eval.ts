@@ -4,8 +4,8 @@
  * @module
  */
 import * as tf from "@tensorflow/tfjs";
-import type { WebGPUBackend } from "@tensorflow/tfjs-backend-webgpu";
-import { BN_STATS_ROWS, BnNormalizeProgram } from "./batch_norm_programs.ts";
+import { allocateTensor } from "./direct_program.ts";
+import { BN_STATS_ROWS, runBnNormalize } from "./batch_norm_programs.ts";
 
 /** Options of {@linkcode batchNormEval}. */
 export interface BatchNormEvalOptions {
@@ -47,14 +47,11 @@ export function batchNormEval(
   if (residual && !tf.util.arraysEqual(residual.shape, x.shape)) {
     throw new Error(`batchNormEval: the residual must have x's shape [${x.shape}], got [${residual.shape}]`);
   }
-  const program = new BnNormalizeProgram({
-    shape: x.shape,
-    relu,
-    eps,
-    residual: !!residual,
-    statsRow: BN_STATS_ROWS.runningMean,
-  });
-  const backend = tf.backend() as WebGPUBackend;
-  const inputs = [x, stats, gamma, beta, ...(residual ? [residual] : [])];
-  return tf.engine().makeTensorFromTensorInfo(backend.runWebGPUProgram(program, inputs, "float32")) as tf.Tensor4D;
+  const y = allocateTensor(x.shape) as tf.Tensor4D;
+  runBnNormalize(
+    { shape: x.shape, eps, relu, residual: !!residual },
+    { x, stats, gamma, beta, residual, y },
+    BN_STATS_ROWS.runningMean,
+  );
+  return y;
 }
