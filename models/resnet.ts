@@ -55,7 +55,7 @@ export interface CreateOptions {
   seed?: number;
   /**
    * Our fused WebGPU kernels (see {@linkcode ResNet.fusedKernels}): batch norm (+ residual + ReLU) through
-   * `kernels/batch_norm_train.ts` and `batch_norm_eval.ts` (4-6 dispatches forward and backward, running statistics
+   * `kernels/batch_norm_train.ts` and `batch_norm_eval.ts` (2-6 dispatches forward and backward, running statistics
    * included, instead of about 30 for the composite tfjs ops), the pooled classifier through `pooled_linear.ts`, and in
    * `makeTrainStep` the loss. Default true; ignored off webgpu; false gives the composite tfjs ops (the stock
    * baseline).
@@ -130,7 +130,7 @@ export class ResNet {
   buffers(): Map<string, tf.Tensor> {
     const out = new Map<string, tf.Tensor>();
     for (const [module, stats] of this.#bnStats) {
-      const [mean, variance] = tf.tidy(() => statsRows(stats, BN_STATS_ROWS.runningMean).map((t) => tf.clone(t)));
+      const [mean, variance] = tf.tidy(() => statsRows(stats, BN_STATS_ROWS.runningMean));
       out.set(`${module}.running_mean`, mean).set(`${module}.running_var`, variance);
     }
     return out;
