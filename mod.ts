@@ -28,6 +28,7 @@ export {
 export { activeFastKernels, FAST_KERNEL_NAMES, registerFastKernels, restoreStockKernels } from "./kernels/register.ts";
 export type { FastKernelOptions } from "./kernels/register.ts";
 export { batchNormTrain, type BatchNormTrainOptions, type BatchNormTrainResult } from "./kernels/batch_norm_train.ts";
+export { batchNormEval, type BatchNormEvalOptions } from "./kernels/batch_norm_eval.ts";
 
 // Tensor files and checkpoints: safetensors that PyTorch reads, NumPy arrays.
 export type { HostDType, HostTensor, StateDict } from "./io/host_tensor.ts";

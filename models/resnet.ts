@@ -4,7 +4,9 @@
  * @module
  */
 import * as tf from "@tensorflow/tfjs";
-import { batchNormTrain } from "../kernels/batch_norm_train.ts";
+import { BN_STATS_ROWS } from "../kernels/batch_norm_programs.ts";
+import { pooledLinear } from "../kernels/pooled_linear.ts";
+import { batchNormLayer, statsRows } from "./batch_norm_layer.ts";
 import type { StateDict } from "../io/host_tensor.ts";
 import { numElements } from "../kernels/num_elements.ts";
 import { type BatchNormDef, type ConvDef, type ResNetPlan, resnetPlan } from "./resnet_plan.ts";
@@ -12,20 +14,19 @@ import type { ResNetSpec } from "./resnet_spec.ts";
 import { moduleOf, type StateEntry, stateLayout } from "./state_layout.ts";
 import { fromTorchLayout, tfjsShape, toTorchLayout } from "./torch_layout.ts";
 
-/** PyTorch's BatchNorm2d defaults. */
-const BN_EPS = 1e-5;
-const BN_MOMENTUM = 0.1;
-
-/** Batch statistics of one BN layer in a training forward pass, to update its running statistics afterwards. */
+/** What one BN layer's training forward pass computed, to commit as its running statistics afterwards. */
 export interface BatchStat {
   /** BN module name, e.g. "layer1.0.bn2". */
   name: string;
-  /** [C] */
-  mean: tf.Tensor1D;
-  /** [C] biased (divided by `count`), as used for normalisation. */
-  variance: tf.Tensor1D;
+  /**
+   * [4, C] (rows of `BN_STATS_ROWS`): the batch mean and biased variance (divided by `count`, as used for
+   * normalisation), then running_mean and running_var moved toward them (PyTorch: momentum 0.1, unbiased variance).
+   */
+  stats: tf.Tensor2D;
   /** Values per channel: N·H·W. */
   count: number;
+  /** The layer's statistics the pass started from (opaque): committing on top of others would lose an update. */
+  basis: object;
 }
 
 /** Output of {@linkcode ResNet.forward}. */
@@ -54,8 +55,11 @@ export interface CreateOptions {
   /** Seed of the deterministic initialisation. Default 0. */
   seed?: number;
   /**
-   * Training-mode batch norm (+ ReLU) through the fused WebGPU kernels of `kernels/batch_norm_train.ts` (6 dispatches
-   * forward and backward instead of about 22 for the composite tfjs ops). Default true; ignored off webgpu.
+   * Our fused WebGPU kernels (see {@linkcode ResNet.fusedKernels}): batch norm (+ residual + ReLU) through
+   * `kernels/batch_norm_train.ts` and `batch_norm_eval.ts` (2-6 dispatches forward and backward, running statistics
+   * included, instead of about 30 for the composite tfjs ops), the pooled classifier through `pooled_linear.ts`, and in
+   * `makeTrainStep` the loss. Default true; ignored off webgpu; false gives the composite tfjs ops (the stock
+   * baseline).
    */
   fusedBatchNorm?: boolean;
 }
@@ -72,7 +76,8 @@ export class ResNet {
   readonly plan: ResNetPlan;
   readonly #layout: StateEntry[];
   readonly #params = new Map<string, tf.Variable>();
-  readonly #buffers = new Map<string, tf.Variable>();
+  /** Per BN module, its running_mean and running_var (and last batch statistics): [4, C], rows of `BN_STATS_ROWS`. */
+  readonly #bnStats = new Map<string, tf.Variable<tf.Rank.R2>>();
   readonly #batchesTracked = new Map<string, number>();
   readonly #fusedBatchNorm: boolean;
 
@@ -92,12 +97,26 @@ export class ResNet {
           this.#batchesTracked.set(moduleOf(e.name), 0);
           return;
         }
+        if (!e.trainable) {
+          // running_mean, then running_var: one [4, C] tensor per module, rows (batch mean 0, batch variance 1,
+          // running_mean 0, running_var 1) until a training pass.
+          const module = moduleOf(e.name);
+          if (!this.#bnStats.has(module)) {
+            const init = tf.tile(tf.tensor2d([0, 1, 0, 1], [4, 1]), [1, e.shape[0]]) as tf.Tensor2D;
+            this.#bnStats.set(module, tf.variable(init, false, `${module}.stats#${uniqueSuffix()}`));
+          }
+          return;
+        }
         // Never 0: tfjs's randomNormal treats a falsy seed as "use Math.random()".
         const init = initialValue(e, seed * 7919 + i + 1, zeroGamma.has(e.name), this.plan.fc.inFeatures);
-        const v = tf.variable(init, e.trainable, `${e.name}#${uniqueSuffix()}`);
-        (e.trainable ? this.#params : this.#buffers).set(e.name, v);
+        this.#params.set(e.name, tf.variable(init, true, `${e.name}#${uniqueSuffix()}`));
       });
     });
+  }
+
+  /** Whether forward passes (and `makeTrainStep`'s loss) use our fused WebGPU kernels: the option, on webgpu. */
+  get fusedKernels(): boolean {
+    return this.#fusedBatchNorm && tf.getBackend() === "webgpu";
   }
 
   /** Trainable parameters in torchvision's `named_parameters()` order (tfjs layouts). */
@@ -105,9 +124,17 @@ export class ResNet {
     return new Map(this.#params);
   }
 
-  /** Running statistics (`running_mean`, `running_var`) by torchvision name. */
-  buffers(): Map<string, tf.Variable> {
-    return new Map(this.#buffers);
+  /**
+   * Copies of the running statistics (`running_mean`, `running_var`, [C] each) by torchvision name; the caller owns
+   * them. (The model keeps each BN layer's in one [4, C] tensor; see `BN_STATS_ROWS`.)
+   */
+  buffers(): Map<string, tf.Tensor> {
+    const out = new Map<string, tf.Tensor>();
+    for (const [module, stats] of this.#bnStats) {
+      const [mean, variance] = tf.tidy(() => statsRows(stats, BN_STATS_ROWS.runningMean));
+      out.set(`${module}.running_mean`, mean).set(`${module}.running_var`, variance);
+    }
+    return out;
   }
 
   /** The state dict contract: every torchvision key with its PyTorch shape and dtype, in order. */
@@ -125,33 +152,19 @@ export class ResNet {
     const conv = (input: tf.Tensor4D, c: ConvDef) =>
       // A numeric pad is symmetric in tfjs, like PyTorch (tfjs "same" pads stride-2 layers asymmetrically).
       tf.conv2d(input, this.#params.get(`${c.name}.weight`) as tf.Tensor4D, c.stride, c.padding);
-    const fused = options.training && this.#fusedBatchNorm && tf.getBackend() === "webgpu";
-    /** Batch norm, then ReLU when `relu`. */
-    const bn = (input: tf.Tensor4D, b: BatchNormDef, relu: boolean): tf.Tensor4D => {
+    const fused = this.fusedKernels;
+    /** Batch norm (+ residual), then ReLU when `relu`. */
+    const bn = (input: tf.Tensor4D, b: BatchNormDef, relu: boolean, residual?: tf.Tensor4D): tf.Tensor4D => {
       const gamma = this.#params.get(`${b.name}.weight`) as tf.Tensor1D;
       const beta = this.#params.get(`${b.name}.bias`) as tf.Tensor1D;
-      if (!options.training) {
-        const mean = this.#buffers.get(`${b.name}.running_mean`) as tf.Tensor1D;
-        const variance = this.#buffers.get(`${b.name}.running_var`) as tf.Tensor1D;
-        const y = tf.batchNorm(input, mean, variance, beta, gamma, BN_EPS);
-        return relu ? tf.relu(y) : y;
+      const state = this.#bnStats.get(b.name)!;
+      const { training } = options;
+      const r = batchNormLayer(input, { gamma, beta, stats: state }, { training, fused, relu, residual });
+      if (r.stats) {
+        const [n, h, w] = input.shape;
+        stats.push({ name: b.name, stats: tf.keep(r.stats), count: n * h * w, basis: state.dataId });
       }
-      const [n, h, w] = input.shape;
-      let y: tf.Tensor4D, mean: tf.Tensor, variance: tf.Tensor;
-      if (fused) {
-        ({ y, mean, variance } = batchNormTrain(input, gamma, beta, { eps: BN_EPS, relu }));
-      } else {
-        ({ mean, variance } = tf.moments(input, [0, 1, 2])); // [C], biased
-        y = tf.batchNorm(input, mean as tf.Tensor1D, variance as tf.Tensor1D, beta, gamma, BN_EPS);
-        if (relu) y = tf.relu(y);
-      }
-      stats.push({
-        name: b.name,
-        mean: tf.keep(mean) as tf.Tensor1D,
-        variance: tf.keep(variance) as tf.Tensor1D,
-        count: n * h * w,
-      });
-      return y;
+      return r.y;
     };
 
     const { stem } = this.plan;
@@ -163,48 +176,68 @@ export class ResNet {
     }
     this.plan.stages.forEach((blocks, s) => {
       for (const block of blocks) {
+        const shortcut = block.downsample ? bn(conv(h, block.downsample.conv), block.downsample.bn, false) : h;
+        const last = block.convs.length - 1;
         let out = h;
         block.convs.forEach((c, i) => {
-          // ReLU after every BN of the branch but the last, which comes after the residual addition.
-          out = bn(conv(out, c), block.bns[i], i < block.convs.length - 1);
+          // ReLU after every BN of the branch; the last one adds the shortcut first (fused: relu(bn(x) + shortcut)).
+          out = bn(conv(out, c), block.bns[i], true, i === last ? shortcut : undefined);
         });
-        const shortcut = block.downsample ? bn(conv(h, block.downsample.conv), block.downsample.bn, false) : h;
-        h = tf.relu(tf.add(out, shortcut)); // [N, H', W', outChannels]
+        h = out; // [N, H', W', outChannels]
       }
       stages?.set(`layer${s + 1}`, h);
     });
-    const pooled = tf.mean(h, [1, 2]) as tf.Tensor2D; // [N, C]
-    stages?.set("avgpool", pooled);
     const fcW = this.#params.get("fc.weight") as tf.Tensor2D; // [in, out]
     const fcB = this.#params.get("fc.bias") as tf.Tensor1D; // [out]
-    const logits = tf.add(tf.matMul(pooled, fcW), fcB) as tf.Tensor2D; // [N, numClasses]
+    let pooled: tf.Tensor2D, logits: tf.Tensor2D; // [N, C], [N, numClasses]
+    if (fused) {
+      ({ pooled, logits } = pooledLinear(h, fcW, fcB));
+    } else {
+      pooled = tf.mean(h, [1, 2]) as tf.Tensor2D;
+      logits = tf.add(tf.matMul(pooled, fcW), fcB) as tf.Tensor2D;
+    }
+    stages?.set("avgpool", pooled);
     stages?.set("fc", logits);
     return { logits, batchStats: stats, stages };
   }
 
   /**
-   * Moves running statistics toward `stats` as PyTorch does (momentum 0.1, unbiased variance) and counts the batch
-   * in `num_batches_tracked`. Disposes the stats' tensors.
+   * Commits the running statistics a training forward pass computed (PyTorch's update: momentum 0.1, unbiased
+   * variance; they are rows 2-3 of each `stats`, so this runs no GPU work) and counts the batch in
+   * `num_batches_tracked`. Disposes the stats' tensors. Commit each training pass before the next one's (each pass
+   * starts from the committed statistics).
+   * @throws {Error} naming the layer when `stats` name an unknown layer or were computed from statistics that have
+   *   changed since (another pass committed, a load); nothing is committed then.
    */
   updateRunningStats(stats: BatchStat[]): void {
-    tf.tidy(() => {
-      for (const s of stats) {
-        const rm = this.#buffers.get(`${s.name}.running_mean`);
-        const rv = this.#buffers.get(`${s.name}.running_var`);
-        if (!rm || !rv) throw new Error(`updateRunningStats: no batch norm named "${s.name}"`);
-        const unbiased = s.variance.mul(s.count / Math.max(s.count - 1, 1));
-        rm.assign(rm.mul(1 - BN_MOMENTUM).add(s.mean.mul(BN_MOMENTUM)));
-        rv.assign(rv.mul(1 - BN_MOMENTUM).add(unbiased.mul(BN_MOMENTUM)));
-        this.#batchesTracked.set(s.name, (this.#batchesTracked.get(s.name) ?? 0) + 1);
+    for (const s of stats) {
+      const current = this.#bnStats.get(s.name);
+      if (!current) throw new Error(`updateRunningStats: no batch norm named "${s.name}"`);
+      if (current.dataId !== s.basis) {
+        throw new Error(
+          `updateRunningStats: the statistics of "${s.name}" changed after the forward pass that computed these ` +
+            "(commit each training pass before the next)",
+        );
       }
-    });
-    for (const s of stats) tf.dispose([s.mean, s.variance]);
+    }
+    for (const s of stats) {
+      this.#bnStats.get(s.name)!.assign(s.stats);
+      this.#batchesTracked.set(s.name, (this.#batchesTracked.get(s.name) ?? 0) + 1);
+      s.stats.dispose();
+    }
   }
 
   /** The whole state in torchvision's names, order and layouts (reads back from the GPU). */
   async exportState(): Promise<StateDict> {
-    const tensors = new Map<string, tf.Tensor>([...this.#params, ...this.#buffers]);
-    const hostData = await toTorchLayout(tensors);
+    const hostData = await toTorchLayout(this.#params);
+    for (const [module, stats] of this.#bnStats) {
+      const data = (await stats.data()) as Float32Array; // [4, C]
+      const c = stats.shape[1];
+      const rows = [[BN_STATS_ROWS.runningMean, "running_mean"], [BN_STATS_ROWS.runningVar, "running_var"]] as const;
+      for (const [row, key] of rows) {
+        hostData.set(`${module}.${key}`, { dtype: "F32", shape: [c], data: data.slice(row * c, (row + 1) * c) });
+      }
+    }
     const out: StateDict = new Map();
     for (const e of this.#layout) {
       if (e.dtype === "I64") {
@@ -231,23 +264,31 @@ export class ResNet {
     const expected = this.#layout.filter((e) => !skip.has(e.name));
     checkState(new Map([...state].filter(([name]) => !skip.has(name))), expected);
     tf.tidy(() => {
+      const running = new Map<string, tf.Tensor[]>(); // BN module → its [4, C] rows, the loaded ones replaced
       for (const e of expected) {
         const host = state.get(e.name)!;
+        const module = moduleOf(e.name);
         if (e.dtype === "I64") {
-          this.#batchesTracked.set(moduleOf(e.name), Number((host.data as BigInt64Array)[0]));
-          continue;
+          this.#batchesTracked.set(module, Number((host.data as BigInt64Array)[0]));
+        } else if (e.trainable) {
+          this.#params.get(e.name)!.assign(fromTorchLayout(host, e.name));
+        } else {
+          const stats = this.#bnStats.get(module)!;
+          const c = stats.shape[1];
+          if (!running.has(module)) running.set(module, tf.split(stats, 4, 0));
+          const row = e.name.endsWith(".running_mean") ? BN_STATS_ROWS.runningMean : BN_STATS_ROWS.runningVar;
+          running.get(module)![row] = tf.tensor2d(host.data as Float32Array, [1, c]);
         }
-        const target = this.#params.get(e.name) ?? this.#buffers.get(e.name)!;
-        target.assign(fromTorchLayout(host, e.name));
       }
+      for (const [module, rows] of running) this.#bnStats.get(module)!.assign(tf.concat(rows, 0) as tf.Tensor2D);
     });
   }
 
   /** Frees every variable. */
   dispose(): void {
-    tf.dispose([...this.#params.values(), ...this.#buffers.values()]);
+    tf.dispose([...this.#params.values(), ...this.#bnStats.values()]);
     this.#params.clear();
-    this.#buffers.clear();
+    this.#bnStats.clear();
   }
 }
 
@@ -302,6 +343,5 @@ function initialValue(e: StateEntry, seed: number, zero: boolean, fcInFeatures: 
     return tf.randomNormal(shape, 0, Math.sqrt(2 / fanOut), "float32", seed);
   }
   if (param === "weight") return zero ? tf.zeros(shape) : tf.ones(shape); // BN gamma
-  if (param === "running_var") return tf.ones(shape);
-  return tf.zeros(shape); // BN beta, running_mean
+  return tf.zeros(shape); // BN beta
 }

@@ -3,6 +3,8 @@
  * @module
  */
 import * as tf from "@tensorflow/tfjs";
+import { fusedCrossEntropy } from "../kernels/fused_cross_entropy.ts";
+import { topKCorrect } from "./metrics.ts";
 import { sumScalars } from "./sum_scalars.ts";
 
 /**
@@ -36,6 +38,24 @@ export function softmaxCrossEntropy(logits: tf.Tensor2D, labels: tf.Tensor1D, la
     const target = tf.oneHot(labels, k, 1 - labelSmoothing + labelSmoothing / k, labelSmoothing / k, "float32");
     return tf.div(tf.neg(tf.sum(tf.mul(target, logp))), n) as tf.Scalar;
   });
+}
+
+/**
+ * What a training step needs of its logits: {@linkcode softmaxCrossEntropy} (differentiable) and the number of
+ * samples whose label is the top-1 class (float32, ties to the lower class index). With `fused` (default: on webgpu)
+ * one dispatch computes both and one more the gradient (`kernels/fused_cross_entropy.ts`); else they are tfjs ops.
+ */
+export function lossAndTop1(
+  logits: tf.Tensor2D,
+  labels: tf.Tensor1D,
+  labelSmoothing = 0,
+  fused = tf.getBackend() === "webgpu",
+): { loss: tf.Scalar; correct: tf.Scalar } {
+  if (fused) {
+    return fusedCrossEntropy(logits, labels, labelSmoothing);
+  }
+  const loss = softmaxCrossEntropy(logits, labels, labelSmoothing);
+  return { loss, correct: tf.tidy(() => tf.cast(topKCorrect(logits, labels, 1), "float32") as tf.Scalar) };
 }
 
 /** Result of {@linkcode clipGradNorm}. */

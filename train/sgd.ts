@@ -14,17 +14,19 @@
  * {@linkcode SGD.step} because schedules are pure functions of the global step (see `lr_schedule.ts`), so the
  * optimizer's only state is its momentum buffers.
  *
- * On tfjs's `webgpu` backend each parameter costs at most two dispatches of a fused WGSL kernel (one writing the new
- * momentum buffer, one writing the new parameter), instead of the six to eight elementwise ops the formulas take as
- * separate tfjs ops; the learning rate, momentum and weight decay travel as uniforms, so a step uploads no scalar
- * tensors. Other backends (or `implementation: "ops"`) use plain tfjs ops with the same arithmetic.
+ * On tfjs's `webgpu` backend a step is one multi-tensor dispatch for all parameters (`kernels/multi_tensor_sgd.ts`;
+ * on a software adapter with few storage bindings, one per five parameters), which updates the parameters and momentum
+ * buffers in place, instead of the six to eight elementwise ops per parameter the formulas take as separate tfjs ops;
+ * the learning rate, momentum and weight decay travel as uniforms, so a step uploads no scalar tensors. Other backends
+ * (or `implementation: "ops"`) use plain tfjs ops with the same arithmetic, and `assign`.
  * @module
  */
 import * as tf from "@tensorflow/tfjs";
-import { webgpu_util, type WebGPUBackend, type WebGPUProgram } from "@tensorflow/tfjs-backend-webgpu";
 import { compareStateDict, type ExpectedShapes } from "../io/checkpoint.ts";
 import type { StateDict } from "../io/host_tensor.ts";
 import { fromTorchLayout, torchShape, toTorchLayout } from "../models/torch_layout.ts";
+import { copyTensor } from "../kernels/copy_tensor.ts";
+import { multiTensorSgd } from "../kernels/multi_tensor_sgd.ts";
 
 /** Chooses which parameters get weight decay; called once per parameter when the optimizer is built. */
 export type WeightDecayFilter = (name: string, p: tf.Variable) => boolean;
@@ -108,8 +110,10 @@ export class SGD {
 
   /**
    * One update of every parameter that has a gradient (parameters without one are left untouched, buffers
-   * included, like PyTorch's `grad is None`). Runs inside `tf.tidy`; the gradients are not disposed (the caller
-   * owns them). The old momentum buffers are disposed.
+   * included, like PyTorch's `grad is None`). The gradients are not disposed (the caller owns them). With the fused
+   * implementation the parameters' buffers are updated in place (a tensor sharing a parameter's buffer, such as its
+   * `tf.clone`, changes with it; take copies with `data()` or an op); with the ops one they are `assign`ed new
+   * tensors and the old momentum buffers disposed.
    * @throws {Error} for a gradient whose name is not a parameter or whose shape differs from the parameter's.
    */
   step(grads: Map<string, tf.Tensor> | Record<string, tf.Tensor>, lr: number): void {
@@ -122,12 +126,25 @@ export class SGD {
         throw new Error(`SGD.step: gradient of "${name}" has shape [${g.shape}], the parameter has [${p.shape}]`);
       }
     }
+    if (this.#fused) {
+      const tensors = entries.map(([name, grad]) => ({
+        param: this.#params.get(name)!,
+        grad,
+        buffer: this.#buffers.get(name),
+        decay: this.decayed.has(name),
+      }));
+      const { momentum, nesterov, weightDecay } = this;
+      const created = multiTensorSgd(tensors, { lr, momentum, nesterov, weightDecay });
+      // keep: a first step's buffers must outlive any tidy the caller wraps step() in.
+      created.forEach((b, i) => b && this.#buffers.set(entries[i][0], tf.keep(b)));
+      return;
+    }
     for (const [name, g] of entries) {
       const p = this.#params.get(name)!;
       const wd = this.decayed.has(name) ? this.weightDecay : 0;
       const old = this.#buffers.get(name);
       const buffer = tf.tidy(() => {
-        const [newP, newB] = this.#fused ? this.#fusedUpdate(p, g, old, lr, wd) : this.#opsUpdate(p, g, old, lr, wd);
+        const [newP, newB] = this.#opsUpdate(p, g, old, lr, wd);
         p.assign(newP);
         // keep: the buffer must outlive any tidy the caller wraps step() in. Undefined with momentum 0.
         return newB ? tf.keep(newB) : undefined;
@@ -156,45 +173,13 @@ export class SGD {
     return [tf.sub(p, tf.mul(d, lr)), newB];
   }
 
-  /** The arithmetic as at most two fused WGSL dispatches. Returns [new parameter, new buffer]. */
-  #fusedUpdate(
-    p: tf.Variable,
-    g: tf.Tensor,
-    b: tf.Tensor | undefined,
-    lr: number,
-    wd: number,
-  ): [tf.Tensor, tf.Tensor | undefined] {
-    const backend = tf.backend() as WebGPUBackend;
-    const n = p.size;
-    // Flat views share the parameter's buffer (reshape is free) and make every parameter use the same pipelines.
-    const [pf, gf] = [tf.reshape(p, [n]), tf.reshape(g, [n])];
-    const uniforms = [
-      { type: "float32", data: [lr] },
-      { type: "float32", data: [this.momentum] },
-      { type: "float32", data: [wd] },
-    ];
-    const run = (kind: FusedKind, inputs: tf.Tensor[]) =>
-      tf.engine().makeTensorFromTensorInfo(
-        backend.runWebGPUProgram(new SgdProgram(kind, n), inputs, "float32", uniforms),
-      );
-    let newB: tf.Tensor | undefined;
-    let newP: tf.Tensor;
-    if (this.momentum === 0) {
-      newP = run("plain", [pf, gf]);
-    } else {
-      newB = b ? run("buffer", [pf, gf, tf.reshape(b, [n])]) : run("firstBuffer", [pf, gf]);
-      newP = this.nesterov ? run("nesterov", [pf, gf, newB]) : run("momentum", [pf, newB]);
-      newB = tf.reshape(newB, p.shape);
-    }
-    return [tf.reshape(newP, p.shape), newB];
-  }
-
   /**
    * Copies of the momentum buffers by parameter name (parameters that have had at least one step), for
    * checkpoints. The caller owns and must dispose the returned tensors. Empty when momentum is 0.
    */
   momentumBuffers(): Map<string, tf.Tensor> {
-    return new Map([...this.#buffers].map(([name, b]) => [name, tf.clone(b)]));
+    // Real copies: the fused step updates the buffers in place, and tf.clone would share them.
+    return new Map([...this.#buffers].map(([name, b]) => [name, copyTensor(b)]));
   }
 
   /**
@@ -220,7 +205,7 @@ export class SGD {
       }
     }
     this.#disposeBuffers();
-    for (const [name, b] of buffers) this.#buffers.set(name, tf.keep(tf.clone(b)));
+    for (const [name, b] of buffers) this.#buffers.set(name, tf.keep(copyTensor(b)));
   }
 
   /**
@@ -277,64 +262,5 @@ export class SGD {
   #disposeBuffers() {
     for (const b of this.#buffers.values()) b.dispose();
     this.#buffers.clear();
-  }
-}
-
-/** Which fused kernel: the buffer update (first or later step) or the parameter update (plain/momentum/nesterov). */
-type FusedKind = "firstBuffer" | "buffer" | "plain" | "momentum" | "nesterov";
-
-// WGSL bodies. `d` is the decayed gradient; `uniforms.wd` is 0 for parameters without weight decay. Expressions
-// follow PyTorch's order: d = g + wd*p; b = momentum*b + d; d = d + momentum*b; p = p + (-lr)*d.
-const DECAYED_GRAD = `var d = getGByOutputIndex(index);
-          if (uniforms.wd != 0.0) { d = d + uniforms.wd * getPByOutputIndex(index); }`;
-const FUSED_BODIES: Record<FusedKind, { inputs: string[]; body: string }> = {
-  firstBuffer: { inputs: ["P", "G"], body: `${DECAYED_GRAD} setOutputAtIndex(index, d);` },
-  buffer: {
-    inputs: ["P", "G", "B"],
-    body: `${DECAYED_GRAD} setOutputAtIndex(index, uniforms.momentum * getBByOutputIndex(index) + d);`,
-  },
-  plain: {
-    inputs: ["P", "G"],
-    body: `${DECAYED_GRAD} setOutputAtIndex(index, getPByOutputIndex(index) + (-uniforms.lr) * d);`,
-  },
-  momentum: {
-    inputs: ["P", "B"],
-    body: `setOutputAtIndex(index, getPByOutputIndex(index) + (-uniforms.lr) * getBByOutputIndex(index));`,
-  },
-  nesterov: {
-    inputs: ["P", "G", "B"],
-    body: `${DECAYED_GRAD} d = d + uniforms.momentum * getBByOutputIndex(index);
-          setOutputAtIndex(index, getPByOutputIndex(index) + (-uniforms.lr) * d);`,
-  },
-};
-
-/** A flat elementwise tfjs-webgpu program over 1-D float32 inputs of equal length. */
-class SgdProgram implements WebGPUProgram {
-  outputShape: number[];
-  shaderKey: string;
-  variableNames: string[];
-  uniforms = "lr : f32, momentum : f32, wd : f32,";
-  workgroupSize: [number, number, number] = [64, 1, 1];
-  dispatchLayout: { x: number[] };
-  dispatch: [number, number, number];
-  size = true;
-  #body: string;
-
-  constructor(kind: FusedKind, n: number) {
-    this.outputShape = [n];
-    this.variableNames = FUSED_BODIES[kind].inputs;
-    this.#body = FUSED_BODIES[kind].body;
-    this.shaderKey = `sgd_${kind}`;
-    this.dispatchLayout = webgpu_util.flatDispatchLayout(this.outputShape);
-    this.dispatch = webgpu_util.computeDispatch(this.dispatchLayout, this.outputShape, this.workgroupSize);
-  }
-
-  getUserCode(): string {
-    return `
-      fn main(index : i32) {
-        if (index < uniforms.size) {
-          ${this.#body}
-        }
-      }`;
   }
 }

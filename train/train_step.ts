@@ -5,8 +5,7 @@
  */
 import * as tf from "@tensorflow/tfjs";
 import type { BatchStat, ResNet } from "../models/resnet.ts";
-import { clipGradNorm, softmaxCrossEntropy } from "./losses.ts";
-import { topKCorrect } from "./metrics.ts";
+import { clipGradNorm, lossAndTop1 } from "./losses.ts";
 import type { SGD } from "./sgd.ts";
 
 /** Loss options of a step. */
@@ -45,8 +44,8 @@ export function makeTrainStep(
     const { value: loss, grads } = tf.variableGrads(() => {
       const r = model.forward(x, { training: true });
       stats = r.batchStats;
-      correct = tf.keep(topKCorrect(r.logits, labels, 1));
-      const l = softmaxCrossEntropy(r.logits, labels, options.labelSmoothing);
+      const { loss: l, correct: c } = lossAndTop1(r.logits, labels, options.labelSmoothing, model.fusedKernels);
+      correct = tf.keep(c);
       return options.injectNaN ? l.mul(NaN) : l;
     }, variables);
     let named = new Map(Object.entries(grads).map(([k, g]) => [nameOf.get(k) ?? k, g]));

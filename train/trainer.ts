@@ -6,6 +6,7 @@
  */
 import * as tf from "@tensorflow/tfjs";
 import { sumScalars } from "./sum_scalars.ts";
+import { accumulateInPlace } from "../kernels/accumulate_in_place.ts";
 import { createLoaders, type DataConfig, type Loaders } from "../data/loaders.ts";
 import { initWebGPU, throwOnWebGPUErrors } from "../kernels/webgpu_backend.ts";
 import { createResNet, type ResNet } from "../models/resnet.ts";
@@ -230,8 +231,7 @@ async function runLoop(
     const startBatch = epoch === position.epoch ? position.batch : 0;
     const sums = epoch === position.epoch ? partial : { lossSum: 0, correct: 0, seen: 0 };
     // Running sums stay on the GPU between readbacks: [loss·n, correct].
-    let lossSum: tf.Scalar = tf.scalar(sums.lossSum);
-    let correctSum: tf.Scalar = tf.scalar(sums.correct);
+    let epochSums = tf.tensor1d([sums.lossSum, sums.correct]);
     let seen = sums.seen;
     const started = performance.now();
     let imagesThisSession = 0;
@@ -241,11 +241,11 @@ async function runLoop(
     let lastRead: { step: number; sums: typeof partial } | undefined;
     const readSums = async () => {
       if (lastRead?.step === globalStep) return lastRead.sums;
-      const [l, c] = await Promise.all([lossSum.data(), correctSum.data()]);
+      const [l, c] = await epochSums.data();
       // A failed GPU program leaves its output unwritten without a word from tfjs: never train on such numbers.
       throwOnWebGPUErrors(`during training (epoch ${epoch + 1}, by step ${globalStep})`);
-      if (!Number.isFinite(l[0])) throw new NonFiniteLossError(globalStep, epoch + 1, l[0]);
-      lastRead = { step: globalStep, sums: { lossSum: l[0], correct: c[0], seen } };
+      if (!Number.isFinite(l)) throw new NonFiniteLossError(globalStep, epoch + 1, l);
+      lastRead = { step: globalStep, sums: { lossSum: l, correct: c, seen } };
       return lastRead.sums;
     };
     try {
@@ -256,13 +256,8 @@ async function runLoop(
         const out = hooks.nanAtStep === globalStep + 1
           ? makeTrainStep(model, optimizer, { labelSmoothing: 0, clipGradNorm: 0, injectNaN: true })(x, y, lr)
           : step(x, y, lr);
-        const [nextLoss, nextCorrect] = tf.tidy(() => [
-          lossSum.add(out.loss.mul(b.size)) as tf.Scalar,
-          correctSum.add(out.correct) as tf.Scalar,
-        ]);
-        tf.dispose([x, y, out.loss, out.correct, lossSum, correctSum]);
-        lossSum = nextLoss;
-        correctSum = nextCorrect;
+        epochSums = accumulateInPlace(epochSums, [out.loss, out.correct], [b.size, 1]); // one dispatch
+        tf.dispose([x, y, out.loss, out.correct]);
         seen += b.size;
         imagesThisSession += b.size;
         globalStep++;
@@ -315,7 +310,7 @@ async function runLoop(
       hooks.epoch?.(record, saver.improves(metric));
       await save({ epoch: epoch + 1, batch: 0 }, { lossSum: 0, correct: 0, seen: 0 }, metric);
     } finally {
-      tf.dispose([lossSum, correctSum]);
+      epochSums.dispose();
     }
   }
   return { epochs: records, globalStep, interrupted: false, ...checkpointResult() };

@@ -5,6 +5,7 @@ import { type BatchStat, createResNet } from "../../models/resnet.ts";
 import { ARCHITECTURES, resnetSpec } from "../../models/resnet_spec.ts";
 import { resnetSummary } from "../../models/resnet_summary.ts";
 import { resnet18 } from "../../models/zoo.ts";
+import { relativeError } from "../../bench/relative_error.ts";
 
 await initWebGPU();
 
@@ -214,7 +215,8 @@ Deno.test("fused training batch norm gives the composite's loss, gradients and b
     }, [...params.values()]);
     const g = new Map<string, Float32Array>();
     for (const [name, v] of params) g.set(name, (await grads[v.name].data()) as Float32Array);
-    const means = await Promise.all(stats.map((s) => s.variance.data()));
+    // Each layer's [4, C]: batch mean, batch variance, running_mean, running_var.
+    const means = await Promise.all(stats.map((s) => s.stats.data()));
     results.push({ loss: (await value.data())[0], g, means });
     tf.dispose([value, ...Object.values(grads)]);
     model.updateRunningStats(stats);
@@ -229,6 +231,44 @@ Deno.test("fused training batch norm gives the composite's loss, gradients and b
     const scale = Math.max(1e-3, ...ref.map(Math.abs));
     ref.forEach((v, i) => assert(Math.abs(got[i] - v) <= 2e-4 * scale, `${name}[${i}]: ${got[i]} vs ${v}`));
   }
-  fused.means.forEach((m, i) => m.forEach((v, j) => close(v, composite.means[i][j], `variance ${i}.${j}`)));
+  fused.means.forEach((m, i) => m.forEach((v, j) => close(v, composite.means[i][j], `statistics ${i}.${j}`)));
   x.dispose();
+});
+
+Deno.test("fused evaluation-mode batch norm gives the composite's logits, with trained running statistics", async () => {
+  const spec = resnetSpec("resnet18", { stem: "cifar", width: 4, numClasses: 5 });
+  const [fused, composite] = [true, false].map((fusedBatchNorm) => createResNet(spec, { seed: 6, fusedBatchNorm }));
+  const x = tf.randomNormal([3, 9, 9, 3], 0.5, 1, "float32", 12) as tf.Tensor4D;
+  let stats: BatchStat[] = [];
+  tf.tidy(() => {
+    stats = fused.forward(x, { training: true }).batchStats;
+  });
+  fused.updateRunningStats(stats); // running statistics far from their initial 0 and 1
+  composite.importState(await fused.exportState());
+  const [a, b] = [fused, composite].map((m) => tf.tidy(() => m.forward(x, { training: false }).logits));
+  const err = relativeError(await a.data(), await b.data());
+  assert(err <= 1e-5, `relative error ${err}`);
+  tf.dispose([a, b, x]);
+  [fused, composite].forEach((m) => m.dispose());
+});
+
+Deno.test("running statistics are committed pass by pass: a stale pass is refused and changes nothing", async () => {
+  const model = resnet18({ stem: "cifar", width: 4, numClasses: 3 });
+  const x = tf.randomNormal([2, 4, 4, 3]) as tf.Tensor4D;
+  const pass = () => {
+    let stats: BatchStat[] = [];
+    tf.tidy(() => {
+      stats = model.forward(x, { training: true }).batchStats;
+    });
+    return stats;
+  };
+  const [first, second] = [pass(), pass()];
+  model.updateRunningStats(first);
+  const before = await model.exportState();
+  throws(() => model.updateRunningStats(second), /statistics of "bn1" changed after the forward pass/);
+  const after = await model.exportState();
+  for (const [name, t] of before) assertEquals(after.get(name)!.data, t.data, name);
+  tf.dispose(second.map((s) => s.stats));
+  x.dispose();
+  model.dispose();
 });

@@ -1,7 +1,10 @@
 import * as tf from "@tensorflow/tfjs";
 import { assert, assertEquals, throws } from "../assert.ts";
 import { initWebGPU } from "../../kernels/webgpu_backend.ts";
-import { clipGradNorm, softmaxCrossEntropy } from "../../train/losses.ts";
+import { clipGradNorm, lossAndTop1, softmaxCrossEntropy } from "../../train/losses.ts";
+import { topKCorrect } from "../../train/metrics.ts";
+import { fusedCrossEntropy } from "../../kernels/fused_cross_entropy.ts";
+import { relativeError } from "../../bench/relative_error.ts";
 
 await initWebGPU();
 // Run every op as a GPU shader: by default tfjs-webgpu computes ops on tiny CPU-resident tensors (like these test
@@ -79,6 +82,71 @@ Deno.test("softmaxCrossEntropy rejects bad shapes, dtypes and smoothing, and all
   const loss = softmaxCrossEntropy(logits, labels, 0.1);
   assertEquals(tf.memory().numTensors, before + 1, "only the returned scalar is allocated");
   [loss, logits, labels].forEach((t) => t.dispose());
+});
+
+/** Deterministic values in [-scale, scale) (an LCG), so that the larger cases need no tfjs RNG. */
+function table(rows: number, cols: number, seed: number, scale: number): number[][] {
+  let a = seed;
+  return Array.from({ length: rows }, () =>
+    Array.from({ length: cols }, () => {
+      a = (a * 1103515245 + 12345) % 2 ** 31;
+      return (a / 2 ** 30 - 1) * scale;
+    }));
+}
+
+Deno.test("fusedCrossEntropy matches PyTorch's cross_entropy in value and gradient, up to 300 rows × 1000 classes", async () => {
+  const cases: [number[][], number[]][] = [
+    [[[2.0, -1.0, 0.5, 0.0], [0.1, 0.2, 0.3, 0.4], [-3.0, 5.0, 1.0, 2.5]], [0, 3, 1]],
+    [[[1000, 0, -1000], [-500, 500, 499]], [0, 2]], // huge logits: max-shifted
+    [table(300, 1000, 7, 8), Array.from({ length: 300 }, (_, i) => (i * 37) % 1000)], // more rows than threads
+  ];
+  for (const [x, y] of cases) {
+    for (const eps of [0, 0.1, 0.5]) {
+      const what = `${x.length}x${x[0].length} eps=${eps}`;
+      const want = torchCrossEntropy(x, y, eps);
+      const [logits, labels] = [tf.tensor2d(x), tf.tensor1d(y, "int32")];
+      const { loss, correct } = fusedCrossEntropy(logits, labels, eps);
+      assertEquals(loss.shape, []);
+      close((await loss.data())[0], want.loss, 2e-6, `loss ${what}`);
+      // Scaled by 2: the gradient must use the incoming dy, not assume 1.
+      const g = tf.grad((l: tf.Tensor) => fusedCrossEntropy(l as tf.Tensor2D, labels, eps).loss.mul(2))(logits);
+      // Relative to the largest gradient: an absolute tolerance would pass anything at 1000 classes (|grad| ~ 1e-6).
+      const err = relativeError(await g.data(), want.grad.flat().map((v) => 2 * v));
+      assert(err <= 1e-5, `gradient ${what}: relative error ${err}`);
+      [logits, labels, loss, correct, g].forEach((t) => t.dispose());
+    }
+  }
+});
+
+Deno.test("fusedCrossEntropy counts top-1 like topKCorrect: ties to the lower class, labels out of range never", async () => {
+  // Ties: only the lowest of the tied classes is top-1, so rows 0, 1 and 4 are right and 2, 3 wrong (a rule favouring
+  // the highest tied class would count 1: row 4).
+  const x = [[1, 3, 3, 0], [5, 5, 5, 5], [5, 5, 5, 5], [5, 5, 5, 5], [0, 1, 2, 3], [0, 1, 2, 3], [9, 0, 0, 0]];
+  const y = [1, 0, 1, 2, 3, -1, 4];
+  const [logits, labels] = [tf.tensor2d(x), tf.tensor1d(y, "int32")];
+  const { loss, correct } = fusedCrossEntropy(logits, labels, 0.1);
+  assertEquals((await correct.data())[0], 3);
+  const inRange = tf.tensor1d(y.slice(0, 5), "int32");
+  const ref = tf.tidy(() => topKCorrect(tf.slice(logits, [0, 0], [5, 4]) as tf.Tensor2D, inRange, 1));
+  assertEquals((await ref.data())[0], 3);
+  // Out-of-range labels contribute their smoothing term only, like softmaxCrossEntropy.
+  const ops = softmaxCrossEntropy(logits, labels, 0.1);
+  close((await loss.data())[0], (await ops.data())[0], 1e-6, "loss with out-of-range labels");
+  [logits, labels, loss, correct, inRange, ref, ops].forEach((t) => t.dispose());
+});
+
+Deno.test("lossAndTop1 gives the tfjs ops' loss and count on webgpu, without leaving tensors behind", async () => {
+  const x = table(6, 5, 3, 2);
+  const [logits, labels] = [tf.tensor2d(x), tf.tensor1d([0, 1, 2, 3, 4, 0], "int32")];
+  const before = tf.memory().numTensors;
+  const { loss, correct } = lossAndTop1(logits, labels, 0.1);
+  assertEquals(tf.memory().numTensors, before + 2, "only the loss and the count");
+  const ops = softmaxCrossEntropy(logits, labels, 0.1);
+  const count = topKCorrect(logits, labels, 1);
+  close((await loss.data())[0], (await ops.data())[0], 1e-6, "loss");
+  assertEquals((await correct.data())[0], (await count.data())[0]);
+  assertEquals(correct.dtype, "float32");
+  [logits, labels, loss, correct, ops, count].forEach((t) => t.dispose());
 });
 
 Deno.test("clipGradNorm matches torch.nn.utils.clip_grad_norm_", async () => {

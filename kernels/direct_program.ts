@@ -1,0 +1,194 @@
+/**
+ * Compute programs whose bindings we declare ourselves (several outputs, buffers updated in place), recorded into
+ * tfjs-webgpu's own command stream so that they run in order with tfjs's programs. tfjs 4.22's `runWebGPUProgram`
+ * binds exactly one output and read-only inputs, which costs a dispatch per output (and a slice per part of a packed
+ * output): the BN weight and bias gradients, an optimizer update per parameter.
+ *
+ * This reaches into tfjs-webgpu 4.22 internals (the version `deno.json` pins): the open command encoder and compute
+ * pass, the per-pass dispatch count after which tfjs submits, the set of tensors the pending commands use (tfjs does
+ * not recycle their buffers before the submit) and the pooled uniform buffers. {@linkcode runDirectProgram} checks
+ * that they exist and throws naming what is missing otherwise.
+ * @module
+ */
+import * as tf from "@tensorflow/tfjs";
+import type { WebGPUBackend } from "@tensorflow/tfjs-backend-webgpu";
+
+/** One storage binding: `var<storage, read|read_write> name: array<type>` at the binding's index. */
+export interface DirectBinding {
+  /** WGSL name of the array. */
+  name: string;
+  /** The tensor bound (its whole buffer). */
+  tensor: tf.TensorInfo;
+  /**
+   * `read`, or `read_write` for a buffer the program writes: a new tensor from {@linkcode allocateTensor} (the program
+   * must write every element) or an existing one updated in place (every tensor sharing its data sees the change:
+   * tfjs's `clone` and `reshape` share data).
+   */
+  access: "read" | "read_write";
+  /** Element type; default `f32`. */
+  type?: "f32" | "i32";
+}
+
+/** A program for {@linkcode runDirectProgram}. */
+export interface DirectProgram {
+  /** Pipeline cache key: must change whenever `code()` or the access modes would. */
+  key: string;
+  /** Storage bindings 0..n-1, in order. */
+  bindings: DirectBinding[];
+  /**
+   * f32 values passed as the fields of a uniform struct `u` (binding n), so that values changing every step (a learning
+   * rate) do not change the shader.
+   */
+  uniforms?: { name: string; value: number }[];
+  /** WGSL after the binding declarations; must define the `@compute` entry point `main`. Called on a cache miss. */
+  code: () => string;
+  /** Workgroups along x, y, z (each at most the device's maxComputeWorkgroupsPerDimension). */
+  workgroups: [number, number, number];
+}
+
+/** The tfjs-webgpu 4.22 members this module drives (private in its typings). */
+interface BackendInternals {
+  commandEncoder: GPUCommandEncoder | null;
+  computePassEncoder: GPUComputePassEncoder | null;
+  dispatchCountInPass: number;
+  commandQueueOwnedIds: WeakSet<object>;
+  ensureCommandEncoderReady(): void;
+  endComputePassEncoder(): void;
+  submitQueue(): void;
+  makeUniforms(uniforms: { type: string; data: number[] }[]): GPUBufferBinding;
+}
+
+const REQUIRED_MEMBERS = [
+  "dispatchCountInPass",
+  "commandQueueOwnedIds",
+  "ensureCommandEncoderReady",
+  "endComputePassEncoder",
+  "submitQueue",
+  "makeUniforms",
+  "uploadToGPU",
+  "tensorMap",
+] as const;
+
+const pipelines = new WeakMap<GPUDevice, Map<string, GPUComputePipeline>>();
+
+function internalsOf(backend: WebGPUBackend): BackendInternals {
+  const missing = REQUIRED_MEMBERS.filter((m) => !(m in backend));
+  if (missing.length > 0) {
+    throw new Error(
+      `runDirectProgram: this tfjs-backend-webgpu lacks ${missing.join(", ")} (written against 4.22.0); ` +
+        "see kernels/direct_program.ts",
+    );
+  }
+  return backend as unknown as BackendInternals;
+}
+
+function pipelineFor(device: GPUDevice, program: DirectProgram): GPUComputePipeline {
+  let cache = pipelines.get(device);
+  if (!cache) pipelines.set(device, cache = new Map());
+  const cached = cache.get(program.key);
+  if (cached) return cached;
+  const n = program.bindings.length;
+  const declarations = program.bindings.map((b, i) =>
+    `@group(0) @binding(${i}) var<storage, ${b.access}> ${b.name}: array<${b.type ?? "f32"}>;`
+  );
+  const entries: GPUBindGroupLayoutEntry[] = program.bindings.map((b, i) => ({
+    binding: i,
+    visibility: GPUShaderStage.COMPUTE,
+    buffer: { type: b.access === "read" ? "read-only-storage" : "storage" },
+  }));
+  if (program.uniforms?.length) {
+    const fields = program.uniforms.map((f) => `${f.name}: f32,`).join(" ");
+    declarations.push(`struct Uniforms { ${fields} };`, `@group(0) @binding(${n}) var<uniform> u: Uniforms;`);
+    entries.push({ binding: n, visibility: GPUShaderStage.COMPUTE, buffer: { type: "uniform" } });
+  }
+  // An explicit layout: with 'auto', bindings the shader does not use would be dropped and the bind group rejected.
+  const layout = device.createBindGroupLayout({ entries });
+  const pipeline = device.createComputePipeline({
+    layout: device.createPipelineLayout({ bindGroupLayouts: [layout] }),
+    compute: {
+      module: device.createShaderModule({ code: `${declarations.join("\n")}\n${program.code()}` }),
+      entryPoint: "main",
+    },
+  });
+  cache.set(program.key, pipeline);
+  return pipeline;
+}
+
+/**
+ * Records `program` into the active `webgpu` backend's command stream, after the programs tfjs recorded before it and
+ * before those it records next; submits when tfjs would (every `WEBGPU_DEFERRED_SUBMIT_BATCH_SIZE` dispatches).
+ * Bindings written in place lose any CPU copy tfjs cached of them (so a later `data()` reads the new values).
+ * @throws {Error} off the webgpu backend, for a buffer bound twice when one of the bindings writes it (WebGPU forbids
+ *   it), or when tfjs's internals are not the expected ones.
+ */
+export function runDirectProgram(program: DirectProgram): void {
+  const backend = tf.backend() as WebGPUBackend;
+  if (tf.getBackend() !== "webgpu") {
+    throw new Error(`runDirectProgram: needs the webgpu backend, not ${tf.getBackend()}`);
+  }
+  const internals = internalsOf(backend);
+  const buffers = program.bindings.map((b) => {
+    backend.uploadToGPU(b.tensor.dataId);
+    const data = backend.tensorMap.get(b.tensor.dataId);
+    if (!(data.resource instanceof GPUBuffer)) {
+      throw new Error(`runDirectProgram (${program.key}): binding "${b.name}" is not in a GPU buffer`);
+    }
+    if (b.access === "read_write") data.values = null as unknown as typeof data.values; // stale after the write
+    return data.resource;
+  });
+  for (let i = 0; i < buffers.length; i++) {
+    const j = buffers.indexOf(buffers[i]);
+    if (j !== i && (program.bindings[i].access === "read_write" || program.bindings[j].access === "read_write")) {
+      throw new Error(
+        `runDirectProgram (${program.key}): "${program.bindings[j].name}" and "${program.bindings[i].name}" share a ` +
+          "buffer that the program writes",
+      );
+    }
+  }
+  const device = backend.device;
+  const pipeline = pipelineFor(device, program);
+  const entries: GPUBindGroupEntry[] = buffers.map((buffer, i) => ({ binding: i, resource: { buffer } }));
+  if (program.uniforms?.length) {
+    // From tfjs's pool, released at the next submit: a buffer rewritten each step could be overwritten (queue.writeBuffer
+    // runs at once) before an earlier, still unsubmitted dispatch has read it.
+    const resource = internals.makeUniforms(program.uniforms.map((f) => ({ type: "float32", data: [f.value] })));
+    entries.push({ binding: buffers.length, resource });
+  }
+  const bindGroup = device.createBindGroup({ layout: pipeline.getBindGroupLayout(0), entries });
+  internals.ensureCommandEncoderReady();
+  if (!internals.computePassEncoder) internals.computePassEncoder = internals.commandEncoder!.beginComputePass({});
+  const pass = internals.computePassEncoder;
+  pass.setPipeline(pipeline);
+  pass.setBindGroup(0, bindGroup);
+  pass.dispatchWorkgroups(...program.workgroups);
+  // tfjs defers the release of these tensors' buffers to the submit that runs this dispatch.
+  for (const b of program.bindings) internals.commandQueueOwnedIds.add(b.tensor.dataId);
+  internals.dispatchCountInPass++;
+  if (internals.dispatchCountInPass >= tf.env().getNumber("WEBGPU_DEFERRED_SUBMIT_BATCH_SIZE")) {
+    internals.endComputePassEncoder();
+    internals.submitQueue();
+  }
+}
+
+/**
+ * A new float32 (or int32) tensor of `shape` with a GPU buffer from tfjs's pool and undefined contents, for a direct
+ * program to fill (every element). The caller owns it.
+ */
+export function allocateTensor(shape: number[], dtype: "float32" | "int32" = "float32"): tf.Tensor {
+  const backend = tf.backend() as WebGPUBackend;
+  const info = backend.makeTensorInfo(shape, dtype);
+  backend.uploadToGPU(info.dataId);
+  return tf.engine().makeTensorFromTensorInfo(info);
+}
+
+/** Threads per workgroup of the grid-stride loops ({@linkcode gridStride}). */
+export const STRIDE_WORKGROUP = 256;
+
+/**
+ * Workgroups for a grid-stride loop over `n` items with {@linkcode STRIDE_WORKGROUP} threads each: one item per thread
+ * up to `maxWorkgroups` workgroups (4,096 by default: a million threads fill any GPU), more per thread beyond. The
+ * loop: `for (var i = gid.x; i < n; i += nwg.x * 256u)`.
+ */
+export function gridStride(n: number, maxWorkgroups = 4096): [number, number, number] {
+  return [Math.max(1, Math.min(maxWorkgroups, Math.ceil(n / STRIDE_WORKGROUP))), 1, 1];
+}
