@@ -23,6 +23,8 @@ export interface AdapterReport {
     maxComputeInvocationsPerWorkgroup: number;
     maxStorageBufferBindingSize: number;
     maxBufferSize: number;
+    /** How many tensors one program binds: multi-tensor SGD groups parameters by it. */
+    maxStorageBuffersPerShaderStage: number;
   };
 }
 
@@ -136,6 +138,7 @@ export async function initWebGPU(options: WebGPUOptions = {}): Promise<AdapterRe
       maxComputeInvocationsPerWorkgroup: device.limits.maxComputeInvocationsPerWorkgroup,
       maxStorageBufferBindingSize: device.limits.maxStorageBufferBindingSize,
       maxBufferSize: device.limits.maxBufferSize,
+      maxStorageBuffersPerShaderStage: device.limits.maxStorageBuffersPerShaderStage,
     },
   };
   return current;
