@@ -57,13 +57,13 @@ export class DashboardServer {
       return json({ error: "malformed percent-encoding in the path" }, 400);
     }
     try {
-      return await this.#route(parts, request);
+      return await this.#route(parts);
     } catch (e) {
       return json({ error: e instanceof Error ? e.message : String(e) }, 500);
     }
   };
 
-  async #route(parts: string[], request: Request): Promise<Response> {
+  async #route(parts: string[]): Promise<Response> {
     const [first, second, name, rest, ...more] = parts;
     if (parts.length === 1 && (first === "" || first === "index.html")) return html(dashboardHtml());
     if (first === "assets" && parts.length === 2) {
@@ -76,7 +76,7 @@ export class DashboardServer {
       return detail ? html(reportHtml(detail)) : noRun(second);
     }
     if (first !== "api") return json({ error: "not found" }, 404);
-    if (second === "events" && parts.length === 2) return this.#events(request);
+    if (second === "events" && parts.length === 2) return this.#events();
     if (second !== "runs") return json({ error: "not found" }, 404);
     if (parts.length === 2 || (parts.length === 3 && name === "")) return json(await this.catalog.list());
     if (!isRunName(name)) return badName(name);
@@ -88,26 +88,26 @@ export class DashboardServer {
   }
 
   /** A `runs` event now and whenever the list changes (looked at every pollMs), a comment every 15 s otherwise. */
-  #events(request: Request): Response {
+  #events(): Response {
     const encoder = new TextEncoder();
+    const streams = this.#streams;
     let timer: ReturnType<typeof setTimeout> | undefined;
     let closed = false;
     let last = "";
     let quiet = 0;
-    const streams = this.#streams;
+    /** Stops polling; a client that went away cancelled the stream already, else it is closed here. */
+    let finish = (_cancelled: boolean) => {};
     const body = new ReadableStream<Uint8Array>({
       start: (controller) => {
-        const stop = () => {
+        const stop = () => finish(false);
+        finish = (cancelled) => {
           if (closed) return;
           closed = true;
           clearTimeout(timer);
           streams.delete(stop);
-          try {
-            controller.close();
-          } catch { /* already cancelled by the client */ }
+          if (!cancelled) controller.close();
         };
         streams.add(stop);
-        request.signal.addEventListener("abort", stop);
         controller.enqueue(encoder.encode("retry: 1000\n\n"));
         const tick = async () => {
           if (closed) return;
@@ -123,16 +123,13 @@ export class DashboardServer {
               controller.enqueue(encoder.encode(": still here\n\n")); // keeps proxies from closing an idle stream
             }
           } catch {
-            return stop(); // the client went away mid-write
+            return finish(true); // the stream broke under us
           }
           timer = setTimeout(tick, this.#pollMs);
         };
         tick();
       },
-      cancel: () => {
-        closed = true;
-        clearTimeout(timer);
-      },
+      cancel: () => finish(true),
     });
     return new Response(body, {
       headers: { "content-type": "text/event-stream; charset=utf-8", "cache-control": "no-store" },
