@@ -63,11 +63,8 @@
       return;
     }
     const data = uPlot.join(drawable.map((s) => [s.x, s.y]));
-    // The legend shows the last values until the pointer picks others, so the latest figures are always readable.
-    const showLast = (plot) => plot.setLegend({ idx: data[0].length - 1 });
     if (existing && existing.key === key) {
       existing.plot.setData(data);
-      showLast(existing.plot);
       return;
     }
     existing?.plot.destroy();
@@ -99,11 +96,19 @@
         })),
       ],
       legend: { live: true },
+      // Without the pointer on the chart the legend shows the last values, so the latest figures are readable at a
+      // glance (uPlot would show dashes).
+      hooks: {
+        draw: [showLast],
+        setCursor: [(u) => u.cursor.idx === null || u.cursor.idx === undefined ? showLast(u) : 0],
+      },
     };
     const plot = new uPlot(opts, data, box);
-    showLast(plot);
     charts.set(id, { key, plot });
   }
+
+  /** Points the legend at the last x value. */
+  const showLast = (plot) => plot.setLegend({ idx: plot.data[0].length - 1 });
 
   /** Keeps every chart as wide as its container. */
   const resizer = typeof ResizeObserver === "function"
