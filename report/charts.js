@@ -79,7 +79,8 @@
           incrs: [0.25, 0.5, 1, 2, 5, 10, 20, 50, 100, 200, 500, 1000],
           values: (_u, ticks) => ticks.map((t) => String(Number(t.toPrecision(6)))),
         },
-        { label: yLabel, size: 60, values: (_u, ticks) => ticks.map(yValue) },
+        // A log scale leaves some ticks unlabelled (null).
+        { label: yLabel, size: 60, values: (_u, ticks) => ticks.map((t) => (t === null ? "" : yValue(t))) },
       ],
       series: [
         { label: "epoch", value: (_u, v) => (v === null || v === undefined ? "–" : String(Number(v.toFixed(3)))) },
@@ -142,7 +143,11 @@
       rate.push({ label: `${prefix}per epoch`, color, dash: [], x, y: ms.map((m) => m.lr), points: true });
       speed.push({ label: `${prefix}train`, color, dash: [], x, y: ms.map((m) => m.images_per_second) });
     });
-    lineChart("chart-loss", loss, { yLabel: "loss (log scale)", yValue: (v) => num(v, 3), log: true });
+    lineChart("chart-loss", loss, {
+      yLabel: "loss (log scale)",
+      yValue: (v) => String(Number(v.toPrecision(4))),
+      log: true,
+    });
     lineChart("chart-top1", top1, { yLabel: "top-1", yValue: (v) => pct(v, 1) });
     lineChart("chart-lr", rate, { yLabel: "learning rate", yValue: lr });
     lineChart("chart-ips", speed, { yLabel: "images/s", yValue: int });
@@ -456,16 +461,24 @@
       refresh();
     }
 
-    if (typeof EventSource === "function") {
+    // `?poll` polls /api/runs instead of holding an event stream: for proxies that buffer streams, and for
+    // `chromium --headless --screenshot --virtual-time-budget`, whose virtual clock stops while a request is open.
+    if (typeof EventSource === "function" && !params.has("poll")) {
       const events = new EventSource("/api/events");
       events.addEventListener("runs", (e) => onRuns(JSON.parse(e.data)));
       events.addEventListener("open", () => setStatus("live", "live"));
       events.addEventListener("error", () => setStatus("reconnecting…", "error"));
     } else {
-      // No server-sent events: poll.
+      // No server-sent events: poll every 2 s.
       const poll = async () => {
-        const res = await fetch("/api/runs");
-        if (res.ok) onRuns(await res.json());
+        try {
+          const res = await fetch("/api/runs");
+          if (!res.ok) throw new Error(`/api/runs: ${res.status}`);
+          onRuns(await res.json());
+          setStatus("polling", "live");
+        } catch (e) {
+          setStatus(`error: ${e.message}`, "error");
+        }
         setTimeout(poll, 2000);
       };
       poll();

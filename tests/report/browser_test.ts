@@ -65,22 +65,25 @@ Deno.test({
     const tmp = await Deno.makeTempDir({ prefix: "browser_test_" });
     const root = `${tmp}/runs`;
     const dir = `${root}/live`;
+    // A finished run to overlay (drawn second, in red), then the live one (newest: first, in blue).
+    await writeFixtureRun(`${root}/other`, [0.3, 0.4, 0.45], { flags: ["--lr", "0.1"] });
     await writeFixtureRun(dir, [0.5, 0.6], { eval: true, running: true });
     const dashboard = new DashboardServer({ root, pollMs: 200 });
     const server = Deno.serve({ hostname: "127.0.0.1", port: 0, onListen: () => {} }, dashboard.handle);
     const browser = await HeadlessChromium.launch(CHROMIUM!);
     try {
-      await browser.navigate(`http://127.0.0.1:${server.addr.port}/?run=live`);
+      await browser.navigate(`http://127.0.0.1:${server.addr.port}/?run=live&run=other`);
       await browser.waitFor(
         `document.querySelector('tr[data-run="live"] .epochs')?.textContent === "2/3"`,
         "the runs table",
       );
       assertEquals(
         await browser.evaluate(`[...document.querySelectorAll('tr[data-run="live"] td')].map((td) => td.textContent)`),
-        ["", "live", "resnet18", "synthetic", "2/3", "60.00% (test)", "60.00%", "102", "running", ""],
+        ["", "live", "resnet18", "synthetic", "2/3", "60.00% (test)", "60.00%", "162", "running", ""],
       );
-      await browser.waitFor(`${legend("chart-top1")}.includes("60.0%")`, "the charts");
-      assertEquals(await browser.evaluate(legend("chart-top1")), ["2", "55.0%", "60.0%"]);
+      await browser.waitFor(`${legend("chart-top1")}.includes("45.0%")`, "the charts");
+      // Overlaid, x joined over both runs: the legend shows the last epoch (3), which only "other" has.
+      assertEquals(await browser.evaluate(legend("chart-top1")), ["3", "–", "–", "40.0%", "45.0%"]);
       const progress = await browser.evaluate<string>(
         `document.querySelector('.progress-row[data-run="live"]').textContent`,
       );
@@ -90,6 +93,7 @@ Deno.test({
           "top-1 70.00%",
         ),
       );
+      assertEquals(browser.errors, [], "no uncaught error in the page");
       checkPixels(await browser.evaluate<Record<string, number>>(RUN_PIXELS));
 
       // The run writes its third epoch: the page follows without a reload (a page variable survives).
@@ -101,6 +105,7 @@ Deno.test({
         "the appended epoch in the runs table",
       );
       await browser.waitFor(`${legend("chart-top1")}.includes("87.5%")`, "the appended epoch in the top-1 chart");
+      assertEquals(await browser.evaluate(legend("chart-top1")), ["3", "82.5%", "87.5%", "40.0%", "45.0%"]);
       assertEquals(await browser.evaluate(`window.__sameDocument`), 42, "no reload");
       const after = await browser.evaluate<Record<string, number>>(RUN_PIXELS);
       assert(after["chart-top1"] !== before["chart-top1"], "the top-1 curve was redrawn with the new point");
@@ -121,6 +126,7 @@ Deno.test({
       assert(summary.includes("resnet18 on synthetic · epochs 3/3") && summary.includes("finished"), summary);
       assert(await browser.evaluate(`document.querySelector("#config").textContent.includes("onecycle")`));
       assertEquals(browser.requests.filter((u) => !u.startsWith("file:") && !u.startsWith("data:")), []);
+      assertEquals(browser.errors, [], "no uncaught error in either page");
     } finally {
       await browser.close();
       dashboard.close();

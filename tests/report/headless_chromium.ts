@@ -26,6 +26,8 @@ export class HeadlessChromium {
   #pending = new Map<number, { resolve: (v: unknown) => void; reject: (e: Error) => void }>();
   /** URLs the page requested (Network.requestWillBeSent), for checking that a file page loads nothing else. */
   readonly requests: string[] = [];
+  /** Uncaught exceptions in the page (Runtime.exceptionThrown). */
+  readonly errors: string[] = [];
 
   private constructor(child: Deno.ChildProcess, ws: WebSocket, profile: string) {
     this.#child = child;
@@ -39,6 +41,10 @@ export class HeadlessChromium {
         if (msg.error) p?.reject(new Error(`${msg.error.message} (${msg.error.code})`));
         else p?.resolve(msg.result);
       } else if (msg.method === "Network.requestWillBeSent") this.requests.push(msg.params.request.url);
+      else if (msg.method === "Runtime.exceptionThrown") {
+        const d = msg.params.exceptionDetails;
+        this.errors.push(d.exception?.description ?? d.text);
+      }
     };
   }
 

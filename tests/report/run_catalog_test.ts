@@ -28,7 +28,7 @@ Deno.test("a finished run: summary, per-step learning rate through the logged pe
       [r.name, r.state, r.arch, r.dataset, r.epochs, r.epochsDone, r.top1Split, r.bestTop1, r.lastTop1],
       ["done", "finished", "resnet18", "synthetic", 3, 3, "test", 0.75, 0.7],
     );
-    assertEquals([r.imagesPerSecond, r.done, r.skipped], [103, 1, []]);
+    assertEquals([r.imagesPerSecond, r.done, r.skipped], [173, 1, []]);
     const d = (await catalog.detail("done"))!;
     assertEquals(d.metrics.map((m) => m.epoch), [1, 2, 3]);
     assertEquals(d.evals, [{ file: "eval.json", report: FIXTURE_EVAL }]);

@@ -16,8 +16,8 @@ import { hostname } from "node:os";
 export const STEPS = 32;
 
 /** The synthetic recipe, 3 epochs, as config.json holds it. */
-export function fixtureConfig(out: string): TrainConfig {
-  const c = parseTrainArgs(["--arch", "resnet18", "--dataset", "synthetic", "--epochs", "3", "--out", out]);
+export function fixtureConfig(out: string, ...flags: string[]): TrainConfig {
+  const c = parseTrainArgs(["--arch", "resnet18", "--dataset", "synthetic", "--epochs", "3", "--out", out, ...flags]);
   if (c === "help") throw new Error("unreachable");
   return c;
 }
@@ -28,13 +28,14 @@ export function fixtureRecord(config: TrainConfig, epoch: number, testTop1: numb
     epoch,
     step: epoch * STEPS,
     lr: learningRateAt(epoch * STEPS - 1, scheduleConfigFor(config, STEPS)),
-    train_loss: 2 / epoch,
+    // Losses follow the accuracy, so that two runs' curves differ (and one cannot hide the other on a chart).
+    train_loss: 3 * (1.05 - testTop1),
     train_top1: testTop1 - 0.05,
-    test_loss: 1.5 / epoch,
+    test_loss: 3 * (1 - testTop1),
     test_top1: testTop1,
     test_top5: 1,
     time: 40,
-    images_per_second: 100 + epoch,
+    images_per_second: 100 + epoch + 100 * testTop1,
   };
 }
 
@@ -59,14 +60,15 @@ export const FIXTURE_EVAL: EvalReport = {
 
 /**
  * Writes run folder `dir` with `top1s.length` epochs (test top-1 of each), config.json as the trainer writes it (with
- * spec and class names), and optionally eval.json and a live run's lock and progress.
+ * spec and class names, the synthetic recipe changed by `flags`), and optionally eval.json and a live run's lock and
+ * progress.
  */
 export async function writeFixtureRun(
   dir: string,
   top1s: number[],
-  options: { eval?: boolean; running?: boolean } = {},
+  options: { eval?: boolean; running?: boolean; flags?: string[] } = {},
 ): Promise<TrainConfig> {
-  const config = fixtureConfig(dir);
+  const config = fixtureConfig(dir, ...(options.flags ?? []));
   const log = new RunLog(dir);
   await log.writeConfig({ ...config, spec: FIXTURE_EVAL.spec, classNames: ["a", "b", "c"] });
   for (let e = 1; e <= top1s.length; e++) await log.appendEpoch(fixtureRecord(config, e, top1s[e - 1]));
