@@ -385,6 +385,7 @@
     let list = { runs: [], skipped: [] };
     const details = new Map(); // name -> RunDetail
     let fetching = Promise.resolve();
+    let defaulted = false;
 
     const selectedRuns = () =>
       list.runs.filter((r) => selected.has(r.name)).map((r) => details.get(r.name)).filter(
@@ -453,11 +454,10 @@
 
     function onRuns(next) {
       list = next;
-      // By default show the newest run, so the page is useful at first sight.
-      if (selected.size === 0 && !params.has("none") && list.runs.length > 0 && !startDashboard.chosen) {
-        selected.add(list.runs[0].name);
-      }
-      startDashboard.chosen = true;
+      // With no run named in the address, show the newest one, so the page is useful at first sight (once: a user
+      // who unticks every run keeps an empty selection).
+      if (!defaulted && selected.size === 0 && list.runs.length > 0) selected.add(list.runs[0].name);
+      defaulted = true;
       refresh();
     }
 
