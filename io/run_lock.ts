@@ -67,6 +67,25 @@ export async function acquireRunLock(dir: string, onTakeover?: (message: string)
   throw new Error(`${path}: could not take the run folder's lock (other processes keep taking it)`);
 }
 
+/** Who holds a run folder's lock, as another process sees it (see {@linkcode readLockHolder}). */
+export interface LockHolder {
+  /** The recorded owner; null when the lock file holds no lock record (half-written, or not ours). */
+  owner: LockOwner | null;
+  /** Whether the owner still runs: true or false on this host, null on another host (it cannot be checked). */
+  alive: boolean | null;
+}
+
+/**
+ * The holder of run folder `dir`'s lock without taking it, for readers such as the dashboard that tell a live run
+ * from a stopped one; null when the folder has no lock.
+ */
+export async function readLockHolder(dir: string): Promise<LockHolder | null> {
+  const owner = await readOwner(join(dir, LOCK_FILE));
+  if (owner === undefined) return null;
+  if (owner === null) return { owner, alive: false };
+  return { owner, alive: owner.host === hostname() ? isAlive(owner.pid) : null };
+}
+
 /** The lock's owner; undefined when the file is gone, null when it does not hold a lock record. */
 async function readOwner(path: string): Promise<LockOwner | null | undefined> {
   let text: string;

@@ -2,61 +2,23 @@
  * `deno task eval --checkpoint PATH [--dataset ...] [--split test|val] [--save-logits out.npy] [--json]`: evaluates a
  * training checkpoint or a bare (e.g. torchvision-exported) safetensors file: loss, top-1, top-5, per-class accuracy
  * and the confusion matrix, as a table or (`--json`) one JSON object; `--save-logits` writes the float32 logits
- * [images, classes] as a NumPy `.npy` file in dataset order. `--help` lists every flag.
+ * [images, classes] as a NumPy `.npy` file in dataset order; `--out-json PATH` also writes the JSON object to a file
+ * (e.g. `runs/NAME/eval.json`, which the dashboard and `deno task report` draw). `--help` lists every flag.
  * @module
  */
 import { runTask } from "./args.ts";
 import { registerFastKernels } from "../kernels/register.ts";
 import { initWebGPU } from "../kernels/webgpu_backend.ts";
-import { type CheckpointEvaluation, describeSpec, evaluateCheckpoint } from "../train/evaluate_checkpoint.ts";
+import { describeSpec, evaluateCheckpoint } from "../train/evaluate_checkpoint.ts";
+import { type EvalReport, evalReport } from "../train/eval_report.ts";
+import { atomicWriteFile } from "../io/atomic_write.ts";
 import { writeNpy } from "../io/npy.ts";
 import { evalHelp, parseEvalArgs } from "./eval_flags.ts";
 
-/** The machine-readable report `--json` prints. */
-export interface EvalReport {
-  /** The evaluated file, as given. */
-  checkpoint: string;
-  /** "checkpoint" (a training checkpoint) or "weights" (a bare weights file). */
-  source: CheckpointEvaluation["source"];
-  /** The architecture the weights were loaded into. */
-  spec: CheckpointEvaluation["spec"];
-  dataset: string;
-  split: "test" | "val";
-  numImages: number;
-  /** Mean cross-entropy per image. */
-  loss: number;
-  top1: number;
-  top5: number;
-  /** Per true class: images and the fraction classified correctly (null for a class without images). */
-  perClass: { name: string; count: number; accuracy: number | null }[];
-  /** `confusion[true][predicted]`: image counts. */
-  confusion: number[][];
-}
+export { type EvalReport, evalReport };
 
 /** Classes up to which the human report prints the confusion matrix (wider ones are only in `--json`). */
 export const MAX_PRINTED_CONFUSION = 20;
-
-/** Builds the `--json` object of an evaluation of `checkpoint`. */
-export function evalReport(checkpoint: string, e: CheckpointEvaluation): EvalReport {
-  const r = e.result;
-  return {
-    checkpoint,
-    source: e.source,
-    spec: e.spec,
-    dataset: e.dataset,
-    split: e.split,
-    numImages: e.numImages,
-    loss: r.loss,
-    top1: r.top1,
-    top5: r.top5,
-    perClass: r.perClassCount.map((count, c) => ({
-      name: r.classNames?.[c] ?? String(c),
-      count,
-      accuracy: r.perClassAccuracy[c],
-    })),
-    confusion: r.confusion,
-  };
-}
 
 /**
  * Short, distinct column labels for `names`, at most `width` characters: the prefix all names share is dropped
@@ -133,6 +95,10 @@ if (import.meta.main) {
       await writeNpy(config.saveLogits, evaluation.logits!, [evaluation.numImages, evaluation.numClasses]);
     }
     const report = evalReport(config.checkpoint, evaluation);
+    if (config.outJson !== null) {
+      // Atomic, so the dashboard, which reads the run folder while we write, never sees half a report.
+      await atomicWriteFile(config.outJson, new TextEncoder().encode(JSON.stringify(report) + "\n"));
+    }
     if (config.json) console.log(JSON.stringify(report));
     else {
       console.log(formatEvalReport(report, { epoch: evaluation.epoch }));

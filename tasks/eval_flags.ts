@@ -31,6 +31,7 @@ export const EVAL_FLAGS: readonly FlagSpec<keyof EvalConfig>[] = [
     shownDefault: "none",
   },
   { key: "json", help: "print one JSON object", shownDefault: "false" },
+  { key: "outJson", help: "also write that JSON object to a file, e.g. runs/NAME/eval.json", shownDefault: "none" },
   { key: "batchSize", help: "images per batch", shownDefault: "256" },
   {
     key: "arch",
@@ -83,6 +84,7 @@ export function parseEvalArgs(argv: string[]): EvalConfig | "help" {
 export function evalHelp(): string {
   return [
     "Usage: deno task eval --checkpoint PATH [--dataset ...] [--split test|val] [--save-logits out.npy] [--json]",
+    "       [--out-json runs/NAME/eval.json]",
     "",
     "Evaluates a checkpoint (or a bare torchvision safetensors file): loss, top-1, top-5, per-class accuracy and a",
     "confusion matrix. The --arch/--width/--num-classes/--stem/--image-size flags describe a bare weights file that",

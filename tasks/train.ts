@@ -1,6 +1,9 @@
 /**
  * `deno task train --arch resnet18 --dataset cifar10 [flags]`: trains (or resumes) a ResNet on the GPU through
  * WebGPU. `--help` lists every flag with its default.
+ *
+ * Besides the trainer's logs, the run folder gets `progress.json` (the live progress line, rewritten atomically at
+ * most every 2 s, for the dashboard) and, at the end, `report.html` (the run's charts in one file).
  * @module
  */
 import { runTask } from "./args.ts";
@@ -9,6 +12,8 @@ import { initWebGPU } from "../kernels/webgpu_backend.ts";
 import { formatEpochSummary, formatProgress } from "./progress.ts";
 import { parseTrainArgs, trainHelp } from "./train_flags.ts";
 import { train } from "../train/trainer.ts";
+import { progressWriter } from "../report/run_progress.ts";
+import { writeRunReport } from "../report/write_report.ts";
 
 if (import.meta.main) {
   await runTask(async () => {
@@ -26,31 +31,51 @@ if (import.meta.main) {
     const tty = Deno.stdout.isTerminal();
     const columns = tty ? Deno.consoleSize().columns : 80;
     const encoder = new TextEncoder();
-    const result = await train(config, {
-      log: (m) => console.log(tty ? `\r${m}` : m),
-      progress: (p) => {
-        const line = formatProgress(p, { tty, width: columns });
-        if (tty) Deno.stdout.writeSync(encoder.encode(line));
-        else console.log(line);
-      },
-      epoch: (r, isBest) => {
-        const split = (loss?: number, top1?: number, top5?: number) =>
-          loss === undefined ? undefined : { loss, top1: top1!, top5: top5! };
-        const line = formatEpochSummary({
-          epoch: r.epoch,
-          epochs: config.epochs,
-          trainLoss: r.train_loss,
-          trainTop1: r.train_top1,
-          val: split(r.val_loss, r.val_top1, r.val_top5),
-          test: split(r.test_loss, r.test_top1, r.test_top5),
-          lr: r.lr,
-          seconds: r.time,
-          imagesPerSecond: r.images_per_second,
-          best: isBest,
-        });
-        console.log(tty ? `\r${line}` : line);
+    let progressFailed = false;
+    const progressFile = progressWriter(config.out, {
+      onError: (e) => {
+        // A watcher's file: say it once and keep training.
+        if (!progressFailed) console.error(`warning: progress.json not written (${e.message}); training goes on`);
+        progressFailed = true;
       },
     });
+    let result;
+    try {
+      result = await train(config, {
+        log: (m) => console.log(tty ? `\r${m}` : m),
+        progress: (p) => {
+          progressFile.update(p);
+          const line = formatProgress(p, { tty, width: columns });
+          if (tty) Deno.stdout.writeSync(encoder.encode(line));
+          else console.log(line);
+        },
+        epoch: (r, isBest) => {
+          const split = (loss?: number, top1?: number, top5?: number) =>
+            loss === undefined ? undefined : { loss, top1: top1!, top5: top5! };
+          const line = formatEpochSummary({
+            epoch: r.epoch,
+            epochs: config.epochs,
+            trainLoss: r.train_loss,
+            trainTop1: r.train_top1,
+            val: split(r.val_loss, r.val_top1, r.val_top5),
+            test: split(r.test_loss, r.test_top1, r.test_top5),
+            lr: r.lr,
+            seconds: r.time,
+            imagesPerSecond: r.images_per_second,
+            best: isBest,
+          });
+          console.log(tty ? `\r${line}` : line);
+        },
+      });
+    } finally {
+      await progressFile.flush(); // no write left half-done when the process exits
+    }
+    try {
+      const report = await writeRunReport(config.out);
+      console.log(`report: ${report.path}`);
+    } catch (e) {
+      console.error(`warning: report.html not written: ${(e as Error).message}`);
+    }
     const last = result.epochs.at(-1);
     if (last?.test_top1 !== undefined) {
       console.log(

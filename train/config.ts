@@ -112,6 +112,8 @@ export interface EvalConfig {
   saveLogits: string | null;
   /** Print one JSON object instead of a table. */
   json: boolean;
+  /** Where to write the JSON object too (e.g. `runs/NAME/eval.json`, drawn by the run report); null = do not. */
+  outJson: string | null;
   batchSize: number;
   /** For a bare weights file without metadata (null = from the checkpoint, else inferred). */
   arch: Arch | null;
@@ -268,6 +270,7 @@ export const EVAL_FIELDS: Readonly<Record<keyof EvalConfig, FieldRule>> = {
   split: { kind: "string", choices: ["test", "val"] },
   saveLogits: { kind: "string", nullable: true },
   json: { kind: "boolean" },
+  outJson: { kind: "string", nullable: true },
   batchSize: { kind: "int", range: [1, 1e6] },
   arch: { kind: "string", choices: ARCHS, nullable: true },
   width: { kind: "int", range: [1, 4096], nullable: true },
@@ -287,6 +290,7 @@ export function defaultEvalConfig(checkpoint: string): EvalConfig {
     split: "test",
     saveLogits: null,
     json: false,
+    outJson: null,
     batchSize: 256,
     arch: null,
     width: null,

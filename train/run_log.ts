@@ -107,18 +107,24 @@ export class RunLog {
   async readMetrics(): Promise<EpochRecord[]> {
     const text = await readIfExists(this.metricsPath);
     if (text === null) return [];
-    const records: EpochRecord[] = [];
-    text.split("\n").forEach((line, i) => {
-      if (line.trim() === "") return;
-      let value: unknown;
-      try {
-        value = JSON.parse(line);
-      } catch (e) {
-        throw new Error(`${this.metricsPath}:${i + 1}: not valid JSON (${(e as Error).message})`);
-      }
-      records.push(checkRecord(value, `${this.metricsPath}:${i + 1}`));
+    return parseMetrics(text, this.metricsPath, (e) => {
+      throw e;
     });
-    return records;
+  }
+
+  /**
+   * The records of `metrics.jsonl` that can be read, and a message for each line that cannot (for readers of a run
+   * that may be written right now, or was copied while it was: the dashboard shows what it can). Our own writes are
+   * atomic, but a log appended to by another tool or copied mid-write can end in a half-written line; its message says
+   * so.
+   */
+  async readMetricsLenient(): Promise<{ records: EpochRecord[]; skipped: string[] }> {
+    const text = await readIfExists(this.metricsPath);
+    const skipped: string[] = [];
+    const records = text === null ? [] : parseMetrics(text, this.metricsPath, (e, unterminated) => {
+      skipped.push(unterminated ? `${e.message}; an incomplete last line (still being written?)` : e.message);
+    });
+    return { records, skipped };
   }
 
   /**
@@ -165,6 +171,35 @@ export function summaryCsv(records: readonly EpochRecord[]): string {
   const columns = SUMMARY_COLUMNS.filter((c) => REQUIRED.includes(c) || records.some((r) => r[c] !== undefined));
   const cell = (v: unknown) => (typeof v === "number" && Number.isFinite(v) ? String(v) : "");
   return [columns.join(","), ...records.map((r) => columns.map((c) => cell(r[c])).join(","))].join("\n") + "\n";
+}
+
+/**
+ * The records of a `metrics.jsonl` text; each line that is not a valid record goes to `onBadLine` (with whether it is
+ * an unterminated last line) instead, which may throw.
+ */
+function parseMetrics(
+  text: string,
+  path: string,
+  onBadLine: (error: Error, unterminated: boolean) => void,
+): EpochRecord[] {
+  const records: EpochRecord[] = [];
+  const lines = text.split("\n");
+  lines.forEach((line, i) => {
+    if (line.trim() === "") return;
+    const where = `${path}:${i + 1}`;
+    try {
+      let value: unknown;
+      try {
+        value = JSON.parse(line);
+      } catch (e) {
+        throw new Error(`${where}: not valid JSON (${(e as Error).message})`);
+      }
+      records.push(checkRecord(value, where));
+    } catch (e) {
+      onBadLine(e as Error, i === lines.length - 1);
+    }
+  });
+  return records;
 }
 
 function checkRecord(value: unknown, where: string): EpochRecord {

@@ -1,5 +1,5 @@
 import { assert, assertEquals, rejects } from "../assert.ts";
-import { acquireRunLock, LOCK_FILE, RunFolderLockedError } from "../../io/run_lock.ts";
+import { acquireRunLock, LOCK_FILE, readLockHolder, RunFolderLockedError } from "../../io/run_lock.ts";
 import { hostname } from "node:os";
 
 Deno.test("run lock: one holder at a time, released on request, a dead owner's lock taken over with a message", async () => {
@@ -34,6 +34,29 @@ Deno.test("run lock: one holder at a time, released on request, a dead owner's l
     await Deno.writeTextFile(`${dir}/${LOCK_FILE}`, '{"pid": 12');
     await (await acquireRunLock(dir, (m) => messages.push(m))).release();
     assertEquals(messages.at(-1), `${dir}/${LOCK_FILE}: unreadable lock file replaced`);
+  } finally {
+    await Deno.remove(dir, { recursive: true });
+  }
+});
+
+Deno.test("readLockHolder tells a live owner from a dead one and from another host's, without taking the lock", async () => {
+  const dir = await Deno.makeTempDir();
+  try {
+    assertEquals(await readLockHolder(dir), null);
+    const lock = await acquireRunLock(dir);
+    const live = await readLockHolder(dir);
+    assertEquals([live?.owner?.pid, live?.alive], [Deno.pid, true]);
+    await lock.release();
+    const child = new Deno.Command(Deno.execPath(), { args: ["eval", "0"] }).spawn();
+    await child.status;
+    const write = (v: unknown) => Deno.writeTextFile(`${dir}/${LOCK_FILE}`, JSON.stringify(v));
+    await write({ pid: child.pid, host: hostname(), since: "2026-01-01T00:00:00Z" });
+    assertEquals((await readLockHolder(dir))?.alive, false);
+    await write({ pid: 1, host: `${hostname()}-elsewhere`, since: "2026-01-01T00:00:00Z" });
+    assertEquals((await readLockHolder(dir))?.alive, null, "another host's process cannot be checked");
+    await Deno.writeTextFile(`${dir}/${LOCK_FILE}`, '{"pi');
+    assertEquals(await readLockHolder(dir), { owner: null, alive: false });
+    assertEquals(await Deno.readTextFile(`${dir}/${LOCK_FILE}`), '{"pi', "reading leaves the lock as it was");
   } finally {
     await Deno.remove(dir, { recursive: true });
   }

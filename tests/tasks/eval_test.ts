@@ -18,6 +18,7 @@ import {
   type SpecFlags,
 } from "../../train/evaluate_checkpoint.ts";
 import { decodeNpy } from "../../io/npy.ts";
+import { evalReportFromJSON } from "../../train/eval_report.ts";
 import { ConfigError, type EvalConfig, type TrainConfig } from "../../train/config.ts";
 import { UsageError, usageErrorFrom } from "../../tasks/args.ts";
 import { parseEvalArgs } from "../../tasks/eval_flags.ts";
@@ -153,6 +154,29 @@ Deno.test("formatEvalReport: header, metrics, per-class table and a confusion ma
   assertEquals(lines[header + 3].trim().split(/\s+/), ["automobile", "0", "2", "2"]);
 });
 
+Deno.test("evalReportFromJSON accepts a report and names the field of a broken one", () => {
+  const good = {
+    checkpoint: "c",
+    dataset: "synthetic",
+    split: "test",
+    numImages: 3,
+    loss: 1,
+    top1: 2 / 3,
+    top5: 1,
+    perClass: [{ name: "a", count: 2, accuracy: 0.5 }, { name: "b", count: 1, accuracy: 1 }],
+    confusion: [[1, 1], [0, 1]],
+  };
+  assertEquals(evalReportFromJSON(good, "e.json"), good);
+  const bad: [unknown, RegExp][] = [
+    [[], /e\.json: expected an evaluation report object/],
+    [{ ...good, top1: "x" }, /field "top1" must be a number/],
+    [{ ...good, perClass: [{ name: "a" }] }, /perClass\[0\] must be \{ name, count, accuracy \}/],
+    [{ ...good, confusion: [[1, 1]] }, /field "confusion" must be a 2x2 matrix/],
+    [{ ...good, confusion: [[1, 1], [0, "1"]] }, /field "confusion" must be a 2x2 matrix/],
+  ];
+  for (const [value, re] of bad) throws(() => evalReportFromJSON(value, "e.json"), re);
+});
+
 Deno.test("formatEvalReport prints only the per-class table above 20 classes and points to --json", () => {
   const k = MAX_PRINTED_CONFUSION + 1;
   const names = Array.from({ length: k }, (_, i) => `class${i}`);
@@ -274,9 +298,15 @@ Deno.test({
           npy,
           "--batch-size",
           `${BATCH}`,
+          "--out-json",
+          `${dir}/eval.json`,
         );
         assertStrictEquals(out.code, 0, out.stderr);
         const r = fromCheckpoint = lastJsonLine(out.stdout);
+        // --out-json writes the same object, in a form the run report accepts.
+        const saved = JSON.parse(await Deno.readTextFile(`${dir}/eval.json`));
+        assertEquals(saved, r);
+        assertEquals(evalReportFromJSON(saved, "eval.json"), r);
         assertEquals(
           [r.checkpoint, r.source, r.dataset, r.split, r.numImages, r.spec],
           [checkpoint, "checkpoint", "synthetic", "test", n, spec],

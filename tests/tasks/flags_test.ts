@@ -283,6 +283,7 @@ Deno.test("eval flags: --checkpoint required, split choices, bare-weights descri
     split: "test",
     saveLogits: null,
     json: false,
+    outJson: null,
     batchSize: 256,
     arch: null,
     width: null,
@@ -313,11 +314,25 @@ Deno.test("eval flags: --checkpoint required, split choices, bare-weights descri
     "cifar",
     "--data-dir",
     "d",
+    "--out-json",
+    "runs/a/eval.json",
   ]);
   assert(e !== "help");
   assertEquals(
-    [e.dataset, e.split, e.saveLogits, e.json, e.batchSize, e.arch, e.width, e.numClasses, e.stem, e.dataDir],
-    ["cifar100", "val", "out.npy", true, 100, "resnet50", 32, 100, "cifar", "d"],
+    [
+      e.dataset,
+      e.split,
+      e.saveLogits,
+      e.json,
+      e.batchSize,
+      e.arch,
+      e.width,
+      e.numClasses,
+      e.stem,
+      e.dataDir,
+      e.outJson,
+    ],
+    ["cifar100", "val", "out.npy", true, 100, "resnet50", 32, 100, "cifar", "d", "runs/a/eval.json"],
   );
   assertEquals(parseEvalArgs(["--help"]), "help");
   const bad: [string[], string, RegExp][] = [
@@ -332,7 +347,7 @@ Deno.test("eval flags: --checkpoint required, split choices, bare-weights descri
       return true;
     });
   }
-  for (const f of ["checkpoint", "dataset", "data-dir", "split", "save-logits", "json", "batch-size", "num-classes"]) {
+  for (const f of ["checkpoint", "dataset", "data-dir", "split", "save-logits", "json", "out-json", "batch-size"]) {
     assert(evalHelp().includes(`--${f}`), f);
   }
 });

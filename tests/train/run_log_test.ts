@@ -93,6 +93,33 @@ Deno.test("bad metrics lines and records are errors naming the file and line or 
   });
 });
 
+Deno.test("readMetricsLenient keeps the good records and names each skipped line, an unterminated last one as such", async () => {
+  await withDir(async (dir) => {
+    const log = new RunLog(dir);
+    assertEquals(await log.readMetricsLenient(), { records: [], skipped: [] });
+    await log.appendEpoch(record(1));
+    await log.appendEpoch(record(2));
+    // A foreign line in the middle and a last line cut mid-write (no newline yet).
+    const [one, two] = (await Deno.readTextFile(log.metricsPath)).trim().split("\n");
+    await Deno.writeTextFile(
+      log.metricsPath,
+      `${one}\n{"epoch": 9}\n${two}\n${JSON.stringify(record(3)).slice(0, 20)}`,
+    );
+    const { records, skipped } = await log.readMetricsLenient();
+    assertEquals(records, [record(1), record(2)]);
+    assertEquals(skipped.length, 2, skipped.join("\n"));
+    assert(skipped[0].startsWith(`${log.metricsPath}:2: field "step"`), skipped[0]);
+    assert(!skipped[0].includes("incomplete"), skipped[0]);
+    assert(skipped[1].startsWith(`${log.metricsPath}:4: not valid JSON`), skipped[1]);
+    assert(skipped[1].endsWith("an incomplete last line (still being written?)"), skipped[1]);
+    await rejects(
+      log.readMetrics(),
+      new RegExp(`${log.metricsPath}:2: field "step"`),
+      "the strict reader still throws",
+    );
+  });
+});
+
 Deno.test("summaryCsv: required columns always, optional ones when present, empty cells for gaps", () => {
   assertEquals(summaryCsv([]), "epoch,step,lr,train_loss,train_top1,time,images_per_second\n");
   const csv = summaryCsv([record(1), record(2, { test_loss: 0.5, test_top1: 0.75, test_top5: 1 })]);
