@@ -28,7 +28,15 @@ export interface DashboardOptions {
   root: string;
   /** How often an event stream looks at the run folders, in milliseconds (default 1000). */
   pollMs?: number;
+  /**
+   * Answer only requests addressed to a loopback name (`Host: 127.0.0.1`, `localhost`, `[::1]`), as a server bound to
+   * the loopback interface should: otherwise a web page on another site could read the runs through DNS rebinding
+   * (its name re-pointed at 127.0.0.1). Default true; false when the server is deliberately bound to other addresses.
+   */
+  loopbackOnly?: boolean;
 }
+
+const LOOPBACK_NAMES = new Set(["127.0.0.1", "localhost", "[::1]"]);
 
 const JSON_TYPE = "application/json; charset=utf-8";
 
@@ -36,18 +44,27 @@ const JSON_TYPE = "application/json; charset=utf-8";
 export class DashboardServer {
   readonly catalog: RunCatalog;
   readonly #pollMs: number;
+  readonly #loopbackOnly: boolean;
   /** Open event streams, ended by {@linkcode close} (a server's shutdown waits for every open response). */
   readonly #streams = new Set<() => void>();
 
   constructor(options: DashboardOptions) {
     this.catalog = new RunCatalog(options.root);
     this.#pollMs = options.pollMs ?? 1000;
+    this.#loopbackOnly = options.loopbackOnly ?? true;
   }
 
   /** Answers one request. */
   handle = async (request: Request): Promise<Response> => {
     if (request.method !== "GET" && request.method !== "HEAD") {
       return json({ error: `${request.method} not allowed` }, 405, { allow: "GET, HEAD" });
+    }
+    const host = new URL(request.url).hostname; // Deno.serve builds the URL from the Host header
+    if (this.#loopbackOnly && !LOOPBACK_NAMES.has(host)) {
+      return json(
+        { error: `requests to ${host} are refused: this dashboard answers loopback names only (see --host)` },
+        403,
+      );
     }
     // Split the raw path before decoding, so an encoded "/" stays inside its segment and is refused there.
     let parts: string[];

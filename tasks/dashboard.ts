@@ -69,7 +69,8 @@ if (import.meta.main) {
   await runTask(async () => {
     const args = parseDashboardArgs(Deno.args);
     if (args === "help") return void console.log(dashboardHelp());
-    const dashboard = new DashboardServer({ root: args.runs });
+    const loopback = ["127.0.0.1", "localhost", "::1"].includes(args.host);
+    const dashboard = new DashboardServer({ root: args.runs, loopbackOnly: loopback });
     const server = Deno.serve({
       hostname: args.host,
       port: args.port,

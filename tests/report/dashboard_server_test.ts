@@ -207,3 +207,27 @@ Deno.test("deno task dashboard listens on 127.0.0.1 by default and stops on SIGT
     await Deno.remove(tmp, { recursive: true });
   }
 });
+
+Deno.test("requests addressed to another name are refused (DNS rebinding), unless the server is bound elsewhere", async () => {
+  await withServer(async ({ port }) => {
+    const get = async (host: string) => {
+      const conn = await Deno.connect({ hostname: "127.0.0.1", port });
+      await conn.write(
+        new TextEncoder().encode(`GET /api/runs HTTP/1.1\r\nHost: ${host}\r\nConnection: close\r\n\r\n`),
+      );
+      const text = await new Response(conn.readable).text();
+      return Number(/^HTTP\/1\.1 (\d{3})/.exec(text)?.[1] ?? 0);
+    };
+    // A rebound name reaches 127.0.0.1 with its own Host header.
+    assertEquals(await get("attacker.example"), 403);
+    assertEquals(await get(`attacker.example:${port}`), 403);
+    for (const host of [`127.0.0.1:${port}`, `localhost:${port}`, `[::1]:${port}`, "localhost"]) {
+      assertEquals(await get(host), 200, host);
+    }
+  });
+  const open = new DashboardServer({ root: "/nonexistent", loopbackOnly: false });
+  const res = await open.handle(new Request("http://dashboard.lan:8080/api/runs"));
+  await res.body?.cancel();
+  assert(res.status !== 403, "--host 0.0.0.0 serves other names");
+  open.close();
+});
