@@ -8,8 +8,8 @@ import { type Random, randomInt } from "./random.ts";
 
 /** Python's `round()` for the halves torchvision's geometry meets: ties go to the even integer. */
 export function roundHalfEven(x: number): number {
-  const r = Math.round(x);
-  return Math.abs(x % 1) === 0.5 && r % 2 !== 0 ? r - 1 : r;
+  const r = Math.round(x); // halves go up; an odd result of a half goes back down (cheap enough for per-pixel use)
+  return r - x === 0.5 && r % 2 !== 0 ? r - 1 : r;
 }
 
 /**
