@@ -8,8 +8,6 @@
  * @module
  */
 
-import { roundHalfEven } from "./transforms.ts";
-
 const fround = Math.fround;
 
 /** CPython's `math.radians` (`x * (π / 180)`, one rounding). */
@@ -76,19 +74,27 @@ export function warpAffineNearest(
   const ay = fround(fround(matrix[3]) / halfH), by = fround(fround(matrix[4]) / halfH);
   const cy = fround(fround(matrix[5]) / halfH);
   const f0 = fill[0], f1 = fill[1], f2 = fill[2];
+  // Pixel centres relative to the image centre (torch.linspace(-w/2 + 0.5, w/2 - 0.5, w): exact half-integers), and
+  // their products with the column coefficients, which do not depend on the row.
+  const xx = new Float64Array(w), xy = new Float64Array(w);
+  for (let j = 0; j < w; j++) {
+    const x = j - w / 2 + 0.5;
+    xx[j] = fround(x * ax);
+    xy[j] = fround(x * ay);
+  }
   for (let i = 0; i < h; i++) {
-    // Pixel centres relative to the image centre (torch.linspace(-h/2 + 0.5, h/2 - 0.5, h): exact half-integers).
     const y = i - h / 2 + 0.5;
     const yx = fround(y * bx), yy = fround(y * by);
     let o = i * w * 3;
     for (let j = 0; j < w; j++, o += 3) {
-      const x = j - w / 2 + 0.5;
       // The grid point (base_grid.bmm(rescaled_theta)), then grid_sample's unnormalise ((g + 1)·size/2 − 0.5).
-      const gx = fround(fround(fround(x * ax) + yx) + cx);
-      const gy = fround(fround(fround(x * ay) + yy) + cy);
-      // Nearest: round half to even (std::nearbyint).
-      const sx = roundHalfEven(fround(fround(fround(gx + 1) * halfW) - 0.5));
-      const sy = roundHalfEven(fround(fround(fround(gy + 1) * halfH) - 0.5));
+      const gx = fround(fround(xx[j] + yx) + cx);
+      const gy = fround(fround(xy[j] + yy) + cy);
+      const u = fround(fround(fround(gx + 1) * halfW) - 0.5), v = fround(fround(fround(gy + 1) * halfH) - 0.5);
+      // Nearest: round half to even (std::nearbyint); roundHalfEven written out, as this loop is the hot spot.
+      let sx = Math.round(u), sy = Math.round(v);
+      if (sx - u === 0.5 && (sx & 1) !== 0) sx--;
+      if (sy - v === 0.5 && (sy & 1) !== 0) sy--;
       if (sx >= 0 && sx < w && sy >= 0 && sy < h) {
         const s = (sy * w + sx) * 3;
         dst[o] = src[s];
@@ -100,5 +106,42 @@ export function warpAffineNearest(
         dst[o + 2] = f2;
       }
     }
+  }
+}
+
+/**
+ * The warp of a translation by whole pixels (`dx` right, `dy` down), as a copy of rows: for integer shifts the grid's
+ * float32 rounding (relative 1e-7) never moves a source coordinate by a half, so this equals
+ * {@linkcode warpAffineNearest} of the translation's matrix exactly (the torchvision comparison covers every
+ * TranslateX/Y bin).
+ */
+export function translateNearest(
+  src: Uint8Array,
+  dst: Uint8Array,
+  h: number,
+  w: number,
+  dx: number,
+  dy: number,
+  fill: readonly [number, number, number],
+): void {
+  const row = w * 3;
+  // Output columns [x0, x1) read source columns [x0 − dx, x1 − dx); the rest of each row is fill.
+  const x0 = Math.min(w, Math.max(0, dx)), x1 = Math.max(0, Math.min(w, w + dx));
+  const fillRange = (from: number, to: number) => {
+    for (let o = from; o < to; o += 3) {
+      dst[o] = fill[0];
+      dst[o + 1] = fill[1];
+      dst[o + 2] = fill[2];
+    }
+  };
+  for (let i = 0; i < h; i++) {
+    const sy = i - dy, o = i * row;
+    if (sy < 0 || sy >= h || x1 <= x0) {
+      fillRange(o, o + row);
+      continue;
+    }
+    fillRange(o, o + x0 * 3);
+    dst.set(src.subarray(sy * row + (x0 - dx) * 3, sy * row + (x1 - dx) * 3), o + x0 * 3);
+    fillRange(o + x1 * 3, o + row);
   }
 }

@@ -6,7 +6,7 @@
  * Colour operations that map each byte independently run through a 256-entry table per channel.
  * @module
  */
-import { type AffineMatrix, degrees, inverseAffineMatrix, warpAffineNearest } from "./affine_warp.ts";
+import { type AffineMatrix, degrees, inverseAffineMatrix, translateNearest, warpAffineNearest } from "./affine_warp.ts";
 
 const fround = Math.fround;
 
@@ -74,10 +74,10 @@ export function applyAugmentOp(
       return warp(inverseAffineMatrix(corner, 0, [0, 0], 1, [degrees(Math.atan(magnitude)), 0]));
     case "ShearY":
       return warp(inverseAffineMatrix(corner, 0, [0, 0], 1, [0, degrees(Math.atan(magnitude))]));
-    case "TranslateX":
-      return warp(inverseAffineMatrix([0, 0], 0, [Math.trunc(magnitude), 0], 1, [0, 0]));
+    case "TranslateX": // F.affine(translate=[int(m), 0]): whole pixels
+      return translateNearest(src, dst, h, w, Math.trunc(magnitude), 0, fill);
     case "TranslateY":
-      return warp(inverseAffineMatrix([0, 0], 0, [0, Math.trunc(magnitude)], 1, [0, 0]));
+      return translateNearest(src, dst, h, w, 0, Math.trunc(magnitude), fill);
     case "Rotate":
       // F.rotate negates the angle for the tensor path's matrix (affine's angle is clockwise).
       return warp(inverseAffineMatrix([0, 0], -magnitude, [0, 0], 1, [0, 0]));
@@ -160,12 +160,17 @@ function mapChannels(src: Uint8Array, dst: Uint8Array, tables: readonly [Uint8Ar
   }
 }
 
-// rgb_to_grayscale's coefficients as the float32 scalars PyTorch multiplies by.
-const GRAY_R = fround(0.2989), GRAY_G = fround(0.587), GRAY_B = fround(0.114);
+/** rgb_to_grayscale's float32 products coefficient · byte, per channel: 0.2989, 0.587, 0.114 as float32 scalars. */
+const GRAY_R = new Float32Array(256), GRAY_G = new Float32Array(256), GRAY_B = new Float32Array(256);
+for (let v = 0; v < 256; v++) {
+  GRAY_R[v] = fround(0.2989) * v;
+  GRAY_G[v] = fround(0.587) * v;
+  GRAY_B[v] = fround(0.114) * v;
+}
 
 /** `rgb_to_grayscale` of one pixel: the float32 weighted sum, truncated to a byte. */
 function gray(r: number, g: number, b: number): number {
-  return Math.trunc(fround(fround(fround(GRAY_R * r) + fround(GRAY_G * g)) + fround(GRAY_B * b)));
+  return Math.trunc(fround(fround(GRAY_R[r] + GRAY_G[g]) + GRAY_B[b]));
 }
 
 /**
@@ -209,19 +214,16 @@ function adjustSharpness(src: Uint8Array, dst: Uint8Array, h: number, w: number,
   if (h <= 2 || w <= 2) return dst.set(src);
   const { scaled, others } = blendProducts(factor);
   const row = w * 3;
-  for (let y = 0; y < h; y++) {
-    for (let x = 0; x < w; x++) {
-      const i = y * row + x * 3;
-      const border = y === 0 || x === 0 || y === h - 1 || x === w - 1;
-      for (let c = i; c < i + 3; c++) {
-        let blurred = src[c];
-        if (!border) {
-          const s = src[c - row - 3] + src[c - row] + src[c - row + 3] + src[c - 3] + 5 * src[c] + src[c + 3] +
-            src[c + row - 3] + src[c + row] + src[c + row + 3];
-          blurred = Math.floor((2 * s + 13) / 26); // round(s / 13)
-        }
-        dst[c] = clampTruncate(fround(scaled[src[c]] + others[blurred]));
-      }
+  // The border blends each byte with itself.
+  const border = (i: number) => dst[i] = clampTruncate(fround(scaled[src[i]] + others[src[i]]));
+  for (let i = 0; i < row; i++) border(i), border((h - 1) * row + i);
+  for (let y = 1; y < h - 1; y++) {
+    const start = y * row;
+    for (let c = 0; c < 3; c++) border(start + c), border(start + row - 3 + c);
+    for (let i = start + 3; i < start + row - 3; i++) {
+      const s = src[i - row - 3] + src[i - row] + src[i - row + 3] + src[i - 3] + 5 * src[i] + src[i + 3] +
+        src[i + row - 3] + src[i + row] + src[i + row + 3];
+      dst[i] = clampTruncate(fround(scaled[src[i]] + others[Math.floor((2 * s + 13) / 26)])); // round(s / 13)
     }
   }
 }
