@@ -103,7 +103,13 @@ export function createTrainImageWriter(
     if (sample === undefined) {
       writeCropFlip(src, srcOffset, h, w, pad, crop, size, coefficients, out, outOffset);
     } else {
-      writeCropFlip(src, srcOffset, h, w, pad, crop, size, BYTES, image, 0);
+      if (pad === 0 && h === size && w === size && crop.top === 0 && crop.left === 0) {
+        // A crop decoded at its final size (ImageNet): a copy or a mirror, without writeCropFlip's arithmetic.
+        if (crop.flip) mirrorInto(src, srcOffset, size, size, image);
+        else image.set(src.subarray(srcOffset, srcOffset + image.length));
+      } else {
+        writeCropFlip(src, srcOffset, h, w, pad, crop, size, BYTES, image, 0);
+      }
       const steps = sample(keyedRandom(seed, RandomStream.autoAugment, epoch, index));
       const augmented = applyAugmentSteps(steps, image, scratch, size, size);
       writeCropFlip(augmented, 0, size, size, 0, whole, size, coefficients, out, outOffset);
@@ -113,4 +119,16 @@ export function createTrainImageWriter(
       if (box) eraseBox(out, outOffset, size, box);
     }
   };
+}
+
+/** The horizontal mirror of the `h`×`w` HWC byte image at `src[srcOffset..]`, written to `out` (RandomHorizontalFlip). */
+export function mirrorInto(src: Uint8Array, srcOffset: number, h: number, w: number, out: Uint8Array): void {
+  const row = w * 3;
+  for (let y = 0; y < h; y++) {
+    for (let o = y * row, i = srcOffset + o + row - 3; o < (y + 1) * row; o += 3, i -= 3) {
+      out[o] = src[i];
+      out[o + 1] = src[i + 1];
+      out[o + 2] = src[i + 2];
+    }
+  }
 }

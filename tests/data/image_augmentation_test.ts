@@ -25,12 +25,15 @@ const images = (() => {
   return Uint8Array.from({ length: 40 * PIXELS }, () => Math.floor(random() * 256));
 })();
 
-/** The writer's output for sample `index` (its crop drawn as the batch maker draws it). */
-function written(augmentation: ImageAugmentation, index: number): Float32Array {
+/**
+ * The writer's output for sample `index` (its crop drawn as the batch maker draws it); with `pad` 0 the crop is the
+ * whole image, as for an ImageNet crop decoded at its final size.
+ */
+function written(augmentation: ImageAugmentation, index: number, pad = PAD): Float32Array {
   const write = createTrainImageWriter(augmentation, SIZE, coefficients, SEED);
-  const crop = samplePadCropFlip(keyedRandom(SEED, RandomStream.augment, EPOCH, index), SIZE, SIZE, SIZE, PAD);
+  const crop = samplePadCropFlip(keyedRandom(SEED, RandomStream.augment, EPOCH, index), SIZE, SIZE, SIZE, pad);
   const out = new Float32Array(PIXELS);
-  write(images, index * PIXELS, SIZE, SIZE, PAD, crop, out, 0, EPOCH, index);
+  write(images, index * PIXELS, SIZE, SIZE, pad, crop, out, 0, EPOCH, index);
   return out;
 }
 
@@ -38,13 +41,13 @@ function written(augmentation: ImageAugmentation, index: number): Float32Array {
  * torchvision's order written out by hand: RandomCrop(pad) + flip on bytes, the automatic augmentation, then
  * ToTensor + Normalize.
  */
-function reference(augmentation: ImageAugmentation, index: number): Float32Array {
-  const crop = samplePadCropFlip(keyedRandom(SEED, RandomStream.augment, EPOCH, index), SIZE, SIZE, SIZE, PAD);
+function reference(augmentation: ImageAugmentation, index: number, pad = PAD): Float32Array {
+  const crop = samplePadCropFlip(keyedRandom(SEED, RandomStream.augment, EPOCH, index), SIZE, SIZE, SIZE, pad);
   const bytes = new Uint8Array(PIXELS);
   for (let y = 0; y < SIZE; y++) {
     for (let x = 0; x < SIZE; x++) {
-      const sy = crop.top + y - PAD, sx0 = crop.left + x - PAD;
-      const sx = crop.flip ? crop.left + (SIZE - 1 - x) - PAD : sx0;
+      const sy = crop.top + y - pad, sx0 = crop.left + x - pad;
+      const sx = crop.flip ? crop.left + (SIZE - 1 - x) - pad : sx0;
       if (sy < 0 || sy >= SIZE || sx < 0 || sx >= SIZE) continue; // zero padding
       for (let c = 0; c < 3; c++) bytes[(y * SIZE + x) * 3 + c] = images[index * PIXELS + (sy * SIZE + sx) * 3 + c];
     }
@@ -79,6 +82,8 @@ Deno.test("the automatic augmentation applies to the cropped, flipped bytes, bef
       const ours = written(augmentation, index);
       close(ours, reference(augmentation, index), `${autoAugment} sample ${index}`);
       if (ours.join() !== written(NO_IMAGE_AUGMENTATION, index).join()) changed++;
+      // A whole-image crop (ImageNet's, decoded at its size) takes the copy-or-mirror path: the same images.
+      close(written(augmentation, index, 0), reference(augmentation, index, 0), `${autoAugment} ${index}, pad 0`);
     }
     assert(changed >= 10, `${autoAugment} changed only ${changed} of 40 images`);
   }
