@@ -82,7 +82,7 @@ export function applyAugmentOp(
       // F.rotate negates the angle for the tensor path's matrix (affine's angle is clockwise).
       return warp(inverseAffineMatrix([0, 0], -magnitude, [0, 0], 1, [0, 0]));
     case "Brightness":
-      return mapBytes(src, dst, blendTable(1 + magnitude, 0));
+      return mapBytes(src, dst, memoized(`Brightness ${magnitude}`, () => blendTable(1 + magnitude, 0)));
     case "Color":
       return adjustSaturation(src, dst, 1 + magnitude);
     case "Contrast":
@@ -91,16 +91,20 @@ export function applyAugmentOp(
       return adjustSharpness(src, dst, h, w, 1 + magnitude);
     case "Posterize": {
       const mask = -(2 ** (8 - Math.trunc(magnitude))) & 0xff; // keep the top `bits` bits
-      return mapBytes(src, dst, byteTable((v) => v & mask));
+      return mapBytes(src, dst, memoized(`Posterize ${mask}`, () => byteTable((v) => v & mask)));
     }
     case "Solarize":
-      return mapBytes(src, dst, byteTable((v) => v >= magnitude ? 255 - v : v));
+      return mapBytes(
+        src,
+        dst,
+        memoized(`Solarize ${magnitude}`, () => byteTable((v) => v >= magnitude ? 255 - v : v)),
+      );
     case "AutoContrast":
       return mapChannels(src, dst, autocontrastTables(src));
     case "Equalize":
       return mapChannels(src, dst, equalizeTables(src));
     case "Invert":
-      return mapBytes(src, dst, byteTable((v) => 255 - v));
+      return mapBytes(src, dst, memoized("Invert", () => byteTable((v) => 255 - v)));
   }
 }
 
@@ -123,6 +127,19 @@ export function applyAugmentSteps(
     [from, to] = [to, from];
   }
   return from;
+}
+
+/** Tables that depend on a magnitude alone, kept across images: the policies use a few dozen magnitudes. */
+const memo = new Map<string, unknown>();
+
+/** `make()`, computed once per `key` (the memo is emptied past 4,096 keys, so arbitrary magnitudes cannot grow it). */
+function memoized<T>(key: string, make: () => T): T {
+  let value = memo.get(key) as T | undefined;
+  if (value === undefined) {
+    if (memo.size >= 4096) memo.clear();
+    memo.set(key, value = make());
+  }
+  return value;
 }
 
 /** `torch.Tensor.to(uint8)` of a float clamped to [0, 255]: truncation. */
@@ -185,13 +202,15 @@ function grayMean(src: Uint8Array): number {
 
 /** The two products of `_blend(v, other, factor)` in float32, for every byte value: factor·v and (1 − factor)·v. */
 function blendProducts(factor: number): { scaled: Float32Array; others: Float32Array } {
-  const r1 = fround(factor), r2 = fround(1 - factor);
-  const scaled = new Float32Array(256), others = new Float32Array(256);
-  for (let v = 0; v < 256; v++) {
-    scaled[v] = fround(r1 * v);
-    others[v] = fround(r2 * v);
-  }
-  return { scaled, others };
+  return memoized(`blend ${factor}`, () => {
+    const r1 = fround(factor), r2 = fround(1 - factor);
+    const scaled = new Float32Array(256), others = new Float32Array(256);
+    for (let v = 0; v < 256; v++) {
+      scaled[v] = fround(r1 * v);
+      others[v] = fround(r2 * v);
+    }
+    return { scaled, others };
+  });
 }
 
 /** `adjust_saturation`: each pixel blended with its own grayscale value. */
@@ -228,30 +247,36 @@ function adjustSharpness(src: Uint8Array, dst: Uint8Array, h: number, w: number,
   }
 }
 
-/** Per-channel histograms, [3][256]. */
-function histograms(src: Uint8Array): [Uint32Array, Uint32Array, Uint32Array] {
-  const h0 = new Uint32Array(256), h1 = new Uint32Array(256), h2 = new Uint32Array(256);
+// Per-channel histograms and tables of AutoContrast and Equalize, reused from image to image (one thread, no await).
+const HISTOGRAMS = [new Uint32Array(256), new Uint32Array(256), new Uint32Array(256)] as const;
+const TABLES = [new Uint8Array(256), new Uint8Array(256), new Uint8Array(256)] as const;
+
+/** Per-channel histograms of `src`, [3][256] (shared arrays, overwritten by the next call). */
+function histograms(src: Uint8Array): readonly [Uint32Array, Uint32Array, Uint32Array] {
+  const [h0, h1, h2] = HISTOGRAMS;
+  h0.fill(0), h1.fill(0), h2.fill(0);
   for (let i = 0; i < src.length; i += 3) {
     h0[src[i]]++;
     h1[src[i + 1]]++;
     h2[src[i + 2]]++;
   }
-  return [h0, h1, h2];
+  return HISTOGRAMS;
 }
 
 /**
  * `autocontrast`: each channel stretched linearly so its minimum becomes 0 and its maximum 255, in float32
  * (`(v − min) · (255 / (max − min))`, truncated); a constant channel is left alone.
  */
-function autocontrastTables(src: Uint8Array): [Uint8Array, Uint8Array, Uint8Array] {
-  return histograms(src).map((hist) => {
+function autocontrastTables(src: Uint8Array): readonly [Uint8Array, Uint8Array, Uint8Array] {
+  histograms(src).forEach((hist, c) => {
+    const table = TABLES[c];
     let min = 0, max = 255;
     while (min < 255 && hist[min] === 0) min++;
     while (max > 0 && hist[max] === 0) max--;
-    if (max <= min) return byteTable((v) => v);
     const scale = fround(255 / (max - min));
-    return byteTable((v) => clampTruncate(fround((v - min) * scale)));
-  }) as [Uint8Array, Uint8Array, Uint8Array];
+    for (let v = 0; v < 256; v++) table[v] = max <= min ? v : clampTruncate(fround((v - min) * scale));
+  });
+  return TABLES;
 }
 
 /**
@@ -259,20 +284,19 @@ function autocontrastTables(src: Uint8Array): [Uint8Array, Uint8Array, Uint8Arra
  * non-empty bin) / 255⌋ and value v maps to ⌊(count below v + ⌊step/2⌋) / step⌋ (at most 255); step 0 leaves the
  * channel alone.
  */
-function equalizeTables(src: Uint8Array): [Uint8Array, Uint8Array, Uint8Array] {
-  return histograms(src).map((hist) => {
+function equalizeTables(src: Uint8Array): readonly [Uint8Array, Uint8Array, Uint8Array] {
+  histograms(src).forEach((hist, c) => {
+    const table = TABLES[c];
     let last = 255;
     while (last > 0 && hist[last] === 0) last--;
     let total = 0;
     for (let v = 0; v < last; v++) total += hist[v];
     const step = Math.floor(total / 255);
-    if (step === 0) return byteTable((v) => v);
-    const table = new Uint8Array(256);
     let below = 0; // pixels with a smaller value than v
     for (let v = 0; v < 256; v++) {
-      table[v] = v === 0 ? 0 : Math.min(255, Math.floor((below + Math.floor(step / 2)) / step));
+      table[v] = step === 0 ? v : v === 0 ? 0 : Math.min(255, Math.floor((below + Math.floor(step / 2)) / step));
       below += hist[v];
     }
-    return table;
-  }) as [Uint8Array, Uint8Array, Uint8Array];
+  });
+  return TABLES;
 }
