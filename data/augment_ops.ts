@@ -265,7 +265,7 @@ function histograms(src: Uint8Array): readonly [Uint32Array, Uint32Array, Uint32
 
 /**
  * `autocontrast`: each channel stretched linearly so its minimum becomes 0 and its maximum 255, in float32
- * (`(v − min) · (255 / (max − min))`, truncated); a constant channel is left alone.
+ * (`(v − min) · (1 / (max − min)) · 255`, truncated); a constant channel is left alone.
  */
 function autocontrastTables(src: Uint8Array): readonly [Uint8Array, Uint8Array, Uint8Array] {
   histograms(src).forEach((hist, c) => {
@@ -273,7 +273,8 @@ function autocontrastTables(src: Uint8Array): readonly [Uint8Array, Uint8Array, 
     let min = 0, max = 255;
     while (min < 255 && hist[min] === 0) min++;
     while (max > 0 && hist[max] === 0) max--;
-    const scale = fround(255 / (max - min));
+    // 255.0 / tensor is Tensor.__rtruediv__: reciprocal() * 255, two float32 roundings (one division differs).
+    const scale = fround(fround(1 / (max - min)) * 255);
     for (let v = 0; v < 256; v++) table[v] = max <= min ? v : clampTruncate(fround((v - min) * scale));
   });
   return TABLES;

@@ -142,8 +142,11 @@ Deno.test("applyAugmentSteps chains operations through the scratch array, and th
   throws(() => applyAugmentOp("Invert", 0, copy, new Uint8Array(3), 3, 4), /expected 3x4x3 = 36 bytes/);
 });
 
-/** A photo-like `h`×`w` image: smooth colour fields, an edge and grain, in a range narrower than 0..255. */
-function photoLike(h: number, w: number, seed: number): Uint8Array {
+/**
+ * A photo-like `h`×`w` image: smooth colour fields, an edge and grain, clipped to [lo, hi] (narrower than 0..255 by
+ * default, so that AutoContrast and Equalize have work to do).
+ */
+function photoLike(h: number, w: number, seed: number, lo = 12, hi = 240): Uint8Array {
   const random = keyedRandom(0xa11, seed);
   const img = new Uint8Array(h * w * 3);
   const f = [random() * 6, random() * 6, random() * 6];
@@ -152,7 +155,7 @@ function photoLike(h: number, w: number, seed: number): Uint8Array {
       for (let c = 0; c < 3; c++) {
         const v = 120 + 70 * Math.sin((f[c] * x) / w + c) * Math.cos((f[c] * y) / h) + (x > w / 2 ? 25 : 0) +
           (random() - 0.5) * 40;
-        img[(y * w + x) * 3 + c] = Math.max(12, Math.min(240, v));
+        img[(y * w + x) * 3 + c] = Math.max(lo, Math.min(hi, v));
       }
     }
   }
@@ -214,6 +217,18 @@ Deno.test({
           pixels: photoLike(224, 224, 3),
           cases: allCases(224, 224, { oneSign: true, spaces: ["ta_wide", "aa"] }),
         },
+        // Twelve more images of other sizes (3×50 to 80×17) and value ranges (narrow, clipped, full), above all for
+        // the histogram and colour operations, whose result depends on the whole image.
+        ...Array.from({ length: 12 }, (_, k) => {
+          const h = 3 + 7 * k, w = 50 - 3 * k, lo = [0, 60, 100, 5][k % 4], hi = [255, 90, 250, 140][k % 4];
+          return {
+            name: `${h}x${w} [${lo}, ${hi}]`,
+            h,
+            w,
+            pixels: photoLike(h, w, 10 + k, lo, hi),
+            cases: [...allCases(h, w, { spaces: ["ta_wide", "ra"] }), ["Invert", 0] as [AugmentOp, number]],
+          };
+        }),
       ];
       for (const [k, img] of images.entries()) {
         await Deno.writeFile(join(dir, `img_${k}.npy`), encodeNpy(img.pixels, [img.h, img.w, 3]));
@@ -259,7 +274,7 @@ Deno.test({
           }  ${s.differing} of ${s.bytes}`,
         );
       }
-      assertEquals(failures, [], "every operation byte-identical to torchvision");
+      assertEquals(failures, [], `not byte-identical to torchvision:\n${failures.join("\n")}`);
     } finally {
       await Deno.remove(dir, { recursive: true });
     }
