@@ -93,6 +93,22 @@ export {
 export type { Batch, BatchLoader } from "./data/batch.ts";
 export { DATA_TRANSFORMS, type DataTransforms, type Normalization } from "./data/transforms.ts";
 export { IMAGE_DECODERS, type ImageDecoder } from "./data/decode_rgb.ts";
+export {
+  applyAugmentOp,
+  applyAugmentSteps,
+  AUGMENT_OPS,
+  type AugmentOp,
+  type AugmentStep,
+  type Fill,
+} from "./data/augment_ops.ts";
+export {
+  AUTO_AUGMENT_POLICIES,
+  type AutoAugmentPolicy,
+  autoAugmentSampler,
+  type AutoAugmentSettings,
+} from "./data/auto_augment.ts";
+export { eraseBox, sampleRandomErasing } from "./data/random_erasing.ts";
+export type { ImageAugmentation } from "./data/image_augmentation.ts";
 
 // Training and evaluation.
 export {
@@ -102,7 +118,11 @@ export {
   type DatasetName,
   DATASETS,
   type EvalConfig,
+  RECIPE_SPECS,
   recipeFor,
+  type RecipeName,
+  RECIPES,
+  type RecipeSpec,
   resolveTrainConfig,
   type TrainConfig,
   trainConfigFromJSON,

@@ -2,13 +2,15 @@
  * Throughput of the input pipelines, measured end to end through the same loaders training uses (batch order,
  * augmentation, normalisation, workers, prefetch queue), on generated data so it needs no download:
  * the CIFAR pipeline (random crop with padding + flip + normalise, 32×32 bytes in memory) and the ImageNet pipeline
- * (JPEG decode + RandomResizedCrop 224 + flip + normalise, 500×375 JPEGs at quality 90).
+ * (JPEG decode + RandomResizedCrop 224 + flip + normalise, 500×375 JPEGs at quality 90), each optionally with the
+ * per-image augmentations (AutoAugment, RandAugment, TrivialAugmentWide, RandomErasing).
  * @module
  */
 import process from "node:process";
 import { PipelineLoader } from "../data/batch_loader.ts";
 import { blobFile, type ByteBlob, packBlob, packStrings } from "../data/byte_blob.ts";
 import type { SourceSpec } from "../data/batch_source.ts";
+import { type ImageAugmentation, NO_IMAGE_AUGMENTATION } from "../data/image_augmentation.ts";
 import { loadSharp } from "../data/image_decode.ts";
 import { CIFAR10_NORMALIZATION, IMAGENET_NORMALIZATION } from "../data/loaders.ts";
 import { identityOrder, keyedRandom } from "../data/random.ts";
@@ -38,6 +40,13 @@ export interface PipelineBenchOptions {
   batchSize?: number;
   /** Images to time, after one warm-up batch. */
   images?: number;
+  /** Per-image augmentations after the crop and flip (default none). */
+  augmentation?: Partial<ImageAugmentation>;
+}
+
+/** The full augmentation settings of `options`. */
+function augmentationOf(options: PipelineBenchOptions): ImageAugmentation {
+  return { ...NO_IMAGE_AUGMENTATION, ...options.augmentation };
 }
 
 async function timeLoader(spec: SourceSpec, count: number, options: PipelineBenchOptions, defaults: {
@@ -106,6 +115,7 @@ export async function benchCifarPipeline(options: PipelineBenchOptions = {}): Pr
     pad: 4,
     norm: CIFAR10_NORMALIZATION,
     seed: 1,
+    augmentation: augmentationOf(options),
   };
   return await timeLoader(spec, count, options, { batchSize: 512, images: 200000 });
 }
@@ -163,6 +173,7 @@ export async function benchImagenetPipeline(
     size: 224,
     norm: IMAGENET_NORMALIZATION,
     seed: 1,
+    augmentation: augmentationOf(options),
     threads: workers > 0 ? 1 : undefined,
     parallel: options.parallel,
   };

@@ -8,6 +8,7 @@
 import { RandomStream } from "./batch_plan.ts";
 import { type ByteBlob, stringAt } from "./byte_blob.ts";
 import { type ImageStore, readImageBytes } from "./image_bytes.ts";
+import { createTrainImageWriter, type ImageAugmentation, NO_IMAGE_AUGMENTATION } from "./image_augmentation.ts";
 import { decodeCrop, type DecodedCrop, loadSharp } from "./image_decode.ts";
 import { keyedRandom } from "./random.ts";
 import { type Normalization, normalizeCoefficients, samplePadCropFlip, writeCropFlip } from "./transforms.ts";
@@ -25,6 +26,8 @@ export interface ArraySourceSpec {
   pad: number;
   norm: Normalization;
   seed: number;
+  /** Per-image augmentations of training batches after the crop and flip (default none). */
+  augmentation?: ImageAugmentation;
 }
 
 /** Encoded images (class folders): files, bytes from a `.tar.gz`, or byte ranges of a `.tar` (see ImageStore). */
@@ -38,6 +41,8 @@ export interface FolderSourceSpec extends ImageStore {
   size: number;
   norm: Normalization;
   seed: number;
+  /** Per-image augmentations of training batches after the crop and flip (default none). */
+  augmentation?: ImageAugmentation;
   /** libvips threads per decoding thread (1 in workers). */
   threads?: number;
   /** Images decoded concurrently per thread (default 4). */
@@ -78,19 +83,34 @@ export interface BatchResult {
 /** Returns the batch-building function of `spec` (decoding state such as `sharp` is loaded on first use). */
 export function createBatchMaker(spec: SourceSpec): (job: BatchJob) => Promise<BatchResult> {
   const coefficients = normalizeCoefficients(spec.norm);
+  const augmentation = spec.augmentation ?? NO_IMAGE_AUGMENTATION;
   if (spec.kind === "array") {
     const { images, labels, height: h, width: w, pad, seed } = spec;
     const pixels = h * w * 3;
+    const writeTrain = createTrainImageWriter(augmentation, h, coefficients, seed);
     return (job) => {
       const n = job.indices.length;
       const out = new Float32Array(n * pixels);
       const outLabels = new Int32Array(n);
       for (let k = 0; k < n; k++) {
         const index = job.indices[k];
-        const crop = job.augment
-          ? samplePadCropFlip(keyedRandom(seed, RandomStream.augment, job.epoch, index), h, w, h, pad)
-          : { top: pad, left: pad, flip: false };
-        writeCropFlip(images, index * pixels, h, w, pad, crop, h, coefficients, out, k * pixels);
+        if (job.augment) {
+          const crop = samplePadCropFlip(keyedRandom(seed, RandomStream.augment, job.epoch, index), h, w, h, pad);
+          writeTrain(images, index * pixels, h, w, pad, crop, out, k * pixels, job.epoch, index);
+        } else {
+          writeCropFlip(
+            images,
+            index * pixels,
+            h,
+            w,
+            pad,
+            { top: pad, left: pad, flip: false },
+            h,
+            coefficients,
+            out,
+            k * pixels,
+          );
+        }
         outLabels[k] = labels[index];
       }
       return Promise.resolve({
@@ -106,6 +126,7 @@ export function createBatchMaker(spec: SourceSpec): (job: BatchJob) => Promise<B
   }
   const { size, seed } = spec;
   const pixels = size * size * 3;
+  const writeTrain = createTrainImageWriter(augmentation, size, coefficients, seed);
   return async (job) => {
     const sharp = await loadSharp(spec.threads);
     const n = job.indices.length;
@@ -138,7 +159,9 @@ export function createBatchMaker(spec: SourceSpec): (job: BatchJob) => Promise<B
         failures.push({ index, name: stringAt(spec.nameTable, index), message: d.message });
         continue;
       }
-      writeCropFlip(d.pixels, 0, size, size, 0, { top: 0, left: 0, flip: d.flip }, size, coefficients, out, k * pixels);
+      const crop = { top: 0, left: 0, flip: d.flip };
+      if (job.augment) writeTrain(d.pixels, 0, size, size, 0, crop, out, k * pixels, job.epoch, index);
+      else writeCropFlip(d.pixels, 0, size, size, 0, crop, size, coefficients, out, k * pixels);
       outLabels[k++] = spec.labels[index];
     }
     if (k < n) {

@@ -19,6 +19,8 @@ import { identityOrder } from "./random.ts";
 import { channelStats, generateSynthetic, SYNTHETIC_CLASS_NAMES, SYNTHETIC_SIZE } from "./synthetic.ts";
 import { packStrings } from "./byte_blob.ts";
 import { DATA_TRANSFORMS, type DataTransforms, type Normalization } from "./transforms.ts";
+import type { AutoAugmentPolicy } from "./auto_augment.ts";
+import { type ImageAugmentation, imageAugmentationProblems, NO_IMAGE_AUGMENTATION } from "./image_augmentation.ts";
 import { WorkerPool, workerScriptAvailable } from "./worker_pool.ts";
 
 /** Which data to load; JSON-serialisable, stored in the run's config. */
@@ -43,8 +45,20 @@ export interface DataConfig {
   decoder?: ImageDecoder;
   /** CIFAR-100: train on the 20 coarse labels instead of the 100 fine ones. */
   coarseLabels?: boolean;
-  /** Random augmentation of the training loader (default true). */
+  /** Random augmentation of the training loader (default true): crop and flip, and the two below. */
   augment?: boolean;
+  /**
+   * Training: torchvision's automatic augmentation of each cropped and flipped image (default `none`): `ta_wide`
+   * (TrivialAugmentWide), `ra` (RandAugment, see `raNumOps`, `raMagnitude`), or AutoAugment's `imagenet` or
+   * `cifar10` policy; NEAREST interpolation, black fill, as torchvision's defaults.
+   */
+  autoAugment?: AutoAugmentPolicy;
+  /** RandAugment: operations per image (default 2). */
+  raNumOps?: number;
+  /** RandAugment: magnitude bin 0..30 (default 9). */
+  raMagnitude?: number;
+  /** Training: probability of torchvision's RandomErasing on the normalised image, value 0 (default 0: off). */
+  randomErase?: number;
   /** Background decode workers (default: cores; 0 builds batches inline). */
   workers?: number;
   /** Download CIFAR archives that are absent (default true). */
@@ -142,6 +156,18 @@ function checkConfig(config: DataConfig): void {
   if (config.dataset === "folder" && config.decoder === "js" && config.transforms !== "cifar") {
     bad("decoder", `"sharp" with transforms "imagenet" (the js decoder does not resize; use transforms "cifar")`, "js");
   }
+  const [problem] = imageAugmentationProblems(imageAugmentationOf(config));
+  if (problem) throw new Error(`DataConfig.${problem}`);
+}
+
+/** The per-image augmentations `config` asks for, defaults filled in. */
+function imageAugmentationOf(config: DataConfig): ImageAugmentation {
+  return {
+    autoAugment: config.autoAugment ?? NO_IMAGE_AUGMENTATION.autoAugment,
+    raNumOps: config.raNumOps ?? NO_IMAGE_AUGMENTATION.raNumOps,
+    raMagnitude: config.raMagnitude ?? NO_IMAGE_AUGMENTATION.raMagnitude,
+    randomErase: config.randomErase ?? NO_IMAGE_AUGMENTATION.randomErase,
+  };
 }
 
 /** The two sources (their labels give the image counts, their `norm` the normalisation), class names, image side. */
@@ -171,6 +197,7 @@ async function prepare(
     pad: 4,
     norm,
     seed: config.seed,
+    augmentation: imageAugmentationOf(config),
   });
   if (config.dataset === "synthetic") {
     // The data itself does not depend on the run's seed: every run trains on the same images.
@@ -240,6 +267,7 @@ async function prepare(
       size,
       norm: IMAGENET_NORMALIZATION,
       seed: config.seed,
+      augmentation: imageAugmentationOf(config),
       threads,
     };
   };

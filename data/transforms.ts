@@ -8,8 +8,8 @@ import { type Random, randomInt } from "./random.ts";
 
 /** Python's `round()` for the halves torchvision's geometry meets: ties go to the even integer. */
 export function roundHalfEven(x: number): number {
-  const r = Math.round(x);
-  return Math.abs(x % 1) === 0.5 && r % 2 !== 0 ? r - 1 : r;
+  const r = Math.round(x); // halves go up; an odd result of a half goes back down (cheap enough for per-pixel use)
+  return r - x === 0.5 && r % 2 !== 0 ? r - 1 : r;
 }
 
 /**
@@ -145,7 +145,8 @@ export function normalizeCoefficients(norm: Normalization): NormalizeCoefficient
 }
 
 /**
- * Writes one normalised `size`×`size` crop of an HWC byte image into `out` (NHWC floats) at `outOffset`.
+ * Writes one normalised `size`×`size` crop of an HWC byte image into `out` (NHWC floats) at `outOffset`; with
+ * coefficients scale 1 and bias 0, into a byte image (`out` a Uint8Array) for the per-image augmentations.
  * The source is `src[srcOffset ..]`, `h`×`w`×3; it is conceptually zero-padded by `pad` pixels on every side and the
  * crop starts at (`top`, `left`) in padded coordinates; `flip` mirrors the crop horizontally. Padding pixels are
  * byte 0, as torchvision pads the PIL image before `ToTensor`.
@@ -159,7 +160,7 @@ export function writeCropFlip(
   crop: PadCropFlip,
   size: number,
   coefficients: NormalizeCoefficients,
-  out: Float32Array,
+  out: Float32Array | Uint8Array,
   outOffset: number,
 ): void {
   const { scale, bias } = coefficients;

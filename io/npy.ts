@@ -1,6 +1,6 @@
 /**
  * NumPy's `.npy` format, version 1.0 (https://numpy.org/doc/stable/reference/generated/numpy.lib.format.html), for
- * float32 and int32 arrays in C order: the bytes `numpy.save` writes, so `numpy.load` reads them back.
+ * float32, int32 and uint8 (images) arrays in C order: the bytes `numpy.save` writes, so `numpy.load` reads them back.
  * @module
  */
 import { atomicWriteFile } from "./atomic_write.ts";
@@ -8,7 +8,13 @@ import { HOST_LITTLE_ENDIAN } from "./host_tensor.ts";
 import { numElements } from "../kernels/num_elements.ts";
 
 /** The arrays this module reads and writes. */
-export type NpyData = Float32Array | Int32Array;
+export type NpyData = Float32Array | Int32Array | Uint8Array;
+
+/** The dtypes of {@linkcode NpyData}, as NumPy writes them. */
+export type NpyDescr = "<f4" | "<i4" | "|u1";
+
+/** Bytes per element of each dtype. */
+const ITEM_SIZE: Record<NpyDescr, number> = { "<f4": 4, "<i4": 4, "|u1": 1 };
 
 /** A decoded `.npy` array. */
 export interface NpyArray {
@@ -29,7 +35,7 @@ const PREFIX_LENGTH = 10;
 
 // Typed arrays use the host's byte order and `<f4`/`<i4` are little-endian (true of every host Deno ships for).
 /**
- * Encodes `data` with `shape` exactly as `numpy.save` does for a C-ordered `<f4` or `<i4` array: the header of
+ * Encodes `data` with `shape` exactly as `numpy.save` does for a C-ordered `<f4`, `<i4` or `|u1` array: the header of
  * {@linkcode npyHeader}, then the elements, little-endian, in C order.
  */
 export function encodeNpy(data: NpyData, shape: number[]): Uint8Array {
@@ -44,8 +50,14 @@ export function encodeNpy(data: NpyData, shape: number[]): Uint8Array {
       } elements but data has ${data.length}`,
     );
   }
-  const descr = data instanceof Float32Array ? "<f4" : data instanceof Int32Array ? "<i4" : null;
-  if (descr === null) throw new Error("cannot encode .npy: data must be a Float32Array or an Int32Array");
+  const descr = data instanceof Float32Array
+    ? "<f4"
+    : data instanceof Int32Array
+    ? "<i4"
+    : data instanceof Uint8Array
+    ? "|u1"
+    : null;
+  if (descr === null) throw new Error("cannot encode .npy: data must be a Float32Array, Int32Array or Uint8Array");
   const header = npyHeader(descr, shape);
   const out = new Uint8Array(header.length + data.byteLength);
   out.set(header);
@@ -59,7 +71,7 @@ export function encodeNpy(data: NpyData, shape: number[]): Uint8Array {
  * growth spaces (room to rewrite a longer first dimension in place), space padding and a newline, so that the data
  * starts at a multiple of 64 bytes.
  */
-export function npyHeader(descr: "<f4" | "<i4", shape: readonly number[]): Uint8Array {
+export function npyHeader(descr: NpyDescr, shape: readonly number[]): Uint8Array {
   // Python's repr of a tuple: (), (5,), (2, 3).
   const tuple = shape.length === 1 ? `(${shape[0]},)` : `(${shape.join(", ")})`;
   let dict = `{'descr': '${descr}', 'fortran_order': False, 'shape': ${tuple}, }`;
@@ -78,7 +90,7 @@ export function npyHeader(descr: "<f4" | "<i4", shape: readonly number[]): Uint8
 }
 
 /**
- * Decodes a version 1.0/2.0 `.npy` holding a C-ordered `<f4` or `<i4` array (what {@linkcode encodeNpy} and
+ * Decodes a version 1.0/2.0 `.npy` holding a C-ordered `<f4`, `<i4` or `|u1` array (what {@linkcode encodeNpy} and
  * `numpy.save` write for those dtypes). Anything else is rejected with an error naming `source` and the field.
  */
 export function decodeNpy(bytes: Uint8Array, source = "<memory>"): NpyArray {
@@ -99,19 +111,21 @@ export function decodeNpy(bytes: Uint8Array, source = "<memory>"): NpyArray {
   const descr = /'descr':\s*'([^']*)'/.exec(header)?.[1];
   const fortran = /'fortran_order':\s*(True|False)/.exec(header)?.[1];
   const shapeText = /'shape':\s*\(([^)]*)\)/.exec(header)?.[1];
-  if (descr !== "<f4" && descr !== "<i4") fail(`unsupported dtype ${JSON.stringify(descr)} (expected '<f4' or '<i4')`);
+  if (descr !== "<f4" && descr !== "<i4" && descr !== "|u1") {
+    fail(`unsupported dtype ${JSON.stringify(descr)} (expected '<f4', '<i4' or '|u1')`);
+  }
   if (fortran !== "False") fail(`fortran_order must be False, got ${JSON.stringify(fortran)}`);
   if (shapeText === undefined) fail(`header has no 'shape' tuple: ${JSON.stringify(header)}`);
   const parts = shapeText!.split(",").map((s) => s.trim()).filter((s) => s !== "");
   if (!parts.every((s) => /^[0-9]+$/.test(s))) fail(`shape (${shapeText}) is not a tuple of non-negative integers`);
   const shape = parts.map(Number);
-  const byteLength = numElements(shape) * 4;
+  const byteLength = numElements(shape) * ITEM_SIZE[descr as NpyDescr];
   if (bytes.length - dataStart !== byteLength) {
     fail(`shape (${shapeText}) needs ${byteLength} data bytes but the file has ${bytes.length - dataStart}`);
   }
   // Copy: the data offset need not be 4-aligned within `bytes`, and the result must not alias the input.
   const raw = bytes.slice(dataStart);
-  const data = descr === "<f4" ? new Float32Array(raw.buffer) : new Int32Array(raw.buffer);
+  const data = descr === "<f4" ? new Float32Array(raw.buffer) : descr === "<i4" ? new Int32Array(raw.buffer) : raw;
   return { data, shape };
 }
 

@@ -6,11 +6,24 @@
  */
 import { intFlag, parseArgs } from "./args.ts";
 import { benchCifarPipeline, benchImagenetPipeline, type PipelineThroughput } from "../bench/pipeline_bench.ts";
+import type { ImageAugmentation } from "../data/image_augmentation.ts";
+
+/** The CIFAR pipelines timed: the reference recipe's, and with AutoAugment's CIFAR-10 policy. */
+const CIFAR_VARIANTS: [string, Partial<ImageAugmentation>][] = [
+  ["CIFAR train (crop pad 4 + flip + normalise)", {}],
+  ["CIFAR train + AutoAugment cifar10", { autoAugment: "cifar10" }],
+];
+
+/** The ImageNet pipelines timed: the classic recipe's, and the new recipe's TrivialAugmentWide + RandomErasing. */
+const IMAGENET_VARIANTS: [string, Partial<ImageAugmentation>][] = [
+  ["ImageNet train (500x375 q90 JPEG, RRC 224)", {}],
+  ["ImageNet train + TrivialAugmentWide + erase 0.1", { autoAugment: "ta_wide", randomErase: 0.1 }],
+];
 
 const USAGE = "usage: deno run -A tasks/bench_data.ts [--workers N] [--cifar-images N] [--imagenet-images N]";
 
 function line(name: string, r: PipelineThroughput, extra = ""): string {
-  return `${name.padEnd(44)} ${r.imagesPerSecond.toFixed(0).padStart(8)} img/s  ` +
+  return `${name.padEnd(48)} ${r.imagesPerSecond.toFixed(0).padStart(8)} img/s  ` +
     `${r.imagesPerCpuSecond.toFixed(0).padStart(8)} img/CPU-s  (workers ${r.workers}, ${r.images} images in ` +
     `${r.seconds.toFixed(2)} s using ${r.cpuSeconds.toFixed(2)} CPU-s${extra})`;
 }
@@ -40,15 +53,17 @@ export async function runBenchData(args: string[]): Promise<number> {
     `data pipeline throughput, ${navigator.hardwareConcurrency} cores, Deno ${Deno.version.deno}; img/CPU-s is the ` +
       "rate per fully used core (all threads' CPU time), independent of other load on the machine",
   );
-  for (const w of workers > 0 ? [0, workers] : [0]) {
-    const r = await benchCifarPipeline({ workers: w, images: cifarImages });
-    console.log(line("CIFAR train (crop pad 4 + flip + normalise)", r));
+  for (const [name, augmentation] of CIFAR_VARIANTS) {
+    for (const w of workers > 0 ? [0, workers] : [0]) {
+      const r = await benchCifarPipeline({ workers: w, images: cifarImages, augmentation });
+      console.log(line(name, r));
+    }
   }
-  for (const w of workers > 0 ? [0, workers] : [0]) {
-    const r = await benchImagenetPipeline({ workers: w, images: imagenetImages });
-    console.log(
-      line("ImageNet train (500x375 q90 JPEG, RRC 224)", r, `, mean JPEG ${(r.meanJpegBytes / 1024).toFixed(0)} KiB`),
-    );
+  for (const [name, augmentation] of IMAGENET_VARIANTS) {
+    for (const w of workers > 0 ? [0, workers] : [0]) {
+      const r = await benchImagenetPipeline({ workers: w, images: imagenetImages, augmentation });
+      console.log(line(name, r, `, mean JPEG ${(r.meanJpegBytes / 1024).toFixed(0)} KiB`));
+    }
   }
   return 0;
 }

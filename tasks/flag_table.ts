@@ -106,8 +106,10 @@ export function helpLines<K extends string>(
     const choices = s.key !== "help" && rules[s.key].choices ? `; one of ${rules[s.key].choices!.join(", ")}` : "";
     const text = `${s.help}${choices}`;
     const dflt = s.key === "help" ? "" : ` (default: ${defaultOf(s)})`;
+    const indent = " ".repeat(width + 2);
     if (left.length + text.length + dflt.length <= 118) lines.push(left + text + dflt);
-    else lines.push(left + text, " ".repeat(width + 2) + dflt.trim());
+    else if (left.length + text.length <= 120) lines.push(left + text, indent + dflt.trim());
+    else lines.push(left + s.help, indent + `${choices.slice(2)}${dflt}`); // long choice lists get their own line
   }
   return lines;
 }

@@ -8,11 +8,15 @@ import { type FlagSpec, helpLines, parseFlagTable } from "./flag_table.ts";
 import {
   ConfigError,
   DATASETS,
+  RECIPE_SPECS,
+  type RecipeField,
   recipeFor,
+  RECIPES,
   resolveTrainConfig,
   TRAIN_FIELDS,
   type TrainConfig,
 } from "../train/config.ts";
+import { flagOf } from "./args.ts";
 import { WARMUP_START_FACTOR } from "../train/lr_schedule.ts";
 
 /** Every flag of `deno task train`, in `--help` order. */
@@ -24,6 +28,7 @@ export const TRAIN_FLAGS: readonly FlagSpec<keyof TrainConfig>[] = [
     help: "dataset folder (required for folder)",
     shownDefault: "data",
   },
+  { key: "recipe", help: "group of defaults (see Recipes below)", shownDefault: "classic for folder, else cifar" },
   { key: "epochs", help: "training epochs" },
   { key: "batchSize", help: "images per optimizer step" },
   { key: "lr", help: "peak learning rate (onecycle: max_lr)" },
@@ -77,6 +82,13 @@ export const TRAIN_FLAGS: readonly FlagSpec<keyof TrainConfig>[] = [
     key: "decoder",
     help: "folder: js needs no native addon (JPEG, --transforms cifar)",
   },
+  {
+    key: "autoAugment",
+    help: "per-image augmentation: TrivialAugmentWide (ta_wide), RandAugment (ra), AutoAugment policy",
+  },
+  { key: "raNumOps", help: "--auto-augment ra: operations per image (N)" },
+  { key: "raMagnitude", help: "--auto-augment ra: magnitude bin of 31 (M)" },
+  { key: "randomErase", help: "RandomErasing probability (normalised image, value 0)" },
   {
     key: "resume",
     help: "auto (newest valid checkpoint in --out) or a checkpoint path",
@@ -144,12 +156,54 @@ export function trainHelp(): string {
     "",
     "Trains a torchvision-style ResNet with SGD on the GPU (WebGPU). With no flags: ResNet-18 on CIFAR-10 with the",
     "reference recipe (one-cycle LR, Nesterov SGD, label smoothing). Folder datasets default to torchvision's",
-    "ImageNet recipe. Logs and checkpoints go to --out (metrics.jsonl, summary.csv, config.json, *.safetensors).",
+    "classic ImageNet recipe; --recipe picks another group of defaults (see Recipes below). Logs and checkpoints",
+    "go to --out (metrics.jsonl, summary.csv, config.json, *.safetensors).",
     "",
     "Flags:",
     ...helpLines(TRAIN_FLAGS, TRAIN_FIELDS, defaultOf),
     "",
+    ...recipeHelpLines(),
+    "",
     "Boolean flags take no value; prefix them with --no- to turn them off (e.g. --no-nesterov).",
     "Exit status 2: unknown or contradictory flags.",
   ].join("\n");
+}
+
+/** A field's value as a flag: `--nesterov`, `--no-nesterov`, `--lr 0.5`, `--milestones none`. */
+function flagText(field: RecipeField, value: unknown): string {
+  if (typeof value === "boolean") return value ? flagOf(field) : `--no-${flagOf(field).slice(2)}`;
+  return `${flagOf(field)} ${formatDefault(value)}`;
+}
+
+/**
+ * The "Recipes:" section of `--help`: each recipe's summary and the fields in which the recipes differ, as flags,
+ * wrapped to 118 columns; the fields they share on one line; what `new` lacks.
+ */
+function recipeHelpLines(): string[] {
+  // In --help's order.
+  const fields = TRAIN_FLAGS.map((f) => f.key).filter((k) => k in RECIPE_SPECS.cifar.fields) as RecipeField[];
+  const same = (f: RecipeField) =>
+    RECIPES.every((r) => JSON.stringify(RECIPE_SPECS[r].fields[f]) === JSON.stringify(RECIPE_SPECS.cifar.fields[f]));
+  const wrap = (words: string[], indent: string): string[] => {
+    const lines: string[] = [];
+    let line = indent;
+    for (const w of words) {
+      if (line.length + w.length + 1 > 118 && line.trim() !== "") lines.push(line.trimEnd()), line = indent;
+      line += w + " ";
+    }
+    return [...lines, line.trimEnd()];
+  };
+  const lines = [
+    "Recipes (--recipe NAME sets these defaults; each flag still overrides them; --dataset synthetic shortens",
+    "the cifar recipe to 3 epochs of batch 32):",
+  ];
+  for (const r of RECIPES) {
+    const spec = RECIPE_SPECS[r];
+    lines.push(`  ${r.padEnd(8)} ${spec.summary}`);
+    lines.push(...wrap(fields.filter((f) => !same(f)).map((f) => flagText(f, spec.fields[f])), "             "));
+    if (spec.missing) lines.push(...wrap(`missing: ${spec.missing}`.split(" "), "             "));
+  }
+  lines.push("  all      the same in every recipe:");
+  lines.push(...wrap(fields.filter(same).map((f) => flagText(f, RECIPE_SPECS.cifar.fields[f])), "             "));
+  return lines;
 }

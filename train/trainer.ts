@@ -83,7 +83,7 @@ export class NonFiniteLossError extends Error {
 
 /** The state that lets a run continue exactly where it stopped, stored in the checkpoint's `rng` field. */
 interface ResumeExtras {
-  /** All randomness is counter-based: (seed, epoch, sample index) → crops, flips and order. */
+  /** All randomness is counter-based: (seed, epoch, sample index) → order, crops, flips, per-image augmentations. */
   seed: number;
   /** Running sums of the current epoch, so a mid-epoch resume reports the same epoch metrics. */
   partial: { lossSum: number; correct: number; seen: number };
@@ -128,6 +128,10 @@ async function trainLocked(config: TrainConfig, hooks: TrainHooks, log: (m: stri
     imageSize: config.imageSize,
     transforms: config.transforms,
     decoder: config.decoder,
+    autoAugment: config.autoAugment,
+    raNumOps: config.raNumOps,
+    raMagnitude: config.raMagnitude,
+    randomErase: config.randomErase,
     workers: config.workers,
     ...hooks.data,
   }, { onWarning: log, onProgress: log });

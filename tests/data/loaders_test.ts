@@ -123,6 +123,31 @@ Deno.test("loaders: background workers give the same batches as inline, with a b
   assertEquals(workers, inline);
 });
 
+Deno.test("loaders: per-image augmentations are the same inline and in workers, resume exactly, and spare evaluation", async () => {
+  const augmented: DataConfig = { ...base, autoAugment: "ta_wide", randomErase: 0.5 };
+  const inline = await withLoaders(augmented, async (l) => ({
+    train: await collect(l.train, 2),
+    resumed: await collect(l.train, 2, 6),
+    val: await collect(l.val!, 0),
+    test: await collect(l.test, 0),
+  }));
+  assertEquals(inline.resumed, inline.train.slice(6));
+  const workers = await withLoaders({ ...augmented, workers: 2 }, async (l) => await collect(l.train, 2));
+  assertEquals(workers, inline.train);
+  const plain = await withLoaders(base, async (l) => ({
+    train: await collect(l.train, 2),
+    val: await collect(l.val!, 0),
+    test: await collect(l.test, 0),
+  }));
+  assertEquals([inline.val, inline.test], [plain.val, plain.test], "evaluation batches are never augmented");
+  assert(inline.train[0].images.join() !== plain.train[0].images.join());
+  assertEquals(inline.train.map((b) => [...b.labels]), plain.train.map((b) => [...b.labels]), "the same order");
+  for (const autoAugment of ["ra", "imagenet", "cifar10"] as const) {
+    const other = await withLoaders({ ...base, autoAugment }, async (l) => await collect(l.train, 2));
+    assert(other[0].images.join() !== plain.train[0].images.join(), autoAugment);
+  }
+});
+
 Deno.test("createLoaders: bad config fields are named with what was expected", async () => {
   await rejects(
     createLoaders({ ...base, batchSize: 0 }),
@@ -145,6 +170,18 @@ Deno.test("createLoaders: bad config fields are named with what was expected", a
   await rejects(
     createLoaders({ ...base, transforms: "big" as DataConfig["transforms"] }),
     /DataConfig\.transforms: expected imagenet \| cifar, received "big"/,
+  );
+  await rejects(
+    createLoaders({ ...base, autoAugment: "svhn" as DataConfig["autoAugment"] }),
+    /DataConfig\.autoAugment: expected none \| ta_wide \| ra \| imagenet \| cifar10, received "svhn"/,
+  );
+  await rejects(
+    createLoaders({ ...base, randomErase: 2 }),
+    /DataConfig\.randomErase: expected a probability in \[0, 1\], received 2/,
+  );
+  await rejects(
+    createLoaders({ ...base, raMagnitude: 31 }),
+    /DataConfig\.raMagnitude: expected an integer in \[0, 30\], received 31/,
   );
   await rejects(
     createLoaders({ ...base, dataset: "folder", dataDir: "x", decoder: "js" }),

@@ -59,6 +59,22 @@ Deno.test("decodeNpy reads back what encodeNpy wrote, bit for bit", () => {
   assertEquals(decodeNpy(encodeNpy(new Float32Array([4]), [])).shape, []);
 });
 
+Deno.test("uint8 arrays (images) round-trip with NumPy's '|u1' header", () => {
+  // numpy.save(f, numpy.arange(6, dtype=numpy.uint8).reshape(2, 3)) (NumPy 1.24.2): 128 header bytes, then the data.
+  const numpy = "\x93NUMPY\x01\x00v\x00{'descr': '|u1', 'fortran_order': False, 'shape': (2, 3), }" +
+    " ".repeat(58) + "\n";
+  const bytes = encodeNpy(Uint8Array.of(0, 1, 2, 3, 4, 255), [2, 3]);
+  assertStrictEquals(latin1(bytes.subarray(0, 128)), numpy);
+  assertEquals(Array.from(bytes.subarray(128)), [0, 1, 2, 3, 4, 255]);
+  const back = decodeNpy(bytes);
+  assertStrictEquals(back.data instanceof Uint8Array, true);
+  assertEquals([Array.from(back.data), back.shape], [[0, 1, 2, 3, 4, 255], [2, 3]]);
+  throws(
+    () => decodeNpy(bytes.subarray(0, 133), "u.npy"),
+    /u\.npy: shape \(2, 3\) needs 6 data bytes but the file has 5/,
+  );
+});
+
 Deno.test("encodeNpy and decodeNpy reject bad input with clear errors", () => {
   throws(() => encodeNpy(new Float32Array(5), [2, 3]), /shape \[2,3\] has 6 elements but data has 5/);
   throws(() => encodeNpy(new Float32Array(0), [-1]), /shape must be non-negative integers, got \[-1\]/);

@@ -19,23 +19,12 @@ import { learningRateAt, type ScheduleConfig } from "../../train/lr_schedule.ts"
 import { SGD, weightDecayFilter } from "../../train/sgd.ts";
 import { makeTrainStep } from "../../train/train_step.ts";
 import { decodeNpy, encodeNpy } from "../../io/npy.ts";
+import { TORCH_PYTHON } from "../torch_python.ts";
 
 const SCRIPT = new URL("../fixtures/torchvision_forward.py", import.meta.url).pathname;
 const SCHEDULES = new URL("../fixtures/torch_schedules.py", import.meta.url).pathname;
 
-/** The first Python that has torch and torchvision ($TORCH_PYTHON, else the one on PATH, else Debian's), or null. */
-const PYTHON = (() => {
-  for (const python of [Deno.env.get("TORCH_PYTHON"), "python3", "/usr/bin/python3"]) {
-    if (!python) continue;
-    try {
-      const probe = new Deno.Command(python, { args: ["-c", "import torch, torchvision, numpy"], stderr: "null" });
-      if (probe.outputSync().success) return python;
-    } catch {
-      // not installed
-    }
-  }
-  return null;
-})();
+const PYTHON = TORCH_PYTHON;
 
 const CASES = [
   { arch: "resnet18", stem: "cifar", size: 16 }, // basic blocks, 3x3 stem, strided downsample

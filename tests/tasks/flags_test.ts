@@ -2,7 +2,7 @@ import { assert, assertEquals, assertStrictEquals, throws } from "../assert.ts";
 import { UsageError } from "../../tasks/args.ts";
 import { evalHelp, parseEvalArgs } from "../../tasks/eval_flags.ts";
 import { parseTrainArgs, trainHelp } from "../../tasks/train_flags.ts";
-import { type TrainConfig, trainConfigFromJSON } from "../../train/config.ts";
+import { RECIPE_SPECS, RECIPES, type TrainConfig, trainConfigFromJSON } from "../../train/config.ts";
 import { learningRateAt, scheduleConfigFor } from "../../train/lr_schedule.ts";
 
 function train(...argv: string[]): TrainConfig {
@@ -28,11 +28,16 @@ Deno.test("no flags: ResNet-18 on CIFAR-10 with the reference recipe", () => {
     arch: "resnet18",
     dataset: "cifar10",
     dataDir: "data",
+    recipe: "cifar",
     width: 64,
     stem: "cifar",
     imageSize: 32,
     transforms: "cifar",
     decoder: "sharp",
+    autoAugment: "none",
+    raNumOps: 2,
+    raMagnitude: 9,
+    randomErase: 0,
     epochs: 30,
     batchSize: 512,
     lr: 0.2,
@@ -87,6 +92,64 @@ Deno.test("dataset-dependent defaults: folder is torchvision's ImageNet recipe, 
   assertEquals(train("--dataset", "cifar100").dataDir, "data", "where `deno task prepare` puts the archives");
   assertEquals(train("--dataset", "folder", "--data-dir", "d", "--stem", "cifar").stem, "cifar");
   assertEquals([f.transforms, f.decoder, train().transforms, syn.transforms], ["imagenet", "sharp", "cifar", "cifar"]);
+  assertEquals([f.recipe, syn.recipe, train().recipe], ["classic", "cifar", "cifar"], "each dataset's default recipe");
+});
+
+Deno.test("--recipe sets its documented group of defaults; every flag still overrides them", () => {
+  const imagenet = ["--dataset", "folder", "--data-dir", "d"];
+  const n = train(...imagenet, "--recipe", "new");
+  assertEquals(
+    [n.recipe, n.epochs, n.batchSize, n.lr, n.momentum, n.nesterov, n.weightDecay, n.schedule, n.warmupEpochs],
+    ["new", 600, 1024, 0.5, 0.9, false, 2e-5, "cosine", 5],
+  );
+  assertEquals([n.minLr, n.labelSmoothing, n.autoAugment, n.randomErase], [0, 0.1, "ta_wide", 0.1]);
+  // The dataset still decides the data fields.
+  assertEquals([n.stem, n.imageSize, n.transforms, n.checkpointEvery, n.logEvery], [
+    "imagenet",
+    224,
+    "imagenet",
+    1000,
+    50,
+  ]);
+  // Each field of the recipe can be overridden, and the rest of the recipe stays.
+  const o = train(...imagenet, "--recipe", "new", "--epochs", "100", "--auto-augment", "ra", "--random-erase", "0");
+  assertEquals([o.epochs, o.autoAugment, o.randomErase, o.lr, o.schedule], [100, "ra", 0, 0.5, "cosine"]);
+  assertEquals(train(...imagenet, "--recipe", "new", "--auto-augment", "none").autoAugment, "none");
+  // classic is the folder default; naming it changes nothing; the CIFAR recipe on a folder, the classic on CIFAR.
+  assertEquals(train(...imagenet, "--recipe", "classic"), train(...imagenet));
+  const cifarOnFolder = train(...imagenet, "--recipe", "cifar");
+  assertEquals([cifarOnFolder.schedule, cifarOnFolder.lr, cifarOnFolder.imageSize], ["onecycle", 0.2, 224]);
+  const classicOnCifar = train("--recipe", "classic");
+  assertEquals([classicOnCifar.schedule, classicOnCifar.epochs, classicOnCifar.stem], ["step", 90, "cifar"]);
+  // synthetic shortens the CIFAR recipe only: another recipe named for it is that recipe.
+  const syn = train("--dataset", "synthetic", "--recipe", "new");
+  assertEquals([syn.epochs, syn.batchSize, syn.autoAugment, syn.width], [600, 1024, "ta_wide", 4]);
+  assertEquals([train("--dataset", "synthetic", "--recipe", "cifar").epochs], [3]);
+  // The new recipe's warm-up then cosine, per step: 0.005 at step 0, 0.5 after 5 epochs, about 0 at the end.
+  const s = scheduleConfigFor(n, 10);
+  assert(Math.abs(learningRateAt(0, s) - 0.005) < 1e-15);
+  assertEquals(learningRateAt(50, s), 0.5);
+  assert(learningRateAt(s.totalSteps - 1, s) < 1e-5);
+  // Every recipe is complete data: the same fields, each valid for its rule.
+  for (const r of RECIPES) {
+    assertEquals(Object.keys(RECIPE_SPECS[r].fields).sort(), Object.keys(RECIPE_SPECS.cifar.fields).sort());
+    const c = train("--recipe", r, ...(r === "cifar" ? [] : imagenet));
+    assertEquals(trainConfigFromJSON(JSON.parse(JSON.stringify(c)), r), c);
+  }
+});
+
+Deno.test("--auto-augment and --random-erase: values, RandAugment's N and M, and their contradictions", () => {
+  const ra = train("--auto-augment", "ra", "--ra-num-ops", "3", "--ra-magnitude", "15", "--random-erase", "0.25");
+  assertEquals([ra.autoAugment, ra.raNumOps, ra.raMagnitude, ra.randomErase], ["ra", 3, 15, 0.25]);
+  for (const policy of ["ta_wide", "imagenet", "cifar10", "none"]) {
+    assertEquals(train("--auto-augment", policy).autoAugment, policy);
+  }
+  usage(["--auto-augment", "svhn"], "--auto-augment", /one of none, ta_wide, ra, imagenet, cifar10; got "svhn"/);
+  usage(["--auto-augment", "ra", "--ra-magnitude", "31"], "--ra-magnitude", /must be in \[0, 30\], got "31"/);
+  usage(["--random-erase", "1.5"], "--random-erase", /must be in \[0, 1\], got "1.5"/);
+  usage(["--ra-magnitude", "5"], "--ra-magnitude", /only applies to --auto-augment ra \(RandAugment\), not none/);
+  usage(["--auto-augment", "ta_wide", "--ra-num-ops", "1"], "--ra-num-ops", /only applies to --auto-augment ra/);
+  usage(["--recipe", "timm"], "--recipe", /--recipe must be one of cifar, classic, new; got "timm"/);
 });
 
 Deno.test("a folder dataset with --transforms cifar trains with the CIFAR recipe", () => {
@@ -261,6 +324,11 @@ Deno.test("--help lists every flag with its default", () => {
     "zero-init-residual",
     "log-every",
     "workers",
+    "recipe",
+    "auto-augment",
+    "ra-num-ops",
+    "ra-magnitude",
+    "random-erase",
   ];
   const lines = help.split("\n");
   for (const f of flags) {
@@ -273,6 +341,12 @@ Deno.test("--help lists every flag with its default", () => {
   assert(help.includes("0.2 for cifar10/cifar100/synthetic, 0.1 for folder"), "per-dataset defaults");
   assert(help.includes("onecycle for cifar10/cifar100/synthetic, step for folder"));
   assert(lines.every((l) => l.length <= 120), "fits 120 columns");
+  // The recipes, each with its group of defaults as flags, and what the new one lacks.
+  const recipes = help.slice(help.indexOf("\nRecipes"));
+  for (const r of RECIPES) assert(new RegExp(`\\n  ${r} +${RECIPE_SPECS[r].summary.slice(0, 20)}`).test(recipes), r);
+  assert(recipes.includes("--epochs 600 --batch-size 1024 --lr 0.5 --no-nesterov --weight-decay 0.00002"), recipes);
+  assert(recipes.includes("--auto-augment ta_wide --random-erase 0.1"));
+  assert(/missing: mixup 0\.2 and cutmix 1\.0/.test(recipes));
 });
 
 Deno.test("eval flags: --checkpoint required, split choices, bare-weights description", () => {
@@ -379,9 +453,18 @@ Deno.test("trainConfigFromJSON accepts what parseTrainArgs produces and rejects 
     throws(() => trainConfigFromJSON(broken, "meta"), re, JSON.stringify(patch));
   }
   throws(() => trainConfigFromJSON([1], "meta"), /meta: expected a training configuration object, got \[1\]/);
-  // Checkpoints written before transforms/decoder existed load with what those runs used.
-  for (const c of [good, train("--dataset", "folder", "--data-dir", "d")]) {
+  // Checkpoints written before transforms/decoder (and recipe and the per-image augmentations) existed load with
+  // what those runs used.
+  for (const c of [good, train("--dataset", "folder", "--data-dir", "d"), train("--dataset", "synthetic")]) {
     const { transforms: _t, decoder: _d, ...older } = c;
     assertEquals(trainConfigFromJSON(older, "old"), c);
+    const { recipe: _r, autoAugment: _a, raNumOps: _n, raMagnitude: _m, randomErase: _e, ...beforeAugment } = c;
+    assertEquals(trainConfigFromJSON(beforeAugment, "old"), c);
   }
+  // A folder config of transforms cifar (the CIFAR recipe) without a recipe field: cifar.
+  const jpegs = train("--dataset", "folder", "--data-dir", "d", "--transforms", "cifar");
+  const { recipe: _r, ...noRecipe } = jpegs;
+  assertEquals(trainConfigFromJSON(noRecipe, "old").recipe, "cifar");
+  throws(() => trainConfigFromJSON({ ...good, autoAugment: "svhn" }, "meta"), /meta: autoAugment must be one of none/);
+  throws(() => trainConfigFromJSON({ ...good, randomErase: "0.1" }, "meta"), /field "randomErase" must be a number/);
 });

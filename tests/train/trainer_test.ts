@@ -116,6 +116,26 @@ Deno.test("killed mid-epoch and resumed from a mid-epoch checkpoint equals unint
   assertSameOutcome(reference, await outcome(out));
 });
 
+Deno.test("with TrivialAugmentWide and random erasing on, killed mid-epoch and resumed (in workers) equals uninterrupted", async () => {
+  const augment = ["--auto-augment=ta_wide", "--random-erase=0.5"];
+  const reference = `${tmp}/augment-reference`, out = `${tmp}/augment-mid`;
+  await train(config(reference, ...augment), { data: DATA });
+  const augmented = await outcome(reference);
+  assert(augmented.metrics[0].train_loss !== (await outcome(`${tmp}/reference`)).metrics[0].train_loss, "augmented");
+  // Interrupted and resumed with decode workers: the per-image draws depend on (seed, epoch, index) only.
+  const workers = { ...DATA, workers: 2 };
+  await train(config(out, ...augment), { data: workers, stopAfterStep: 7 });
+  const mid = decodeCheckpoint(await Deno.readFile(`${out}/last.safetensors`), out);
+  assertEquals([mid.globalStep, mid.dataPosition], [6, { epoch: 1, batch: 2 }]);
+  // Resuming without the options would not continue this run: refused, naming the field.
+  await rejects(
+    () => train(config(out, "--resume=auto", "--random-erase=0.5"), { data: workers }),
+    (e: Error) => e instanceof ConfigError && e.field === "autoAugment" && /randomErase/.test(e.message) === false,
+  );
+  await train(config(out, "--resume=auto", ...augment), { data: workers });
+  assertSameOutcome(augmented, await outcome(out));
+});
+
 Deno.test("a non-finite loss stops the run and leaves the last good checkpoint untouched", async () => {
   const out = `${tmp}/nan`;
   await rejects(
