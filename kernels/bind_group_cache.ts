@@ -290,7 +290,10 @@ export function installBindGroupCache(): void {
     }
     // Never rewritten: a content has one buffer for its whole life, so writing it now cannot change what an earlier,
     // unsubmitted dispatch reads.
-    const buffer = device.createBuffer({ size: bytes.byteLength, usage: GPUBufferUsage.COPY_DST | GPUBufferUsage.UNIFORM });
+    const buffer = device.createBuffer({
+      size: bytes.byteLength,
+      usage: GPUBufferUsage.COPY_DST | GPUBufferUsage.UNIFORM,
+    });
     self.queue.writeBuffer(buffer, 0, bytes);
     const binding = { offset: 0, size: bytes.byteLength, buffer };
     uniforms.set(key, binding);

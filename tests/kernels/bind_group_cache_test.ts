@@ -80,8 +80,7 @@ Deno.test("a buffer recycled by tfjs's pool for a new tensor binds that tensor's
   const a = tf.tensor([1, 2, 3, 4]);
   const first = tf.neg(a);
   assertEquals(await first.data(), Float32Array.of(-1, -2, -3, -4));
-  const bufferOf = (t: tf.Tensor) =>
-    (tf.backend() as WebGPUBackend).tensorMap.get(t.dataId).resource as GPUBuffer;
+  const bufferOf = (t: tf.Tensor) => (tf.backend() as WebGPUBackend).tensorMap.get(t.dataId).resource as GPUBuffer;
   const [aBuffer, firstBuffer] = [bufferOf(a), bufferOf(first)];
   // tfjs's pool hands out the last released buffer first, and a program takes its output's buffer before its
   // inputs': first's buffer goes to the next output, a's to b.
