@@ -153,8 +153,8 @@ function forgetBuffer(id: number): void {
 
 /**
  * The bind group of `pipeline`'s group 0 over `resources` (binding i = resources[i]), from the cache when one with the
- * same buffer objects, offsets and sizes was made before; `undefined` (nothing cached) when a resource is not a buffer
- * binding (a texture view).
+ * same buffer objects, offsets and sizes was made before. A resource that is not a buffer binding (a texture view)
+ * gets a new, uncached bind group every call.
  */
 export function cachedBindGroup(
   device: GPUDevice,
