@@ -12,6 +12,7 @@
  */
 import * as tf from "@tensorflow/tfjs";
 import type { WebGPUBackend } from "@tensorflow/tfjs-backend-webgpu";
+import { cachedBindGroup } from "./bind_group_cache.ts";
 
 /** One storage binding: `var<storage, read|read_write> name: array<type>` at the binding's index. */
 export interface DirectBinding {
@@ -154,7 +155,7 @@ export function runDirectProgram(program: DirectProgram): void {
     const resource = internals.makeUniforms(program.uniforms.map((f) => ({ type: "float32", data: [f.value] })));
     entries.push({ binding: buffers.length, resource });
   }
-  const bindGroup = device.createBindGroup({ layout: pipeline.getBindGroupLayout(0), entries });
+  const bindGroup = cachedBindGroup(device, pipeline, entries.map((e) => e.resource));
   internals.ensureCommandEncoderReady();
   if (!internals.computePassEncoder) internals.computePassEncoder = internals.commandEncoder!.beginComputePass({});
   const pass = internals.computePassEncoder;

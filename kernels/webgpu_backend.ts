@@ -5,6 +5,7 @@
  * @module
  */
 import * as tf from "@tensorflow/tfjs";
+import { installBindGroupCache } from "./bind_group_cache.ts";
 import { WebGPUBackend } from "@tensorflow/tfjs-backend-webgpu";
 
 /** What {@linkcode initWebGPU} found and created. */
@@ -34,6 +35,11 @@ export interface WebGPUOptions {
   optionalFeatures?: string[];
   /** Features that must be present; their absence is an error. Default: none. */
   requiredFeatures?: string[];
+  /**
+   * Reuse bind groups and uniform buffers across dispatches with the same buffers and contents
+   * (kernels/bind_group_cache.ts). Default: true. Applies to the first call, which creates the backend.
+   */
+  bindGroupCache?: boolean;
 }
 
 /** Thrown when no WebGPU adapter can be found; the message says what to install or where to run instead. */
@@ -126,6 +132,7 @@ export async function initWebGPU(options: WebGPUOptions = {}): Promise<AdapterRe
   if (!ok || tf.getBackend() !== "webgpu") {
     throw new WebGPUUnavailableError(`tfjs could not start its webgpu backend on "${adapter.info.description}"`);
   }
+  if (options.bindGroupCache ?? true) installBindGroupCache();
   const info = adapter.info;
   current = {
     name: info.description || `${info.vendor} ${info.architecture}`.trim() || "unknown adapter",

@@ -7,6 +7,7 @@ import * as tf from "@tensorflow/tfjs";
 import type { BatchStat, ResNet } from "../models/resnet.ts";
 import { clipGradNorm, lossAndTop1 } from "./losses.ts";
 import type { SGD } from "./sgd.ts";
+import { submitPendingWork } from "../kernels/bind_group_cache.ts";
 
 /** Loss options of a step. */
 export interface StepOptions {
@@ -58,6 +59,8 @@ export function makeTrainStep(
     optimizer.step(named, lr);
     tf.dispose([...named.values()]);
     model.updateRunningStats(stats);
+    // Every step from the same buffer-pool state: the same buffers, so the cached bind groups are hit.
+    submitPendingWork();
     return { loss, correct: correct! };
   };
 }
