@@ -282,13 +282,13 @@ export class GemmProgram implements WebGPUProgram {
       ? `
   ${slabA.fetch("kBegin")}
   ${slabB.fetch("kBegin")}
-  for (var k0 = kBegin; k0 < kEnd; k0 += TK) {
+  for (var s = 0; s < SLABS; s++) {
     ${slabA.store("0")}
     ${slabB.store("0")}
     workgroupBarrier();
     // Issue the next slab's global loads now; they complete while this slab is multiplied.
-    let kNext = k0 + TK;
-    if (kNext < kEnd) {
+    let kNext = kBegin + (s + 1) * TK;
+    if (s + 1 < SLABS) {
     ${slabA.fetch("kNext")}
     ${slabB.fetch("kNext")}
     }
@@ -304,11 +304,11 @@ export class GemmProgram implements WebGPUProgram {
   ${slabB.store("0")}
   workgroupBarrier();
   var cur = 0;
-  for (var k0 = kBegin; k0 < kEnd; k0 += TK) {
+  for (var s = 0; s < SLABS; s++) {
     // Issue the next slab's global loads now; they complete while this slab is multiplied, and go to the other
     // buffer, which no thread reads any more (the barrier ending the previous slab): one barrier per slab.
-    let kNext = k0 + TK;
-    let more = kNext < kEnd;
+    let kNext = kBegin + (s + 1) * TK;
+    let more = s + 1 < SLABS;
     if (more) {
     ${slabA.fetch("kNext")}
     ${slabB.fetch("kNext")}
@@ -335,6 +335,10 @@ const RM = ${t.threadM};
 const RN = ${t.threadN};
 const THREADS = ${threads};
 const K_PER_SPLIT = ${t.kPerSplit};
+// Slabs per K slice: a constant trip count keeps the barriers in uniform control flow for Tint (a bound computed
+// from workgroupId, which tfjs's prelude passes through a private variable, is not provably uniform). The last,
+// shorter slice multiplies zeros for its missing slabs; the full slices bound the dispatch's time anyway.
+const SLABS = ${t.kPerSplit / t.tileK};
 
 // ${buffers} A slab(s) [${aOuterMajor ? "TM][TK" : "TK][TM"}] and B slab(s) [TK][TN], as vec4 so that the inner loop
 // reads 128 bits at a time.

@@ -22,10 +22,12 @@ function wgsl(spec: typeof dw, tile: GemmTile, buffers: 1 | 2): string {
   return new GemmProgram({ ...spec, tiling: splitTiling(tile, spec.k, 1, buffers) }).getUserCode();
 }
 
-/** The body of the slab loop `for (var k0 ...) { ... }`. */
+/** The body of the slab loop `for (var s ...) { ... }`. */
 function slabLoop(code: string): string {
-  const start = code.indexOf("for (var k0");
-  assert(start >= 0, "a slab loop");
+  const start = code.indexOf("for (var s = 0; s < SLABS; s++)");
+  // A constant trip count: Tint (Chrome) rejects a barrier under a loop bounded by kBegin/kEnd, which derive from
+  // workgroupId, a private variable in tfjs's prelude ("must only be called from uniform control flow").
+  assert(start >= 0, "a slab loop with a constant trip count");
   let depth = 0;
   for (let i = code.indexOf("{", start); i < code.length; i++) {
     if (code[i] === "{") depth++;
