@@ -62,25 +62,30 @@ interface SlabCode {
   decl: string;
   /** Loads the slab starting at K index `k0` (a WGSL expression) into the registers. */
   fetch: (k0: string) => string;
-  /** Writes the registers into the workgroup slab. */
-  store: string;
+  /** Writes the registers into the workgroup slab that starts at vec4 index `offset` (a WGSL expression). */
+  store: (offset: string) => string;
 }
 
 /**
- * Stages one tileK-deep slab of A (`which` "A": outer index m, tile TM) or B ("B": outer index n, tile TN), laid out
- * [TK][tile outer] as vec4 in workgroup memory. Neighbouring threads take neighbouring elements along the operand's
- * contiguous index (`outerContiguous`: the outer index, else k); with `vec4`, four at a time. The per-thread loop is
- * unrolled here so that the staging values live in registers, which lets the next slab's global loads be issued
- * before the current slab is multiplied (register double-buffering).
+ * Stages one tileK-deep slab of A (`which` "A": outer index m, tile TM) or B ("B": outer index n, tile TN) in
+ * workgroup memory as vec4, laid out [TK][tile outer] (`outerMajor` false: a vec4 holds four outer elements at one
+ * k) or [tile outer][TK] (`outerMajor`: a vec4 holds four k of one outer element). Neighbouring threads take
+ * neighbouring elements along the operand's contiguous index (`outerContiguous`: the outer index, else k); with
+ * `vec4`, four at a time. With `outerMajor` and k contiguous, a thread's four k are one aligned vec4 store and
+ * neighbouring threads store neighbouring vec4s (no bank conflict); scalars land on neighbouring words. The
+ * per-thread loop is unrolled here so that the staging values live in registers, which lets the next slab's global
+ * loads be issued before the current slab is multiplied.
  */
 function slabCode(
   which: "A" | "B",
   outerContiguous: boolean,
   vec4: boolean,
+  outerMajor: boolean,
   tileOuter: number,
   tileK: number,
   threads: number,
 ): SlabCode {
+  if (outerMajor && outerContiguous) throw new Error("an outer-major slab is only for operands contiguous along k");
   const [o, base, limit, smem] = which === "A" ? ["m", "m0", "M", "As"] : ["n", "n0", "N", "Bs"];
   const call = which === "A" ? `loadA(bi, ${o}, k)` : `loadB(bi, k, ${o})`;
   const type = vec4 ? "vec4<f32>" : "f32";
@@ -98,13 +103,19 @@ function slabCode(
       ? `let oo = (${e} % ${tileOuter / 4}) * 4; let kk = ${e} / ${tileOuter / 4};`
       : `let kk = (${e} % ${tileK / 4}) * 4; let oo = ${e} / ${tileK / 4};`;
   };
-  const storeOne = (i: number) => {
-    if (!vec4) return `${smem}[(kk * ${tileOuter} + oo) / 4][oo % 4] = ${reg(i)};`;
+  const storeOne = (i: number, off: string) => {
+    if (outerMajor) {
+      // Row oo of TK words: four k of one outer element are one vec4.
+      return vec4
+        ? `${smem}[${off} + (oo * ${tileK} + kk) / 4] = ${reg(i)};`
+        : `${smem}[${off} + (oo * ${tileK} + kk) / 4][kk % 4] = ${reg(i)};`;
+    }
+    if (!vec4) return `${smem}[${off} + (kk * ${tileOuter} + oo) / 4][oo % 4] = ${reg(i)};`;
     // Four consecutive outer elements at one k: one aligned vec4 of the slab row.
-    if (outerContiguous) return `${smem}[(kk * ${tileOuter} + oo) / 4] = ${reg(i)};`;
+    if (outerContiguous) return `${smem}[${off} + (kk * ${tileOuter} + oo) / 4] = ${reg(i)};`;
     // Four consecutive k at one outer element: one component in each of four slab rows.
     return ["x", "y", "z", "w"].map((c, j) =>
-      `${smem}[((kk + ${j}) * ${tileOuter} + oo) / 4][oo % 4] = ${reg(i)}.${c};`
+      `${smem}[${off} + ((kk + ${j}) * ${tileOuter} + oo) / 4][oo % 4] = ${reg(i)}.${c};`
     )
       .join(" ");
   };
@@ -116,7 +127,7 @@ function slabCode(
         `{ ${coords(i)} let ${o} = ${base} + oo; let k = ${k0} + kk; ` +
         `${reg(i)} = ${type}(0.0); if (${o} < ${limit} && k < kEnd) { ${reg(i)} = ${call}; } }`
       ).join("\n    "),
-    store: ids.map((i) => `{ ${coords(i)} ${storeOne(i)} }`).join("\n    "),
+    store: (off) => ids.map((i) => `{ ${coords(i)} ${storeOne(i, off)} }`).join("\n    "),
   };
 }
 
@@ -183,7 +194,7 @@ export class GemmProgram implements WebGPUProgram {
     this.workgroupSize = [t.tileN / t.threadN, t.tileM / t.threadM, 1];
     this.dispatch = [Math.ceil(spec.n / t.tileN), Math.ceil(spec.m / t.tileM), spec.batch * t.splitK];
     this.shaderKey = `fastGemm_${spec.key}_b${spec.batch}_${spec.m}x${spec.n}x${spec.k}_` +
-      `${t.tileM}x${t.tileN}x${t.tileK}_${t.threadM}x${t.threadN}_s${t.splitK}x${t.kPerSplit}_` +
+      `${t.tileM}x${t.tileN}x${t.tileK}_${t.threadM}x${t.threadN}_s${t.splitK}x${t.kPerSplit}_w${t.buffers ?? 1}_` +
       `${spec.aContiguous}${spec.bContiguous}_v${spec.aVec4 ? 4 : 1}${spec.bVec4 ? 4 : 1}_r${this.outputShape.length}` +
       (spec.storeRow ? "_rows" : "");
   }
@@ -193,10 +204,16 @@ export class GemmProgram implements WebGPUProgram {
     const s = this.spec;
     const t = s.tiling;
     const threads = tileThreads(t);
-    const slabA = slabCode("A", s.aContiguous === "m", !!s.aVec4, t.tileM, t.tileK, threads);
-    const slabB = slabCode("B", s.bContiguous === "n", !!s.bVec4, t.tileN, t.tileK, threads);
+    const buffers = t.buffers ?? 1;
+    // A contiguous along k is staged [TM][TK] (vec4 stores of four k); along m, and B always, [TK][tile].
+    const aOuterMajor = s.aContiguous === "k";
+    const slabA = slabCode("A", s.aContiguous === "m", !!s.aVec4, aOuterMajor, t.tileM, t.tileK, threads);
+    const slabB = slabCode("B", s.bContiguous === "n", !!s.bVec4, false, t.tileN, t.tileK, threads);
     const rm4 = t.threadM / 4; // vec4s of A per thread per k
     const rn4 = t.threadN / 4; // vec4s of B (and accumulators per row) per thread per k
+    const tx4 = t.tileN / t.threadN; // threads along N
+    const aSize = (t.tileK * t.tileM) / 4; // vec4s of one A slab
+    const bSize = (t.tileK * t.tileN) / 4;
     const accDecl: string[] = [];
     const fmas: string[] = [];
     const stores: string[] = [];
@@ -206,15 +223,106 @@ export class GemmProgram implements WebGPUProgram {
         fmas.push(`acc_${i}_${j} = fma(vec4<f32>(a${i >> 2}[${i & 3}]), b${j}, acc_${i}_${j});`);
       }
     }
+    // Thread tx owns the column vec4s tx, tx + TX, tx + 2·TX, ... of the tile: in one k row, neighbouring threads
+    // read neighbouring vec4s of B (no bank conflict with 8 columns per thread) and store neighbouring vec4s of C.
     for (let i = 0; i < t.threadM; i++) {
       stores.push(`{
         let m = rowBase + ${i};
         if (m < M) {
           let rowOffset = outRow(z, m);
-          ${Array.from({ length: rn4 }, (_, j) => `storeVec(rowOffset, colBase + ${4 * j}, acc_${i}_${j});`).join("\n")}
+          ${
+        Array.from({ length: rn4 }, (_, j) => `storeVec(rowOffset, colBase + ${4 * tx4 * j}, acc_${i}_${j});`)
+          .join("\n          ")
+      }
         }
       }`);
     }
+    // The k loop over one slab, unrolled: straight-line code with constant offsets from aOff and bOff.
+    const bReads = (kk: number) =>
+      Array.from({ length: rn4 }, (_, j) => `let b${j} = Bs[bOff + ${kk * (t.tileN / 4) + tx4 * j}];`);
+    const steps: string[] = [];
+    if (!aOuterMajor) {
+      for (let kk = 0; kk < t.tileK; kk++) {
+        steps.push(`{ // k + ${kk}
+      ${Array.from({ length: rm4 }, (_, i) => `let a${i} = As[aOff + ${kk * (t.tileM / 4) + i}];`).join(" ")}
+      ${bReads(kk).join(" ")}
+      ${fmas.join("\n      ")}
+    }`);
+      }
+    } else {
+      // Rows of A hold four k per vec4: read one per row of the thread for four k, then regroup by k.
+      for (let q = 0; q < t.tileK / 4; q++) {
+        const rows = Array.from({ length: t.threadM }, (_, i) => `let r${i} = As[aOff + ${i * (t.tileK / 4) + q}];`);
+        const inner: string[] = [];
+        for (let c = 0; c < 4; c++) {
+          const comp = "xyzw"[c];
+          const as = Array.from(
+            { length: rm4 },
+            (_, i) =>
+              `let a${i} = vec4<f32>(r${4 * i}.${comp}, r${4 * i + 1}.${comp}, r${4 * i + 2}.${comp}, r${
+                4 * i + 3
+              }.${comp});`,
+          );
+          inner.push(`{ // k + ${4 * q + c}
+        ${as.join(" ")}
+        ${bReads(4 * q + c).join(" ")}
+        ${fmas.join("\n        ")}
+      }`);
+        }
+        steps.push(`{
+      ${rows.join(" ")}
+      ${inner.join("\n      ")}
+    }`);
+      }
+    }
+    const aOff = (cur: string) =>
+      aOuterMajor ? `${cur} * ${aSize} + ty * ${t.threadM * t.tileK / 4}` : `${cur} * ${aSize} + ty * ${rm4}`;
+    const bOff = (cur: string) => `${cur} * ${bSize} + tx`;
+    const loop = buffers === 1
+      ? `
+  ${slabA.fetch("kBegin")}
+  ${slabB.fetch("kBegin")}
+  for (var s = 0; s < SLABS; s++) {
+    ${slabA.store("0")}
+    ${slabB.store("0")}
+    workgroupBarrier();
+    // Issue the next slab's global loads now; they complete while this slab is multiplied.
+    let kNext = kBegin + (s + 1) * TK;
+    if (s + 1 < SLABS) {
+    ${slabA.fetch("kNext")}
+    ${slabB.fetch("kNext")}
+    }
+    let aOff = ${aOff("0")};
+    let bOff = ${bOff("0")};
+    ${steps.join("\n    ")}
+    workgroupBarrier();
+  }`
+      : `
+  ${slabA.fetch("kBegin")}
+  ${slabB.fetch("kBegin")}
+  ${slabA.store("0")}
+  ${slabB.store("0")}
+  workgroupBarrier();
+  var cur = 0;
+  for (var s = 0; s < SLABS; s++) {
+    // Issue the next slab's global loads now; they complete while this slab is multiplied, and go to the other
+    // buffer, which no thread reads any more (the barrier ending the previous slab): one barrier per slab.
+    let kNext = kBegin + (s + 1) * TK;
+    let more = s + 1 < SLABS;
+    if (more) {
+    ${slabA.fetch("kNext")}
+    ${slabB.fetch("kNext")}
+    }
+    let aOff = ${aOff("cur")};
+    let bOff = ${bOff("cur")};
+    ${steps.join("\n    ")}
+    if (more) {
+    ${slabA.store(`(1 - cur) * ${aSize}`)}
+    ${slabB.store(`(1 - cur) * ${bSize}`)}
+    }
+    workgroupBarrier();
+    cur = 1 - cur;
+  }`;
     return `
 const M = ${s.m};
 const N = ${s.n};
@@ -227,10 +335,15 @@ const RM = ${t.threadM};
 const RN = ${t.threadN};
 const THREADS = ${threads};
 const K_PER_SPLIT = ${t.kPerSplit};
+// Slabs per K slice: a constant trip count keeps the barriers in uniform control flow for Tint (a bound computed
+// from workgroupId, which tfjs's prelude passes through a private variable, is not provably uniform). The last,
+// shorter slice multiplies zeros for its missing slabs; the full slices bound the dispatch's time anyway.
+const SLABS = ${t.kPerSplit / t.tileK};
 
-// A slab [TK][TM] and B slab [TK][TN], as vec4 so that the inner loop reads 128 bits at a time.
-var<workgroup> As: array<vec4<f32>, ${(t.tileK * t.tileM) / 4}>;
-var<workgroup> Bs: array<vec4<f32>, ${(t.tileK * t.tileN) / 4}>;
+// ${buffers} A slab(s) [${aOuterMajor ? "TM][TK" : "TK][TM"}] and B slab(s) [TK][TN], as vec4 so that the inner loop
+// reads 128 bits at a time.
+var<workgroup> As: array<vec4<f32>, ${buffers * aSize}>;
+var<workgroup> Bs: array<vec4<f32>, ${buffers * bSize}>;
 
 fn loadA(bi: i32, m: i32, k: i32) -> ${s.aVec4 ? "vec4<f32>" : "f32"} {
   ${s.loadA}
@@ -273,28 +386,9 @@ fn main() {
   let kEnd = min(K, kBegin + K_PER_SPLIT);
   ${accDecl.join("\n  ")}
   ${slabA.decl}
-  ${slabB.decl}
-  ${slabA.fetch("kBegin")}
-  ${slabB.fetch("kBegin")}
-  for (var k0 = kBegin; k0 < kEnd; k0 += TK) {
-    ${slabA.store}
-    ${slabB.store}
-    workgroupBarrier();
-    // Issue the next slab's global loads now; they complete while this slab is multiplied.
-    let kNext = k0 + TK;
-    if (kNext < kEnd) {
-    ${slabA.fetch("kNext")}
-    ${slabB.fetch("kNext")}
-    }
-    for (var kk = 0; kk < TK; kk++) {
-      ${Array.from({ length: rm4 }, (_, i) => `let a${i} = As[kk * (TM / 4) + ty * ${rm4} + ${i}];`).join("\n      ")}
-      ${Array.from({ length: rn4 }, (_, j) => `let b${j} = Bs[kk * (TN / 4) + tx * ${rn4} + ${j}];`).join("\n      ")}
-      ${fmas.join("\n      ")}
-    }
-    workgroupBarrier();
-  }
+  ${slabB.decl}${loop}
   let rowBase = m0 + ty * RM;
-  let colBase = n0 + tx * RN;
+  let colBase = n0 + tx * 4;
   ${stores.join("\n  ")}
 }
 `;

@@ -24,6 +24,11 @@ export interface GemmTiling extends GemmTile {
   splitK: number;
   /** K elements per slice, a multiple of `tileK`; the last slice may be shorter. */
   kPerSplit: number;
+  /**
+   * Workgroup-memory slab buffers: 2 (the next slab is stored into one while the other is multiplied; one barrier per
+   * slab) when twice {@linkcode tileStorageBytes} fits the device, else 1 (two barriers per slab).
+   */
+  buffers: 1 | 2;
 }
 
 /** What the tiling needs to know about the device. */
@@ -60,9 +65,9 @@ export function tileThreads(tile: GemmTile): number {
   return (tile.tileM / tile.threadM) * (tile.tileN / tile.threadN);
 }
 
-/** Bytes of workgroup memory `tile` stages (one A and one B slab of f32). */
-export function tileStorageBytes(tile: GemmTile): number {
-  return (tile.tileM + tile.tileN) * tile.tileK * 4;
+/** Bytes of workgroup memory `tile` stages: `buffers` A and B slabs of f32. */
+export function tileStorageBytes(tile: GemmTile, buffers: 1 | 2 = 1): number {
+  return (tile.tileM + tile.tileN) * tile.tileK * 4 * buffers;
 }
 
 /** Padded output area over real output area: 1 when the tile divides both dimensions. */
@@ -99,28 +104,34 @@ export type GemmTilingChooser = (dims: GemmDims, options: GemmTilingOptions) => 
  * `tile` with K (> 0) cut into `splitK` slices of whole K slabs, or fewer when rounding the slices up to whole slabs
  * would leave trailing slices empty (every slice has work).
  */
-export function splitTiling(tile: GemmTile, k: number, splitK: number): GemmTiling {
+export function splitTiling(tile: GemmTile, k: number, splitK: number, buffers: 1 | 2 = 2): GemmTiling {
   let kPerSplit = Math.ceil(Math.ceil(k / splitK) / tile.tileK) * tile.tileK;
   const splits = Math.ceil(k / kPerSplit);
   if (splits === 1) kPerSplit = Math.ceil(k / tile.tileK) * tile.tileK;
-  return { ...tile, splitK: splits, kPerSplit };
+  return { ...tile, splitK: splits, kPerSplit, buffers };
 }
 
 /**
  * A chooser that always answers `tile` with `splitK` K slices ({@linkcode splitTiling}; one where the caller needs
- * `noSplit`), whatever the device: forces a configuration in tests.
+ * `noSplit`) and `buffers` workgroup-memory buffers, whatever the device: forces a configuration in tests.
  */
-export function fixedGemmTiling(tile: GemmTile, splitK = 1): GemmTilingChooser {
-  return (dims, options) => splitTiling(tile, dims.k, options.noSplit ? 1 : splitK);
+export function fixedGemmTiling(tile: GemmTile, splitK = 1, buffers: 1 | 2 = 2): GemmTilingChooser {
+  return (dims, options) => splitTiling(tile, dims.k, options.noSplit ? 1 : splitK, buffers);
 }
 
 /** Largest padding overhead accepted before a smaller tile is preferred. */
 const MAX_WASTE = 1.3;
 
 /**
- * Chooses the tile and split-K for a `batch` × [m, k] · [k, n] product: the most efficient tile whose padding waste
- * is acceptable (the least wasteful one otherwise), then as many K slices as it takes to reach
- * `limits.targetWorkgroups`, without slices shorter than `limits.minKPerSplit` (none with `options.noSplit`).
+ * Chooses the tile and split-K for a `batch` × [m, k] · [k, n] product. Among the tiles whose padding waste is
+ * acceptable, the most efficient one that reaches `limits.targetWorkgroups` counting the K slices it may be cut into
+ * (slices of at least `limits.minKPerSplit`; none with `options.noSplit`); when none does, the one that reaches the
+ * most workgroups (the least wasteful tile when none is acceptable). Then as many K slices as it takes to reach the
+ * target. A small output with a long K (backprop-filter of deep layers) thus gets a big tile cut along K rather than
+ * a small tile that fills the device by itself: the small tile reads twice (or four times) the operand bytes per FLOP
+ * from global and workgroup memory, while the split's partial sums cost splitK·M·N floats, a small fraction of the
+ * GEMM's M·N·K work since slices are at least `minKPerSplit` long.
+ * Two workgroup-memory buffers when twice the tile's slabs fit the device, else one.
  * @throws {RangeError} when a dimension is not a positive integer or no tile fits the device limits.
  */
 export function chooseGemmTiling(
@@ -144,21 +155,19 @@ export function chooseGemmTiling(
   }
   const { batch, m, n, k } = dims;
   const workgroups = (t: GemmTile) => batch * Math.ceil(m / t.tileM) * Math.ceil(n / t.tileN);
-  // Prefer big tiles (fewer global loads per FLOP) unless padding wastes too much; among acceptable ones, prefer a
-  // tile that already fills the device, else the biggest (split-K will fill it).
+  const maxSplit = (t: GemmTile) =>
+    options.noSplit ? 1 : Math.max(1, Math.floor(k / Math.max(limits.minKPerSplit, t.tileK)));
+  const reach = (t: GemmTile) => workgroups(t) * maxSplit(t);
   const acceptable = fits.filter((t) => tileWaste(t, m, n) <= MAX_WASTE);
   let tile: GemmTile;
   if (acceptable.length > 0) {
-    tile = acceptable.find((t) => workgroups(t) >= limits.targetWorkgroups) ?? acceptable[0];
+    tile = acceptable.find((t) => reach(t) >= limits.targetWorkgroups) ??
+      acceptable.reduce((best, t) => (reach(t) > reach(best) ? t : best));
   } else {
     tile = fits.reduce((best, t) => (tileWaste(t, m, n) < tileWaste(best, m, n) ? t : best));
   }
   const wg = workgroups(tile);
-  let splitK = 1;
-  if (wg < limits.targetWorkgroups && !options.noSplit) {
-    const wanted = Math.ceil(limits.targetWorkgroups / wg);
-    const allowed = Math.max(1, Math.floor(k / Math.max(limits.minKPerSplit, tile.tileK)));
-    splitK = Math.min(wanted, allowed);
-  }
-  return splitTiling(tile, k, splitK);
+  const splitK = wg < limits.targetWorkgroups ? Math.min(Math.ceil(limits.targetWorkgroups / wg), maxSplit(tile)) : 1;
+  const buffers = tileStorageBytes(tile, 2) <= limits.maxWorkgroupStorageBytes ? 2 : 1;
+  return splitTiling(tile, k, splitK, buffers);
 }

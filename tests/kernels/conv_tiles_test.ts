@@ -67,8 +67,16 @@ function splitOf(c: TileCase, tileIndex: number): number {
   return c.parity === "always" ? 1 : 1 + (tileIndex + CASES.indexOf(c)) % 2;
 }
 
+/**
+ * Workgroup-memory buffers of case `c` on the tile at `tileIndex`: 1 and 2 in pairs of tiles, so that every tile and
+ * every loader runs both, and both with split-K 1 and 2 (over the six tiles).
+ */
+function buffersOf(c: TileCase, tileIndex: number): 1 | 2 {
+  return Math.floor((tileIndex + CASES.indexOf(c)) / 2) % 2 === 0 ? 1 : 2;
+}
+
 /** Runs `c` on `tile` through its kernel; returns the output, the reference and the programs that ran. */
-async function runCase(c: TileCase, tile: GemmTile, splitK: number) {
+async function runCase(c: TileCase, tile: GemmTile, splitK: number, buffers: 1 | 2) {
   const [b, h, w, ci, co, k, s, p] = c.conv;
   const g = convGeometry([b, h, w, ci], [k, k, ci, co], { strides: s, pad: explicitPad(p) });
   assert(g);
@@ -77,7 +85,7 @@ async function runCase(c: TileCase, tile: GemmTile, splitK: number) {
   const dy = tf.randomNormal([b, g.outHeight, g.outWidth, co], 0, 1, "float32", 33);
   const backend = tf.backend() as WebGPUBackend;
   const attrs = { strides: [s, s], pad: explicitPad(p), dataFormat: "NHWC" };
-  const tiling = fixedGemmTiling(tile, splitK);
+  const tiling = fixedGemmTiling(tile, splitK, buffers);
   const { result, programs } = recordPrograms(() => {
     if (c.pass === "forward") return fastConv2D({ inputs: { x, filter }, backend, attrs }, { tiling });
     if (c.pass === "backpropFilter") {
@@ -109,10 +117,15 @@ async function runCase(c: TileCase, tile: GemmTile, splitK: number) {
 
 const TILES = [...GEMM_TILES, ...SOFTWARE_GEMM_TILES];
 
-Deno.test("every tile runs split-K 1 and 2, and so does every loader but the parity GEMMs", () => {
+Deno.test("every tile runs split-K 1 and 2 and 1 and 2 slab buffers, and so does every loader (split-K: but the parity GEMMs)", () => {
   for (let t = 0; t < TILES.length; t++) assertEquals(new Set(CASES.map((c) => splitOf(c, t))), new Set([1, 2]));
   for (const c of CASES.filter((c) => c.parity !== "always")) {
     assertEquals(new Set(TILES.map((_, t) => splitOf(c, t))), new Set([1, 2]), c.why);
+  }
+  for (let t = 0; t < TILES.length; t++) assertEquals(new Set(CASES.map((c) => buffersOf(c, t))), new Set([1, 2]));
+  for (const c of CASES) {
+    const pairs = new Set(TILES.map((_, t) => `${splitOf(c, t)}/${buffersOf(c, t)}`));
+    assertEquals(pairs.size, c.parity === "always" ? 2 : 4, `every split-K with both buffer counts: ${c.why}`);
   }
 });
 
@@ -121,14 +134,15 @@ TILES.forEach((tile, tileIndex) => {
   Deno.test(`every convolution loader on the ${name} tile matches a float64 reference`, async () => {
     for (const c of CASES) {
       const splitK = splitOf(c, tileIndex);
-      const where = `${c.pass} [${c.conv}] split-K ${splitK} on ${name} (${c.why})`;
-      const { actual, expected, programs, gemms } = await runCase(c, tile, splitK);
+      const buffers = buffersOf(c, tileIndex);
+      const where = `${c.pass} [${c.conv}] split-K ${splitK}, ${buffers} buffer(s) on ${name} (${c.why})`;
+      const { actual, expected, programs, gemms } = await runCase(c, tile, splitK, buffers);
       assert(actual, `${where}: the kernel declined (register.ts would have run stock)`);
       const ran = gemmPrograms(programs).map((q) => {
         const t = q.spec.tiling;
-        return [t.tileM, t.tileN, t.tileK, t.splitK, !!q.spec.storeRow];
+        return [t.tileM, t.tileN, t.tileK, t.splitK, t.buffers, !!q.spec.storeRow];
       });
-      const want = [tile.tileM, tile.tileN, tile.tileK, splitK, c.parity === "always"];
+      const want = [tile.tileM, tile.tileN, tile.tileK, splitK, buffers, c.parity === "always"];
       assertEquals(ran, Array(gemms).fill(want), `${where}: the programs that ran`);
       assertEquals(programs.some((q) => q instanceof SplitKReduceProgram), splitK > 1, `${where}: reduction pass`);
       const err = relativeError(actual, expected);

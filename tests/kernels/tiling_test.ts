@@ -57,7 +57,7 @@ Deno.test("chooseGemmTiling: K slices cover K exactly, respect the limits and fi
             const t = chooseGemmTiling({ batch, m, n, k }, limits);
             const where = `batch ${batch} m ${m} n ${n} k ${k}: ${JSON.stringify(t)}`;
             assert(tileThreads(t) <= limits.maxInvocationsPerWorkgroup, where);
-            assert(tileStorageBytes(t) <= limits.maxWorkgroupStorageBytes, where);
+            assert(tileStorageBytes(t, t.buffers) <= limits.maxWorkgroupStorageBytes, where);
             assertEquals(t.kPerSplit % t.tileK, 0, where);
             assert(t.splitK >= 1, where);
             assert(t.splitK * t.kPerSplit >= k, `slices cover K: ${where}`);
@@ -84,14 +84,98 @@ Deno.test("chooseGemmTiling: ResNet backprop-filter at 64 channels, 32x32, batch
   assertEquals([big.tileM, big.tileN, big.splitK], [128, 128, 1]);
 });
 
+/**
+ * Backprop-filter of every distinct convolution of torchvision's ResNet-18 and ResNet-50 (ImageNet, 224²) at batch
+ * 128 and 512 on an H100's limits: [name, kernel, in channels, out channels, output size, stride, then for batch 128
+ * and 512 the expected [tileM, tileN, splitK, workgroups of the GEMM]]. Before 2026-12-01 layer 3's and layer 4's
+ * 3×3 convolutions took 32×32 (or 64×64) tiles without split-K, the first tile that filled the device by itself.
+ */
+const RESNET_BACKPROP_FILTER: [string, number, number, number, number, number, number[], number[]][] = [
+  ["resnet18 stem", 7, 3, 64, 112, 2, [32, 32, 53, 530], [32, 32, 53, 530]],
+  ["resnet18 layer1 3x3", 3, 64, 64, 56, 1, [128, 64, 106, 530], [128, 64, 106, 530]],
+  ["resnet18 layer2 3x3/2", 3, 64, 128, 28, 2, [128, 128, 105, 525], [128, 128, 106, 530]],
+  ["resnet18 layer2 3x3", 3, 128, 128, 28, 1, [128, 128, 59, 531], [128, 128, 59, 531]],
+  ["resnet18 layer2 downsample", 1, 64, 128, 28, 2, [64, 64, 262, 524], [64, 128, 523, 523]],
+  ["resnet18 layer3 3x3/2", 3, 128, 256, 14, 2, [128, 128, 30, 540], [128, 128, 30, 540]],
+  ["resnet18 layer3 3x3", 3, 256, 256, 14, 1, [128, 128, 15, 540], [128, 128, 15, 540]],
+  ["resnet18 layer3 downsample", 1, 128, 256, 14, 2, [64, 64, 66, 528], [128, 128, 262, 524]],
+  ["resnet18 layer4 3x3/2", 3, 256, 512, 7, 2, [128, 128, 8, 576], [128, 128, 8, 576]],
+  ["resnet18 layer4 3x3", 3, 512, 512, 7, 1, [128, 128, 4, 576], [128, 128, 4, 576]],
+  ["resnet18 layer4 downsample", 1, 256, 512, 7, 2, [64, 64, 17, 544], [128, 128, 66, 528]],
+  ["resnet50 layer1 1x1 64>64", 1, 64, 64, 56, 1, [64, 64, 523, 523], [64, 64, 526, 526]],
+  ["resnet50 layer1 1x1 256>64", 1, 256, 64, 56, 1, [128, 64, 262, 524], [128, 64, 264, 528]],
+  ["resnet50 layer1 3x3", 3, 64, 64, 56, 1, [128, 64, 106, 530], [128, 64, 106, 530]],
+  ["resnet50 layer1 1x1 64>256", 1, 64, 256, 56, 1, [64, 128, 262, 524], [64, 128, 264, 528]],
+  ["resnet50 layer2 1x1 256>128", 1, 256, 128, 56, 1, [128, 128, 262, 524], [128, 128, 264, 528]],
+  ["resnet50 layer2 1x1 512>128", 1, 512, 128, 28, 1, [128, 128, 131, 524], [128, 128, 132, 528]],
+  ["resnet50 layer2 3x3/2", 3, 128, 128, 28, 2, [128, 128, 59, 531], [128, 128, 59, 531]],
+  ["resnet50 layer2 3x3", 3, 128, 128, 28, 1, [128, 128, 59, 531], [128, 128, 59, 531]],
+  ["resnet50 layer2 1x1 128>512", 1, 128, 512, 28, 1, [128, 128, 131, 524], [128, 128, 132, 528]],
+  ["resnet50 layer2 downsample", 1, 256, 512, 28, 2, [128, 128, 66, 528], [128, 128, 66, 528]],
+  ["resnet50 layer3 1x1 512>256", 1, 512, 256, 28, 1, [128, 128, 66, 528], [128, 128, 66, 528]],
+  ["resnet50 layer3 1x1 1024>256", 1, 1024, 256, 14, 1, [128, 128, 33, 528], [128, 128, 33, 528]],
+  ["resnet50 layer3 3x3/2", 3, 256, 256, 14, 2, [128, 128, 15, 540], [128, 128, 15, 540]],
+  ["resnet50 layer3 3x3", 3, 256, 256, 14, 1, [128, 128, 15, 540], [128, 128, 15, 540]],
+  ["resnet50 layer3 1x1 256>1024", 1, 256, 1024, 14, 1, [128, 128, 33, 528], [128, 128, 33, 528]],
+  ["resnet50 layer3 downsample", 1, 512, 1024, 14, 2, [128, 128, 17, 544], [128, 128, 17, 544]],
+  ["resnet50 layer4 1x1 1024>512", 1, 1024, 512, 14, 1, [128, 128, 17, 544], [128, 128, 17, 544]],
+  ["resnet50 layer4 1x1 2048>512", 1, 2048, 512, 7, 1, [128, 128, 9, 576], [128, 128, 9, 576]],
+  ["resnet50 layer4 3x3/2", 3, 512, 512, 7, 2, [128, 128, 4, 576], [128, 128, 4, 576]],
+  ["resnet50 layer4 3x3", 3, 512, 512, 7, 1, [128, 128, 4, 576], [128, 128, 4, 576]],
+  ["resnet50 layer4 1x1 512>2048", 1, 512, 2048, 7, 1, [128, 128, 9, 576], [128, 128, 9, 576]],
+  ["resnet50 layer4 downsample", 1, 1024, 2048, 7, 2, [128, 128, 5, 640], [128, 128, 5, 640]],
+];
+
+Deno.test("chooseGemmTiling: ResNet-18/50 backprop-filter at batch 128 and 512 takes big tiles cut along K", () => {
+  for (const [name, kernel, ci, co, size, stride, ...expected] of RESNET_BACKPROP_FILTER) {
+    [128, 512].forEach((batch, i) => {
+      const pad = (kernel - 1) / 2;
+      const g = convGeometry([batch, size * stride, size * stride, ci], [kernel, kernel, ci, co], {
+        strides: stride,
+        pad: [[0, 0], [pad, pad], [pad, pad], [0, 0]],
+      })!;
+      const spec = convBackpropFilterSpec(g);
+      assertEquals([spec.m, spec.n, spec.k], [kernel * kernel * ci, co, batch * size * size], name);
+      const t = chooseGemmTiling({ batch: 1, m: spec.m, n: spec.n, k: spec.k }, H100);
+      const workgroups = Math.ceil(spec.m / t.tileM) * Math.ceil(spec.n / t.tileN) * t.splitK;
+      const where = `${name} batch ${batch}: ${JSON.stringify(t)}`;
+      assertEquals([t.tileM, t.tileN, t.splitK, workgroups], expected[i], where);
+      assertEquals(t.buffers, 2, `${where}: two slab buffers fit 48 KiB`);
+      // What the table encodes: the device is filled, by the biggest acceptable tile that can fill it with split-K.
+      // (within 2 %: slices are whole 16-deep slabs, so K may not cut into exactly the wanted count).
+      assert(workgroups >= 0.98 * H100.targetWorkgroups, `${where}: fills the device`);
+      const better = GEMM_TILES.slice(0, GEMM_TILES.findIndex((c) => c.tileM === t.tileM && c.tileN === t.tileN))
+        .filter((c) => tileWaste(c, spec.m, spec.n) <= 1.3)
+        .filter((c) => Math.ceil(spec.m / c.tileM) * Math.ceil(spec.n / c.tileN) * Math.floor(spec.k / 256) >= 528);
+      assertEquals(better, [], `${where}: a bigger tile could fill the device with split-K`);
+    });
+  }
+});
+
+Deno.test("chooseGemmTiling: two slab buffers only where they fit the device's workgroup memory", () => {
+  const dims = { batch: 1, m: 2304, n: 256, k: 25088 };
+  const at = (bytes: number) => chooseGemmTiling(dims, { ...H100, maxWorkgroupStorageBytes: bytes });
+  // 128x128x16: 16 KiB per buffer.
+  assertEquals([at(49152).tileM, at(49152).buffers], [128, 2]);
+  assertEquals([at(32768).tileM, at(32768).buffers], [128, 2]);
+  assertEquals([at(16384).tileM, at(16384).tileN, at(16384).buffers], [128, 128, 1]);
+  for (const bytes of [16384, 32768, 49152]) {
+    assert(tileStorageBytes(at(bytes), at(bytes).buffers) <= bytes, `${bytes}`);
+  }
+  // Without splitting (rows stored into a shared output) the small tile that fills the device still wins.
+  const noSplit = chooseGemmTiling(dims, H100, { noSplit: true });
+  assertEquals([noSplit.tileM, noSplit.tileN, noSplit.splitK], [32, 32, 1]);
+});
+
 Deno.test("fixedGemmTiling forces a tile and split-K whatever the device, one slice where splitting is barred", () => {
   const tile = GEMM_TILES[2]; // 64x128
   const dims = { batch: 1, m: 37, n: 70, k: 44 };
-  assertEquals(fixedGemmTiling(tile, 2)(dims, {}), { ...tile, splitK: 2, kPerSplit: 32 });
-  assertEquals(fixedGemmTiling(tile, 2)(dims, { noSplit: true }), { ...tile, splitK: 1, kPerSplit: 48 });
-  assertEquals(fixedGemmTiling(tile)(dims, {}), { ...tile, splitK: 1, kPerSplit: 48 });
+  assertEquals(fixedGemmTiling(tile, 2)(dims, {}), { ...tile, splitK: 2, kPerSplit: 32, buffers: 2 });
+  assertEquals(fixedGemmTiling(tile, 2)(dims, { noSplit: true }), { ...tile, splitK: 1, kPerSplit: 48, buffers: 2 });
+  assertEquals(fixedGemmTiling(tile)(dims, {}), { ...tile, splitK: 1, kPerSplit: 48, buffers: 2 });
+  assertEquals(fixedGemmTiling(tile, 1, 1)(dims, {}), { ...tile, splitK: 1, kPerSplit: 48, buffers: 1 });
   // K = 20 cannot hold 3 non-empty slices of whole 16-deep slabs: 2 slices.
-  assertEquals(fixedGemmTiling(tile, 3)({ ...dims, k: 20 }, {}), { ...tile, splitK: 2, kPerSplit: 16 });
+  assertEquals(fixedGemmTiling(tile, 3)({ ...dims, k: 20 }, {}), { ...tile, splitK: 2, kPerSplit: 16, buffers: 2 });
 });
 
 Deno.test("chooseGemmTiling rejects non-positive dimensions and impossible devices, naming the problem", () => {
