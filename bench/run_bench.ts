@@ -6,6 +6,11 @@
 import type { AdapterReport } from "../kernels/webgpu_backend.ts";
 import { throwOnWebGPUErrors } from "../kernels/webgpu_backend.ts";
 import { registerFastKernels, restoreStockKernels } from "../kernels/register.ts";
+import {
+  bindGroupCacheInstalled,
+  installBindGroupCache,
+  uninstallBindGroupCache,
+} from "../kernels/bind_group_cache.ts";
 import { createResNet } from "../models/resnet.ts";
 import { resnetSpec } from "../models/resnet_spec.ts";
 import type { BenchConfig, BenchReport, OpRow } from "./bench_report.ts";
@@ -31,7 +36,16 @@ export async function runBench(
     date: new Date().toISOString(),
     config,
   };
-  const ours = () => registerFastKernels({ kernels: config.kernels });
+  // Stock means stock tfjs: its kernels and its own uniform and bind-group creation (our cache off).
+  const cache = bindGroupCacheInstalled();
+  const ours = () => {
+    registerFastKernels({ kernels: config.kernels });
+    if (cache) installBindGroupCache();
+  };
+  const stock = () => {
+    restoreStockKernels();
+    uninstallBindGroupCache();
+  };
   if (config.train) {
     const spec = resnetSpec(config.arch, { stem: config.stem, width: config.width, numClasses: config.numClasses });
     const model = createResNet(spec, { seed: 0 });
@@ -44,8 +58,8 @@ export async function runBench(
     if (config.compareStock) {
       // All stock: tfjs's kernels, the composite batch norm (tf.moments + tf.batchNorm + tf.relu), SGD as tfjs ops;
       // the same warm-up and timed steps as ours.
-      restoreStockKernels();
-      log("training step, stock tfjs kernels, composite batch norm, SGD as tfjs ops");
+      stock();
+      log("training step, stock tfjs kernels and bind groups, composite batch norm, SGD as tfjs ops");
       const stockModel = createResNet(spec, { seed: 0, fusedBatchNorm: false });
       report.stock = { train: await benchTrainStep(stockModel, { ...opts, sgd: "ops" }) };
       stockModel.dispose();
@@ -73,7 +87,7 @@ export async function runBench(
       if (config.compareStock) {
         // Correctness on this adapter at this size (CI checks many shapes on llvmpipe; a GPU may differ).
         const output = await opOutput(c);
-        restoreStockKernels();
+        stock();
         row.stock = await timeOp(c, { reps: row.ours.reps, stock: true });
         row.relError = relativeError(output, await opOutput(c, { stock: true }));
       }

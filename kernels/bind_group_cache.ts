@@ -352,6 +352,25 @@ export function installBindGroupCache(): void {
   installed.add(backend);
 }
 
+/** Whether the active backend reuses uniforms and bind groups (see {@linkcode installBindGroupCache}). */
+export function bindGroupCacheInstalled(): boolean {
+  return installed.has(tf.backend());
+}
+
+/**
+ * Puts tfjs's own uniform and bind-group creation back on the active backend: stock tfjs, e.g. for the stock side of
+ * `deno task bench --compare-stock`. Buffers already cached are left to the garbage collector (recorded commands may
+ * still use them). {@linkcode installBindGroupCache} installs a fresh cache again.
+ */
+export function uninstallBindGroupCache(): void {
+  const backend = tf.backend();
+  if (!installed.has(backend)) return;
+  // The cache replaced two methods on the instance; deleting the own properties exposes the class's again.
+  delete (backend as { makeUniforms?: unknown }).makeUniforms;
+  delete (backend as { recordAndSubmit?: unknown }).recordAndSubmit;
+  installed.delete(backend);
+}
+
 /**
  * Ends a training step for the cache: submits the commands tfjs has recorded but not submitted yet (it submits every
  * `WEBGPU_DEFERRED_SUBMIT_BATCH_SIZE` dispatches and on readbacks), which releases the buffers of the tensors disposed

@@ -3,7 +3,13 @@ import type { WebGPUBackend } from "@tensorflow/tfjs-backend-webgpu";
 import { assert, assertEquals, assertStrictEquals } from "../assert.ts";
 import { initWebGPU, takeWebGPUErrors } from "../../kernels/webgpu_backend.ts";
 import { allocateTensor, runDirectProgram } from "../../kernels/direct_program.ts";
-import { bindGroupCacheStats, submitPendingWork } from "../../kernels/bind_group_cache.ts";
+import {
+  bindGroupCacheInstalled,
+  bindGroupCacheStats,
+  installBindGroupCache,
+  submitPendingWork,
+  uninstallBindGroupCache,
+} from "../../kernels/bind_group_cache.ts";
 
 await initWebGPU();
 // Every op on the GPU (tfjs otherwise computes ops on small CPU-resident tensors on the CPU).
@@ -120,4 +126,27 @@ Deno.test("destroying a buffer drops the cached bind groups that name it; a new 
   assertEquals(bindGroupCacheStats().misses - after.misses, 1, "a new buffer gets a new bind group");
   second.buffer.destroy();
   assertEquals(takeWebGPUErrors(), []);
+});
+
+Deno.test("uninstalled, tfjs creates its own bind groups again (the bench's stock side); reinstalled, it hits", async () => {
+  const x = tf.tensor([-1, 0, 1, 2, 3, 4, 5, 6]);
+  const tfjsSteps = (n: number) => {
+    for (let i = 0; i < n; i++) {
+      tf.dispose(tf.tidy(() => tf.sum(tf.relu(tf.add(tf.mul(x, 2), 1)))));
+      submitPendingWork();
+    }
+  };
+  tfjsSteps(3);
+  uninstallBindGroupCache();
+  assertStrictEquals(bindGroupCacheInstalled(), false);
+  const before = bindGroupCacheStats();
+  tfjsSteps(3);
+  const off = bindGroupCacheStats();
+  assertEquals([off.hits - before.hits, off.misses - before.misses], [0, 0], "tfjs's programs bypass the cache");
+  installBindGroupCache();
+  tfjsSteps(3);
+  const on = bindGroupCacheStats();
+  assert(on.hits - off.hits > 0, "reinstalled: hits again");
+  assertEquals(takeWebGPUErrors(), []);
+  x.dispose();
 });
