@@ -128,7 +128,7 @@ Deno.test("destroying a buffer drops the cached bind groups that name it; a new 
   assertEquals(takeWebGPUErrors(), []);
 });
 
-Deno.test("uninstalled, tfjs creates its own bind groups again (the bench's stock side); reinstalled, it hits", async () => {
+Deno.test("uninstalled, tfjs creates its own bind groups again (the bench's stock side); reinstalled, it hits", () => {
   const x = tf.tensor([-1, 0, 1, 2, 3, 4, 5, 6]);
   const tfjsSteps = (n: number) => {
     for (let i = 0; i < n; i++) {
