@@ -23,6 +23,7 @@
  */
 import * as tf from "@tensorflow/tfjs";
 import type { WebGPUBackend } from "@tensorflow/tfjs-backend-webgpu";
+import { type UniformField, type WebGPUInternals, webgpuInternals } from "./webgpu_internals.ts";
 
 /** Cache counters since install (or {@linkcode resetBindGroupCacheStats}). */
 export interface BindGroupCacheStats {
@@ -61,52 +62,6 @@ export function bindGroupCacheStats(): BindGroupCacheStats {
 export function resetBindGroupCacheStats(): void {
   for (const k of Object.keys(stats) as (keyof BindGroupCacheStats)[]) stats[k] = 0;
 }
-
-type UniformField = { type: string; data: number[] };
-
-/** The tfjs-webgpu 4.22 members the cache drives (private in its typings). */
-interface Internals {
-  device: GPUDevice;
-  queue: GPUQueue;
-  commandEncoder: GPUCommandEncoder | null;
-  computePassEncoder: GPUComputePassEncoder | null;
-  dispatchCountInPass: number;
-  commandQueueOwnedIds: WeakSet<object>;
-  activeTimers: unknown[] | null | undefined;
-  ensureCommandEncoderReady(): void;
-  endComputePassEncoder(): void;
-  submitQueue(): void;
-  makeUniforms(uniforms: UniformField[]): GPUBufferBinding;
-  tensorToBinding(t: tf.TensorInfo): GPUBindingResource | null;
-  recordAndSubmit(
-    program: TfjsProgram,
-    output: tf.TensorInfo,
-    inputs: tf.TensorInfo[],
-    programDefinedUniform?: UniformField[],
-  ): void;
-}
-
-interface TfjsProgram {
-  pipeline: GPUComputePipeline | Promise<GPUComputePipeline>;
-  pixelsOpType?: number | null;
-  outputShape: number[];
-  outputComponent?: number;
-  size?: boolean;
-  dispatch: [number, number, number];
-}
-
-const REQUIRED = [
-  "device",
-  "queue",
-  "dispatchCountInPass",
-  "commandQueueOwnedIds",
-  "ensureCommandEncoderReady",
-  "endComputePassEncoder",
-  "submitQueue",
-  "makeUniforms",
-  "tensorToBinding",
-  "recordAndSubmit",
-] as const;
 
 const installed = new WeakSet<object>();
 /** Ids of buffers count up and are never reused. */
@@ -258,14 +213,7 @@ export function installBindGroupCache(): void {
   }
   const backend = tf.backend() as WebGPUBackend;
   if (installed.has(backend)) return;
-  const missing = REQUIRED.filter((m) => !(m in backend));
-  if (missing.length > 0) {
-    throw new Error(
-      `installBindGroupCache: this tfjs-backend-webgpu lacks ${missing.join(", ")} (written against 4.22.0); ` +
-        "see kernels/bind_group_cache.ts",
-    );
-  }
-  const self = backend as unknown as Internals;
+  const self = webgpuInternals(backend, "installBindGroupCache");
   const device = self.device;
   const stockRecord = self.recordAndSubmit.bind(self);
   let uniforms = new Map<string, GPUBufferBinding>();
@@ -382,7 +330,7 @@ export function uninstallBindGroupCache(): void {
  */
 export function submitPendingWork(): void {
   if (tf.getBackend() !== "webgpu") return;
-  const self = tf.backend() as unknown as Partial<Internals> & {
+  const self = tf.backend() as unknown as Partial<WebGPUInternals> & {
     bufferManager?: { freeBuffers?: Map<string, GPUBuffer[]> };
   };
   if (!self.endComputePassEncoder || !self.submitQueue) return;

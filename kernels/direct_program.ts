@@ -13,6 +13,7 @@
 import * as tf from "@tensorflow/tfjs";
 import type { WebGPUBackend } from "@tensorflow/tfjs-backend-webgpu";
 import { cachedBindGroup } from "./bind_group_cache.ts";
+import { webgpuInternals } from "./webgpu_internals.ts";
 
 /** One storage binding: `var<storage, read|read_write> name: array<type>` at the binding's index. */
 export interface DirectBinding {
@@ -47,41 +48,7 @@ export interface DirectProgram {
   workgroups: [number, number, number];
 }
 
-/** The tfjs-webgpu 4.22 members this module drives (private in its typings). */
-interface BackendInternals {
-  commandEncoder: GPUCommandEncoder | null;
-  computePassEncoder: GPUComputePassEncoder | null;
-  dispatchCountInPass: number;
-  commandQueueOwnedIds: WeakSet<object>;
-  ensureCommandEncoderReady(): void;
-  endComputePassEncoder(): void;
-  submitQueue(): void;
-  makeUniforms(uniforms: { type: string; data: number[] }[]): GPUBufferBinding;
-}
-
-const REQUIRED_MEMBERS = [
-  "dispatchCountInPass",
-  "commandQueueOwnedIds",
-  "ensureCommandEncoderReady",
-  "endComputePassEncoder",
-  "submitQueue",
-  "makeUniforms",
-  "uploadToGPU",
-  "tensorMap",
-] as const;
-
 const pipelines = new WeakMap<GPUDevice, Map<string, GPUComputePipeline>>();
-
-function internalsOf(backend: WebGPUBackend): BackendInternals {
-  const missing = REQUIRED_MEMBERS.filter((m) => !(m in backend));
-  if (missing.length > 0) {
-    throw new Error(
-      `runDirectProgram: this tfjs-backend-webgpu lacks ${missing.join(", ")} (written against 4.22.0); ` +
-        "see kernels/direct_program.ts",
-    );
-  }
-  return backend as unknown as BackendInternals;
-}
 
 function pipelineFor(device: GPUDevice, program: DirectProgram): GPUComputePipeline {
   let cache = pipelines.get(device);
@@ -127,7 +94,7 @@ export function runDirectProgram(program: DirectProgram): void {
   if (tf.getBackend() !== "webgpu") {
     throw new Error(`runDirectProgram: needs the webgpu backend, not ${tf.getBackend()}`);
   }
-  const internals = internalsOf(backend);
+  const internals = webgpuInternals(backend, "runDirectProgram");
   const buffers = program.bindings.map((b) => {
     backend.uploadToGPU(b.tensor.dataId);
     const data = backend.tensorMap.get(b.tensor.dataId);
