@@ -11,7 +11,7 @@
  */
 import type { StateDict } from "./host_tensor.ts";
 import { type CheckpointState, type DataPosition, loadCheckpoint } from "./checkpoint.ts";
-import { dirname, join, resolve } from "node:path";
+import { join } from "node:path";
 import { atomicWriteFile } from "./atomic_write.ts";
 import {
   BEST_CHECKPOINT,
@@ -151,8 +151,16 @@ export class CheckpointSaver {
     const last = join(this.dir, LAST_CHECKPOINT), best = join(this.dir, BEST_CHECKPOINT);
     const stale = [];
     if (await older(last, (s) => s.globalStep >= state.globalStep)) stale.push(last);
-    // The best metric changes only in a save that writes `best`: a different one there means that write was lost.
-    if (state.bestMetric !== null && await older(best, (s) => s.bestMetric === state.bestMetric)) stale.push(best);
+    // The best metric changes only in a save that writes `best`: when `best` is from an earlier step and holds another
+    // metric, the save resumed from set it and lost that write. A missing or unreadable `best` proves nothing (the
+    // improving save may be an earlier one whose file was damaged since), so it is left alone.
+    if (state.bestMetric !== null) {
+      let found: CheckpointState | undefined;
+      try {
+        found = await loadCheckpoint(best);
+      } catch { /* missing or unreadable: left alone */ }
+      if (found && found.globalStep < state.globalStep && found.bestMetric !== state.bestMetric) stale.push(best);
+    }
     if (stale.length === 0) return;
     const bytes = await Deno.readFile(path);
     for (const file of stale) await atomicWriteFile(file, bytes);
@@ -188,7 +196,8 @@ export class CheckpointSaver {
     this.#bestMetric = rest.bestMetric;
     const { epoch, batch } = rest.dataPosition;
     this.#log(`resumed from ${path}: epoch ${epoch + 1}, batch ${batch}, step ${rest.globalStep}`);
-    if (resolve(dirname(path)) === resolve(this.dir)) await this.#completeInterruptedSave(path, state);
+    // Only for the newest checkpoint of this folder: an explicitly chosen older one is no interrupted save.
+    if (from === "auto") await this.#completeInterruptedSave(path, state);
     return { ...rest, path };
   }
 }

@@ -188,3 +188,24 @@ Deno.test("CheckpointSaver.resume completes a save that a kill cut off after its
     assertEquals(again.messages.at(-1)?.includes(BEST_CHECKPOINT), false, again.messages.at(-1));
   });
 });
+
+Deno.test("CheckpointSaver.resume never replaces a good best with an older or unevaluated checkpoint", async () => {
+  await withTempDir(async (dir) => {
+    const writer = saverFor(dir);
+    await saveAt(writer, 10, 0.5);
+    await saveAt(writer, 15); // mid-epoch: no metric
+    await saveAt(writer, 20, 0.7);
+    await saveAt(writer, 30, 0.6);
+    const best = await Deno.readFile(`${dir}/${BEST_CHECKPOINT}`);
+    // Resuming an older step file on purpose is no interrupted save: best (step 20, 0.7) stays.
+    const explicit = saverFor(dir);
+    await explicit.saver.resume(`${dir}/checkpoint-000000015.safetensors`);
+    assertEquals(await Deno.readFile(`${dir}/${BEST_CHECKPOINT}`), best);
+    assert(!explicit.messages.some((m) => m.startsWith("completed")), explicit.messages.join("\n"));
+    // A damaged best proves nothing about which save improved: left alone, not rewritten from the newest file.
+    await Deno.writeFile(`${dir}/${BEST_CHECKPOINT}`, new Uint8Array(7));
+    const auto = saverFor(dir);
+    await auto.saver.resume("auto");
+    assertEquals(await Deno.readFile(`${dir}/${BEST_CHECKPOINT}`), new Uint8Array(7));
+  });
+});
