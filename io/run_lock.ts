@@ -55,14 +55,28 @@ export async function acquireRunLock(dir: string, onTakeover?: (message: string)
     const owner = await readOwner(path);
     if (owner === undefined) continue; // released between our attempt and the read
     if (owner !== null && (owner.host !== me.host || isAlive(owner.pid))) throw new RunFolderLockedError(path, owner);
+    // Move the stale file aside (a rename is atomic) and check that it is the one just read: two processes taking over
+    // at once could otherwise each remove the file, the second one the first one's fresh lock.
+    const aside = `${path}.stale-${Deno.pid}-${crypto.randomUUID()}`;
+    try {
+      await Deno.rename(path, aside);
+    } catch (e) {
+      if (e instanceof Deno.errors.NotFound) continue;
+      throw e;
+    }
+    const moved = await readOwner(aside);
+    if (JSON.stringify(moved) !== JSON.stringify(owner)) {
+      // Another process's fresh lock: put it back (unless yet another took the name meanwhile) and try again.
+      await Deno.link(aside, path).catch(() => {});
+      await Deno.remove(aside);
+      continue;
+    }
+    await Deno.remove(aside);
     onTakeover?.(
       owner === null
         ? `${path}: unreadable lock file replaced`
         : `${path}: taking over the lock of process ${owner.pid}, which no longer runs`,
     );
-    await Deno.remove(path).catch((e) => {
-      if (!(e instanceof Deno.errors.NotFound)) throw e;
-    });
   }
   throw new Error(`${path}: could not take the run folder's lock (other processes keep taking it)`);
 }

@@ -61,3 +61,24 @@ Deno.test("readLockHolder tells a live owner from a dead one and from another ho
     await Deno.remove(dir, { recursive: true });
   }
 });
+
+Deno.test("run lock: of two processes taking over one stale lock at once, exactly one gets it", async () => {
+  const dir = await Deno.makeTempDir();
+  try {
+    for (let trial = 0; trial < 20; trial++) {
+      const child = new Deno.Command(Deno.execPath(), { args: ["eval", "0"] }).spawn();
+      await child.status;
+      await Deno.writeTextFile(`${dir}/${LOCK_FILE}`, JSON.stringify({ pid: child.pid, host: hostname(), since: "x" }));
+      // Two takers interleaved on one event loop, as two processes interleave their file operations.
+      const results = await Promise.allSettled([acquireRunLock(dir), acquireRunLock(dir)]);
+      const held = results.filter((r) => r.status === "fulfilled");
+      assertEquals(held.length, 1, `trial ${trial}: ${results.map((r) => r.status).join(", ")}`);
+      const refused = results.find((r) => r.status === "rejected") as PromiseRejectedResult;
+      assert(refused.reason instanceof RunFolderLockedError, String(refused.reason));
+      await (held[0] as PromiseFulfilledResult<Awaited<ReturnType<typeof acquireRunLock>>>).value.release();
+      assertEquals([...Deno.readDirSync(dir)].map((e) => e.name), [], "no lock or moved-aside file left");
+    }
+  } finally {
+    await Deno.remove(dir, { recursive: true });
+  }
+});
