@@ -189,8 +189,21 @@ async function runLoop(
       const saved = trainConfigFromJSON(point.config, `${point.path} metadata`);
       checkResumeConfig(saved, config, point.path);
       checkResumeExtras(point.rng, point.path);
+      // The data folder may move, but not change its classes: labels would be permuted without a word.
+      const [was, now] = [point.classNames.join(", "), loaders.classNames.join(", ")];
+      if (was !== now && !config.allowConfigChange) {
+        throw new ConfigError(
+          "dataDir",
+          `${point.path} was trained on the classes [${was}], but {dataDir} ${config.dataDir} holds [${now}]`,
+        );
+      }
+      const changes = resumeConflicts(saved, config);
+      if (changes.length > 0) {
+        const list = changes.map((c) => `${c.field} ${JSON.stringify(c.saved)} -> ${JSON.stringify(c.now)}`);
+        log(`warning: continuing ${point.path} under a changed configuration: ${list.join(", ")}`);
+      }
       // Under another batch size, split or seed (allowConfigChange), a mid-epoch position means other images.
-      restartEpoch = resumeConflicts(saved, config).some((c) => ORDER_FIELDS.includes(c.field));
+      restartEpoch = changes.some((c) => ORDER_FIELDS.includes(c.field));
     })
     : null;
   if (resumed) {
@@ -201,7 +214,9 @@ async function runLoop(
         log(`the data order changed: epoch ${position.epoch + 1} starts again at its first batch`);
       }
       position = { epoch: position.epoch, batch: 0 };
-      globalStep = position.epoch * stepsPerEpoch;
+      const was = globalStep;
+      globalStep = position.epoch * stepsPerEpoch; // the schedule is a function of the step: count it anew
+      if (globalStep !== was) log(`step ${was} counts as step ${globalStep} at ${stepsPerEpoch} steps per epoch`);
       partial = { lossSum: 0, correct: 0, seen: 0 };
     }
     await runLog.truncateAfter(position.epoch);

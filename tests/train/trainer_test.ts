@@ -274,6 +274,7 @@ Deno.test("resume refuses a checkpoint of another configuration, naming each fie
     log: (m) => messages.push(m),
   });
   assert(messages.includes("the data order changed: epoch 1 starts again at its first batch"), messages.join("\n"));
+  assert(messages.some((m) => /^warning: continuing .* under a changed configuration: batchSize 16 -> 8/.test(m)));
   assertEquals(result.globalStep, 16, "2 epochs of 8 steps under the new batch size");
 });
 
@@ -286,6 +287,20 @@ Deno.test("a checkpoint without the epoch's partial sums is refused by name, not
   await rejects(
     () => train(config(`${tmp}/no-partial-2`, "--epochs=1", `--resume=${path}`), { data: DATA }),
     /no-partial\.safetensors: metadata "rng" lacks the epoch's partial sums/,
+  );
+});
+
+Deno.test("a checkpoint of other classes is refused on resume (a moved data folder must hold the same classes)", async () => {
+  const out = `${tmp}/classes`;
+  await train(config(out, "--epochs=1"), { data: DATA });
+  const state = decodeCheckpoint(await Deno.readFile(`${out}/last.safetensors`), out);
+  const path = `${tmp}/classes.safetensors`;
+  const renamed = state.classNames.map((n, i) => (i === 0 ? "zebra" : n));
+  await Deno.writeFile(path, encodeCheckpoint({ ...state, classNames: renamed }));
+  await rejects(
+    () => train(config(`${tmp}/classes-2`, "--epochs=1", `--resume=${path}`), { data: DATA }),
+    (e: Error) =>
+      e instanceof ConfigError && e.field === "dataDir" && /trained on the classes \[zebra, /.test(e.message),
   );
 });
 
@@ -335,5 +350,17 @@ Deno.test("a full disk or a read-only folder during a save stops the run by name
     assertEquals([last.globalStep, last.dataPosition], [3, { epoch: 0, batch: 3 }], code);
     const left = [...Deno.readDirSync(out)].map((e) => e.name).filter((n) => n.includes(".tmp-") || n === "run.lock");
     assertEquals(left, [], `${code}: no temporary file or lock left behind`);
+  }
+});
+
+Deno.test("a --resume or --init file that does not exist is a usage error naming the flag, before the GPU starts", async () => {
+  for (const flag of ["--resume", "--init"]) {
+    const { code, stderr } = await trainTask(
+      "--dataset=synthetic",
+      `--out=${tmp}/none`,
+      `${flag}=${tmp}/nope.safetensors`,
+    );
+    assertEquals(code, 2, stderr);
+    assert(stderr.startsWith(`error: ${flag} ${tmp}/nope.safetensors: no such file`), stderr);
   }
 });
