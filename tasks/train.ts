@@ -6,7 +6,8 @@
  * most every 2 s, for the dashboard) and, at the end, `report.html` (the run's charts in one file).
  * @module
  */
-import { runTask } from "./args.ts";
+import { runTask, UsageError } from "./args.ts";
+import { statIfExists } from "../io/stat_if_exists.ts";
 import { registerFastKernels } from "../kernels/register.ts";
 import { initWebGPU } from "../kernels/webgpu_backend.ts";
 import { formatEpochSummary, formatProgress } from "./progress.ts";
@@ -19,6 +20,16 @@ if (import.meta.main) {
   await runTask(async () => {
     const config = parseTrainArgs(Deno.args);
     if (config === "help") return void console.log(trainHelp());
+    // Named files first, before the GPU and the data: a typo is a usage error naming the flag.
+    for (const [flag, path] of [["--resume", config.resume], ["--init", config.init]] as const) {
+      if (path === null || (flag === "--resume" && path === "auto")) continue;
+      if (!(await statIfExists(path))?.isFile) {
+        throw new UsageError(
+          `${flag} ${path}: no such file (expected ${flag === "--resume" ? "auto or " : ""}a checkpoint path)`,
+          flag,
+        );
+      }
+    }
     const adapter = await initWebGPU();
     registerFastKernels();
     console.log(
