@@ -14,19 +14,11 @@ import {
   type SpaceKind,
   torchLinspace,
 } from "../../data/auto_augment.ts";
-import { keyedRandom, type Random } from "../../data/random.ts";
+import { keyedRandom } from "../../data/random.ts";
 import { TORCH_PYTHON } from "../torch_python.ts";
+import { scripted } from "../scripted_random.ts";
 
 const SCRIPT = new URL("../fixtures/torchvision_augment.py", import.meta.url).pathname;
-
-/** A "random" stream that returns `values` in order (and fails past their end). */
-function scripted(...values: number[]): Random {
-  let i = 0;
-  return () => {
-    if (i >= values.length) throw new Error(`scripted stream exhausted after ${values.length} draws`);
-    return values[i++];
-  };
-}
 
 Deno.test("torchLinspace reproduces torch.linspace's float32 values, vector blocks included", () => {
   // Printed by torch 1.13 (CPU, AVX2): index 13 lies in the second 8-lane block (base 8·step + fround(5·step)),

@@ -16,6 +16,20 @@ const base: DataConfig = {
   syntheticTest: 50,
 };
 
+/** An in-memory source of `n` black 32×32 images, unnormalised, for PipelineLoader tests with a stand-in runner. */
+function arraySpec(n: number) {
+  return {
+    kind: "array" as const,
+    images: new Uint8Array(n * 3072),
+    labels: new Uint8Array(n),
+    height: 32,
+    width: 32,
+    pad: 4,
+    norm: { mean: [0, 0, 0] as [number, number, number], std: [1, 1, 1] as [number, number, number] },
+    seed: 0,
+  };
+}
+
 async function collect(loader: BatchLoader, epoch: number, start = 0): Promise<Batch[]> {
   const out: Batch[] = [];
   for await (const b of loader.batches(epoch, start)) out.push(b);
@@ -204,17 +218,7 @@ Deno.test("createLoaders: a batch larger than the training split leaves train em
 });
 
 Deno.test("PipelineLoader: at most `prefetch` batches are built ahead of a slow consumer", async () => {
-  const images = new Uint8Array(64 * 3072);
-  const spec = {
-    kind: "array" as const,
-    images,
-    labels: new Uint8Array(64),
-    height: 32,
-    width: 32,
-    pad: 4,
-    norm: { mean: [0, 0, 0] as [number, number, number], std: [1, 1, 1] as [number, number, number] },
-    seed: 0,
-  };
+  const spec = arraySpec(64);
   const make = createBatchMaker(spec);
   let inFlight = 0, maxInFlight = 0, started = 0;
   const runner: BatchRunner = {
@@ -249,16 +253,7 @@ Deno.test("PipelineLoader: at most `prefetch` batches are built ahead of a slow 
 });
 
 Deno.test("PipelineLoader: a batch none of whose images decode is skipped and keeps its slot in the epoch", async () => {
-  const spec = {
-    kind: "array" as const,
-    images: new Uint8Array(16 * 3072),
-    labels: new Uint8Array(16),
-    height: 32,
-    width: 32,
-    pad: 4,
-    norm: { mean: [0, 0, 0] as [number, number, number], std: [1, 1, 1] as [number, number, number] },
-    seed: 0,
-  };
+  const spec = arraySpec(16);
   const make = createBatchMaker(spec);
   // Batch 1 of every epoch fails to decode entirely (as a run of corrupt JPEGs would); the runner numbers its jobs
   // its own way, as the worker pool does, so the index must not come from the result.

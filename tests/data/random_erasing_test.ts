@@ -1,19 +1,12 @@
 import { join } from "node:path";
 import { assert, assertEquals } from "../assert.ts";
 import { decodeNpy, encodeNpy } from "../../io/npy.ts";
-import { keyedRandom, type Random } from "../../data/random.ts";
+import { keyedRandom } from "../../data/random.ts";
 import { eraseBox, sampleRandomErasing } from "../../data/random_erasing.ts";
 import { TORCH_PYTHON } from "../torch_python.ts";
+import { scripted } from "../scripted_random.ts";
 
 const SCRIPT = new URL("../fixtures/torchvision_augment.py", import.meta.url).pathname;
-
-function scripted(...values: number[]): Random {
-  let i = 0;
-  return () => {
-    if (i >= values.length) throw new Error(`scripted stream exhausted after ${values.length} draws`);
-    return values[i++];
-  };
-}
 
 Deno.test("sampleRandomErasing: get_params' geometry from given draws (height is √(area·ratio))", () => {
   // u = 0.1 < p; area 1024·(0.02 + 0.5·0.31) = 179.2; ratio exp(mid of log 0.3..log 3.3) = √0.99;
