@@ -21,7 +21,7 @@
  * @module
  */
 import { SCHEDULE_KINDS, type ScheduleConfig, type ScheduleKind } from "./lr_schedule.ts";
-import { ConfigError } from "./config_error.ts";
+import { ConfigError, literal } from "./config_error.ts";
 import { ARCHITECTURES, type ArchName, type StemKind } from "../models/resnet_spec.ts";
 import { DATA_TRANSFORMS, type DataTransforms } from "../data/transforms.ts";
 import { IMAGE_DECODERS, type ImageDecoder } from "../data/decode_rgb.ts";
@@ -441,9 +441,9 @@ export function defaultEvalConfig(checkpoint: string): EvalConfig {
   };
 }
 
-/** A value as error messages quote it: `"0.1"`, `"10,20"`. */
+/** A value as error messages quote it: `"0.1"`, `"10,20"` (escaped for a ConfigError template). */
 function quoted(value: unknown): string {
-  return `"${Array.isArray(value) ? value.join(",") : String(value)}"`;
+  return literal(`"${Array.isArray(value) ? value.join(",") : String(value)}"`);
 }
 
 /**
@@ -619,11 +619,12 @@ export function resumeConflicts(saved: TrainConfig, now: TrainConfig): ConfigCha
 export function checkResumeConfig(saved: TrainConfig, now: TrainConfig, source: string): void {
   const changes = resumeConflicts(saved, now);
   if (changes.length === 0 || now.allowConfigChange) return;
-  const show = (v: unknown) => Array.isArray(v) ? v.join(",") || "none" : String(v);
+  const show = (v: unknown) => literal(Array.isArray(v) ? v.join(",") || "none" : String(v));
   const list = changes.map((c) => `{${c.field}} ${show(c.saved)} in the checkpoint, ${show(c.now)} now`).join("; ");
+  const file = literal(source);
   throw new ConfigError(
     changes[0].field,
-    `${source} was trained with another configuration, so resuming would not continue that run exactly: ${list}. ` +
+    `${file} was trained with another configuration, so resuming would not continue that run exactly: ${list}. ` +
       "Resume with the checkpoint's values, or set {allowConfigChange} to continue from its weights and optimizer " +
       "state under the new configuration",
   );

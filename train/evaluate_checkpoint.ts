@@ -42,7 +42,7 @@ import {
   type TrainConfig,
   trainConfigFromJSON,
 } from "./config.ts";
-import { ConfigError } from "./config_error.ts";
+import { ConfigError, literal } from "./config_error.ts";
 
 /** Where the weights came from: a training checkpoint, or a bare weights file. */
 export type ModelSource = "checkpoint" | "weights";
@@ -177,7 +177,9 @@ function checkClassCount(
   if (dataClasses === undefined || dataClasses === modelClasses) return;
   const message = `${path} has a classifier for ${modelClasses} classes (fc.weight [${modelClasses}, ...]) but ` +
     `dataset ${dataset} has ${dataClasses} classes`;
-  if (config.dataset !== null) throw new ConfigError("dataset", `{dataset} ${config.dataset}: ${message}`);
+  if (config.dataset !== null) {
+    throw new ConfigError("dataset", `{dataset} ${config.dataset}: ${literal(message)}`);
+  }
   throw new Error(message);
 }
 
@@ -437,7 +439,7 @@ export function describeSpec(spec: ResNetSpec): string {
  */
 export function checkSpecFlags(spec: ResNetSpec, flags: SpecFlags, source: string): ResNetSpec {
   const contradiction = (field: keyof SpecFlags, given: unknown, found: string): never => {
-    throw new ConfigError(field, `{${field}} ${given} contradicts ${source}, which holds ${found}`);
+    throw new ConfigError(field, `{${field}} ${literal(`${given} contradicts ${source}, which holds ${found}`)}`);
   };
   if (flags.arch !== null && archName(spec) !== flags.arch) {
     contradiction("arch", flags.arch, `${archName(spec) ?? "a ResNet"} (${spec.block} blocks [${spec.layers}])`);
