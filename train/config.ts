@@ -560,7 +560,8 @@ export function checkTrainConfig(c: TrainConfig, given: ReadonlySet<keyof TrainC
     );
   }
   if (c.warmupEpochs >= c.epochs && c.warmupEpochs > 0) {
-    fail("warmupEpochs", `{warmupEpochs} ${c.warmupEpochs} must be less than {epochs} ${c.epochs}`);
+    const whose = given.has("warmupEpochs") ? "" : " (the recipe's default: set {warmupEpochs} for a shorter run)";
+    fail("warmupEpochs", `{warmupEpochs} ${c.warmupEpochs} must be less than {epochs} ${c.epochs}${whose}`);
   }
   if (c.resume !== null && c.init !== null) {
     fail(
@@ -657,10 +658,13 @@ export function resolveTrainConfig(given: Partial<TrainConfig>): TrainConfig {
     init: null,
     ...Object.fromEntries(Object.entries(given).filter(([, v]) => v !== undefined)),
   };
-  checkTrainConfig(
-    merged,
-    new Set(Object.keys(given).filter((k) => given[k as keyof TrainConfig] !== undefined)) as Set<keyof TrainConfig>,
-  );
+  const set = new Set(Object.keys(given).filter((k) => given[k as keyof TrainConfig] !== undefined)) as Set<
+    keyof TrainConfig
+  >;
+  // One-cycle warms up by itself: a recipe's linear warm-up (the new recipe's 5 epochs) gives way to a one-cycle
+  // schedule chosen on top of it, as any recipe default gives way to a flag; only an explicit warm-up contradicts it.
+  if (merged.schedule === "onecycle" && !set.has("warmupEpochs")) merged.warmupEpochs = 0;
+  checkTrainConfig(merged, set);
   return ordered(merged);
 }
 

@@ -260,6 +260,15 @@ Deno.test("contradictory flags are UsageErrors naming a flag", () => {
   usage(["--schedule", "multistep", "--milestones", "10,30"], "--milestones", /not reached within --epochs 30/);
   usage(["--schedule", "cosine", "--warmup-epochs", "30"], "--warmup-epochs", /must be less than --epochs 30/);
   usage(["--warmup-epochs", "2"], "--warmup-epochs", /cannot be combined with --schedule onecycle/);
+  // A recipe's warm-up gives way to one-cycle chosen on top of it (only an explicit one contradicts), and a recipe
+  // warm-up longer than the run says that it is the recipe's.
+  assertEquals(train("--recipe", "new", "--schedule", "onecycle").warmupEpochs, 0);
+  usage(["--recipe", "new", "--schedule", "onecycle", "--warmup-epochs", "1"], "--warmup-epochs", /cannot be combined/);
+  usage(
+    ["--recipe", "new", "--epochs", "5"],
+    "--warmup-epochs",
+    /5 must be less than --epochs 5 \(the recipe's default/,
+  );
   usage(["--resume", "auto", "--init", "w.safetensors"], "--resume", /--resume and --init contradict/);
   usage(["--allow-config-change"], "--allow-config-change", /only applies when resuming \(--resume\)/);
   usage(["--step-size", "10"], "--step-size", /only applies to --schedule step/);
