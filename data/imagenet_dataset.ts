@@ -1,0 +1,375 @@
+/**
+ * ImageNet (ILSVRC-2012) as users hold it, in any of three layouts under one folder:
+ *
+ * - `archives`: the official `ILSVRC2012_img_train.tar` (a tar of 1,000 per-class tars, indexed in place: each
+ *   image's absolute offset and size in the outer file, nothing extracted), `ILSVRC2012_img_val.tar` (50,000 flat
+ *   JPEGs labelled by the devkit's ground truth) and `ILSVRC2012_devkit_t12.tar.gz` (classes and names). The index is
+ *   kept in an index file (see `imagenet_index_file.ts`) so later runs skip the 1.3 M headers.
+ * - `folders`: torchvision's extracted layout `train/<wnid>/*.JPEG`, `val/<wnid>/*.JPEG`; class names from the devkit
+ *   archive or `LOC_synset_mapping.txt` beside them when present, else the WNIDs.
+ * - `kaggle`: `LOC_synset_mapping.txt`, `LOC_val_solution.csv`, `ILSVRC/Data/CLS-LOC/train/<wnid>/*.JPEG` and the flat
+ *   `ILSVRC/Data/CLS-LOC/val/*.JPEG`.
+ *
+ * Classes are torchvision's: sorted WNIDs, label = position; a class's name is the devkit's `words`. Images are sorted
+ * by name within a class (ImageFolder's order); validation images keep file-name order.
+ * @module
+ */
+import { basename, join } from "node:path";
+import type { FolderIndex, FolderSplit } from "./folder_dataset.ts";
+import { indexFolderDataset } from "./folder_dataset.ts";
+import { DEVKIT_ARCHIVE, type ImageNetSynset, readDevkit } from "./imagenet_devkit.ts";
+import {
+  type ArchiveIndex,
+  archiveKey,
+  type IndexedSplit,
+  indexFileCandidates,
+  readIndexFile,
+  writeIndexFile,
+} from "./imagenet_index_file.ts";
+import { indexTar } from "./tar_index.ts";
+import { statIfExists } from "../io/stat_if_exists.ts";
+
+/** The official archives' file names. */
+export const TRAIN_ARCHIVE = "ILSVRC2012_img_train.tar";
+export const VAL_ARCHIVE = "ILSVRC2012_img_val.tar";
+export { DEVKIT_ARCHIVE };
+/** The Kaggle layout's files. */
+export const KAGGLE_MAPPING = "LOC_synset_mapping.txt";
+export const KAGGLE_VAL_SOLUTION = "LOC_val_solution.csv";
+export const KAGGLE_DATA = "ILSVRC/Data/CLS-LOC";
+
+/** What the full ILSVRC-2012 classification set holds. */
+export const IMAGENET_COUNTS = { train: 1_281_167, val: 50_000, classes: 1_000 } as const;
+
+/** How the folder holds ImageNet (see the module documentation). */
+export type ImageNetLayout = "archives" | "folders" | "kaggle";
+
+/** An indexed ImageNet: a folder index (test = the official validation set) and where it came from. */
+export interface ImageNetIndex extends FolderIndex {
+  layout: ImageNetLayout;
+  /** Sorted WNIDs: label i is wnids[i]; classNames[i] is its name. */
+  wnids: string[];
+  /** Non-fatal findings: a missing archive, class names that fell back to WNIDs, how the index was obtained. */
+  notes: string[];
+  /** `archives`: the index file read or written (null when none could be written). */
+  indexFile?: { path: string | null; reused: boolean };
+}
+
+/** Options of {@linkcode indexImageNet}. */
+export interface ImageNetOptions {
+  /** `archives`: read and write the index file (default true); false indexes the archives every time. */
+  useIndexFile?: boolean;
+  /** Where the index goes when the dataset folder is read-only (default `$XDG_CACHE_HOME/resnet-webgpu`). */
+  cacheDir?: string;
+}
+
+const WNID = /^n\d{8}$/;
+const VAL_NAME = /^ILSVRC2012_val_(\d{8})\.JPEG$/;
+
+const isFile = async (p: string) => (await statIfExists(p))?.isFile === true;
+const isDir = async (p: string) => (await statIfExists(p))?.isDirectory === true;
+
+/**
+ * Indexes the ImageNet under `dir` in whichever layout it is (checked in the order folders, kaggle, archives).
+ * @throws {Error} naming the file at fault: no layout found, a missing devkit or ground truth, a truncated archive, a
+ * validation image the ground truth does not list, a class folder or tar that is not a devkit class.
+ */
+export async function indexImageNet(dir: string, options: ImageNetOptions = {}): Promise<ImageNetIndex> {
+  if (!(await isDir(dir))) throw new Error(`${dir}: not a folder (expected the folder that holds ImageNet)`);
+  if (await isDir(join(dir, "train"))) return await indexExtracted(dir);
+  if (await isFile(join(dir, KAGGLE_MAPPING))) return await indexKaggle(dir);
+  const present = await Promise.all([TRAIN_ARCHIVE, VAL_ARCHIVE, DEVKIT_ARCHIVE].map((f) => isFile(join(dir, f))));
+  if (present.some((p) => p)) return await indexOfficial(dir, options);
+  throw new Error(
+    `${dir}: no ImageNet found; expected one of: ${TRAIN_ARCHIVE}, ${VAL_ARCHIVE} and ${DEVKIT_ARCHIVE} (the ` +
+      `official archives); train/<wnid>/ and val/<wnid>/ (torchvision's extracted layout); ${KAGGLE_MAPPING} with ` +
+      `${KAGGLE_DATA}/ (Kaggle's layout)`,
+  );
+}
+
+/** Sorted WNIDs and their names, from leaf synsets. */
+function classesOf(synsets: ImageNetSynset[]): { wnids: string[]; classNames: string[] } {
+  const sorted = [...synsets].sort((a, b) => (a.wnid < b.wnid ? -1 : a.wnid > b.wnid ? 1 : 0));
+  return { wnids: sorted.map((s) => s.wnid), classNames: sorted.map((s) => s.words) };
+}
+
+// ---------------------------------------------------------------------------------------------------------------
+// The official archives.
+
+async function indexOfficial(dir: string, options: ImageNetOptions): Promise<ImageNetIndex> {
+  const devkitPath = join(dir, DEVKIT_ARCHIVE);
+  if (!(await isFile(devkitPath))) {
+    throw new Error(
+      `${devkitPath}: missing; the ILSVRC-2012 devkit names the classes and labels the validation images ` +
+        `(download it with the image archives)`,
+    );
+  }
+  const notes: string[] = [];
+  const files = [TRAIN_ARCHIVE, VAL_ARCHIVE, DEVKIT_ARCHIVE];
+  const useFile = options.useIndexFile ?? true;
+  const key = await archiveKey(dir, files);
+  const candidates = await indexFileCandidates(dir, options.cacheDir);
+  let index: ArchiveIndex | null = null;
+  let indexFile: ImageNetIndex["indexFile"];
+  if (useFile) {
+    for (const path of candidates) {
+      const found = await readIndexFile(path, key);
+      if (found === null) continue;
+      if (typeof found === "string") {
+        notes.push(`${found}; rebuilt`);
+        continue;
+      }
+      index = found;
+      indexFile = { path, reused: true };
+      break;
+    }
+  }
+  if (!index) {
+    index = await buildArchiveIndex(dir);
+    if (useFile) indexFile = { path: await writeIndexFile(candidates, key, index), reused: false };
+  }
+  for (const [split, file] of [[index.train, TRAIN_ARCHIVE], [index.val, VAL_ARCHIVE]] as const) {
+    if (key[file] === null) {
+      notes.push(
+        `${join(dir, file)}: missing, so the ${split === index.train ? "training" : "validation"} split is empty`,
+      );
+    }
+  }
+  const split = (s: IndexedSplit, archive: string): FolderSplit => ({
+    tar: {
+      archives: [join(dir, archive)],
+      archive: new Int32Array(s.names.length),
+      offsets: Float64Array.from(s.offsets),
+      sizes: Float64Array.from(s.sizes),
+    },
+    names: s.names.map((n) => `${archive}:${n}`),
+    labels: Int32Array.from(s.labels),
+  });
+  return {
+    layout: "archives",
+    wnids: index.wnids,
+    classNames: index.classNames,
+    train: split(index.train, TRAIN_ARCHIVE),
+    test: split(index.val, VAL_ARCHIVE),
+    testFolder: "val",
+    notes,
+    indexFile,
+  };
+}
+
+/** Reads the devkit and the headers of both image archives (whichever exist). */
+async function buildArchiveIndex(dir: string): Promise<ArchiveIndex> {
+  const devkit = await readDevkit(join(dir, DEVKIT_ARCHIVE));
+  const { wnids, classNames } = classesOf(devkit.synsets);
+  const labelOf = new Map(wnids.map((w, i) => [w, i]));
+  const empty = (): IndexedSplit => ({ names: [], offsets: [], sizes: [], labels: [] });
+  const train = empty(), val = empty();
+
+  const trainPath = join(dir, TRAIN_ARCHIVE);
+  if (await isFile(trainPath)) {
+    const classTars = await indexTar(trainPath);
+    const found: { name: string; offset: number; size: number; label: number }[] = [];
+    for (const inner of classTars) {
+      const wnid = inner.name.replace(/\.tar$/, "");
+      const label = labelOf.get(wnid);
+      if (!inner.name.endsWith(".tar") || label === undefined) {
+        throw new Error(
+          `${trainPath}: member ${inner.name} at byte ${inner.offset} is not <wnid>.tar of a class of ${devkit.metaName}`,
+        );
+      }
+      for (
+        const m of await indexTar(trainPath, { start: inner.offset, size: inner.size, name: `member ${inner.name}` })
+      ) {
+        found.push({ name: `${inner.name}/${m.name}`, offset: m.offset, size: m.size, label });
+      }
+    }
+    // ImageFolder's order: by class, then by file name.
+    found.sort((a, b) => a.label - b.label || (a.name < b.name ? -1 : a.name > b.name ? 1 : 0));
+    for (const f of found) {
+      train.names.push(f.name);
+      train.offsets.push(f.offset);
+      train.sizes.push(f.size);
+      train.labels.push(f.label);
+    }
+  }
+
+  const valPath = join(dir, VAL_ARCHIVE);
+  if (await isFile(valPath)) {
+    const members = (await indexTar(valPath)).sort((a, b) => (a.name < b.name ? -1 : a.name > b.name ? 1 : 0));
+    if (members.length > 0 && devkit.groundTruth === null) {
+      throw new Error(
+        `${devkit.groundTruthName}: missing, so the ${members.length} images of ${valPath} have no labels`,
+      );
+    }
+    const wnidOfId = new Map(devkit.synsets.map((s) => [s.id, s.wnid]));
+    for (const m of members) {
+      const number = VAL_NAME.exec(basename(m.name))?.[1];
+      if (number === undefined) {
+        throw new Error(`${valPath}: member ${m.name} is not named ILSVRC2012_val_NNNNNNNN.JPEG`);
+      }
+      const n = parseInt(number, 10);
+      const id = devkit.groundTruth![n - 1];
+      if (id === undefined) {
+        throw new Error(
+          `${devkit.groundTruthName}: has ${devkit.groundTruth!.length} lines, so it has no label for ${m.name} ` +
+            `(image ${n}) of ${valPath}`,
+        );
+      }
+      const wnid = wnidOfId.get(id);
+      if (wnid === undefined) {
+        throw new Error(`${devkit.groundTruthName}: line ${n} is ${id}, which is not the ILSVRC2012_ID of a class`);
+      }
+      val.names.push(m.name);
+      val.offsets.push(m.offset);
+      val.sizes.push(m.size);
+      val.labels.push(labelOf.get(wnid)!);
+    }
+  }
+  if (train.names.length === 0 && val.names.length === 0) {
+    throw new Error(`${dir}: neither ${TRAIN_ARCHIVE} nor ${VAL_ARCHIVE} holds any image`);
+  }
+  return { wnids, classNames, train, val };
+}
+
+// ---------------------------------------------------------------------------------------------------------------
+// Class folders: torchvision's extracted layout, Kaggle's.
+
+/** Class names by WNID from `LOC_synset_mapping.txt` ("n01440764 tench, Tinca tinca" lines). */
+async function readMapping(path: string): Promise<Map<string, string>> {
+  const names = new Map<string, string>();
+  const lines = (await Deno.readTextFile(path)).split(/\r?\n/);
+  lines.forEach((line, i) => {
+    if (line.trim() === "") return;
+    const m = /^(n\d{8})\s+(.*)$/.exec(line.trim());
+    if (!m) throw new Error(`${path}: line ${i + 1} is ${JSON.stringify(line)}, expected "<wnid> <names>"`);
+    names.set(m[1], m[2]);
+  });
+  if (names.size === 0) throw new Error(`${path}: holds no "<wnid> <names>" lines`);
+  return names;
+}
+
+/** Names of the extracted layout's classes: the devkit's, Kaggle's mapping, or the WNIDs (with a note). */
+async function namesBeside(dir: string): Promise<{ names: Map<string, string> | null; source: string }> {
+  const devkit = join(dir, DEVKIT_ARCHIVE);
+  if (await isFile(devkit)) {
+    const { synsets } = await readDevkit(devkit);
+    return { names: new Map(synsets.map((s) => [s.wnid, s.words])), source: devkit };
+  }
+  const mapping = join(dir, KAGGLE_MAPPING);
+  if (await isFile(mapping)) return { names: await readMapping(mapping), source: mapping };
+  return { names: null, source: "" };
+}
+
+async function indexExtracted(dir: string): Promise<ImageNetIndex> {
+  const folder = await indexFolderDataset(dir);
+  const notes: string[] = [];
+  const { names, source } = await namesBeside(dir);
+  for (const wnid of folder.classNames) {
+    if (!WNID.test(wnid)) {
+      throw new Error(`${join(dir, "train", wnid)}: a class folder not named by a WNID (n########)`);
+    }
+    if (names && !names.has(wnid)) {
+      throw new Error(`${join(dir, "train", wnid)}: WNID ${wnid} is not a class of ${source}`);
+    }
+  }
+  if (!names) {
+    notes.push(
+      `${dir}: no ${DEVKIT_ARCHIVE} or ${KAGGLE_MAPPING} beside train/, so the classes are named by their WNIDs`,
+    );
+  }
+  return {
+    ...folder,
+    layout: "folders",
+    wnids: folder.classNames,
+    classNames: folder.classNames.map((w) => names?.get(w) ?? w),
+    notes,
+  };
+}
+
+const byName = (a: string, b: string) => (a < b ? -1 : a > b ? 1 : 0);
+
+async function imagesIn(folder: string): Promise<string[]> {
+  const files: string[] = [];
+  for await (const f of Deno.readDir(folder)) {
+    if (f.isFile && /\.jpe?g$/i.test(f.name)) files.push(f.name);
+  }
+  return files.sort(byName);
+}
+
+async function indexKaggle(dir: string): Promise<ImageNetIndex> {
+  const mappingPath = join(dir, KAGGLE_MAPPING);
+  const names = await readMapping(mappingPath);
+  const wnids = [...names.keys()].sort(byName);
+  const labelOf = new Map(wnids.map((w, i) => [w, i]));
+  const notes: string[] = [];
+  const trainDir = join(dir, KAGGLE_DATA, "train"), valDir = join(dir, KAGGLE_DATA, "val");
+  const train = { paths: [] as string[], labels: [] as number[] };
+  if (await isDir(trainDir)) {
+    const folders: string[] = [];
+    for await (const e of Deno.readDir(trainDir)) if (e.isDirectory) folders.push(e.name);
+    for (const wnid of folders.sort(byName)) {
+      if (!labelOf.has(wnid)) throw new Error(`${join(trainDir, wnid)}: WNID ${wnid} is not a class of ${mappingPath}`);
+    }
+    for (const [label, wnid] of wnids.entries()) {
+      if (!folders.includes(wnid)) continue;
+      for (const f of await imagesIn(join(trainDir, wnid))) {
+        train.paths.push(join(trainDir, wnid, f));
+        train.labels.push(label);
+      }
+    }
+  } else notes.push(`${trainDir}: missing, so the training split is empty`);
+  const val = { paths: [] as string[], labels: [] as number[] };
+  if (await isDir(valDir)) {
+    const files = await imagesIn(valDir);
+    const solutionPath = join(dir, KAGGLE_VAL_SOLUTION);
+    if (files.length > 0 && !(await isFile(solutionPath))) {
+      throw new Error(`${solutionPath}: missing, so the ${files.length} images of ${valDir} have no labels`);
+    }
+    const solution = files.length > 0 ? await readValSolution(solutionPath, labelOf) : new Map<string, number>();
+    for (const f of files) {
+      const label = solution.get(f.replace(/\.jpe?g$/i, ""));
+      if (label === undefined) throw new Error(`${solutionPath}: has no row for ${join(valDir, f)}`);
+      val.paths.push(join(valDir, f));
+      val.labels.push(label);
+    }
+  } else notes.push(`${valDir}: missing, so the validation split is empty`);
+  if (train.paths.length === 0 && val.paths.length === 0) {
+    throw new Error(`${join(dir, KAGGLE_DATA)}: holds no train/<wnid>/*.JPEG or val/*.JPEG images`);
+  }
+  const split = (s: { paths: string[]; labels: number[] }): FolderSplit => ({
+    paths: s.paths,
+    names: s.paths,
+    labels: Int32Array.from(s.labels),
+  });
+  return {
+    layout: "kaggle",
+    wnids,
+    classNames: wnids.map((w) => names.get(w)!),
+    train: split(train),
+    test: split(val),
+    testFolder: "val",
+    notes,
+  };
+}
+
+/** `LOC_val_solution.csv`: "ImageId,PredictionString" rows, the label being the first token's WNID. */
+async function readValSolution(path: string, labelOf: Map<string, number>): Promise<Map<string, number>> {
+  const lines = (await Deno.readTextFile(path)).split(/\r?\n/);
+  if (!/^ImageId,PredictionString$/.test(lines[0]?.trim() ?? "")) {
+    throw new Error(`${path}: line 1 is ${JSON.stringify(lines[0] ?? "")}, expected "ImageId,PredictionString"`);
+  }
+  const labels = new Map<string, number>();
+  for (let i = 1; i < lines.length; i++) {
+    if (lines[i].trim() === "") continue;
+    const [id, prediction] = lines[i].split(",");
+    const wnid = prediction?.trim().split(/\s+/)[0];
+    const label = wnid === undefined ? undefined : labelOf.get(wnid);
+    if (!id || label === undefined) {
+      throw new Error(
+        `${path}: line ${i + 1} is ${JSON.stringify(lines[i])}, expected "<ImageId>,<wnid> ..." with a known WNID`,
+      );
+    }
+    labels.set(id.trim(), label);
+  }
+  return labels;
+}
