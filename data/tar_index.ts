@@ -30,6 +30,23 @@ export async function readAt(file: Deno.FsFile, into: Uint8Array, offset: number
   }
 }
 
+/**
+ * {@linkcode readAt}, synchronously: header indexing makes one small read per member, and the async seek + read cost
+ * ~90 µs of event-loop round trips per header where the synchronous ones cost ~15 µs (130,000 headers from the page
+ * cache: 11.7 s async, 2.2 s sync on the 2-core build machine).
+ */
+function readAtSync(file: Deno.FsFile, into: Uint8Array, offset: number, path: string): void {
+  file.seekSync(offset, Deno.SeekMode.Start);
+  let done = 0;
+  while (done < into.length) {
+    const n = file.readSync(into.subarray(done));
+    if (n === null) {
+      throw new Error(`${path}: ends at byte ${offset + done}, but ${into.length} bytes were expected from ${offset}`);
+    }
+    done += n;
+  }
+}
+
 /** Bytes `offset .. offset+size` of the file at `path` (a member's data, given its {@linkcode TarMember}). */
 export async function readRange(path: string, offset: number, size: number): Promise<Uint8Array> {
   const file = await Deno.open(path, { read: true });
@@ -79,7 +96,7 @@ export async function indexTar(path: string, range?: TarRange): Promise<TarMembe
     let pax: Record<string, string> | null = null;
     let paxGlobal: Record<string, string> | null = null;
     while (offset + 512 <= total) {
-      await readAt(file, block, offset, path);
+      readAtSync(file, block, offset, path);
       let header;
       try {
         header = headers.decode(block, "utf-8", false);
@@ -91,7 +108,7 @@ export async function indexTar(path: string, range?: TarRange): Promise<TarMembe
       let size: number = header.size ?? 0;
       if (LONG_HEADERS.has(header.type)) {
         const data = new Uint8Array(size);
-        await readAt(file, data, dataOffset, path);
+        readAtSync(file, data, dataOffset, path);
         if (header.type === "gnu-long-path") longName = headers.decodeLongPath(data, "utf-8");
         else if (header.type === "pax-header") pax = { ...paxGlobal, ...headers.decodePax(data) };
         else if (header.type === "pax-global-header") paxGlobal = headers.decodePax(data);
