@@ -58,6 +58,8 @@ export interface MiniOptions {
   noGroundTruth?: boolean;
   /** archives: a ground truth shorter than the validation set by this many lines. */
   groundTruthShortBy?: number;
+  /** archives: validation images (0-based file order) left out of the validation tar (a partial download). */
+  dropVal?: number[];
 }
 
 /** Writes the miniature in `layout` under `dir` (created); returns `dir`. */
@@ -85,8 +87,9 @@ export async function makeMiniImageNet(
     await tar(["-cf", join(dir, "ILSVRC2012_img_train.tar"), "-C", join(work, "outer"), ...classTars.reverse()]);
     const vals: string[] = [];
     for (const [i, label] of VAL_LABELS.entries()) {
+      if (options.dropVal?.includes(i)) continue;
       vals.push(`${valName(i)}.JPEG`);
-      await write(join(work, "val", vals[i]), await classJpeg(label, 100 + i));
+      await write(join(work, "val", vals.at(-1)!), await classJpeg(label, 100 + i));
     }
     await tar(["-cf", join(dir, "ILSVRC2012_img_val.tar"), "-C", join(work, "val"), ...vals]);
     const data = join(work, "devkit", "ILSVRC2012_devkit_t12", "data");

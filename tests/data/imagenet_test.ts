@@ -131,6 +131,16 @@ Deno.test("indexImageNet: a truncated archive, a missing ground truth, an unlist
   });
 });
 
+Deno.test("indexImageNet labels a validation image by its number, so a partial validation tar keeps its labels", async () => {
+  await withDir(async (tmp) => {
+    const dir = await makeMiniImageNet(join(tmp, "partial"), "archives", { dropVal: [0, 2] });
+    const index = await indexImageNet(dir, { useIndexFile: false });
+    const kept = VAL_LABELS.filter((_, i) => i !== 0 && i !== 2);
+    assertEquals(Array.from(index.test.labels), kept);
+    assertEquals(await decodedClasses(index.test), kept);
+  });
+});
+
 Deno.test("indexImageNet: a missing archive leaves its split empty with a note", async () => {
   await withDir(async (tmp) => {
     const dir = await makeMiniImageNet(join(tmp, "val-only"), "archives");
