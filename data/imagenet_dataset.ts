@@ -111,12 +111,13 @@ async function indexOfficial(dir: string, options: ImageNetOptions): Promise<Ima
   const candidates = await indexFileCandidates(dir, options.cacheDir);
   let index: ArchiveIndex | null = null;
   let indexFile: ImageNetIndex["indexFile"];
+  const unusable: string[] = [];
   if (useFile) {
     for (const path of candidates) {
       const found = await readIndexFile(path, key);
       if (found === null) continue;
       if (typeof found === "string") {
-        notes.push(`${found}; rebuilt`);
+        unusable.push(found);
         continue;
       }
       index = found;
@@ -125,6 +126,7 @@ async function indexOfficial(dir: string, options: ImageNetOptions): Promise<Ima
     }
   }
   if (!index) {
+    for (const why of unusable) notes.push(`${why}; rebuilt`);
     index = await buildArchiveIndex(dir);
     if (useFile) indexFile = { path: await writeIndexFile(candidates, key, index), reused: false };
   }

@@ -200,6 +200,22 @@ Deno.test("the index file is reused while the archives are unchanged, rebuilt wh
   });
 });
 
+Deno.test("the index file goes to the cache folder when the dataset folder cannot take it", async () => {
+  await withDir(async (tmp) => {
+    const dir = await makeMiniImageNet(join(tmp, "in"), "archives");
+    // A folder where the index file would go makes the write there fail, as a read-only folder does (tests run as
+    // root, for whom permissions do not).
+    await Deno.mkdir(join(dir, INDEX_FILE_NAME));
+    const cacheDir = join(tmp, "cache");
+    const first = await indexImageNet(dir, { cacheDir });
+    assert(first.indexFile?.path?.startsWith(cacheDir + "/imagenet-"), JSON.stringify(first.indexFile));
+    assertStrictEquals(first.indexFile?.reused, false);
+    const second = await indexImageNet(dir, { cacheDir });
+    assertEquals(second.indexFile, { path: first.indexFile!.path, reused: true });
+    assertEquals(second.notes, [], "the unreadable one in the dataset folder is passed over: nothing was rebuilt");
+  });
+});
+
 Deno.test("createLoaders({dataset: 'imagenet'}) gives the devkit's class names and batches of the right labels", async () => {
   await withDir(async (tmp) => {
     const dir = await makeMiniImageNet(join(tmp, "in"), "archives");
