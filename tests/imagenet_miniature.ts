@@ -60,6 +60,8 @@ export interface MiniOptions {
   groundTruthShortBy?: number;
   /** archives: validation images (0-based file order) left out of the validation tar (a partial download). */
   dropVal?: number[];
+  /** folders: the validation images flat in val/ (extracted, never sorted into class folders). */
+  flatVal?: boolean;
 }
 
 /** Writes the miniature in `layout` under `dir` (created); returns `dir`. */
@@ -113,7 +115,7 @@ export async function makeMiniImageNet(
       }
     }
     for (const [i, label] of VAL_LABELS.entries()) {
-      const path = layout === "folders"
+      const path = layout === "folders" && !options.flatVal
         ? join(root, "val", MINI_CLASSES[label].wnid, `${valName(i)}.JPEG`)
         : join(root, "val", `${valName(i)}.JPEG`);
       await write(path, await classJpeg(label, 100 + i));

@@ -75,6 +75,19 @@ Deno.test("indexImageNet reads torchvision's extracted folders and Kaggle's layo
     index = await indexImageNet(folders);
     assertEquals([index.classNames, index.notes], [NAMES, []]);
 
+    // Validation images extracted flat into val/ and never sorted: labelled by the devkit beside train/.
+    const flat = await makeMiniImageNet(join(tmp, "flat"), "folders", { flatVal: true });
+    await rejects(
+      indexImageNet(flat),
+      /ILSVRC2012_devkit_t12\.tar\.gz: missing, so the 8 flat images of .*val have no labels/,
+    );
+    await Deno.copyFile(join(archives, "ILSVRC2012_devkit_t12.tar.gz"), join(flat, "ILSVRC2012_devkit_t12.tar.gz"));
+    index = await indexImageNet(flat);
+    assertEquals([index.layout, index.wnids, index.classNames, index.notes], ["folders", WNIDS, NAMES, []]);
+    assertEquals(Array.from(index.train.labels), TRAIN_LABELS);
+    assertEquals(Array.from(index.test.labels), VAL_LABELS);
+    assertEquals(await decodedClasses(index.test), VAL_LABELS);
+
     const kaggle = await makeMiniImageNet(join(tmp, "kaggle"), "kaggle");
     index = await indexImageNet(kaggle);
     assertStrictEquals(index.layout, "kaggle");
