@@ -17,7 +17,7 @@
 import { basename, join } from "node:path";
 import type { FolderIndex, FolderSplit } from "./folder_dataset.ts";
 import { indexFolderDataset } from "./folder_dataset.ts";
-import { DEVKIT_ARCHIVE, type ImageNetSynset, readDevkit } from "./imagenet_devkit.ts";
+import { DEVKIT_ARCHIVE, type ImageNetDevkit, type ImageNetSynset, readDevkit } from "./imagenet_devkit.ts";
 import {
   type ArchiveIndex,
   archiveKey,
@@ -203,34 +203,46 @@ async function buildArchiveIndex(dir: string): Promise<ArchiveIndex> {
         `${devkit.groundTruthName}: missing, so the ${members.length} images of ${valPath} have no labels`,
       );
     }
-    const wnidOfId = new Map(devkit.synsets.map((s) => [s.id, s.wnid]));
+    const valLabel = validationLabeller(devkit, wnids);
     for (const m of members) {
-      const number = VAL_NAME.exec(basename(m.name))?.[1];
-      if (number === undefined) {
-        throw new Error(`${valPath}: member ${m.name} is not named ILSVRC2012_val_NNNNNNNN.JPEG`);
-      }
-      const n = parseInt(number, 10);
-      const id = devkit.groundTruth![n - 1];
-      if (id === undefined) {
-        throw new Error(
-          `${devkit.groundTruthName}: has ${devkit.groundTruth!.length} lines, so it has no label for ${m.name} ` +
-            `(image ${n}) of ${valPath}`,
-        );
-      }
-      const wnid = wnidOfId.get(id);
-      if (wnid === undefined) {
-        throw new Error(`${devkit.groundTruthName}: line ${n} is ${id}, which is not the ILSVRC2012_ID of a class`);
-      }
       val.names.push(m.name);
       val.offsets.push(m.offset);
       val.sizes.push(m.size);
-      val.labels.push(labelOf.get(wnid)!);
+      val.labels.push(valLabel(m.name, valPath));
     }
   }
   if (train.names.length === 0 && val.names.length === 0) {
     throw new Error(`${dir}: neither ${TRAIN_ARCHIVE} nor ${VAL_ARCHIVE} holds any image`);
   }
   return { wnids, classNames, train, val };
+}
+
+/**
+ * Labels validation images: image `ILSVRC2012_val_N.JPEG` (named in errors as in `where`) takes line N of the ground
+ * truth, by number rather than position, so a partial download keeps its labels.
+ */
+function validationLabeller(devkit: ImageNetDevkit, wnids: string[]): (name: string, where: string) => number {
+  const labelOfId = new Map(devkit.synsets.map((s) => [s.id, wnids.indexOf(s.wnid)]));
+  return (name, where) => {
+    const number = VAL_NAME.exec(basename(name))?.[1];
+    if (number === undefined) throw new Error(`${where}: ${name} is not named ILSVRC2012_val_NNNNNNNN.JPEG`);
+    if (devkit.groundTruth === null) {
+      throw new Error(`${devkit.groundTruthName}: missing, so the validation images of ${where} have no labels`);
+    }
+    const n = parseInt(number, 10);
+    const id = devkit.groundTruth[n - 1];
+    if (id === undefined) {
+      throw new Error(
+        `${devkit.groundTruthName}: has ${devkit.groundTruth.length} lines, so it has no label for ${name} ` +
+          `(image ${n}) of ${where}`,
+      );
+    }
+    const label = labelOfId.get(id);
+    if (label === undefined) {
+      throw new Error(`${devkit.groundTruthName}: line ${n} is ${id}, which is not the ILSVRC2012_ID of a class`);
+    }
+    return label;
+  };
 }
 
 // ---------------------------------------------------------------------------------------------------------------
@@ -263,6 +275,9 @@ async function namesBeside(dir: string): Promise<{ names: Map<string, string> | 
 }
 
 async function indexExtracted(dir: string): Promise<ImageNetIndex> {
+  const valDir = join(dir, "val");
+  const flat = (await isDir(valDir)) ? (await imagesIn(valDir)).filter((f) => VAL_NAME.test(f)) : [];
+  if (flat.length > 0) return await indexExtractedFlatVal(dir, flat);
   const folder = await indexFolderDataset(dir);
   const notes: string[] = [];
   const { names, source } = await namesBeside(dir);
@@ -288,6 +303,39 @@ async function indexExtracted(dir: string): Promise<ImageNetIndex> {
   };
 }
 
+/**
+ * The extracted layout with the validation images still flat in `val/` (`tar xf ILSVRC2012_img_val.tar -C val`
+ * without torchvision's or `valprep.sh`'s sorting into class folders): labelled by the devkit beside `train/`.
+ */
+async function indexExtractedFlatVal(dir: string, files: string[]): Promise<ImageNetIndex> {
+  const devkitPath = join(dir, DEVKIT_ARCHIVE);
+  const valDir = join(dir, "val");
+  if (!(await isFile(devkitPath))) {
+    throw new Error(
+      `${devkitPath}: missing, so the ${files.length} flat images of ${valDir} have no labels (put the devkit ` +
+        "beside train/, or sort val/ into class folders)",
+    );
+  }
+  const devkit = await readDevkit(devkitPath);
+  const { wnids, classNames } = classesOf(devkit.synsets);
+  const train = await listClassFolders(join(dir, "train"), wnids, devkit.metaName);
+  const val = { paths: [] as string[], labels: [] as number[] };
+  const valLabel = validationLabeller(devkit, wnids);
+  for (const f of files) {
+    val.paths.push(join(valDir, f));
+    val.labels.push(valLabel(f, valDir));
+  }
+  return {
+    layout: "folders",
+    wnids,
+    classNames,
+    train: fileSplit(train),
+    test: fileSplit(val),
+    testFolder: "val",
+    notes: [],
+  };
+}
+
 const byName = (a: string, b: string) => (a < b ? -1 : a > b ? 1 : 0);
 
 async function imagesIn(folder: string): Promise<string[]> {
@@ -298,6 +346,35 @@ async function imagesIn(folder: string): Promise<string[]> {
   return files.sort(byName);
 }
 
+/** The images of `<trainDir>/<wnid>/` for the classes `wnids` (sorted), class by class, by name within one. */
+async function listClassFolders(
+  trainDir: string,
+  wnids: string[],
+  classSource: string,
+): Promise<{ paths: string[]; labels: number[] }> {
+  const folders = new Set<string>();
+  for await (const e of Deno.readDir(trainDir)) if (e.isDirectory) folders.add(e.name);
+  for (const wnid of [...folders].sort(byName)) {
+    if (!wnids.includes(wnid)) {
+      throw new Error(`${join(trainDir, wnid)}: WNID ${wnid} is not a class of ${classSource}`);
+    }
+  }
+  const train = { paths: [] as string[], labels: [] as number[] };
+  for (const [label, wnid] of wnids.entries()) {
+    if (!folders.has(wnid)) continue;
+    for (const f of await imagesIn(join(trainDir, wnid))) {
+      train.paths.push(join(trainDir, wnid, f));
+      train.labels.push(label);
+    }
+  }
+  return train;
+}
+
+/** A folder split of files on disk. */
+function fileSplit(s: { paths: string[]; labels: number[] }): FolderSplit {
+  return { paths: s.paths, names: s.paths, labels: Int32Array.from(s.labels) };
+}
+
 async function indexKaggle(dir: string): Promise<ImageNetIndex> {
   const mappingPath = join(dir, KAGGLE_MAPPING);
   const names = await readMapping(mappingPath);
@@ -305,21 +382,9 @@ async function indexKaggle(dir: string): Promise<ImageNetIndex> {
   const labelOf = new Map(wnids.map((w, i) => [w, i]));
   const notes: string[] = [];
   const trainDir = join(dir, KAGGLE_DATA, "train"), valDir = join(dir, KAGGLE_DATA, "val");
-  const train = { paths: [] as string[], labels: [] as number[] };
-  if (await isDir(trainDir)) {
-    const folders: string[] = [];
-    for await (const e of Deno.readDir(trainDir)) if (e.isDirectory) folders.push(e.name);
-    for (const wnid of folders.sort(byName)) {
-      if (!labelOf.has(wnid)) throw new Error(`${join(trainDir, wnid)}: WNID ${wnid} is not a class of ${mappingPath}`);
-    }
-    for (const [label, wnid] of wnids.entries()) {
-      if (!folders.includes(wnid)) continue;
-      for (const f of await imagesIn(join(trainDir, wnid))) {
-        train.paths.push(join(trainDir, wnid, f));
-        train.labels.push(label);
-      }
-    }
-  } else notes.push(`${trainDir}: missing, so the training split is empty`);
+  let train = { paths: [] as string[], labels: [] as number[] };
+  if (await isDir(trainDir)) train = await listClassFolders(trainDir, wnids, mappingPath);
+  else notes.push(`${trainDir}: missing, so the training split is empty`);
   const val = { paths: [] as string[], labels: [] as number[] };
   if (await isDir(valDir)) {
     const files = await imagesIn(valDir);
@@ -338,17 +403,12 @@ async function indexKaggle(dir: string): Promise<ImageNetIndex> {
   if (train.paths.length === 0 && val.paths.length === 0) {
     throw new Error(`${join(dir, KAGGLE_DATA)}: holds no train/<wnid>/*.JPEG or val/*.JPEG images`);
   }
-  const split = (s: { paths: string[]; labels: number[] }): FolderSplit => ({
-    paths: s.paths,
-    names: s.paths,
-    labels: Int32Array.from(s.labels),
-  });
   return {
     layout: "kaggle",
     wnids,
     classNames: wnids.map((w) => names.get(w)!),
-    train: split(train),
-    test: split(val),
+    train: fileSplit(train),
+    test: fileSplit(val),
     testFolder: "val",
     notes,
   };
