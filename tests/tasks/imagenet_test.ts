@@ -1,6 +1,7 @@
 // `deno task prepare`, `train` and `eval` with `--dataset imagenet` end to end, as subprocesses, on a miniature
 // ImageNet in the official archives' layout (4 classes, 12 training and 8 validation JPEGs): a tiny ResNet-18
-// (width 4, ImageNet stem, 64-pixel crops) for one epoch on the software adapter.
+// (width 4, ImageNet stem, 64-pixel crops) for one epoch on the software adapter, its batches built in a decode
+// worker (images read in place from the nested train tar).
 import { assert, assertEquals, assertStrictEquals } from "../assert.ts";
 import { join } from "node:path";
 import { decodeSafetensors } from "../../io/safetensors.ts";
@@ -51,7 +52,7 @@ Deno.test({
       r = await task(
         "train",
         ...["--dataset", "imagenet", "--data-dir", dir, "--image-size", "64", "--width", "4", "--epochs", "1"],
-        ...["--batch-size", "4", "--val-split", "4", "--schedule", "constant", "--workers", "0", "--out", out],
+        ...["--batch-size", "4", "--val-split", "4", "--schedule", "constant", "--workers", "1", "--out", out],
       );
       assertStrictEquals(r.code, 0, r.stderr + r.stdout);
       const config = JSON.parse(await Deno.readTextFile(join(out, "config.json")));
