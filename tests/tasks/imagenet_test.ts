@@ -6,6 +6,7 @@ import { assert, assertEquals, assertStrictEquals } from "../assert.ts";
 import { join } from "node:path";
 import { decodeSafetensors } from "../../io/safetensors.ts";
 import { makeMiniImageNet, MINI_CLASSES, VAL_LABELS } from "../imagenet_miniature.ts";
+import { runPrepare } from "../../tasks/prepare.ts";
 
 const TASKS = new URL("../../tasks/", import.meta.url).pathname;
 const NAMES = MINI_CLASSES.map((c) => c.words);
@@ -81,4 +82,30 @@ Deno.test({
       await Deno.remove(tmp, { recursive: true });
     }
   },
+});
+
+Deno.test("deno task prepare --dataset imagenet: more undecodable images than a run skips is exit 1", async () => {
+  const tmp = await Deno.makeTempDir({ prefix: "imagenet-prepare-" });
+  try {
+    const dir = await makeMiniImageNet(join(tmp, "broken"), "folders");
+    // All 20 images cut in half: more than the max(10, 0.1 %) a training run tolerates.
+    for (const split of ["train", "val"]) {
+      for (const c of MINI_CLASSES) {
+        for await (const f of Deno.readDir(join(dir, split, c.wnid))) {
+          const path = join(dir, split, c.wnid, f.name);
+          const bytes = await Deno.readFile(path);
+          await Deno.writeFile(path, bytes.subarray(0, bytes.length >> 1));
+        }
+      }
+    }
+    const lines: string[] = [];
+    const io = { log: (l: string) => lines.push(l), error: (l: string) => lines.push(`error: ${l}`) };
+    assertStrictEquals(await runPrepare(["--dataset", "imagenet", "--data-dir", dir], io), 1);
+    assertStrictEquals(lines.filter((l) => l.includes("warning: does not decode")).length, 20, lines.join("\n"));
+    assert(lines.at(-1)!.includes("20 images do not decode, more than a run skips by default (10)"), lines.at(-1));
+    assertStrictEquals(await runPrepare(["--dataset", "cifar10", "--skip-decode-check"], io), 2);
+    assert(lines.at(-1)!.includes("--skip-decode-check applies to --dataset imagenet only"), lines.at(-1));
+  } finally {
+    await Deno.remove(tmp, { recursive: true });
+  }
 });
