@@ -10,8 +10,8 @@
  * - `kaggle`: `LOC_synset_mapping.txt`, `LOC_val_solution.csv`, `ILSVRC/Data/CLS-LOC/train/<wnid>/*.JPEG` and the flat
  *   `ILSVRC/Data/CLS-LOC/val/*.JPEG`.
  *
- * Classes are torchvision's: sorted WNIDs, label = position; a class's name is the devkit's `words`. Images are sorted
- * by name within a class (ImageFolder's order); validation images keep file-name order.
+ * Classes are torchvision's: sorted WNIDs, label = position; a class's name is the devkit's `words`. Both splits are in
+ * torchvision's (ImageFolder's) order whatever the layout: class by class, by file name within a class.
  * @module
  */
 import { basename, join } from "node:path";
@@ -204,11 +204,12 @@ async function buildArchiveIndex(dir: string): Promise<ArchiveIndex> {
       );
     }
     const valLabel = validationLabeller(devkit, wnids);
-    for (const m of members) {
+    const labelled = members.map((m) => ({ ...m, label: valLabel(m.name, valPath) }));
+    for (const m of byClass(labelled)) {
       val.names.push(m.name);
       val.offsets.push(m.offset);
       val.sizes.push(m.size);
-      val.labels.push(valLabel(m.name, valPath));
+      val.labels.push(m.label);
     }
   }
   if (train.names.length === 0 && val.names.length === 0) {
@@ -319,12 +320,8 @@ async function indexExtractedFlatVal(dir: string, files: string[]): Promise<Imag
   const devkit = await readDevkit(devkitPath);
   const { wnids, classNames } = classesOf(devkit.synsets);
   const train = await listClassFolders(join(dir, "train"), wnids, devkit.metaName);
-  const val = { paths: [] as string[], labels: [] as number[] };
   const valLabel = validationLabeller(devkit, wnids);
-  for (const f of files) {
-    val.paths.push(join(valDir, f));
-    val.labels.push(valLabel(f, valDir));
-  }
+  const val = pathsAndLabels(byClass(files.map((f) => ({ path: join(valDir, f), label: valLabel(f, valDir) }))));
   return {
     layout: "folders",
     wnids,
@@ -370,6 +367,18 @@ async function listClassFolders(
   return train;
 }
 
+/**
+ * Validation images (in file-name order) in torchvision's order: `ImageNet(split="val")` is an ImageFolder of the
+ * images sorted into class folders, so class by class, by name within a class (a stable sort keeps the names' order).
+ */
+function byClass<T extends { label: number }>(items: T[]): T[] {
+  return [...items].sort((a, b) => a.label - b.label);
+}
+
+function pathsAndLabels(items: { path: string; label: number }[]): { paths: string[]; labels: number[] } {
+  return { paths: items.map((i) => i.path), labels: items.map((i) => i.label) };
+}
+
 /** A folder split of files on disk. */
 function fileSplit(s: { paths: string[]; labels: number[] }): FolderSplit {
   return { paths: s.paths, names: s.paths, labels: Int32Array.from(s.labels) };
@@ -385,7 +394,7 @@ async function indexKaggle(dir: string): Promise<ImageNetIndex> {
   let train = { paths: [] as string[], labels: [] as number[] };
   if (await isDir(trainDir)) train = await listClassFolders(trainDir, wnids, mappingPath);
   else notes.push(`${trainDir}: missing, so the training split is empty`);
-  const val = { paths: [] as string[], labels: [] as number[] };
+  let val = { paths: [] as string[], labels: [] as number[] };
   if (await isDir(valDir)) {
     const files = await imagesIn(valDir);
     const solutionPath = join(dir, KAGGLE_VAL_SOLUTION);
@@ -393,12 +402,12 @@ async function indexKaggle(dir: string): Promise<ImageNetIndex> {
       throw new Error(`${solutionPath}: missing, so the ${files.length} images of ${valDir} have no labels`);
     }
     const solution = files.length > 0 ? await readValSolution(solutionPath, labelOf) : new Map<string, number>();
-    for (const f of files) {
+    const labelled = files.map((f) => {
       const label = solution.get(f.replace(/\.jpe?g$/i, ""));
       if (label === undefined) throw new Error(`${solutionPath}: has no row for ${join(valDir, f)}`);
-      val.paths.push(join(valDir, f));
-      val.labels.push(label);
-    }
+      return { path: join(valDir, f), label };
+    });
+    val = pathsAndLabels(byClass(labelled));
   } else notes.push(`${valDir}: missing, so the validation split is empty`);
   if (train.paths.length === 0 && val.paths.length === 0) {
     throw new Error(`${join(dir, KAGGLE_DATA)}: holds no train/<wnid>/*.JPEG or val/*.JPEG images`);

@@ -1,5 +1,5 @@
 import { assert, assertEquals, assertStrictEquals, rejects } from "../assert.ts";
-import { join } from "node:path";
+import { basename, join } from "node:path";
 import { indexImageNet } from "../../data/imagenet_dataset.ts";
 import { INDEX_FILE_NAME } from "../../data/imagenet_index_file.ts";
 import { readImageBytes } from "../../data/image_bytes.ts";
@@ -11,8 +11,10 @@ import { CLASS_COLOURS, makeMiniImageNet, MINI_CLASSES, TRAIN_PER_CLASS, VAL_LAB
 const WNIDS = MINI_CLASSES.map((c) => c.wnid);
 const NAMES = MINI_CLASSES.map((c) => c.words);
 const TRAIN_LABELS = MINI_CLASSES.flatMap((_, k) => Array(TRAIN_PER_CLASS).fill(k));
-/** Validation labels in file-name order: the extracted layout sorts by class folder first. */
-const byClassThenName = VAL_LABELS.map((l, i) => [l, i]).sort((a, b) => a[0] - b[0] || a[1] - b[1]);
+/** The validation files in torchvision's order (class by class, by name within one), whatever the layout. */
+const VAL_ORDER = VAL_LABELS.map((_, i) => i).sort((a, b) => VAL_LABELS[a] - VAL_LABELS[b] || a - b);
+const SORTED_VAL_LABELS = VAL_ORDER.map((i) => VAL_LABELS[i]);
+const valFile = (i: number) => `ILSVRC2012_val_${String(i + 1).padStart(8, "0")}.JPEG`;
 
 /** The class whose colour image i of `split` has, read from where the index says its bytes are. */
 async function decodedClasses(split: FolderSplit): Promise<number[]> {
@@ -44,15 +46,15 @@ Deno.test("indexImageNet reads the official archives in place: nested train tars
     assertEquals(index.wnids, WNIDS);
     assertEquals(index.classNames, NAMES);
     assertEquals(Array.from(index.train.labels), TRAIN_LABELS);
-    assertEquals(Array.from(index.test.labels), VAL_LABELS);
+    assertEquals(Array.from(index.test.labels), SORTED_VAL_LABELS);
     assertEquals(index.train.names.slice(0, 2), [
       "ILSVRC2012_img_train.tar:n01440764.tar/n01440764_100.JPEG",
       "ILSVRC2012_img_train.tar:n01440764.tar/n01440764_101.JPEG",
     ]);
-    assertStrictEquals(index.test.names[0], "ILSVRC2012_img_val.tar:ILSVRC2012_val_00000001.JPEG");
+    assertEquals(index.test.names, VAL_ORDER.map((i) => `ILSVRC2012_img_val.tar:${valFile(i)}`));
     // The offsets are absolute in the outer file: the bytes there decode to the labelled class's colour.
     assertEquals(await decodedClasses(index.train), TRAIN_LABELS);
-    assertEquals(await decodedClasses(index.test), VAL_LABELS);
+    assertEquals(await decodedClasses(index.test), SORTED_VAL_LABELS);
     assertEquals(index.indexFile, { path: join(dir, INDEX_FILE_NAME), reused: false });
     assertEquals(index.notes, []);
   });
@@ -67,8 +69,8 @@ Deno.test("indexImageNet reads torchvision's extracted folders and Kaggle's layo
     assertEquals(index.classNames, WNIDS, "no devkit beside train/: WNIDs");
     assert(index.notes[0].includes("named by their WNIDs"), index.notes[0]);
     assertEquals(Array.from(index.train.labels), TRAIN_LABELS);
-    assertEquals(Array.from(index.test.labels), byClassThenName.map(([l]) => l));
-    assertEquals(await decodedClasses(index.test), byClassThenName.map(([l]) => l));
+    assertEquals(Array.from(index.test.labels), SORTED_VAL_LABELS);
+    assertEquals(await decodedClasses(index.test), SORTED_VAL_LABELS);
     // The devkit beside the folders names the classes.
     const archives = await makeMiniImageNet(join(tmp, "archives"), "archives");
     await Deno.copyFile(join(archives, "ILSVRC2012_devkit_t12.tar.gz"), join(folders, "ILSVRC2012_devkit_t12.tar.gz"));
@@ -85,17 +87,22 @@ Deno.test("indexImageNet reads torchvision's extracted folders and Kaggle's layo
     index = await indexImageNet(flat);
     assertEquals([index.layout, index.wnids, index.classNames, index.notes], ["folders", WNIDS, NAMES, []]);
     assertEquals(Array.from(index.train.labels), TRAIN_LABELS);
-    assertEquals(Array.from(index.test.labels), VAL_LABELS);
-    assertEquals(await decodedClasses(index.test), VAL_LABELS);
+    assertEquals(Array.from(index.test.labels), SORTED_VAL_LABELS);
+    assertEquals(await decodedClasses(index.test), SORTED_VAL_LABELS);
 
     const kaggle = await makeMiniImageNet(join(tmp, "kaggle"), "kaggle");
     index = await indexImageNet(kaggle);
     assertStrictEquals(index.layout, "kaggle");
     assertEquals([index.wnids, index.classNames], [WNIDS, NAMES]);
     assertEquals(Array.from(index.train.labels), TRAIN_LABELS);
-    assertEquals(Array.from(index.test.labels), VAL_LABELS);
+    assertEquals(Array.from(index.test.labels), SORTED_VAL_LABELS);
     assertEquals(await decodedClasses(index.train), TRAIN_LABELS);
-    assertEquals(await decodedClasses(index.test), VAL_LABELS);
+    assertEquals(await decodedClasses(index.test), SORTED_VAL_LABELS);
+    // Every layout lists the validation images in the same (torchvision's) order, so saved logits line up.
+    for (const root of [folders, flat, kaggle]) {
+      const names = (await indexImageNet(root)).test.names.map((n) => basename(n));
+      assertEquals(names, VAL_ORDER.map(valFile), root);
+    }
   });
 });
 
@@ -148,7 +155,7 @@ Deno.test("indexImageNet labels a validation image by its number, so a partial v
   await withDir(async (tmp) => {
     const dir = await makeMiniImageNet(join(tmp, "partial"), "archives", { dropVal: [0, 2] });
     const index = await indexImageNet(dir, { useIndexFile: false });
-    const kept = VAL_LABELS.filter((_, i) => i !== 0 && i !== 2);
+    const kept = VAL_ORDER.filter((i) => i !== 0 && i !== 2).map((i) => VAL_LABELS[i]);
     assertEquals(Array.from(index.test.labels), kept);
     assertEquals(await decodedClasses(index.test), kept);
   });
@@ -248,7 +255,7 @@ Deno.test("createLoaders({dataset: 'imagenet'}) gives the devkit's class names a
         assertEquals(b.images.length, b.labels.length * 32 * 32 * 3);
         labels.push(...b.labels);
       }
-      assertEquals(labels, VAL_LABELS);
+      assertEquals(labels, SORTED_VAL_LABELS);
     } finally {
       await Promise.all([loaders.train.close(), loaders.test.close()]);
     }
