@@ -236,6 +236,24 @@ Deno.test("the index file goes to the cache folder when the dataset folder canno
   });
 });
 
+Deno.test("createLoaders: the validation archive and the devkit alone serve evaluation, with a warning", async () => {
+  await withDir(async (tmp) => {
+    const dir = await makeMiniImageNet(join(tmp, "in"), "archives");
+    await Deno.remove(join(dir, "ILSVRC2012_img_train.tar"));
+    const warnings: string[] = [];
+    const loaders = await createLoaders(
+      { dataset: "imagenet", dataDir: dir, valSplit: 0, seed: 0, batchSize: 4, imageSize: 32, workers: 0 },
+      { onWarning: (w) => warnings.push(w) },
+    );
+    try {
+      assertEquals([loaders.train.numImages, loaders.train.batchesPerEpoch, loaders.test.numImages], [0, 0, 8]);
+      assert(/ILSVRC2012_img_train\.tar: missing, so the training split is empty/.test(warnings.join("\n")));
+    } finally {
+      await Promise.all([loaders.train.close(), loaders.test.close()]);
+    }
+  });
+});
+
 Deno.test("createLoaders({dataset: 'imagenet'}) gives the devkit's class names and batches of the right labels", async () => {
   await withDir(async (tmp) => {
     const dir = await makeMiniImageNet(join(tmp, "in"), "archives");
