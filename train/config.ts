@@ -34,10 +34,18 @@ export const ARCHS: readonly ArchName[] = Object.keys(ARCHITECTURES) as ArchName
 /** A torchvision ResNet name. */
 export type Arch = ArchName;
 
-/** Datasets a run accepts: the two CIFARs, an ImageNet-style folder tree, and generated data for tests. */
-export const DATASETS = ["cifar10", "cifar100", "folder", "synthetic"] as const;
+/**
+ * Datasets a run accepts: the two CIFARs, an ImageNet-style folder tree, ImageNet itself (official archives,
+ * extracted or Kaggle layout: `data/imagenet_dataset.ts`), and generated data for tests.
+ */
+export const DATASETS = ["cifar10", "cifar100", "folder", "imagenet", "synthetic"] as const;
 /** A dataset name. */
 export type DatasetName = typeof DATASETS[number];
+
+/** Datasets of encoded images decoded by sharp (`folder`, `imagenet`): the folder fields and defaults apply. */
+export function isFolderDataset(dataset: DatasetName): boolean {
+  return dataset === "folder" || dataset === "imagenet";
+}
 
 /** The network stem: CIFAR's 3x3 stride-1 conv without max pool, or ImageNet's 7x7/2 conv and 3x3/2 max pool. */
 export type Stem = StemKind;
@@ -284,7 +292,7 @@ const COMMON = {
 
 /** The recipe a dataset uses unless `recipe` is set: `classic` for ImageNet-style folders, `cifar` otherwise. */
 export function defaultRecipe(dataset: DatasetName, transforms?: DataTransforms): RecipeName {
-  return dataset === "folder" && transforms !== "cifar" ? "classic" : "cifar";
+  return isFolderDataset(dataset) && transforms !== "cifar" ? "classic" : "cifar";
 }
 
 /** The fields that follow the dataset (and a folder's transforms), whatever the recipe. */
@@ -307,6 +315,7 @@ function datasetDefaults(dataset: DatasetName, transforms?: DataTransforms) {
       // Sized for the software adapter (~1.5 s per step): ~30 steps an epoch, well above chance after the first.
       return { ...cifarLike, width: 4, logEvery: 5 };
     case "folder":
+    case "imagenet":
       if (transforms === "cifar") return cifarLike;
       return {
         ...cifarLike,
@@ -509,12 +518,18 @@ export function checkTrainConfig(c: TrainConfig, given: ReadonlySet<keyof TrainC
   if (c.dataset === "folder" && !c.dataDir) {
     fail("dataDir", "{dataset} folder needs {dataDir} (a folder with one subfolder per class)");
   }
+  if (c.dataset === "imagenet" && !c.dataDir) {
+    fail(
+      "dataDir",
+      "{dataset} imagenet needs {dataDir} (the folder holding the ILSVRC-2012 archives or train/ and val/)",
+    );
+  }
   if (c.dataset === "synthetic" && given.has("dataDir")) {
     fail("dataDir", "{dataDir} does not apply to {dataset} synthetic");
   }
   for (const key of ["transforms", "decoder"] as const) {
-    if (c.dataset !== "folder" && (given.has(key) || c.transforms !== "cifar")) {
-      fail(key, `{${key}} applies to {dataset} folder only (${c.dataset} is always cifar-style)`);
+    if (!isFolderDataset(c.dataset) && (given.has(key) || c.transforms !== "cifar")) {
+      fail(key, `{${key}} applies to {dataset} folder and imagenet only (${c.dataset} is always cifar-style)`);
     }
   }
   checkDecoderFits(c.decoder, c.transforms);
@@ -681,12 +696,13 @@ export function trainConfigFromJSON(value: unknown, where: string): TrainConfig 
   }
   // Fields added after the first checkpoints were written take the value those runs had.
   const old = value as Record<string, unknown>;
-  const transforms = old.transforms ?? (old.dataset === "folder" ? "imagenet" : "cifar");
+  const folderLike = old.dataset === "folder" || old.dataset === "imagenet";
+  const transforms = old.transforms ?? (folderLike ? "imagenet" : "cifar");
   const v: Record<string, unknown> = {
     transforms,
     decoder: "sharp",
     allowConfigChange: false,
-    recipe: old.dataset === "folder" && transforms === "imagenet" ? "classic" : "cifar",
+    recipe: folderLike && transforms === "imagenet" ? "classic" : "cifar",
     ...NO_AUGMENTATION,
     ...old,
   };

@@ -38,6 +38,7 @@ import {
   checkDecoderFits,
   type DatasetName,
   type EvalConfig,
+  isFolderDataset,
   recipeFor,
   type TrainConfig,
   trainConfigFromJSON,
@@ -165,6 +166,7 @@ const KNOWN_CLASS_COUNTS: Record<DatasetName, number | undefined> = {
   cifar100: CIFAR100_CLASS_NAMES.length,
   synthetic: SYNTHETIC_CLASSES,
   folder: undefined,
+  imagenet: undefined, // a miniature or a partial download has fewer than 1,000 classes: checked once indexed
 };
 
 function checkClassCount(
@@ -283,15 +285,15 @@ function resolveData(config: EvalConfig, train: TrainConfig | null, path: string
     throw new ConfigError("dataDir", "{dataDir} does not apply to {dataset} synthetic");
   }
   const dataDir = config.dataDir ?? (sameData ? train.dataDir : recipeFor(dataset).dataDir);
-  if (dataset === "folder" && !dataDir) {
-    throw new ConfigError("dataDir", "{dataset} folder needs {dataDir} (a folder with one subfolder per class)");
+  if (isFolderDataset(dataset) && !dataDir) {
+    throw new ConfigError("dataDir", `{dataset} ${dataset} needs {dataDir} (the folder that holds its images)`);
   }
   for (const key of ["transforms", "decoder"] as const) {
-    if (dataset !== "folder" && config[key] !== null) {
-      throw new ConfigError(key, `{${key}} applies to {dataset} folder only`);
+    if (!isFolderDataset(dataset) && config[key] !== null) {
+      throw new ConfigError(key, `{${key}} applies to {dataset} folder and imagenet only`);
     }
   }
-  const folder = dataset === "folder";
+  const folder = isFolderDataset(dataset);
   const transforms = folder ? config.transforms ?? (sameData ? train.transforms : "imagenet") : undefined;
   const decoder = folder ? config.decoder ?? (sameData ? train.decoder : "sharp") : undefined;
   checkDecoderFits(decoder, transforms);

@@ -229,7 +229,7 @@ Deno.test("a class folder of small JPEGs trains with --transforms cifar --decode
   );
   await rejects(
     asCommandLine(evaluateCheckpoint(evalArgs("--dataset", "synthetic", "--decoder", "sharp") as EvalConfig)),
-    /--decoder applies to --dataset folder only/,
+    /--decoder applies to --dataset folder and imagenet only/,
   );
 });
 
