@@ -2,7 +2,7 @@
  * The import graph shows the architecture: folders form layers that point one way, and no file imports itself
  * through a cycle. The order, bottom first:
  *
- *     kernels  ->  io  ->  models | data  ->  train  ->  bench | report  ->  tasks
+ *     kernels  ->  io  ->  dist  ->  models | data  ->  train  ->  bench | report  ->  tasks
  *
  * A folder imports its own files and the folders below it; `models` and `data` are peers and do not import each
  * other, nor do `bench` and `report`; `mod.ts` (the public API) imports the library folders, never `bench` or `tasks`; tests import anything.
@@ -14,6 +14,7 @@ import { assert, assertEquals } from "./assert.ts";
 const LAYERS: Record<string, number> = {
   kernels: 0,
   io: 1,
+  dist: 1.5,
   models: 2,
   data: 2,
   train: 3,
