@@ -3,7 +3,7 @@
  * worker pool with a bounded number in flight (the prefetch queue), or inline when there are no workers.
  * @module
  */
-import { batchCount, batchSlice, epochOrder } from "./batch_plan.ts";
+import { batchCount, batchSlice, epochOrder, type Shard, shardSlice } from "./batch_plan.ts";
 import {
   type BatchJob,
   type BatchResult,
@@ -27,7 +27,13 @@ export interface PipelineLoaderOptions {
   source: number;
   /** Indices into the source that this loader serves (e.g. the training part of a train/val split). */
   indices: Uint32Array;
+  /** Images per batch of this process (with `shard`, per rank: the global batch is `batchSize * shard.size`). */
   batchSize: number;
+  /**
+   * Data-parallel training: serve rank `rank`'s share of each global batch (see `shardSlice`); the epoch has
+   * `floor(n / (batchSize * size))` batches on every rank. Only with `train`.
+   */
+  shard?: Shard;
   /** Training conventions: shuffle every epoch and drop the last partial batch. */
   train: boolean;
   /** Random augmentation (only meaningful with `train`). */
@@ -55,7 +61,9 @@ export class PipelineLoader implements BatchLoader {
   constructor(options: PipelineLoaderOptions) {
     this.#options = options;
     this.numImages = options.indices.length;
-    this.batchesPerEpoch = batchCount(this.numImages, options.batchSize, options.train);
+    if (options.shard && !options.train) throw new Error("PipelineLoader: shard is for training loaders only");
+    if (options.shard) shardSlice(new Uint32Array(0), options.shard); // throws for a rank outside [0, size)
+    this.batchesPerEpoch = batchCount(this.numImages, options.batchSize * (options.shard?.size ?? 1), options.train);
   }
 
   /**
@@ -74,7 +82,9 @@ export class PipelineLoader implements BatchLoader {
       id: b,
       source: o.source,
       epoch,
-      indices: batchSlice(order, b, o.batchSize).slice(),
+      indices: o.shard
+        ? shardSlice(batchSlice(order, b, o.batchSize * o.shard.size), o.shard).slice()
+        : batchSlice(order, b, o.batchSize).slice(),
       augment: o.train && o.augment,
     });
     const build = (b: number): Promise<BatchResult> => {

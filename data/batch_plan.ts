@@ -63,3 +63,30 @@ export function epochOrder(indices: Uint32Array, seed: number, epoch: number, sh
 export function batchSlice(order: Uint32Array, batch: number, batchSize: number): Uint32Array {
   return order.subarray(batch * batchSize, Math.min(order.length, (batch + 1) * batchSize));
 }
+
+/** This process's part of a data-parallel job: rank `rank` of `size` processes. */
+export interface Shard {
+  rank: number;
+  size: number;
+}
+
+/**
+ * Rank `shard.rank`'s part of one global batch (`size` times the per-rank batch): every `size`-th sample from the
+ * rank's offset, `globalBatch[rank::size]`. That is torch's `DistributedSampler` (which deals the epoch order out as
+ * `indices[rank::size]`, each rank then batching its share in order), restricted to the full global batches a
+ * drop-last epoch uses (so its padding never matters): the union over ranks of batch b is batch b of one process
+ * whose batch is the global batch, sample for sample, whatever `size`.
+ * @throws {RangeError} for a rank outside [0, size).
+ */
+export function shardSlice(globalBatch: Uint32Array, shard: Shard): Uint32Array {
+  const { rank, size } = shard;
+  if (!Number.isInteger(size) || size < 1 || !Number.isInteger(rank) || rank < 0 || rank >= size) {
+    throw new RangeError(
+      `shard: expected an integer rank in [0, size) and size >= 1, received rank ${rank} of ${size}`,
+    );
+  }
+  if (size === 1) return globalBatch;
+  const out = new Uint32Array(Math.ceil((globalBatch.length - rank) / size));
+  for (let i = rank, j = 0; i < globalBatch.length; i += size, j++) out[j] = globalBatch[i];
+  return out;
+}

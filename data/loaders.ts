@@ -5,7 +5,7 @@
  * (the official archives read in place, torchvision's extracted folders or Kaggle's layout: `imagenet_dataset.ts`).
  * @module
  */
-import { splitTrainVal } from "./batch_plan.ts";
+import { type Shard, splitTrainVal } from "./batch_plan.ts";
 import type { DecodeFailure, SourceSpec } from "./batch_source.ts";
 import type { Batch, BatchLoader } from "./batch.ts";
 import { PipelineLoader } from "./batch_loader.ts";
@@ -65,6 +65,12 @@ export interface DataConfig {
   raMagnitude?: number;
   /** Training: probability of torchvision's RandomErasing on the normalised image, value 0 (default 0: off). */
   randomErase?: number;
+  /**
+   * Data-parallel training: this process is rank `rank` of `size`, and its training loader serves its share of each
+   * global batch of `batchSize * size` images (torch's DistributedSampler, see `shardSlice`); evaluation loaders
+   * are whole. Not part of the stored config.
+   */
+  shard?: Shard;
   /** Background decode workers (default: cores; 0 builds batches inline). */
   workers?: number;
   /** Download CIFAR archives that are absent (default true). */
@@ -340,6 +346,7 @@ export async function createLoaders(config: DataConfig, options: LoaderOptions =
       source,
       indices,
       batchSize: config.batchSize,
+      shard: train ? config.shard : undefined,
       train,
       augment: config.augment ?? true,
       seed: config.seed,
