@@ -30,11 +30,14 @@ export interface Collective {
 
 /** A rank waited longer than the collective timeout: another rank died, hung or took another path. */
 export class CollectiveTimeoutError extends Error {
-  /** @param what the operation (e.g. "gradient all-reduce at step 12"); `seconds` the timeout that expired. */
-  constructor(rank: number, size: number, what: string, seconds: number) {
+  /**
+   * @param what the operation, e.g. "the gradient all-reduce of step 12" (the message leaves out `rank`: the task's
+   *   error line names it); `seconds` the timeout that expired.
+   */
+  constructor(readonly rank: number, readonly size: number, what: string, seconds: number) {
     super(
-      `rank ${rank} of ${size}: ${what} did not complete within ${seconds} s: another rank died, hung or stopped ` +
-        "early (see its output above); the job is aborted. A rank that is merely slow (e.g. rank 0 evaluating) " +
+      `${what} did not complete within ${seconds} s: another rank died, hung or stopped ` +
+        "early (see its output). A rank that is merely slow (e.g. rank 0 evaluating) " +
         "needs a larger --collective-timeout",
     );
     this.name = "CollectiveTimeoutError";

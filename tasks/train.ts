@@ -12,9 +12,12 @@ import { registerFastKernels } from "../kernels/register.ts";
 import { initWebGPU } from "../kernels/webgpu_backend.ts";
 import { formatEpochSummary, formatProgress } from "./progress.ts";
 import { parseTrainArgs, trainHelp } from "./train_flags.ts";
+import type { TrainConfig } from "../train/config.ts";
 import { train } from "../train/trainer.ts";
 import { progressWriter } from "../report/run_progress.ts";
 import { writeRunReport } from "../report/write_report.ts";
+import { openCollective } from "../dist/open_collective.ts";
+import type { Collective } from "../dist/collective.ts";
 
 if (import.meta.main) {
   await runTask(async () => {
@@ -30,71 +33,90 @@ if (import.meta.main) {
         );
       }
     }
-    const adapter = await initWebGPU();
-    registerFastKernels();
-    console.log(
-      `WebGPU adapter: ${adapter.name}${
-        adapter.isFallbackAdapter ? " (software fallback: slow, for tests only)" : ""
-      }` +
-        ` [${adapter.features.join(", ")}]`,
-    );
-    console.log(`run folder: ${config.out}`);
-    const tty = Deno.stdout.isTerminal();
-    const columns = tty ? Deno.consoleSize().columns : 80;
-    const encoder = new TextEncoder();
-    let progressFailed = false;
-    const progressFile = progressWriter(config.out, {
-      onError: (e) => {
-        // A watcher's file: say it once and keep training.
-        if (!progressFailed) console.error(`warning: progress.json not written (${e.message}); training goes on`);
-        progressFailed = true;
+    // Under mpirun/srun: this process is one rank of a data-parallel job (MPI is loaded only then).
+    const collective = openCollective({ timeoutSeconds: config.collectiveTimeout });
+    try {
+      await trainRank(config, collective);
+    } catch (e) {
+      if (collective.size === 1) throw e;
+      // A rank that stops alone would leave the others waiting: say why, then end every rank of the job.
+      console.error(`error: rank ${collective.rank} of ${collective.size}: ${(e as Error).message}`);
+      collective.abort(1);
+    }
+    collective.finalize();
+  });
+}
+
+/** The task on one rank (the only one without a launcher); rank 0 alone prints and writes the run's files. */
+async function trainRank(config: TrainConfig, collective: Collective): Promise<void> {
+  const adapter = await initWebGPU();
+  registerFastKernels();
+  if (collective.rank !== 0) {
+    await train(config, { collective });
+    return;
+  }
+  if (collective.size > 1) console.log(`data parallel: ${collective.size} ranks over ${collective.description}`);
+  console.log(
+    `WebGPU adapter: ${adapter.name}${adapter.isFallbackAdapter ? " (software fallback: slow, for tests only)" : ""}` +
+      ` [${adapter.features.join(", ")}]`,
+  );
+  console.log(`run folder: ${config.out}`);
+  const tty = Deno.stdout.isTerminal();
+  const columns = tty ? Deno.consoleSize().columns : 80;
+  const encoder = new TextEncoder();
+  let progressFailed = false;
+  const progressFile = progressWriter(config.out, {
+    onError: (e) => {
+      // A watcher's file: say it once and keep training.
+      if (!progressFailed) console.error(`warning: progress.json not written (${e.message}); training goes on`);
+      progressFailed = true;
+    },
+  });
+  let result;
+  try {
+    result = await train(config, {
+      collective,
+      log: (m) => console.log(tty ? `\r${m}` : m),
+      progress: (p) => {
+        progressFile.update(p);
+        const line = formatProgress(p, { tty, width: columns });
+        if (tty) Deno.stdout.writeSync(encoder.encode(line));
+        else console.log(line);
+      },
+      epoch: (r, isBest) => {
+        const split = (loss?: number, top1?: number, top5?: number) =>
+          loss === undefined ? undefined : { loss, top1: top1!, top5: top5! };
+        const line = formatEpochSummary({
+          epoch: r.epoch,
+          epochs: config.epochs,
+          trainLoss: r.train_loss,
+          trainTop1: r.train_top1,
+          val: split(r.val_loss, r.val_top1, r.val_top5),
+          test: split(r.test_loss, r.test_top1, r.test_top5),
+          lr: r.lr,
+          seconds: r.time,
+          imagesPerSecond: r.images_per_second,
+          best: isBest,
+        });
+        console.log(tty ? `\r${line}` : line);
       },
     });
-    let result;
-    try {
-      result = await train(config, {
-        log: (m) => console.log(tty ? `\r${m}` : m),
-        progress: (p) => {
-          progressFile.update(p);
-          const line = formatProgress(p, { tty, width: columns });
-          if (tty) Deno.stdout.writeSync(encoder.encode(line));
-          else console.log(line);
-        },
-        epoch: (r, isBest) => {
-          const split = (loss?: number, top1?: number, top5?: number) =>
-            loss === undefined ? undefined : { loss, top1: top1!, top5: top5! };
-          const line = formatEpochSummary({
-            epoch: r.epoch,
-            epochs: config.epochs,
-            trainLoss: r.train_loss,
-            trainTop1: r.train_top1,
-            val: split(r.val_loss, r.val_top1, r.val_top5),
-            test: split(r.test_loss, r.test_top1, r.test_top5),
-            lr: r.lr,
-            seconds: r.time,
-            imagesPerSecond: r.images_per_second,
-            best: isBest,
-          });
-          console.log(tty ? `\r${line}` : line);
-        },
-      });
-    } finally {
-      await progressFile.flush(); // no write left half-done when the process exits
-    }
-    try {
-      const report = await writeRunReport(config.out);
-      console.log(`report: ${report.path}`);
-    } catch (e) {
-      console.error(`warning: report.html not written: ${(e as Error).message}`);
-    }
-    const last = result.epochs.at(-1);
-    if (last?.test_top1 !== undefined) {
-      console.log(
-        `done: ${result.globalStep} steps; final test top-1 ${(last.test_top1 * 100).toFixed(2)}%` +
-          (result.lastCheckpoint ? `; checkpoint ${result.lastCheckpoint}` : ""),
-      );
-    } else {
-      console.log(`nothing to do: the run in ${config.out} already finished ${config.epochs} epochs`);
-    }
-  });
+  } finally {
+    await progressFile.flush(); // no write left half-done when the process exits
+  }
+  try {
+    const report = await writeRunReport(config.out);
+    console.log(`report: ${report.path}`);
+  } catch (e) {
+    console.error(`warning: report.html not written: ${(e as Error).message}`);
+  }
+  const last = result.epochs.at(-1);
+  if (last?.test_top1 !== undefined) {
+    console.log(
+      `done: ${result.globalStep} steps; final test top-1 ${(last.test_top1 * 100).toFixed(2)}%` +
+        (result.lastCheckpoint ? `; checkpoint ${result.lastCheckpoint}` : ""),
+    );
+  } else {
+    console.log(`nothing to do: the run in ${config.out} already finished ${config.epochs} epochs`);
+  }
 }

@@ -118,6 +118,10 @@ export const TRAIN_FLAGS: readonly FlagSpec<keyof TrainConfig>[] = [
   },
   { key: "logEvery", help: "steps between loss readbacks" },
   { key: "workers", help: "data-loading workers" },
+  {
+    key: "collectiveTimeout",
+    help: "mpirun/srun: seconds a rank waits for the others (rank 0 evaluating too)",
+  },
   { key: "help", help: "show this help" },
 ];
 
@@ -167,6 +171,15 @@ export function trainHelp(): string {
     ...helpLines(TRAIN_FLAGS, TRAIN_FIELDS, defaultOf),
     "",
     ...recipeHelpLines(),
+    "",
+    "Data parallel: under mpirun -np N or srun (Open MPI; MPICH untested; loaded through FFI only then), each of N",
+    "processes is one rank with its own WebGPU device; --batch-size is per rank, so the global batch is N x",
+    "--batch-size (scale --lr yourself). Rank r trains on samples r, r+N, ... of every global batch (torch's",
+    "DistributedSampler), so the images of a step and their augmentation do not depend on N. Gradients are averaged",
+    "over the ranks by an MPI all-reduce; batch-norm statistics stay per rank (DDP without SyncBN), and rank 0's",
+    "running statistics are the checkpoint's. Rank 0 alone evaluates (the whole validation and test sets), logs and",
+    "writes checkpoints; --resume needs the same N (another N: refused, or with --allow-config-change the epoch",
+    "restarts). See the README for GPU pinning and costs.",
     "",
     "Boolean flags take no value; prefix them with --no- to turn them off (e.g. --no-nesterov).",
     "Exit status 2: unknown or contradictory flags.",

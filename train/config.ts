@@ -128,6 +128,11 @@ export interface TrainConfig
   logEvery: number;
   /** Data-loading workers. */
   workers: number;
+  /**
+   * Data-parallel jobs (under mpirun/srun): seconds a rank waits for the others in one collective (a gradient
+   * all-reduce, or rank 0's evaluation at an epoch's end) before it aborts the job; unused by a single process.
+   */
+  collectiveTimeout: number;
   /** Resuming: continue from a checkpoint trained with another configuration (not an exact continuation). */
   allowConfigChange: boolean;
 }
@@ -287,6 +292,7 @@ const COMMON = {
   keep: 3,
   zeroInitResidual: false,
   workers: 2,
+  collectiveTimeout: 600,
   allowConfigChange: false,
 };
 
@@ -407,6 +413,7 @@ export const TRAIN_FIELDS: Readonly<Record<keyof TrainConfig, FieldRule>> = {
   zeroInitResidual: { kind: "boolean" },
   logEvery: { kind: "int", range: [1, 1e9] },
   workers: { kind: "int", range: [0, 1024] },
+  collectiveTimeout: { kind: "number", range: [0, 1e6, true] },
   allowConfigChange: { kind: "boolean" },
 };
 
@@ -610,6 +617,7 @@ export const RESUME_SAFE_FIELDS: ReadonlySet<keyof TrainConfig> = new Set<keyof 
   "zeroInitResidual",
   "logEvery",
   "workers",
+  "collectiveTimeout",
   "allowConfigChange",
 ]);
 
@@ -702,6 +710,7 @@ export function trainConfigFromJSON(value: unknown, where: string): TrainConfig 
     transforms,
     decoder: "sharp",
     allowConfigChange: false,
+    collectiveTimeout: 600,
     recipe: folderLike && transforms === "imagenet" ? "classic" : "cifar",
     ...NO_AUGMENTATION,
     ...old,

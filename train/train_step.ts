@@ -8,6 +8,7 @@ import type { BatchStat, ResNet } from "../models/resnet.ts";
 import { clipGradNorm, lossAndTop1 } from "./losses.ts";
 import type { SGD } from "./sgd.ts";
 import { submitPendingWork } from "../kernels/bind_group_cache.ts";
+import type { Collective } from "../dist/collective.ts";
 
 /** Loss options of a step. */
 export interface StepOptions {
@@ -26,20 +27,23 @@ export interface StepOutput {
   correct: tf.Scalar;
 }
 
-/**
- * Builds the step function of `model` and `optimizer`. The returned function takes `x` ([N, H, W, 3]) and `labels`
- * ([N] int32), updates the model in place and returns the batch's loss and correct count, still on the GPU.
- */
-export function makeTrainStep(
-  model: ResNet,
-  optimizer: SGD,
-  options: StepOptions,
-): (x: tf.Tensor4D, labels: tf.Tensor1D, lr: number) => StepOutput {
+/** Forward and backward of one batch: what the update needs, nothing applied yet. */
+interface Gradients {
+  loss: tf.Scalar;
+  correct: tf.Scalar;
+  /** By torchvision name, in the model's parameter order. */
+  grads: Map<string, tf.Tensor>;
+  stats: BatchStat[];
+}
+
+/** The two halves of a step: gradients of a batch, and their application (clip, SGD, BN running statistics). */
+function stepParts(model: ResNet, optimizer: SGD, options: StepOptions) {
   const params = model.parameters();
   const variables = [...params.values()];
   // tfjs keys gradients by variable name, which is unique per model instance; map back to torchvision names.
   const nameOf = new Map([...params].map(([name, v]) => [v.name, name]));
-  return (x, labels, lr) => {
+  const order = [...params.keys()];
+  const gradients = (x: tf.Tensor4D, labels: tf.Tensor1D): Gradients => {
     let stats: BatchStat[] = [];
     let correct: tf.Scalar | undefined;
     const { value: loss, grads } = tf.variableGrads(() => {
@@ -49,7 +53,13 @@ export function makeTrainStep(
       correct = tf.keep(c);
       return options.injectNaN ? l.mul(NaN) : l;
     }, variables);
-    let named = new Map(Object.entries(grads).map(([k, g]) => [nameOf.get(k) ?? k, g]));
+    const byName = new Map(Object.entries(grads).map(([k, g]) => [nameOf.get(k) ?? k, g]));
+    // The parameter order, not tfjs's: every rank of a data-parallel job flattens them alike.
+    const named = new Map(order.filter((n) => byName.has(n)).map((n) => [n, byName.get(n)!]));
+    return { loss, correct: correct!, grads: named, stats };
+  };
+  const apply = (g: Gradients, lr: number): StepOutput => {
+    let named = g.grads;
     if (options.clipGradNorm > 0) {
       const clipped = clipGradNorm(named, options.clipGradNorm); // new tensors: the unclipped ones go
       tf.dispose([...named.values()]);
@@ -58,9 +68,63 @@ export function makeTrainStep(
     }
     optimizer.step(named, lr);
     tf.dispose([...named.values()]);
-    model.updateRunningStats(stats);
+    model.updateRunningStats(g.stats);
     // Every step from the same buffer-pool state: the same buffers, so the cached bind groups are hit.
     submitPendingWork();
-    return { loss, correct: correct! };
+    return { loss: g.loss, correct: g.correct };
+  };
+  return { gradients, apply };
+}
+
+/**
+ * Builds the step function of `model` and `optimizer`. The returned function takes `x` ([N, H, W, 3]) and `labels`
+ * ([N] int32), updates the model in place and returns the batch's loss and correct count, still on the GPU.
+ */
+export function makeTrainStep(
+  model: ResNet,
+  optimizer: SGD,
+  options: StepOptions,
+): (x: tf.Tensor4D, labels: tf.Tensor1D, lr: number) => StepOutput {
+  const { gradients, apply } = stepParts(model, optimizer, options);
+  return (x, labels, lr) => apply(gradients(x, labels), lr);
+}
+
+/**
+ * The step of one rank of a data-parallel job (DDP's): gradients of this rank's share of the global batch, read back
+ * into one flat host buffer ([sum of parameter sizes] float32, parameter order), summed over the ranks by
+ * `collective`, divided by the number of ranks, uploaded, then clipped and applied as {@linkcode makeTrainStep}
+ * does, identically on every rank. Batch-norm statistics stay per rank (no SyncBN). With one rank it is
+ * {@linkcode makeTrainStep} plus a readback.
+ * @throws {CollectiveTimeoutError} (rejects) when another rank does not join the all-reduce in time.
+ */
+export function makeDataParallelStep(
+  model: ResNet,
+  optimizer: SGD,
+  options: StepOptions,
+  collective: Collective,
+): (x: tf.Tensor4D, labels: tf.Tensor1D, lr: number, step: number) => Promise<StepOutput> {
+  const { gradients, apply } = stepParts(model, optimizer, options);
+  return async (x, labels, lr, step) => {
+    const g = gradients(x, labels);
+    try {
+      const names = [...g.grads.keys()];
+      const shapes = names.map((n) => g.grads.get(n)!.shape);
+      const flat = tf.tidy(() => tf.concat(names.map((n) => g.grads.get(n)!.reshape([-1])))); // [P]
+      const host = (await flat.data()) as Float32Array;
+      flat.dispose();
+      tf.dispose([...g.grads.values()]);
+      await collective.allReduceSum(host, `the gradient all-reduce of step ${step}`);
+      const scale = 1 / collective.size;
+      for (let i = 0; i < host.length; i++) host[i] *= scale;
+      const parts = tf.tidy(() => {
+        const split = tf.split(tf.tensor1d(host), shapes.map((s) => tf.util.sizeFromShape(s)));
+        return split.map((t, i) => t.reshape(shapes[i]));
+      });
+      g.grads = new Map(names.map((n, i) => [n, parts[i]]));
+    } catch (e) {
+      tf.dispose([g.loss, g.correct, ...g.grads.values()]);
+      throw e;
+    }
+    return apply(g, lr);
   };
 }

@@ -22,7 +22,9 @@ import { SGD, weightDecayFilter } from "./sgd.ts";
 import { checkResumeConfig, ConfigError, resumeConflicts, type TrainConfig, trainConfigFromJSON } from "./config.ts";
 import { literal } from "./config_error.ts";
 import { acquireRunLock } from "../io/run_lock.ts";
-import { makeTrainStep } from "./train_step.ts";
+import { makeDataParallelStep, makeTrainStep } from "./train_step.ts";
+import { type Collective, LocalCollective } from "../dist/collective.ts";
+import { checkSameConfig, DataParallel } from "./data_parallel.ts";
 
 /** Progress inside an epoch, reported every `logEvery` steps (one GPU readback each). */
 export interface ProgressEvent {
@@ -52,6 +54,12 @@ export interface TrainHooks {
   nanAtStep?: number;
   /** Data options that are not part of the run's config (e.g. a smaller synthetic set in tests). */
   data?: Partial<DataConfig>;
+  /**
+   * The processes of a data-parallel job (default: this one alone). Each rank trains on its share of every global
+   * batch (`batchSize` per rank); gradients are averaged over the ranks, BN statistics stay per rank; rank 0 alone
+   * evaluates, logs, saves and calls the hooks above.
+   */
+  collective?: Collective;
 }
 
 /** Outcome of {@linkcode train}. */
@@ -86,13 +94,16 @@ export class NonFiniteLossError extends Error {
 interface ResumeExtras {
   /** All randomness is counter-based: (seed, epoch, sample index) → order, crops, flips, per-image augmentations. */
   seed: number;
-  /** Running sums of the current epoch, so a mid-epoch resume reports the same epoch metrics. */
+  /** Running sums of the current epoch (over every rank), so a mid-epoch resume reports the same epoch metrics. */
   partial: { lossSum: number; correct: number; seen: number };
   /**
    * Training images (after the validation split) the run drew its batches from: another count reorders every epoch.
    * Absent in checkpoints written before it was recorded.
    */
   trainImages?: number;
+  /** Processes of the job that wrote it (absent: 1); each rank's own running sums when more than one. */
+  worldSize?: number;
+  rankPartials?: { lossSum: number; correct: number; seen: number }[];
 }
 
 /** Fields that decide which images make up each batch: changing one moves every mid-epoch position. */
@@ -112,18 +123,28 @@ function checkResumeExtras(rng: unknown, source: string): asserts rng is ResumeE
 
 /** Runs (or resumes) a training run as `config` describes; one process per run folder (see `io/run_lock.ts`). */
 export async function train(config: TrainConfig, hooks: TrainHooks = {}): Promise<TrainResult> {
-  const log = hooks.log ?? (() => {});
+  const collective = hooks.collective ?? new LocalCollective();
+  // Rank 0 alone speaks, writes and holds the lock; the others train.
+  const log = collective.rank === 0 ? hooks.log ?? (() => {}) : () => {};
+  if (collective.rank !== 0) hooks = { ...hooks, log, progress: undefined, epoch: undefined };
+  await checkSameConfig(collective, config);
+  if (collective.rank !== 0) return await trainLocked(config, hooks, log, collective);
   // One process per run folder, taken before the data is loaded so that a second run stops at once.
   await Deno.mkdir(config.out, { recursive: true });
   const lock = await acquireRunLock(config.out, (m) => log(`warning: ${m}`));
   try {
-    return await trainLocked(config, hooks, log);
+    return await trainLocked(config, hooks, log, collective);
   } finally {
     await lock.release();
   }
 }
 
-async function trainLocked(config: TrainConfig, hooks: TrainHooks, log: (m: string) => void): Promise<TrainResult> {
+async function trainLocked(
+  config: TrainConfig,
+  hooks: TrainHooks,
+  log: (m: string) => void,
+  collective: Collective,
+): Promise<TrainResult> {
   await initWebGPU();
   const loaders = await createLoaders({
     dataset: config.dataset,
@@ -140,6 +161,7 @@ async function trainLocked(config: TrainConfig, hooks: TrainHooks, log: (m: stri
     randomErase: config.randomErase,
     workers: config.workers,
     ...hooks.data,
+    shard: collective.size > 1 ? { rank: collective.rank, size: collective.size } : undefined,
   }, { onWarning: log, onProgress: log });
   const spec = resnetSpec(config.arch, {
     stem: config.stem,
@@ -155,7 +177,7 @@ async function trainLocked(config: TrainConfig, hooks: TrainHooks, log: (m: stri
     decay: weightDecayFilter(config.weightDecayAll),
   });
   try {
-    return await runLoop(config, hooks, log, loaders, spec, model, optimizer);
+    return await runLoop(config, hooks, log, loaders, spec, model, optimizer, new DataParallel(collective));
   } finally {
     optimizer.dispose();
     model.dispose();
@@ -171,6 +193,7 @@ async function runLoop(
   spec: ResNetSpec,
   model: ResNet,
   optimizer: SGD,
+  dp: DataParallel,
 ): Promise<TrainResult> {
   const stepsPerEpoch = loaders.train.batchesPerEpoch;
   if (stepsPerEpoch < 1) {
@@ -190,6 +213,8 @@ async function runLoop(
   let partial = { lossSum: 0, correct: 0, seen: 0 };
 
   let restartEpoch = false;
+  // Rank 0 resumes first (under --resume auto it may complete an interrupted save), then the others read the file.
+  if (config.resume) await dp.rootFirst("resume");
   const resumed = config.resume
     ? await saver.resume(config.resume, (point) => {
       const saved = trainConfigFromJSON(point.config, `${point.path} metadata`);
@@ -225,14 +250,16 @@ async function runLoop(
         const list = changes.map((c) => `${c.field} ${JSON.stringify(c.saved)} -> ${JSON.stringify(c.now)}`);
         log(`warning: continuing ${point.path} under a changed configuration: ${list.join(", ")}`);
       }
-      // Under another batch size, split, seed or image count (allowConfigChange), a mid-epoch position means other
-      // images.
-      restartEpoch = dataChanged || changes.some((c) => ORDER_FIELDS.includes(c.field));
+      // Under another batch size, split, seed, image count or number of processes (allowConfigChange), a mid-epoch
+      // position means other images.
+      restartEpoch = dataChanged || changes.some((c) => ORDER_FIELDS.includes(c.field)) ||
+        dp.checkResumeWorld((point.rng as ResumeExtras).worldSize ?? 1, point.path, config.allowConfigChange, log);
     })
     : null;
+  if (config.resume) await dp.rootFirst("resume", true);
   if (resumed) {
     ({ dataPosition: position, globalStep } = resumed);
-    partial = (resumed.rng as ResumeExtras).partial;
+    partial = dp.ownPartial(resumed.rng as ResumeExtras);
     if (restartEpoch) {
       if (position.batch > 0) {
         log(`the data order changed: epoch ${position.epoch + 1} starts again at its first batch`);
@@ -243,16 +270,15 @@ async function runLoop(
       if (globalStep !== was) log(`step ${was} counts as step ${globalStep} at ${stepsPerEpoch} steps per epoch`);
       partial = { lossSum: 0, correct: 0, seen: 0 };
     }
-    await runLog.truncateAfter(position.epoch);
+    if (dp.isRoot) await runLog.truncateAfter(position.epoch);
   } else if (config.init) {
     await initFrom(config.init, model, log);
   }
-  await runLog.writeConfig({ ...config, spec, classNames: loaders.classNames });
+  if (dp.isRoot) await runLog.writeConfig({ ...config, spec, classNames: loaders.classNames });
 
-  const step = makeTrainStep(model, optimizer, {
-    labelSmoothing: config.labelSmoothing,
-    clipGradNorm: config.clipGradNorm,
-  });
+  const stepOptions = { labelSmoothing: config.labelSmoothing, clipGradNorm: config.clipGradNorm };
+  const step = makeTrainStep(model, optimizer, stepOptions);
+  const dpStep = dp.size > 1 ? makeDataParallelStep(model, optimizer, stepOptions, dp.collective) : undefined;
   const records: EpochRecord[] = [];
 
   const checkpointResult = () => ({ lastCheckpoint: saver.lastCheckpoint, bestMetric: saver.bestMetric });
@@ -262,11 +288,19 @@ async function runLoop(
     epochPartial: typeof partial,
     metric?: number,
   ) => {
+    // Every rank's own sums go into the file; rank 0 alone writes it.
+    const rankPartials = dp.size > 1 ? await dp.gatherPartials(epochPartial, globalStep) : undefined;
+    if (!dp.isRoot) return;
     await assertFiniteParameters(model, globalStep, dataPosition.epoch + 1);
     await saver.save({
       globalStep,
       dataPosition,
-      rng: { seed: config.seed, partial: epochPartial, trainImages: loaders.train.numImages } satisfies ResumeExtras,
+      rng: {
+        seed: config.seed,
+        partial: rankPartials ? dp.sumPartials(rankPartials) : epochPartial,
+        trainImages: loaders.train.numImages,
+        ...(rankPartials ? { worldSize: dp.size, rankPartials } : {}),
+      } satisfies ResumeExtras,
     }, metric);
   };
 
@@ -296,7 +330,17 @@ async function runLoop(
         lr = learningRateAt(globalStep, schedule);
         const x = tf.tensor4d(b.images, [b.size, b.height, b.width, 3]);
         const y = tf.tensor1d(b.labels, "int32");
-        const out = hooks.nanAtStep === globalStep + 1
+        const nan = hooks.nanAtStep === globalStep + 1;
+        const out = dpStep
+          ? await (nan
+            ? makeDataParallelStep(model, optimizer, { ...stepOptions, injectNaN: true }, dp.collective)
+            : dpStep)(
+              x,
+              y,
+              lr,
+              globalStep + 1,
+            )
+          : nan
           ? makeTrainStep(model, optimizer, { labelSmoothing: 0, clipGradNorm: 0, injectNaN: true })(x, y, lr)
           : step(x, y, lr);
         epochSums = accumulateInPlace(epochSums, [out.loss, out.correct], [b.size, 1]); // one dispatch
@@ -308,18 +352,19 @@ async function runLoop(
         batch = b.index + 1;
 
         if (globalStep % config.logEvery === 0 || batch === stepsPerEpoch) {
-          const s = await readSums();
+          const s = await dp.sumOverRanks(await readSums(), `the metrics of step ${globalStep}`);
           const elapsed = (performance.now() - started) / 1000;
-          const ips = imagesThisSession / Math.max(elapsed, 1e-9);
-          const remaining = (stepsPerEpoch - batch + (config.epochs - epoch - 1) * stepsPerEpoch) * config.batchSize;
+          const ips = imagesThisSession * dp.size / Math.max(elapsed, 1e-9);
+          const remaining = (stepsPerEpoch - batch + (config.epochs - epoch - 1) * stepsPerEpoch) * config.batchSize *
+            dp.size;
           hooks.progress?.({
             epoch: epoch + 1,
             epochs: config.epochs,
             batch,
             batches: stepsPerEpoch,
             globalStep,
-            loss: s.lossSum / seen,
-            acc: s.correct / seen,
+            loss: s.lossSum / s.seen,
+            acc: s.correct / s.seen,
             lr,
             imagesPerSecond: ips,
             etaSeconds: remaining / Math.max(ips, 1e-9),
@@ -332,24 +377,28 @@ async function runLoop(
           return { epochs: records, globalStep, interrupted: true, ...checkpointResult() };
         }
       }
-      const totals = await readSums();
+      const totals = await dp.sumOverRanks(await readSums(), `the metrics of epoch ${epoch + 1}`);
       const elapsed = (performance.now() - started) / 1000;
-      const val = loaders.val ? await evaluate(model, loaders.val, loaders.numClasses) : undefined;
-      const test = await evaluate(model, loaders.test, loaders.numClasses);
-      const record = epochRecord(
-        epoch + 1,
-        globalStep,
-        lr,
-        totals,
-        val?.result,
-        test.result,
-        elapsed,
-        imagesThisSession,
-      );
+      // Rank 0 evaluates the whole sets with its BN running statistics (those its checkpoint holds: DDP's
+      // broadcast_buffers makes rank 0's the model's too); the others wait for its record.
+      const record = await dp.fromRoot(`the evaluation of epoch ${epoch + 1}`, async () => {
+        const val = loaders.val ? await evaluate(model, loaders.val, loaders.numClasses) : undefined;
+        const test = await evaluate(model, loaders.test, loaders.numClasses);
+        return epochRecord(
+          epoch + 1,
+          globalStep,
+          lr,
+          totals,
+          val?.result,
+          test.result,
+          elapsed,
+          imagesThisSession * dp.size,
+        );
+      });
       records.push(record);
       // best is chosen on the validation split only, never on the test set.
-      const metric = val?.result.top1;
-      await runLog.appendEpoch(record);
+      const metric = record.val_top1;
+      if (dp.isRoot) await runLog.appendEpoch(record);
       hooks.epoch?.(record, saver.improves(metric));
       await save({ epoch: epoch + 1, batch: 0 }, { lossSum: 0, correct: 0, seen: 0 }, metric);
     } finally {

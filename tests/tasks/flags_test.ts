@@ -66,6 +66,7 @@ Deno.test("no flags: ResNet-18 on CIFAR-10 with the reference recipe", () => {
     zeroInitResidual: false,
     logEvery: 20,
     workers: 2,
+    collectiveTimeout: 600,
     allowConfigChange: false,
   });
   assertEquals(JSON.parse(JSON.stringify(c)), c, "JSON-serialisable");
