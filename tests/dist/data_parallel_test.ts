@@ -118,3 +118,34 @@ Deno.test({
     }
   },
 });
+
+Deno.test({
+  name: "mpirun -np 2: a killed rank ends the job; ranks given different configurations all stop, naming the field",
+  ignore: !available,
+  async fn() {
+    const dir = await Deno.makeTempDir();
+    try {
+      const [killed, mismatch] = await Promise.all([
+        mpirun(["train", `${dir}/kill`, "--die-after", "1 kill", "--timeout", "60"]),
+        mpirun(["train", `${dir}/mismatch`, "--seed-by-rank"]),
+      ]);
+      // Open MPI's launcher ends the survivor as soon as a rank dies (the timeout is for ranks that hang).
+      assert(killed.code !== 0 && /rank 1: kill after step 1/.test(killed.output), killed.output);
+      assert(!/rank 0: done/.test(killed.output), killed.output);
+      assert(mismatch.code !== 0, mismatch.output);
+      assert(
+        /error: rank 1 of 2: the ranks of this job were given different configurations: rank 1 \(config hash [0-9a-f]+\) differ from rank 0 .*this rank \(1\) differs in seed 1 \(rank 0: 0\)/
+          .test(mismatch.output),
+        mismatch.output,
+      );
+      assert(
+        /error: rank 0 of 2: the ranks of this job were given different configurations/.test(mismatch.output) ||
+          /MPI_ABORT/.test(mismatch.output),
+        mismatch.output,
+      );
+      assert(!(await Deno.stat(`${dir}/mismatch`).catch(() => null)), "nothing written before the check");
+    } finally {
+      await Deno.remove(dir, { recursive: true });
+    }
+  },
+});

@@ -1,7 +1,7 @@
 /**
  * Test child of `data_parallel_test.ts`, one process of `mpirun -np 2` (or alone for the reference):
  *
- *     deno run -A tests/dist/dp_child.ts train OUT [--stop-after N] [--resume auto] [--die-after N hang|kill]
+ *     deno run -A tests/dist/dp_child.ts train OUT [--stop-after N] [--resume auto] [--die-after "N hang|kill"] [--seed-by-rank]
  *     deno run -A tests/dist/dp_child.ts reference OUT STEPS
  *
  * `train` runs the trainer on a tiny ResNet (width 4) and 32 synthetic images, 4 per rank; `reference` computes, in
@@ -33,13 +33,14 @@ const { positionals, values } = parseArgs({
     "resume": { type: "string" },
     "die-after": { type: "string" },
     "timeout": { type: "string", default: "60" },
+    "seed-by-rank": { type: "boolean" },
   },
 });
 const [mode, out, steps] = positionals;
 
 /** The run both modes share: 32 images, 4 per rank (8 per global batch), 4 steps in the epoch. */
 const DATA = { syntheticTrain: 32, syntheticTest: 8, workers: 0 };
-function config(): TrainConfig {
+function config(rank = 0): TrainConfig {
   return resolveTrainConfig({
     dataset: "synthetic",
     width: 4,
@@ -51,6 +52,7 @@ function config(): TrainConfig {
     out,
     resume: values.resume ?? null,
     collectiveTimeout: Number(values.timeout),
+    seed: values["seed-by-rank"] ? rank : 0,
   });
 }
 
@@ -61,7 +63,7 @@ if (mode === "train") {
   const die = values["die-after"]?.split(" ");
   const stopAfter = die && collective.rank === 1 ? Number(die[0]) : values["stop-after"];
   try {
-    const result = await train(config(), {
+    const result = await train(config(collective.rank), {
       collective,
       data: DATA,
       stopAfterStep: stopAfter === undefined ? undefined : Number(stopAfter),
