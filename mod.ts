@@ -62,6 +62,12 @@ export {
   type Stateful,
 } from "./io/checkpoint_saver.ts";
 
+// Data parallelism: collectives over MPI (through Deno's FFI, only under a launcher) or the one-process stand-in.
+export { type Collective, CollectiveTimeoutError, LocalCollective } from "./dist/collective.ts";
+export { type LauncherWorld, launcherWorld } from "./dist/launcher_env.ts";
+export { MpiCollective, type MpiCollectiveOptions } from "./dist/mpi_collective.ts";
+export { openCollective, type OpenCollectiveOptions } from "./dist/open_collective.ts";
+
 // Models: architecture as data, shape arithmetic, the tfjs model and the torchvision state-dict contract.
 export {
   ARCHITECTURES,
@@ -100,6 +106,7 @@ export {
 } from "./data/imagenet_dataset.ts";
 export { type ImageNetDevkit, type ImageNetSynset, parseMetaMat, readDevkit } from "./data/imagenet_devkit.ts";
 export { type MatValue, readMat5 } from "./data/mat5.ts";
+export { type Shard, shardSlice } from "./data/batch_plan.ts";
 export { DATA_TRANSFORMS, type DataTransforms, type Normalization } from "./data/transforms.ts";
 export { IMAGE_DECODERS, type ImageDecoder } from "./data/decode_rgb.ts";
 export {
@@ -138,7 +145,7 @@ export {
 } from "./train/config.ts";
 export { NonFiniteLossError, type ProgressEvent, train, type TrainHooks, type TrainResult } from "./train/trainer.ts";
 export type { EpochRecord } from "./train/run_log.ts";
-export { makeTrainStep, type StepOptions, type StepOutput } from "./train/train_step.ts";
+export { makeDataParallelStep, makeTrainStep, type StepOptions, type StepOutput } from "./train/train_step.ts";
 export { SGD, type SGDOptions, weightDecayFilter } from "./train/sgd.ts";
 export {
   learningRateAt,

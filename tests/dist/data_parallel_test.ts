@@ -61,7 +61,8 @@ function worstRelative(found: StateDict, expected: StateDict): { name: string; e
 }
 
 Deno.test({
-  name: "mpirun -np 2: the mean of the halves' gradients, as one process computes it; resume under 2 ranks is exact",
+  name: "mpirun -np 2: the mean of the halves' gradients, as one process computes it; resume under 2 ranks is exact, " +
+    "under 1 refused",
   ignore: !available,
   async fn() {
     const dir = await Deno.makeTempDir();
@@ -84,8 +85,23 @@ Deno.test({
         `${dir}/full/checkpoint-000000002.safetensors`,
         `${dir}/resumed/checkpoint-000000002.safetensors`,
       );
-      const resumed = await mpirun(["train", `${dir}/resumed`, "--resume", "auto"]);
+      await Deno.mkdir(`${dir}/alone`);
+      await Deno.copyFile(
+        `${dir}/full/checkpoint-000000002.safetensors`,
+        `${dir}/alone/checkpoint-000000002.safetensors`,
+      );
+      const [resumed, alone] = await Promise.all([
+        mpirun(["train", `${dir}/resumed`, "--resume", "auto"]),
+        new Deno.Command(Deno.execPath(), {
+          args: ["run", "-A", CHILD, "train", `${dir}/alone`, "--resume", "auto"],
+          cwd: ROOT,
+        })
+          .output(),
+      ]);
       assertEquals(resumed.code, 0, resumed.output);
+      // One process may not continue what two started: the global batch would differ.
+      const aloneOutput = new TextDecoder().decode(alone.stderr);
+      assert(alone.code !== 0 && /written by a job of 2 processes, this job has 1/.test(aloneOutput), aloneOutput);
       const again = await loadCheckpoint(`${dir}/resumed/last.safetensors`);
       for (const part of ["model", "optimizer"] as const) {
         for (const [name, t] of trained[part]) assertEquals(again[part].get(name)?.data, t.data, `${part} ${name}`);

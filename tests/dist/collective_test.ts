@@ -1,0 +1,76 @@
+import { assert, assertEquals, rejects, throws } from "../assert.ts";
+import { launcherWorld } from "../../dist/launcher_env.ts";
+import { openCollective } from "../../dist/open_collective.ts";
+import { LocalCollective } from "../../dist/collective.ts";
+import { openMpiLibrary } from "../../dist/mpi_library.ts";
+import { shardSlice } from "../../data/batch_plan.ts";
+import { DataParallel } from "../../train/data_parallel.ts";
+
+Deno.test("launcherWorld: Open MPI, PMI, PMIx and Slurm variables; none means a plain process", () => {
+  assertEquals(launcherWorld({}), null);
+  assertEquals(launcherWorld({ OMPI_COMM_WORLD_RANK: "3", OMPI_COMM_WORLD_SIZE: "8" }), {
+    rank: 3,
+    size: 8,
+    source: "OMPI_COMM_WORLD_SIZE",
+  });
+  assertEquals(launcherWorld({ PMI_RANK: "0", PMI_SIZE: "2" })?.size, 2);
+  assertEquals(launcherWorld({ SLURM_PROCID: "5", SLURM_NTASKS: "16" })?.rank, 5);
+  // PMIx names no size of its own: MPI_Comm_size will say.
+  assertEquals(launcherWorld({ PMIX_RANK: "1" }), { rank: 1, size: 0, source: "PMIX_RANK" });
+  throws(() => launcherWorld({ OMPI_COMM_WORLD_RANK: "2", OMPI_COMM_WORLD_SIZE: "2" }), /expected 0 <= rank < size/);
+  throws(() => launcherWorld({ PMI_RANK: "x", PMI_SIZE: "2" }), /PMI_RANK is "x": expected a whole number/);
+});
+
+Deno.test("openCollective: one process (no launcher, or a launcher of one) never loads an MPI library", async () => {
+  for (const env of [{}, { SLURM_PROCID: "0", SLURM_NTASKS: "1" }]) {
+    const c = openCollective({ timeoutSeconds: 1, env, libraryNames: ["libmpi-that-does-not-exist.so"] });
+    assert(c instanceof LocalCollective);
+    const data = new Float32Array([1, 2]);
+    await c.allReduceSum(data, "test");
+    assertEquals([...data], [1, 2]);
+    assertEquals(await c.allGather(new Uint8Array([7]), "test"), [new Uint8Array([7])]);
+  }
+  const maps = await Deno.readTextFile("/proc/self/maps").catch(() => "");
+  assert(!/libmpi/.test(maps), "libmpi is mapped into a single process");
+});
+
+Deno.test("a launcher without a loadable MPI library is an error naming what was tried and what to install", () => {
+  const names = ["libmpi-missing.so.40", "libmpi-missing.so.12"];
+  throws(
+    () =>
+      openCollective({
+        timeoutSeconds: 1,
+        env: { OMPI_COMM_WORLD_RANK: "0", OMPI_COMM_WORLD_SIZE: "2" },
+        libraryNames: names,
+      }),
+    /no MPI library loads \(tried libmpi-missing\.so\.40, libmpi-missing\.so\.12: .*libmpi-missing\.so\.40.*\)\. Install Open MPI/,
+  );
+  throws(() => openMpiLibrary([]), /no MPI library loads/);
+});
+
+Deno.test("shardSlice: DistributedSampler's indices[rank::size] of the global batch", () => {
+  const batch = Uint32Array.from([10, 11, 12, 13, 14, 15, 16, 17]);
+  assertEquals([...shardSlice(batch, { rank: 0, size: 2 })], [10, 12, 14, 16]);
+  assertEquals([...shardSlice(batch, { rank: 1, size: 2 })], [11, 13, 15, 17]);
+  assertEquals([...shardSlice(batch, { rank: 2, size: 3 })], [12, 15]);
+  assertEquals(shardSlice(batch, { rank: 0, size: 1 }), batch);
+  throws(() => shardSlice(batch, { rank: 1, size: 1 }), /rank 1 of 1/);
+});
+
+Deno.test("DataParallel: another number of processes is refused on resume, or restarts the epoch when allowed", async () => {
+  const dp = new DataParallel(new LocalCollective());
+  assertEquals(dp.checkResumeWorld(1, "x.safetensors", false, () => {}), false);
+  throws(
+    () => dp.checkResumeWorld(2, "runs/a/last.safetensors", false, () => {}),
+    /runs\/a\/last\.safetensors was written by a job of 2 processes, this job has 1: .*Resume with 2 processes/,
+  );
+  const logged: string[] = [];
+  assertEquals(dp.checkResumeWorld(4, "y", true, (m) => logged.push(m)), true);
+  assert(/^warning: y was written by a job of 4 processes/.test(logged[0]), logged[0]);
+  // Each rank continues its own running sums; rank 0 of a job that wrote none takes the total.
+  const sums = (n: number) => ({ lossSum: n, correct: n, seen: n });
+  assertEquals(dp.ownPartial({ partial: sums(3) }), sums(3));
+  assertEquals(dp.ownPartial({ partial: sums(3), rankPartials: [sums(1)] }), sums(1));
+  assertEquals(await dp.fromRoot("test", () => Promise.resolve({ a: 1 })), { a: 1 });
+  await rejects(() => new LocalCollective().broadcast(new Uint8Array(1), 1, "test"), /root 1 of a single process/);
+});
