@@ -35,16 +35,24 @@ if (import.meta.main) {
     }
     // Under mpirun/srun: this process is one rank of a data-parallel job (MPI is loaded only then).
     const collective = openCollective({ timeoutSeconds: config.collectiveTimeout });
-    try {
-      await trainRank(config, collective);
-    } catch (e) {
-      if (collective.size === 1) throw e;
-      // A rank that stops alone would leave the others waiting: say why, then end every rank of the job.
-      console.error(`error: rank ${collective.rank} of ${collective.size}: ${(e as Error).message}`);
-      collective.abort(1);
-    }
-    collective.finalize();
+    await asRank(collective, () => trainRank(config, collective));
   });
+}
+
+/**
+ * Runs `body` as one rank of `collective`'s job, then leaves MPI cleanly. An error on a rank of several is printed
+ * with the rank and ends every rank at once (MPI_Abort): a rank that stopped alone would leave the others waiting. In
+ * one process the error propagates (to `runTask`).
+ */
+export async function asRank(collective: Collective, body: () => Promise<void>): Promise<void> {
+  try {
+    await body();
+  } catch (e) {
+    if (collective.size === 1) throw e;
+    console.error(`error: rank ${collective.rank} of ${collective.size}: ${(e as Error).message}`);
+    collective.abort(1);
+  }
+  collective.finalize();
 }
 
 /** The task on one rank (the only one without a launcher); rank 0 alone prints and writes the run's files. */

@@ -17,6 +17,7 @@ import { registerFastKernels } from "../../kernels/register.ts";
 import { resolveTrainConfig, type TrainConfig } from "../../train/config.ts";
 import { train } from "../../train/trainer.ts";
 import { openCollective } from "../../dist/open_collective.ts";
+import { asRank } from "../../tasks/train.ts";
 import { createLoaders } from "../../data/loaders.ts";
 import { resnetSpec } from "../../models/resnet_spec.ts";
 import { type BatchStat, createResNet } from "../../models/resnet.ts";
@@ -62,7 +63,8 @@ if (mode === "train") {
   const collective = openCollective({ timeoutSeconds: Number(values.timeout) });
   const die = values["die-after"]?.split(" ");
   const stopAfter = die && collective.rank === 1 ? Number(die[0]) : values["stop-after"];
-  try {
+  // The task's error path: a failing rank prints its error and aborts the job.
+  await asRank(collective, async () => {
     const result = await train(config(collective.rank), {
       collective,
       data: DATA,
@@ -74,12 +76,7 @@ if (mode === "train") {
       await new Promise((r) => setTimeout(r, 600_000)); // hung: neither finishes nor leaves
     }
     console.log(`rank ${collective.rank}: done at step ${result.globalStep}`);
-  } catch (e) {
-    if (collective.size === 1) throw e;
-    console.error(`error: rank ${collective.rank} of ${collective.size}: ${(e as Error).message}`);
-    collective.abort(1);
-  }
-  collective.finalize();
+  });
 } else if (mode === "reference") {
   await reference(config(), Number(steps));
 } else {
