@@ -15,8 +15,15 @@ const ROOT = new URL("../../", import.meta.url).pathname;
 async function mpiAvailable(): Promise<boolean> {
   try {
     const probe = await new Deno.Command("mpirun", { args: ["--version"], stdout: "null", stderr: "null" }).output();
-    const libs = await new Deno.Command("ldconfig", { args: ["-p"], stderr: "null" }).output();
-    return probe.success && /libmpi\.so/.test(new TextDecoder().decode(libs.stdout));
+    // ldconfig lives in /sbin, outside a user's PATH on Debian. (Not dlopen: the test process must not map libmpi.)
+    const ldconfig = ["ldconfig", "/sbin/ldconfig", "/usr/sbin/ldconfig"];
+    const libs = await Promise.all(
+      ldconfig.map((cmd) =>
+        new Deno.Command(cmd, { args: ["-p"], stderr: "null" }).output().then((o) => new TextDecoder().decode(o.stdout))
+          .catch(() => "")
+      ),
+    );
+    return probe.success && libs.some((l) => /libmpi\.so/.test(l));
   } catch {
     return false;
   }
