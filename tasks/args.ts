@@ -53,17 +53,26 @@ export function choiceFlag<C extends string>(flag: string, value: string, choice
   return value as C;
 }
 
+/** How {@linkcode runTask} reports a failure, for tasks that are one process of several (e.g. an MPI rank). */
+export interface TaskOptions {
+  /** Words after "error: " (e.g. "rank 1 of 8: "), read when the error happens. */
+  errorPrefix?: () => string;
+  /** Ends the process with `code` (default `Deno.exit`). */
+  exit?: (code: number) => never;
+}
+
 /**
  * Runs a task's main function: a {@linkcode UsageError} (or a library's {@linkcode ConfigError}, which a flag set)
  * prints its message and exits 2, any other error prints its message and exits 1. Only for entry points.
  */
-export async function runTask(main: () => Promise<void> | void): Promise<void> {
+export async function runTask(main: () => Promise<void> | void, options: TaskOptions = {}): Promise<void> {
   try {
     await main();
   } catch (e) {
     const error = e instanceof ConfigError ? usageErrorFrom(e) : e;
     const usage = error instanceof UsageError;
-    console.error(`error: ${error instanceof Error ? error.message : String(error)}${usage ? " (see --help)" : ""}`);
-    Deno.exit(usage ? 2 : 1);
+    const message = `${error instanceof Error ? error.message : String(error)}${usage ? " (see --help)" : ""}`;
+    console.error(`error: ${options.errorPrefix?.() ?? ""}${message}`);
+    (options.exit ?? Deno.exit)(usage ? 2 : 1);
   }
 }

@@ -12,14 +12,15 @@ import { registerFastKernels } from "../kernels/register.ts";
 import { initWebGPU } from "../kernels/webgpu_backend.ts";
 import { formatEpochSummary, formatProgress } from "./progress.ts";
 import { parseTrainArgs, trainHelp } from "./train_flags.ts";
-import type { TrainConfig } from "../train/config.ts";
 import { train } from "../train/trainer.ts";
 import { progressWriter } from "../report/run_progress.ts";
 import { writeRunReport } from "../report/write_report.ts";
 import { openCollective } from "../dist/open_collective.ts";
-import type { Collective } from "../dist/collective.ts";
+import { type Collective, LocalCollective } from "../dist/collective.ts";
+import type { TaskOptions } from "./args.ts";
 
 if (import.meta.main) {
+  let collective: Collective = new LocalCollective();
   await runTask(async () => {
     const config = parseTrainArgs(Deno.args);
     if (config === "help") return void console.log(trainHelp());
@@ -34,97 +35,92 @@ if (import.meta.main) {
       }
     }
     // Under mpirun/srun: this process is one rank of a data-parallel job (MPI is loaded only then).
-    const collective = openCollective({ timeoutSeconds: config.collectiveTimeout });
-    await asRank(collective, () => trainRank(config, collective));
-  });
+    collective = openCollective({ timeoutSeconds: config.collectiveTimeout });
+    const adapter = await initWebGPU();
+    registerFastKernels();
+    // Rank 0 alone prints and writes the run's files (the trainer calls no hook on the others).
+    if (collective.rank !== 0) {
+      await train(config, { collective });
+      return collective.finalize();
+    }
+    if (collective.size > 1) console.log(`data parallel: ${collective.size} ranks over ${collective.description}`);
+    console.log(
+      `WebGPU adapter: ${adapter.name}${
+        adapter.isFallbackAdapter ? " (software fallback: slow, for tests only)" : ""
+      }` +
+        ` [${adapter.features.join(", ")}]`,
+    );
+    console.log(`run folder: ${config.out}`);
+    const tty = Deno.stdout.isTerminal();
+    const columns = tty ? Deno.consoleSize().columns : 80;
+    const encoder = new TextEncoder();
+    let progressFailed = false;
+    const progressFile = progressWriter(config.out, {
+      onError: (e) => {
+        // A watcher's file: say it once and keep training.
+        if (!progressFailed) console.error(`warning: progress.json not written (${e.message}); training goes on`);
+        progressFailed = true;
+      },
+    });
+    let result;
+    try {
+      result = await train(config, {
+        collective,
+        log: (m) => console.log(tty ? `\r${m}` : m),
+        progress: (p) => {
+          progressFile.update(p);
+          const line = formatProgress(p, { tty, width: columns });
+          if (tty) Deno.stdout.writeSync(encoder.encode(line));
+          else console.log(line);
+        },
+        epoch: (r, isBest) => {
+          const split = (loss?: number, top1?: number, top5?: number) =>
+            loss === undefined ? undefined : { loss, top1: top1!, top5: top5! };
+          const line = formatEpochSummary({
+            epoch: r.epoch,
+            epochs: config.epochs,
+            trainLoss: r.train_loss,
+            trainTop1: r.train_top1,
+            val: split(r.val_loss, r.val_top1, r.val_top5),
+            test: split(r.test_loss, r.test_top1, r.test_top5),
+            lr: r.lr,
+            seconds: r.time,
+            imagesPerSecond: r.images_per_second,
+            best: isBest,
+          });
+          console.log(tty ? `\r${line}` : line);
+        },
+      });
+    } finally {
+      await progressFile.flush(); // no write left half-done when the process exits
+    }
+    try {
+      const report = await writeRunReport(config.out);
+      console.log(`report: ${report.path}`);
+    } catch (e) {
+      console.error(`warning: report.html not written: ${(e as Error).message}`);
+    }
+    const last = result.epochs.at(-1);
+    if (last?.test_top1 !== undefined) {
+      console.log(
+        `done: ${result.globalStep} steps; final test top-1 ${(last.test_top1 * 100).toFixed(2)}%` +
+          (result.lastCheckpoint ? `; checkpoint ${result.lastCheckpoint}` : ""),
+      );
+    } else {
+      console.log(`nothing to do: the run in ${config.out} already finished ${config.epochs} epochs`);
+    }
+    collective.finalize();
+  }, rankTaskOptions(() => collective));
 }
 
 /**
- * Runs `body` as one rank of `collective`'s job, then leaves MPI cleanly. An error on a rank of several is printed
- * with the rank and ends every rank at once (MPI_Abort): a rank that stopped alone would leave the others waiting. In
- * one process the error propagates (to `runTask`).
+ * {@linkcode runTask}'s options for one rank of a data-parallel job: an error names the rank and ends every rank at
+ * once (MPI_Abort), since a rank that stopped alone would leave the others waiting. Nothing changes for one process.
  */
-export async function asRank(collective: Collective, body: () => Promise<void>): Promise<void> {
-  try {
-    await body();
-  } catch (e) {
-    if (collective.size === 1) throw e;
-    console.error(`error: rank ${collective.rank} of ${collective.size}: ${(e as Error).message}`);
-    collective.abort(1);
-  }
-  collective.finalize();
-}
-
-/** The task on one rank (the only one without a launcher); rank 0 alone prints and writes the run's files. */
-async function trainRank(config: TrainConfig, collective: Collective): Promise<void> {
-  const adapter = await initWebGPU();
-  registerFastKernels();
-  if (collective.rank !== 0) {
-    await train(config, { collective });
-    return;
-  }
-  if (collective.size > 1) console.log(`data parallel: ${collective.size} ranks over ${collective.description}`);
-  console.log(
-    `WebGPU adapter: ${adapter.name}${adapter.isFallbackAdapter ? " (software fallback: slow, for tests only)" : ""}` +
-      ` [${adapter.features.join(", ")}]`,
-  );
-  console.log(`run folder: ${config.out}`);
-  const tty = Deno.stdout.isTerminal();
-  const columns = tty ? Deno.consoleSize().columns : 80;
-  const encoder = new TextEncoder();
-  let progressFailed = false;
-  const progressFile = progressWriter(config.out, {
-    onError: (e) => {
-      // A watcher's file: say it once and keep training.
-      if (!progressFailed) console.error(`warning: progress.json not written (${e.message}); training goes on`);
-      progressFailed = true;
-    },
-  });
-  let result;
-  try {
-    result = await train(config, {
-      collective,
-      log: (m) => console.log(tty ? `\r${m}` : m),
-      progress: (p) => {
-        progressFile.update(p);
-        const line = formatProgress(p, { tty, width: columns });
-        if (tty) Deno.stdout.writeSync(encoder.encode(line));
-        else console.log(line);
-      },
-      epoch: (r, isBest) => {
-        const split = (loss?: number, top1?: number, top5?: number) =>
-          loss === undefined ? undefined : { loss, top1: top1!, top5: top5! };
-        const line = formatEpochSummary({
-          epoch: r.epoch,
-          epochs: config.epochs,
-          trainLoss: r.train_loss,
-          trainTop1: r.train_top1,
-          val: split(r.val_loss, r.val_top1, r.val_top5),
-          test: split(r.test_loss, r.test_top1, r.test_top5),
-          lr: r.lr,
-          seconds: r.time,
-          imagesPerSecond: r.images_per_second,
-          best: isBest,
-        });
-        console.log(tty ? `\r${line}` : line);
-      },
-    });
-  } finally {
-    await progressFile.flush(); // no write left half-done when the process exits
-  }
-  try {
-    const report = await writeRunReport(config.out);
-    console.log(`report: ${report.path}`);
-  } catch (e) {
-    console.error(`warning: report.html not written: ${(e as Error).message}`);
-  }
-  const last = result.epochs.at(-1);
-  if (last?.test_top1 !== undefined) {
-    console.log(
-      `done: ${result.globalStep} steps; final test top-1 ${(last.test_top1 * 100).toFixed(2)}%` +
-        (result.lastCheckpoint ? `; checkpoint ${result.lastCheckpoint}` : ""),
-    );
-  } else {
-    console.log(`nothing to do: the run in ${config.out} already finished ${config.epochs} epochs`);
-  }
+export function rankTaskOptions(collective: () => Collective): TaskOptions {
+  const several = () => collective().size > 1;
+  return {
+    errorPrefix: () => several() ? `rank ${collective().rank} of ${collective().size}: ` : "",
+    exit: (code) => several() ? collective().abort(code) : Deno.exit(code),
+  };
 }

@@ -17,7 +17,9 @@ import { registerFastKernels } from "../../kernels/register.ts";
 import { resolveTrainConfig, type TrainConfig } from "../../train/config.ts";
 import { train } from "../../train/trainer.ts";
 import { openCollective } from "../../dist/open_collective.ts";
-import { asRank } from "../../tasks/train.ts";
+import { rankTaskOptions } from "../../tasks/train.ts";
+import { runTask } from "../../tasks/args.ts";
+import { type Collective, LocalCollective } from "../../dist/collective.ts";
 import { createLoaders } from "../../data/loaders.ts";
 import { resnetSpec } from "../../models/resnet_spec.ts";
 import { type BatchStat, createResNet } from "../../models/resnet.ts";
@@ -60,11 +62,12 @@ function config(rank = 0): TrainConfig {
 await initWebGPU();
 registerFastKernels();
 if (mode === "train") {
-  const collective = openCollective({ timeoutSeconds: Number(values.timeout) });
-  const die = values["die-after"]?.split(" ");
-  const stopAfter = die && collective.rank === 1 ? Number(die[0]) : values["stop-after"];
-  // The task's error path: a failing rank prints its error and aborts the job.
-  await asRank(collective, async () => {
+  // The task's error path: a failing rank prints its error, naming itself, and aborts the job.
+  let collective: Collective = new LocalCollective();
+  await runTask(async () => {
+    collective = openCollective({ timeoutSeconds: Number(values.timeout) });
+    const die = values["die-after"]?.split(" ");
+    const stopAfter = die && collective.rank === 1 ? Number(die[0]) : values["stop-after"];
     const result = await train(config(collective.rank), {
       collective,
       data: DATA,
@@ -76,7 +79,8 @@ if (mode === "train") {
       await new Promise((r) => setTimeout(r, 600_000)); // hung: neither finishes nor leaves
     }
     console.log(`rank ${collective.rank}: done at step ${result.globalStep}`);
-  });
+    collective.finalize();
+  }, rankTaskOptions(() => collective));
 } else if (mode === "reference") {
   await reference(config(), Number(steps));
 } else {
