@@ -69,7 +69,7 @@ export class MpiCollective implements Collective {
         this.#lib.handles.commWorld,
         request,
       ), "MPI_Iallreduce");
-    data.set(buffer);
+    if (buffer !== data) data.set(buffer);
   }
 
   async broadcast(data: Uint8Array, root: number, what: string): Promise<void> {
@@ -83,7 +83,7 @@ export class MpiCollective implements Collective {
       (request) => this.#lib.fn.MPI_Ibcast(buffer, data.length, byte, root, commWorld, request),
       "MPI_Ibcast",
     );
-    data.set(buffer);
+    if (buffer !== data) data.set(buffer);
   }
 
   async allGather(data: Uint8Array, what: string): Promise<Uint8Array[]> {
@@ -110,8 +110,13 @@ export class MpiCollective implements Collective {
     check(this.#lib, this.#lib.fn.MPI_Finalize(), "MPI_Finalize");
   }
 
-  /** A copy of `data` in memory owned here (reused: one collective at a time), same element type. */
+  /**
+   * `data` itself when V8 keeps it off its moving heap (V8 places only typed arrays of at most 64 bytes on it; a
+   * gradient buffer is megabytes, and a copy of 45 MB costs ~12 ms here), else a copy in memory owned here (reused:
+   * one collective at a time), same element type. The caller holds `data` until the operation completes.
+   */
   #stage<T extends Float32Array | Float64Array | Uint8Array>(data: T): T {
+    if (data.byteLength > 4096) return data;
     if (this.#scratch.byteLength < data.byteLength) this.#scratch = new ArrayBuffer(data.byteLength);
     const ctor = data.constructor as { new (b: ArrayBuffer, o: number, n: number): T };
     const view = new ctor(this.#scratch, 0, data.length);
@@ -126,16 +131,23 @@ export class MpiCollective implements Collective {
     check(this.#lib, start(request), name);
     const flag = new Int32Array(new ArrayBuffer(4));
     const started = performance.now();
-    // Spin for the first ~2 ms (an all-reduce of a small model completes in that), then let the event loop run
-    // between polls: the data loader's workers deliver batches while a rank waits for a slower one.
-    for (let polls = 0;; polls++) {
+    // Open MPI advances a non-blocking collective only inside MPI calls, so poll without sleeping, as a blocking
+    // MPI_Allreduce spins, but let the event loop run every 20 ms (the data loader's workers deliver batches
+    // meanwhile; a yield costs ~2 ms without progress, so more often slows the all-reduce). After a second of waiting
+    // (a slow peer: rank 0 evaluating) poll every millisecond instead of holding a core.
+    let yielded = started;
+    for (;;) {
       check(this.#lib, this.#lib.fn.MPI_Test(request, flag, null), "MPI_Test");
       if (flag[0] !== 0) return;
-      const waited = performance.now() - started;
+      const now = performance.now();
+      const waited = now - started;
       if (waited > this.#timeoutMs) {
         throw new CollectiveTimeoutError(this.rank, this.size, what, this.#timeoutMs / 1000);
       }
-      if (waited > 2 || polls % 64 === 63) await new Promise((r) => setTimeout(r, waited > 50 ? 1 : 0));
+      if (waited > 1000 || now - yielded > 20) {
+        await new Promise((r) => setTimeout(r, waited > 1000 ? 1 : 0));
+        yielded = performance.now();
+      }
     }
   }
 }
