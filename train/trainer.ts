@@ -22,6 +22,7 @@ import { SGD, weightDecayFilter } from "./sgd.ts";
 import { checkResumeConfig, ConfigError, resumeConflicts, type TrainConfig, trainConfigFromJSON } from "./config.ts";
 import { acquireRunLock } from "../io/run_lock.ts";
 import { makeTrainStep } from "./train_step.ts";
+import { emaDecay, ModelEma } from "./model_ema.ts";
 
 /** Progress inside an epoch, reported every `logEvery` steps (one GPU readback each). */
 export interface ProgressEvent {
@@ -148,9 +149,11 @@ async function trainLocked(config: TrainConfig, hooks: TrainHooks, log: (m: stri
     weightDecay: config.weightDecay,
     decay: weightDecayFilter(config.weightDecayAll),
   });
+  const ema = config.modelEma ? new ModelEma(model, emaDecay(config)) : undefined;
   try {
-    return await runLoop(config, hooks, log, loaders, spec, model, optimizer);
+    return await runLoop(config, hooks, log, loaders, spec, model, optimizer, ema);
   } finally {
+    ema?.dispose();
     optimizer.dispose();
     model.dispose();
     await Promise.all([loaders.train, loaders.val, loaders.test].map((l) => l?.close()));
@@ -165,6 +168,7 @@ async function runLoop(
   spec: ResNetSpec,
   model: ResNet,
   optimizer: SGD,
+  ema: ModelEma | undefined,
 ): Promise<TrainResult> {
   const stepsPerEpoch = loaders.train.batchesPerEpoch;
   if (stepsPerEpoch < 1) {
@@ -178,7 +182,7 @@ async function runLoop(
   const schedule = scheduleConfigFor(config, stepsPerEpoch);
   const runLog = new RunLog(config.out);
   const run = { config, classNames: loaders.classNames, archSpec: spec };
-  const saver = new CheckpointSaver(config.out, { model, optimizer, run, keep: config.keep, log });
+  const saver = new CheckpointSaver(config.out, { model, optimizer, ema, run, keep: config.keep, log });
   let position = { epoch: 0, batch: 0 };
   let globalStep = 0;
   let partial = { lossSum: 0, correct: 0, seen: 0 };
@@ -277,6 +281,11 @@ async function runLoop(
           : step(x, y, lr);
         epochSums = accumulateInPlace(epochSums, [out.loss, out.correct], [b.size, 1]); // one dispatch
         tf.dispose([x, y, out.loss, out.correct]);
+        // torchvision: after the optimizer step of batches 0, N, 2N... of each epoch; copies during warm-up epochs.
+        if (ema && b.index % config.modelEmaSteps === 0) {
+          ema.update();
+          if (epoch < config.warmupEpochs) ema.restart();
+        }
         seen += b.size;
         imagesThisSession += b.size;
         globalStep++;
@@ -312,16 +321,16 @@ async function runLoop(
       const elapsed = (performance.now() - started) / 1000;
       const val = loaders.val ? await evaluate(model, loaders.val, loaders.numClasses) : undefined;
       const test = await evaluate(model, loaders.test, loaders.numClasses);
-      const record = epochRecord(
-        epoch + 1,
-        globalStep,
-        lr,
-        totals,
-        val?.result,
-        test.result,
-        elapsed,
-        imagesThisSession,
-      );
+      // The average beside the model, on the same splits (best stays chosen on the model's validation top-1).
+      const emaVal = ema && loaders.val ? await evaluate(ema.model, loaders.val, loaders.numClasses) : undefined;
+      const emaTest = ema ? await evaluate(ema.model, loaders.test, loaders.numClasses) : undefined;
+      const record = {
+        ...epochRecord(epoch + 1, globalStep, lr, totals, val?.result, test.result, elapsed, imagesThisSession),
+        ...(emaVal ? { ema_val_loss: emaVal.result.loss, ema_val_top1: emaVal.result.top1 } : {}),
+        ...(emaVal ? { ema_val_top5: emaVal.result.top5 } : {}),
+        ...(emaTest ? { ema_test_loss: emaTest.result.loss, ema_test_top1: emaTest.result.top1 } : {}),
+        ...(emaTest ? { ema_test_top5: emaTest.result.top5 } : {}),
+      };
       records.push(record);
       // best is chosen on the validation split only, never on the test set.
       const metric = val?.result.top1;
