@@ -8,9 +8,9 @@ import { identityOrder, keyedRandom, permutation } from "./random.ts";
 
 /**
  * Stream tags that keep the independent uses of one seed apart: `augment` draws the crop and flip, `autoAugment` and
- * `randomErase` the per-image augmentations after them.
+ * `randomErase` the per-image augmentations after them, `batchMix` each batch's mixup or cutmix (keyed by batch).
  */
-export const RandomStream = { split: 1, shuffle: 2, augment: 3, autoAugment: 4, randomErase: 5 } as const;
+export const RandomStream = { split: 1, shuffle: 2, augment: 3, autoAugment: 4, randomErase: 5, batchMix: 6 } as const;
 
 /** The train and held-out validation indices produced by {@linkcode splitTrainVal}. */
 export interface TrainValSplit {

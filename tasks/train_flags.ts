@@ -91,7 +91,7 @@ export const TRAIN_FLAGS: readonly FlagSpec<keyof TrainConfig>[] = [
   { key: "randomErase", help: "RandomErasing probability (normalised image, value 0)" },
   {
     key: "mixupAlpha",
-    help: "mixup Beta(a, a), 0 = off; with cutmix one of the two per batch; train top-1 is against the dominant label",
+    help: "mixup Beta(a, a), 0 = off; with cutmix, one per batch; train top-1 counts the dominant label",
   },
   { key: "cutmixAlpha", help: "CutMix Beta(a, a), 0 = off (the box's area sets the label weights)" },
   {

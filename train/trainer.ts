@@ -23,6 +23,7 @@ import { checkResumeConfig, ConfigError, resumeConflicts, type TrainConfig, trai
 import { acquireRunLock } from "../io/run_lock.ts";
 import { makeTrainStep } from "./train_step.ts";
 import { emaDecay, ModelEma } from "./model_ema.ts";
+import { batchMixFor } from "../data/batch_mix.ts";
 
 /** Progress inside an epoch, reported every `logEvery` steps (one GPU readback each). */
 export interface ProgressEvent {
@@ -276,9 +277,11 @@ async function runLoop(
         lr = learningRateAt(globalStep, schedule);
         const x = tf.tensor4d(b.images, [b.size, b.height, b.width, 3]);
         const y = tf.tensor1d(b.labels, "int32");
+        // Mixup or cutmix (null when off): drawn from (seed, epoch, batch), so a resumed run mixes alike.
+        const mix = batchMixFor(config.seed, epoch, b.index, config, b.height, b.width);
         const out = hooks.nanAtStep === globalStep + 1
           ? makeTrainStep(model, optimizer, { labelSmoothing: 0, clipGradNorm: 0, injectNaN: true })(x, y, lr)
-          : step(x, y, lr);
+          : step(x, y, lr, mix);
         epochSums = accumulateInPlace(epochSums, [out.loss, out.correct], [b.size, 1]); // one dispatch
         tf.dispose([x, y, out.loss, out.correct]);
         // torchvision: after the optimizer step of batches 0, N, 2N... of each epoch; copies during warm-up epochs.
