@@ -94,6 +94,8 @@ export const TRAIN_FLAGS: readonly FlagSpec<keyof TrainConfig>[] = [
     help: "mixup Beta(a, a), 0 = off; with cutmix, one per batch; train top-1 counts the dominant label",
   },
   { key: "cutmixAlpha", help: "CutMix Beta(a, a), 0 = off (the box's area sets the label weights)" },
+  { key: "raSampler", help: "repeated augmentation: each image of an epoch --ra-reps times, augmented apart" },
+  { key: "raReps", help: "--ra-sampler: repetitions per image" },
   {
     key: "modelEma",
     help: "keep an exponential moving average of the weights, evaluated each epoch (ema_* metrics)",

@@ -17,8 +17,8 @@
  *     0.1 divided by 10 every 30 epochs, weight decay 1e-4 (conv and fc weights);
  *   - `new`: torchvision's "new training recipe" (ResNet-50 80.86 %) as far as this toolkit's options go: 600
  *     epochs, batch 1024, lr 0.5 with 5 linear warm-up epochs then cosine, weight decay 2e-5, label smoothing 0.1,
- *     TrivialAugmentWide, RandomErasing 0.1, mixup 0.2, cutmix 1.0, an EMA of the weights (decay 0.99998 every 32
- *     steps); what it lacks is listed in its `missing`.
+ *     TrivialAugmentWide, RandomErasing 0.1, mixup 0.2, cutmix 1.0, repeated augmentation (4 repeats), an EMA of the
+ *     weights (decay 0.99998 every 32 steps); what it lacks is listed in its `missing`.
  * @module
  */
 import { SCHEDULE_KINDS, type ScheduleConfig, type ScheduleKind } from "./lr_schedule.ts";
@@ -93,6 +93,10 @@ export interface TrainConfig
   mixupAlpha: number;
   /** CutMix's Beta(α, α) parameter (torchvision's `--cutmix-alpha`); 0 = off. */
   cutmixAlpha: number;
+  /** Repeated augmentation (torchvision's `--ra-sampler`): each image of an epoch `raReps` times, differently augmented. */
+  raSampler: boolean;
+  /** Repetitions of each image with {@linkcode TrainConfig.raSampler} (torchvision's `--ra-reps`). */
+  raReps: number;
   /** Keep an exponential moving average of the weights, evaluated each epoch beside the model (`train/model_ema.ts`). */
   modelEma: boolean;
   /** The average's decay before torchvision's adjustment for batch size, update interval and epochs. */
@@ -195,6 +199,8 @@ export type RecipeField =
   | "randomErase"
   | "mixupAlpha"
   | "cutmixAlpha"
+  | "raSampler"
+  | "raReps"
   | "modelEma"
   | "modelEmaDecay"
   | "modelEmaSteps";
@@ -221,8 +227,9 @@ const UNUSED_SCHEDULE = {
 };
 
 /**
- * No augmentation beyond the crop and flip, no batch mixing and no weight average (RandAugment's and the average's
- * fields at torchvision's defaults: N 2, M 9; decay 0.99998 every 32 steps).
+ * No augmentation beyond the crop and flip, no batch mixing, no repeated augmentation and no weight average (the
+ * fields of RandAugment, the repeats and the average at torchvision's defaults: N 2, M 9; 3 repeats; decay 0.99998
+ * every 32 steps).
  */
 const NO_AUGMENTATION = {
   autoAugment: "none",
@@ -231,6 +238,8 @@ const NO_AUGMENTATION = {
   randomErase: 0,
   mixupAlpha: 0,
   cutmixAlpha: 0,
+  raSampler: false,
+  raReps: 3,
   modelEma: false,
   modelEmaDecay: 0.99998,
   modelEmaSteps: 32,
@@ -299,13 +308,14 @@ export const RECIPE_SPECS: Readonly<Record<RecipeName, RecipeSpec>> = {
       randomErase: 0.1,
       mixupAlpha: 0.2,
       cutmixAlpha: 1.0,
+      raSampler: true,
+      raReps: 4,
       modelEma: true,
       modelEmaDecay: 0.99998,
       modelEmaSteps: 32,
     },
-    missing:
-      "the repeated-augmentation sampler (4 repeats), training at 176 and evaluating at Resize 232 + CenterCrop 224 (one imageSize serves " +
-      "both here: 224), weight decay on biases but not on norm layers (biases are not decayed here)",
+    missing: "training at 176 and evaluating at Resize 232 + CenterCrop 224 (one imageSize serves both here: 224), " +
+      "weight decay on biases but not on norm layers (biases are not decayed here)",
   },
 };
 
@@ -409,6 +419,8 @@ export const TRAIN_FIELDS: Readonly<Record<keyof TrainConfig, FieldRule>> = {
   randomErase: { kind: "number", range: [0, 1] },
   mixupAlpha: { kind: "number", range: [0, 1e3] },
   cutmixAlpha: { kind: "number", range: [0, 1e3] },
+  raSampler: { kind: "boolean" },
+  raReps: { kind: "int", range: [1, 1e3] },
   modelEma: { kind: "boolean" },
   modelEmaDecay: { kind: "number", range: [0, 1, false, true] },
   modelEmaSteps: { kind: "int", range: [1, 1e9] },
@@ -581,6 +593,7 @@ export function checkTrainConfig(c: TrainConfig, given: ReadonlySet<keyof TrainC
       fail(key, `{${key}} only applies to {autoAugment} ra (RandAugment), not ${c.autoAugment}`);
     }
   }
+  if (given.has("raReps") && !c.raSampler) fail("raReps", "{raReps} only applies with {raSampler}");
   for (const key of ["modelEmaDecay", "modelEmaSteps"] as const) {
     if (given.has(key) && !c.modelEma) fail(key, `{${key}} only applies with {modelEma}`);
   }

@@ -134,6 +134,7 @@ async function trainLocked(config: TrainConfig, hooks: TrainHooks, log: (m: stri
     raNumOps: config.raNumOps,
     raMagnitude: config.raMagnitude,
     randomErase: config.randomErase,
+    raReps: config.raSampler ? config.raReps : 1,
     workers: config.workers,
     ...hooks.data,
   }, { onWarning: log, onProgress: log });

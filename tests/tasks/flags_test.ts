@@ -40,6 +40,8 @@ Deno.test("no flags: ResNet-18 on CIFAR-10 with the reference recipe", () => {
     randomErase: 0,
     mixupAlpha: 0,
     cutmixAlpha: 0,
+    raSampler: false,
+    raReps: 3,
     modelEma: false,
     modelEmaDecay: 0.99998,
     modelEmaSteps: 32,
@@ -115,6 +117,7 @@ Deno.test("--recipe sets its documented group of defaults; every flag still over
     0.99998,
     32,
   ]);
+  assertEquals([n.raSampler, n.raReps], [true, 4]);
   // The dataset still decides the data fields.
   assertEquals([n.stem, n.imageSize, n.transforms, n.checkpointEvery, n.logEvery], [
     "imagenet",
@@ -175,12 +178,17 @@ Deno.test("--mixup-alpha, --cutmix-alpha and --model-ema: values, defaults (off)
   usage(["--model-ema", "--model-ema-steps", "0"], "--model-ema-steps", /must be in \[1, 1000000000\], got "0"/);
   usage(["--model-ema-decay", "0.9"], "--model-ema-decay", /--model-ema-decay only applies with --model-ema/);
   usage(["--model-ema-steps", "4"], "--model-ema-steps", /only applies with --model-ema/);
+  assertEquals([train("--ra-sampler").raReps, train("--ra-sampler", "--ra-reps", "2").raReps], [3, 2]);
+  usage(["--ra-reps", "2"], "--ra-reps", /--ra-reps only applies with --ra-sampler/);
+  usage(["--ra-sampler", "--ra-reps", "0"], "--ra-reps", /must be in \[1, 1000\], got "0"/);
   // The new recipe turns them on; each can be turned off.
   const off = train("--recipe", "new", "--no-model-ema", "--mixup-alpha", "0", "--cutmix-alpha", "0");
   assertEquals([off.modelEma, off.mixupAlpha, off.cutmixAlpha], [false, 0, 0]);
   // A configuration written before these fields existed reads as all off.
   const old = JSON.parse(JSON.stringify(d));
-  for (const k of ["mixupAlpha", "cutmixAlpha", "modelEma", "modelEmaDecay", "modelEmaSteps"]) delete old[k];
+  for (const k of ["mixupAlpha", "cutmixAlpha", "raSampler", "raReps", "modelEma", "modelEmaDecay", "modelEmaSteps"]) {
+    delete old[k];
+  }
   assertEquals(trainConfigFromJSON(old, "old config.json"), d);
 });
 
@@ -363,6 +371,8 @@ Deno.test("--help lists every flag with its default", () => {
     "random-erase",
     "mixup-alpha",
     "cutmix-alpha",
+    "ra-sampler",
+    "ra-reps",
     "model-ema",
     "model-ema-decay",
     "model-ema-steps",
@@ -383,8 +393,9 @@ Deno.test("--help lists every flag with its default", () => {
   for (const r of RECIPES) assert(new RegExp(`\\n  ${r} +${RECIPE_SPECS[r].summary.slice(0, 20)}`).test(recipes), r);
   assert(recipes.includes("--epochs 600 --batch-size 1024 --lr 0.5 --no-nesterov --weight-decay 0.00002"), recipes);
   assert(recipes.includes("--auto-augment ta_wide --random-erase 0.1"));
-  assert(/--mixup-alpha 0\.2\s+--cutmix-alpha 1\s+--model-ema/.test(recipes), recipes);
-  assert(/missing: the repeated-augmentation sampler/.test(recipes), recipes);
+  assert(/--mixup-alpha 0\.2\s+--cutmix-alpha 1\s+--ra-sampler\s+--ra-reps 4\s+--model-ema/.test(recipes), recipes);
+  assert(/missing: training at 176/.test(recipes), recipes);
+  assert(!/missing:[^\n]*repeated/.test(recipes), "the repeated-augmentation sampler is no longer missing");
   assert(!/missing:[^\n]*mixup/.test(recipes), "mixup is no longer missing");
   assert(help.includes("train top-1 counts the dominant label"), "--help says how train top-1 is counted");
 });

@@ -137,10 +137,13 @@ Deno.test("with TrivialAugmentWide and random erasing on, killed mid-epoch and r
   assertSameOutcome(augmented, await outcome(out));
 });
 
-Deno.test("with mixup, cutmix and the weight average on, killed mid-epoch and resumed equals uninterrupted", async () => {
+Deno.test("with mixup, cutmix, repeated augmentation and the weight average on, killed mid-epoch and resumed equals uninterrupted", async () => {
   // A warm-up epoch (the average copies the model at each update), then averaging every 2 steps at decay
-  // 1 - 0.01 x 16 x 2 / 2 = 0.84; mixup or cutmix on every batch.
+  // 1 - 0.01 x 16 x 2 / 2 = 0.84; mixup or cutmix on every batch; each image twice per epoch, augmented apart.
   const recipe = [
+    "--ra-sampler",
+    "--ra-reps=2",
+    "--auto-augment=ta_wide",
     "--schedule=cosine",
     "--warmup-epochs=1",
     "--model-ema",
@@ -169,7 +172,7 @@ Deno.test("with mixup, cutmix and the weight average on, killed mid-epoch and re
   assert(header.includes("ema_test_top1"), header);
   // Mixing changes the training loss of the same batches.
   const plain = `${tmp}/recipe-plain`;
-  await train(config(plain, ...recipe.slice(0, 5)), { data: DATA });
+  await train(config(plain, ...recipe.slice(0, 8)), { data: DATA });
   assert((await outcome(plain)).metrics[0].train_loss !== uninterrupted.metrics[0].train_loss, "mixed");
   // Killed after step 7; the newest checkpoint is step 6 (epoch 2, batch 2), before the second update of the epoch.
   await train(config(out, ...recipe), { data: DATA, stopAfterStep: 7 });
