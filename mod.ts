@@ -91,6 +91,15 @@ export {
   type Loaders,
 } from "./data/loaders.ts";
 export type { Batch, BatchLoader } from "./data/batch.ts";
+export {
+  IMAGENET_COUNTS,
+  type ImageNetIndex,
+  type ImageNetLayout,
+  type ImageNetOptions,
+  indexImageNet,
+} from "./data/imagenet_dataset.ts";
+export { type ImageNetDevkit, type ImageNetSynset, parseMetaMat, readDevkit } from "./data/imagenet_devkit.ts";
+export { type MatValue, readMat5 } from "./data/mat5.ts";
 export { DATA_TRANSFORMS, type DataTransforms, type Normalization } from "./data/transforms.ts";
 export { IMAGE_DECODERS, type ImageDecoder } from "./data/decode_rgb.ts";
 export {

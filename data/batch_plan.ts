@@ -26,10 +26,10 @@ export interface TrainValSplit {
  * @throws {RangeError} if `valSplit` is negative, fractional, or leaves no training samples.
  */
 export function splitTrainVal(n: number, valSplit: number, seed: number): TrainValSplit {
-  if (!Number.isInteger(valSplit) || valSplit < 0 || valSplit >= n) {
-    throw new RangeError(
-      `valSplit must be an integer in [0, ${n - 1}] (the training set has ${n} images), received ${valSplit}`,
-    );
+  // An empty training set (e.g. ImageNet's validation archive alone, for evaluation) splits into nothing.
+  if (!Number.isInteger(valSplit) || valSplit < 0 || (valSplit > 0 && valSplit >= n)) {
+    const range = n === 0 ? "0" : `an integer in [0, ${n - 1}]`;
+    throw new RangeError(`valSplit must be ${range} (the training set has ${n} images), received ${valSplit}`);
   }
   if (valSplit === 0) return { train: identityOrder(n), val: new Uint32Array(0) };
   const order = permutation(n, keyedRandom(seed, RandomStream.split));

@@ -25,10 +25,14 @@ export const TRAIN_FLAGS: readonly FlagSpec<keyof TrainConfig>[] = [
   { key: "dataset", help: "dataset", shownDefault: "cifar10" },
   {
     key: "dataDir",
-    help: "dataset folder (required for folder)",
+    help: "dataset folder (required for folder, imagenet)",
     shownDefault: "data",
   },
-  { key: "recipe", help: "group of defaults (see Recipes below)", shownDefault: "classic for folder, else cifar" },
+  {
+    key: "recipe",
+    help: "group of defaults (see Recipes below)",
+    shownDefault: "classic for folder/imagenet, else cifar",
+  },
   { key: "epochs", help: "training epochs" },
   { key: "batchSize", help: "images per optimizer step" },
   { key: "lr", help: "peak learning rate (onecycle: max_lr)" },
@@ -76,11 +80,11 @@ export const TRAIN_FLAGS: readonly FlagSpec<keyof TrainConfig>[] = [
   { key: "imageSize", help: "training image side (pixels)" },
   {
     key: "transforms",
-    help: "folder: imagenet (RandomResizedCrop), cifar (pad-4 crop, CIFAR recipe)",
+    help: "folder/imagenet: RandomResizedCrop or pad-4 crop",
   },
   {
     key: "decoder",
-    help: "folder: js needs no native addon (JPEG, --transforms cifar)",
+    help: "folder/imagenet: js needs no native addon (JPEG, --transforms cifar)",
   },
   {
     key: "autoAugment",

@@ -22,7 +22,7 @@
  * @module
  */
 import { SCHEDULE_KINDS, type ScheduleConfig, type ScheduleKind } from "./lr_schedule.ts";
-import { ConfigError } from "./config_error.ts";
+import { ConfigError, literal } from "./config_error.ts";
 import { ARCHITECTURES, type ArchName, type StemKind } from "../models/resnet_spec.ts";
 import { DATA_TRANSFORMS, type DataTransforms } from "../data/transforms.ts";
 import { IMAGE_DECODERS, type ImageDecoder } from "../data/decode_rgb.ts";
@@ -35,10 +35,18 @@ export const ARCHS: readonly ArchName[] = Object.keys(ARCHITECTURES) as ArchName
 /** A torchvision ResNet name. */
 export type Arch = ArchName;
 
-/** Datasets a run accepts: the two CIFARs, an ImageNet-style folder tree, and generated data for tests. */
-export const DATASETS = ["cifar10", "cifar100", "folder", "synthetic"] as const;
+/**
+ * Datasets a run accepts: the two CIFARs, an ImageNet-style folder tree, ImageNet itself (official archives,
+ * extracted or Kaggle layout: `data/imagenet_dataset.ts`), and generated data for tests.
+ */
+export const DATASETS = ["cifar10", "cifar100", "folder", "imagenet", "synthetic"] as const;
 /** A dataset name. */
 export type DatasetName = typeof DATASETS[number];
+
+/** Datasets of encoded images decoded by sharp (`folder`, `imagenet`): the folder fields and defaults apply. */
+export function isFolderDataset(dataset: DatasetName): boolean {
+  return dataset === "folder" || dataset === "imagenet";
+}
 
 /** The network stem: CIFAR's 3x3 stride-1 conv without max pool, or ImageNet's 7x7/2 conv and 3x3/2 max pool. */
 export type Stem = StemKind;
@@ -331,7 +339,7 @@ const COMMON = {
 
 /** The recipe a dataset uses unless `recipe` is set: `classic` for ImageNet-style folders, `cifar` otherwise. */
 export function defaultRecipe(dataset: DatasetName, transforms?: DataTransforms): RecipeName {
-  return dataset === "folder" && transforms !== "cifar" ? "classic" : "cifar";
+  return isFolderDataset(dataset) && transforms !== "cifar" ? "classic" : "cifar";
 }
 
 /** The fields that follow the dataset (and a folder's transforms), whatever the recipe. */
@@ -354,6 +362,7 @@ function datasetDefaults(dataset: DatasetName, transforms?: DataTransforms) {
       // Sized for the software adapter (~1.5 s per step): ~30 steps an epoch, well above chance after the first.
       return { ...cifarLike, width: 4, logEvery: 5 };
     case "folder":
+    case "imagenet":
       if (transforms === "cifar") return cifarLike;
       return {
         ...cifarLike,
@@ -495,9 +504,9 @@ export function defaultEvalConfig(checkpoint: string): EvalConfig {
   };
 }
 
-/** A value as error messages quote it: `"0.1"`, `"10,20"`. */
+/** A value as error messages quote it: `"0.1"`, `"10,20"` (escaped for a ConfigError template). */
 function quoted(value: unknown): string {
-  return `"${Array.isArray(value) ? value.join(",") : String(value)}"`;
+  return literal(`"${Array.isArray(value) ? value.join(",") : String(value)}"`);
 }
 
 /**
@@ -563,12 +572,18 @@ export function checkTrainConfig(c: TrainConfig, given: ReadonlySet<keyof TrainC
   if (c.dataset === "folder" && !c.dataDir) {
     fail("dataDir", "{dataset} folder needs {dataDir} (a folder with one subfolder per class)");
   }
+  if (c.dataset === "imagenet" && !c.dataDir) {
+    fail(
+      "dataDir",
+      "{dataset} imagenet needs {dataDir} (the folder holding the ILSVRC-2012 archives or train/ and val/)",
+    );
+  }
   if (c.dataset === "synthetic" && given.has("dataDir")) {
     fail("dataDir", "{dataDir} does not apply to {dataset} synthetic");
   }
   for (const key of ["transforms", "decoder"] as const) {
-    if (c.dataset !== "folder" && (given.has(key) || c.transforms !== "cifar")) {
-      fail(key, `{${key}} applies to {dataset} folder only (${c.dataset} is always cifar-style)`);
+    if (!isFolderDataset(c.dataset) && (given.has(key) || c.transforms !== "cifar")) {
+      fail(key, `{${key}} applies to {dataset} folder and imagenet only (${c.dataset} is always cifar-style)`);
     }
   }
   checkDecoderFits(c.decoder, c.transforms);
@@ -618,7 +633,8 @@ export function checkTrainConfig(c: TrainConfig, given: ReadonlySet<keyof TrainC
     );
   }
   if (c.warmupEpochs >= c.epochs && c.warmupEpochs > 0) {
-    fail("warmupEpochs", `{warmupEpochs} ${c.warmupEpochs} must be less than {epochs} ${c.epochs}`);
+    const whose = given.has("warmupEpochs") ? "" : " (the recipe's default: set {warmupEpochs} for a shorter run)";
+    fail("warmupEpochs", `{warmupEpochs} ${c.warmupEpochs} must be less than {epochs} ${c.epochs}${whose}`);
   }
   if (c.resume !== null && c.init !== null) {
     fail(
@@ -677,11 +693,12 @@ export function resumeConflicts(saved: TrainConfig, now: TrainConfig): ConfigCha
 export function checkResumeConfig(saved: TrainConfig, now: TrainConfig, source: string): void {
   const changes = resumeConflicts(saved, now);
   if (changes.length === 0 || now.allowConfigChange) return;
-  const show = (v: unknown) => Array.isArray(v) ? v.join(",") || "none" : String(v);
+  const show = (v: unknown) => literal(Array.isArray(v) ? v.join(",") || "none" : String(v));
   const list = changes.map((c) => `{${c.field}} ${show(c.saved)} in the checkpoint, ${show(c.now)} now`).join("; ");
+  const file = literal(source);
   throw new ConfigError(
     changes[0].field,
-    `${source} was trained with another configuration, so resuming would not continue that run exactly: ${list}. ` +
+    `${file} was trained with another configuration, so resuming would not continue that run exactly: ${list}. ` +
       "Resume with the checkpoint's values, or set {allowConfigChange} to continue from its weights and optimizer " +
       "state under the new configuration",
   );
@@ -714,10 +731,13 @@ export function resolveTrainConfig(given: Partial<TrainConfig>): TrainConfig {
     init: null,
     ...Object.fromEntries(Object.entries(given).filter(([, v]) => v !== undefined)),
   };
-  checkTrainConfig(
-    merged,
-    new Set(Object.keys(given).filter((k) => given[k as keyof TrainConfig] !== undefined)) as Set<keyof TrainConfig>,
-  );
+  const set = new Set(Object.keys(given).filter((k) => given[k as keyof TrainConfig] !== undefined)) as Set<
+    keyof TrainConfig
+  >;
+  // One-cycle warms up by itself: a recipe's linear warm-up (the new recipe's 5 epochs) gives way to a one-cycle
+  // schedule chosen on top of it, as any recipe default gives way to a flag; only an explicit warm-up contradicts it.
+  if (merged.schedule === "onecycle" && !set.has("warmupEpochs")) merged.warmupEpochs = 0;
+  checkTrainConfig(merged, set);
   return ordered(merged);
 }
 
@@ -734,12 +754,13 @@ export function trainConfigFromJSON(value: unknown, where: string): TrainConfig 
   }
   // Fields added after the first checkpoints were written take the value those runs had.
   const old = value as Record<string, unknown>;
-  const transforms = old.transforms ?? (old.dataset === "folder" ? "imagenet" : "cifar");
+  const folderLike = old.dataset === "folder" || old.dataset === "imagenet";
+  const transforms = old.transforms ?? (folderLike ? "imagenet" : "cifar");
   const v: Record<string, unknown> = {
     transforms,
     decoder: "sharp",
     allowConfigChange: false,
-    recipe: old.dataset === "folder" && transforms === "imagenet" ? "classic" : "cifar",
+    recipe: folderLike && transforms === "imagenet" ? "classic" : "cifar",
     ...NO_AUGMENTATION,
     ...old,
   };

@@ -20,6 +20,7 @@ import { type EpochRecord, RunLog } from "./run_log.ts";
 export type { EpochRecord };
 import { SGD, weightDecayFilter } from "./sgd.ts";
 import { checkResumeConfig, ConfigError, resumeConflicts, type TrainConfig, trainConfigFromJSON } from "./config.ts";
+import { literal } from "./config_error.ts";
 import { acquireRunLock } from "../io/run_lock.ts";
 import { makeTrainStep } from "./train_step.ts";
 import { emaDecay, ModelEma } from "./model_ema.ts";
@@ -89,6 +90,11 @@ interface ResumeExtras {
   seed: number;
   /** Running sums of the current epoch, so a mid-epoch resume reports the same epoch metrics. */
   partial: { lossSum: number; correct: number; seen: number };
+  /**
+   * Training images (after the validation split) the run drew its batches from: another count reorders every epoch.
+   * Absent in checkpoints written before it was recorded.
+   */
+  trainImages?: number;
 }
 
 /** Fields that decide which images make up each batch: changing one moves every mid-epoch position. */
@@ -197,19 +203,37 @@ async function runLoop(
       checkResumeExtras(point.rng, point.path);
       // The data folder may move, but not change its classes: labels would be permuted without a word.
       const [was, now] = [point.classNames.join(", "), loaders.classNames.join(", ")];
+      const folder = literal(String(config.dataDir));
       if (was !== now && !config.allowConfigChange) {
         throw new ConfigError(
           "dataDir",
-          `${point.path} was trained on the classes [${was}], but {dataDir} ${config.dataDir} holds [${now}]`,
+          `${literal(point.path)} was trained on the classes [${literal(was)}], but {dataDir} ${folder} holds ` +
+            `[${literal(now)}]`,
         );
+      }
+      // Nor its images: another count draws other images into every batch, so the run would not continue exactly.
+      const trainImages = (point.rng as Partial<ResumeExtras>).trainImages;
+      const dataChanged = trainImages !== undefined && trainImages !== loaders.train.numImages;
+      if (dataChanged && !config.allowConfigChange) {
+        throw new ConfigError(
+          "dataDir",
+          `${literal(point.path)} was trained on ${trainImages} training images, but {dataDir} ${folder} gives ` +
+            `${loaders.train.numImages} now (after {valSplit} ${config.valSplit}), so every batch would hold other ` +
+            "images. Restore the data as it was, or set {allowConfigChange} to continue from the checkpoint's weights " +
+            "with its epoch started again",
+        );
+      }
+      if (dataChanged) {
+        log(`warning: ${point.path} was trained on ${trainImages} training images, now ${loaders.train.numImages}`);
       }
       const changes = resumeConflicts(saved, config);
       if (changes.length > 0) {
         const list = changes.map((c) => `${c.field} ${JSON.stringify(c.saved)} -> ${JSON.stringify(c.now)}`);
         log(`warning: continuing ${point.path} under a changed configuration: ${list.join(", ")}`);
       }
-      // Under another batch size, split or seed (allowConfigChange), a mid-epoch position means other images.
-      restartEpoch = changes.some((c) => ORDER_FIELDS.includes(c.field));
+      // Under another batch size, split, seed or image count (allowConfigChange), a mid-epoch position means other
+      // images.
+      restartEpoch = dataChanged || changes.some((c) => ORDER_FIELDS.includes(c.field));
     })
     : null;
   if (resumed) {
@@ -248,7 +272,7 @@ async function runLoop(
     await saver.save({
       globalStep,
       dataPosition,
-      rng: { seed: config.seed, partial: epochPartial } satisfies ResumeExtras,
+      rng: { seed: config.seed, partial: epochPartial, trainImages: loaders.train.numImages } satisfies ResumeExtras,
     }, metric);
   };
 

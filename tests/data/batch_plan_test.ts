@@ -44,6 +44,9 @@ Deno.test("splitTrainVal: disjoint, complete, sorted, deterministic per seed, di
   assertEquals(splitTrainVal(5, 0, 1), { train: range(5), val: new Uint32Array(0) });
   throws(() => splitTrainVal(10, 10, 1), /valSplit must be an integer in \[0, 9\].*received 10/);
   throws(() => splitTrainVal(10, -1, 1), /received -1/);
+  // An empty training set (a validation-only download) splits into nothing, and holds nothing out.
+  assertEquals(splitTrainVal(0, 0, 1), { train: new Uint32Array(0), val: new Uint32Array(0) });
+  throws(() => splitTrainVal(0, 1, 1), /valSplit must be 0 \(the training set has 0 images\), received 1/);
   throws(() => splitTrainVal(10, 1.5, 1), /received 1.5/);
 });
 

@@ -211,7 +211,7 @@ Deno.test("createLoaders: bad config fields are named with what was expected", a
   );
   await rejects(
     createLoaders({ ...base, dataset: "mnist" as DataConfig["dataset"] }),
-    /DataConfig\.dataset: expected cifar10 \| cifar100 \| synthetic \| folder, received "mnist"/,
+    /DataConfig\.dataset: expected cifar10 \| cifar100 \| synthetic \| folder \| imagenet, received "mnist"/,
   );
   await rejects(createLoaders({ ...base, workers: 1.5 }), /DataConfig\.workers: expected an integer >= 0/);
   await rejects(createLoaders({ ...base, valSplit: 200 }), /valSplit must be an integer in \[0, 199\]/);

@@ -287,7 +287,7 @@ Deno.test("bad values are UsageErrors naming the flag and the value", () => {
   usage(["--val-split", "0.1"], "--val-split", /expects an integer, got "0.1"/);
   usage(["--seed=-1"], "--seed", /got "-1"/);
   usage(["--arch", "vgg16"], "--arch", /--arch must be one of resnet18, .*resnet152; got "vgg16"/);
-  usage(["--dataset", "mnist"], "--dataset", /--dataset must be one of cifar10, cifar100, folder, synthetic/);
+  usage(["--dataset", "mnist"], "--dataset", /--dataset must be one of cifar10, cifar100, folder, imagenet, synthetic/);
   usage(["--schedule", "linear"], "--schedule", /--schedule must be one of constant, step, multistep, cosine/);
   usage(["--schedule", "multistep", "--milestones", "3,x"], "--milestones", /comma-separated positive integers/);
   usage(["--schedule", "multistep", "--milestones", "5,3"], "--milestones", /strictly increasing, got "5,3"/);
@@ -300,6 +300,15 @@ Deno.test("contradictory flags are UsageErrors naming a flag", () => {
   usage(["--schedule", "multistep", "--milestones", "10,30"], "--milestones", /not reached within --epochs 30/);
   usage(["--schedule", "cosine", "--warmup-epochs", "30"], "--warmup-epochs", /must be less than --epochs 30/);
   usage(["--warmup-epochs", "2"], "--warmup-epochs", /cannot be combined with --schedule onecycle/);
+  // A recipe's warm-up gives way to one-cycle chosen on top of it (only an explicit one contradicts), and a recipe
+  // warm-up longer than the run says that it is the recipe's.
+  assertEquals(train("--recipe", "new", "--schedule", "onecycle").warmupEpochs, 0);
+  usage(["--recipe", "new", "--schedule", "onecycle", "--warmup-epochs", "1"], "--warmup-epochs", /cannot be combined/);
+  usage(
+    ["--recipe", "new", "--epochs", "5"],
+    "--warmup-epochs",
+    /5 must be less than --epochs 5 \(the recipe's default/,
+  );
   usage(["--resume", "auto", "--init", "w.safetensors"], "--resume", /--resume and --init contradict/);
   usage(["--allow-config-change"], "--allow-config-change", /only applies when resuming \(--resume\)/);
   usage(["--step-size", "10"], "--step-size", /only applies to --schedule step/);
@@ -312,8 +321,12 @@ Deno.test("contradictory flags are UsageErrors naming a flag", () => {
   usage(["--dataset", "folder"], "--data-dir", /--dataset folder needs --data-dir/);
   usage(["--dataset", "synthetic", "--data-dir", "x"], "--data-dir", /does not apply to --dataset synthetic/);
   usage(["--weight-decay", "0", "--weight-decay-all"], "--weight-decay-all", /no effect with --weight-decay 0/);
-  usage(["--transforms", "cifar"], "--transforms", /--transforms applies to --dataset folder only/);
-  usage(["--dataset", "synthetic", "--decoder", "js"], "--decoder", /--decoder applies to --dataset folder only/);
+  usage(["--transforms", "cifar"], "--transforms", /--transforms applies to --dataset folder and imagenet only/);
+  usage(
+    ["--dataset", "synthetic", "--decoder", "js"],
+    "--decoder",
+    /--decoder applies to --dataset folder and imagenet only/,
+  );
   usage(["--dataset", "folder", "--data-dir", "d", "--decoder", "js"], "--decoder", /needs --transforms cifar/);
   usage(
     ["--dataset", "folder", "--data-dir", "d", "--transforms", "big"],
@@ -495,7 +508,7 @@ Deno.test("trainConfigFromJSON accepts what parseTrainArgs produces and rejects 
     [{ extra: 1 }, /meta: unknown configuration field\(s\) extra/],
     [{ lr: undefined }, /field "lr" must be present/],
     [{ milestones: [] }, /meta: schedule multistep needs milestones/],
-    [{ transforms: "imagenet" }, /meta: transforms applies to dataset folder only \(cifar10 is always/],
+    [{ transforms: "imagenet" }, /meta: transforms applies to dataset folder and imagenet only \(cifar10 is always/],
     [{ decoder: "gif" }, /meta: decoder must be one of sharp, js/],
   ];
   for (const [patch, re] of cases) {

@@ -276,7 +276,7 @@ Deno.test("a class folder of small JPEGs trains with --transforms cifar --decode
   );
   await rejects(
     asCommandLine(evaluateCheckpoint(evalArgs("--dataset", "synthetic", "--decoder", "sharp") as EvalConfig)),
-    /--decoder applies to --dataset folder only/,
+    /--decoder applies to --dataset folder and imagenet only/,
   );
 });
 
@@ -349,6 +349,25 @@ Deno.test("a checkpoint of other classes is refused on resume (a moved data fold
     (e: Error) =>
       e instanceof ConfigError && e.field === "dataDir" && /trained on the classes \[zebra, /.test(e.message),
   );
+});
+
+Deno.test("a data folder that gives another number of training images is refused on resume, unless told to continue", async () => {
+  const out = `${tmp}/count`;
+  await train(config(out), { data: DATA, stopAfterStep: 3 }); // mid-epoch: step 3 of 4 in epoch 1
+  const more = { ...DATA, syntheticTrain: 112 }; // 80 training images after the 32 held out, not 64
+  await rejects(
+    () => train(config(out, "--resume=auto"), { data: more }),
+    (e: Error) =>
+      e instanceof ConfigError && e.field === "dataDir" &&
+      /was trained on 64 training images, but dataDir .* gives 80 now \(after valSplit 32\)/.test(e.message),
+  );
+  const messages: string[] = [];
+  const result = await train(config(out, "--resume=auto", "--allow-config-change"), {
+    data: more,
+    log: (m) => messages.push(m),
+  });
+  assert(messages.includes("the data order changed: epoch 1 starts again at its first batch"), messages.join("\n"));
+  assertEquals(result.globalStep, 10, "2 epochs of 5 steps over the 80 images");
 });
 
 Deno.test("a second run on the same folder stops at once, naming the first one's pid", async () => {
