@@ -98,7 +98,14 @@ interface ResumeExtras {
 }
 
 /** Fields that decide which images make up each batch: changing one moves every mid-epoch position. */
-const ORDER_FIELDS: readonly (keyof TrainConfig)[] = ["dataset", "batchSize", "valSplit", "seed"];
+const ORDER_FIELDS: readonly (keyof TrainConfig)[] = [
+  "dataset",
+  "batchSize",
+  "valSplit",
+  "seed",
+  "raSampler",
+  "raReps",
+];
 
 /** Checks a checkpoint's `rng` record (older or foreign files may lack the epoch's partial sums). */
 function checkResumeExtras(rng: unknown, source: string): asserts rng is ResumeExtras {
