@@ -65,6 +65,11 @@ export interface DataConfig {
   raMagnitude?: number;
   /** Training: probability of torchvision's RandomErasing on the normalised image, value 0 (default 0: off). */
   randomErase?: number;
+  /**
+   * Training: repeated augmentation (torchvision's `RASampler`), each sample of an epoch this many times in a row with
+   * its own draws (default 1: off; see `repeatedAugmentationOrder`).
+   */
+  raReps?: number;
   /** Background decode workers (default: cores; 0 builds batches inline). */
   workers?: number;
   /** Download CIFAR archives that are absent (default true). */
@@ -342,6 +347,7 @@ export async function createLoaders(config: DataConfig, options: LoaderOptions =
       batchSize: config.batchSize,
       train,
       augment: config.augment ?? true,
+      repeats: train ? config.raReps : 1,
       seed: config.seed,
       pool,
       prefetch: config.prefetch,

@@ -23,6 +23,8 @@ import { checkResumeConfig, ConfigError, resumeConflicts, type TrainConfig, trai
 import { literal } from "./config_error.ts";
 import { acquireRunLock } from "../io/run_lock.ts";
 import { makeTrainStep } from "./train_step.ts";
+import { emaDecay, ModelEma } from "./model_ema.ts";
+import { batchMixFor } from "../data/batch_mix.ts";
 
 /** Progress inside an epoch, reported every `logEvery` steps (one GPU readback each). */
 export interface ProgressEvent {
@@ -96,7 +98,14 @@ interface ResumeExtras {
 }
 
 /** Fields that decide which images make up each batch: changing one moves every mid-epoch position. */
-const ORDER_FIELDS: readonly (keyof TrainConfig)[] = ["dataset", "batchSize", "valSplit", "seed"];
+const ORDER_FIELDS: readonly (keyof TrainConfig)[] = [
+  "dataset",
+  "batchSize",
+  "valSplit",
+  "seed",
+  "raSampler",
+  "raReps",
+];
 
 /** Checks a checkpoint's `rng` record (older or foreign files may lack the epoch's partial sums). */
 function checkResumeExtras(rng: unknown, source: string): asserts rng is ResumeExtras {
@@ -138,6 +147,7 @@ async function trainLocked(config: TrainConfig, hooks: TrainHooks, log: (m: stri
     raNumOps: config.raNumOps,
     raMagnitude: config.raMagnitude,
     randomErase: config.randomErase,
+    raReps: config.raSampler ? config.raReps : 1,
     workers: config.workers,
     ...hooks.data,
   }, { onWarning: log, onProgress: log });
@@ -154,9 +164,11 @@ async function trainLocked(config: TrainConfig, hooks: TrainHooks, log: (m: stri
     weightDecay: config.weightDecay,
     decay: weightDecayFilter(config.weightDecayAll),
   });
+  const ema = config.modelEma ? new ModelEma(model, emaDecay(config)) : undefined;
   try {
-    return await runLoop(config, hooks, log, loaders, spec, model, optimizer);
+    return await runLoop(config, hooks, log, loaders, spec, model, optimizer, ema);
   } finally {
+    ema?.dispose();
     optimizer.dispose();
     model.dispose();
     await Promise.all([loaders.train, loaders.val, loaders.test].map((l) => l?.close()));
@@ -171,6 +183,7 @@ async function runLoop(
   spec: ResNetSpec,
   model: ResNet,
   optimizer: SGD,
+  ema: ModelEma | undefined,
 ): Promise<TrainResult> {
   const stepsPerEpoch = loaders.train.batchesPerEpoch;
   if (stepsPerEpoch < 1) {
@@ -184,7 +197,7 @@ async function runLoop(
   const schedule = scheduleConfigFor(config, stepsPerEpoch);
   const runLog = new RunLog(config.out);
   const run = { config, classNames: loaders.classNames, archSpec: spec };
-  const saver = new CheckpointSaver(config.out, { model, optimizer, run, keep: config.keep, log });
+  const saver = new CheckpointSaver(config.out, { model, optimizer, ema, run, keep: config.keep, log });
   let position = { epoch: 0, batch: 0 };
   let globalStep = 0;
   let partial = { lossSum: 0, correct: 0, seen: 0 };
@@ -296,11 +309,18 @@ async function runLoop(
         lr = learningRateAt(globalStep, schedule);
         const x = tf.tensor4d(b.images, [b.size, b.height, b.width, 3]);
         const y = tf.tensor1d(b.labels, "int32");
+        // Mixup or cutmix (null when off): drawn from (seed, epoch, batch), so a resumed run mixes alike.
+        const mix = batchMixFor(config.seed, epoch, b.index, config, b.height, b.width);
         const out = hooks.nanAtStep === globalStep + 1
           ? makeTrainStep(model, optimizer, { labelSmoothing: 0, clipGradNorm: 0, injectNaN: true })(x, y, lr)
-          : step(x, y, lr);
+          : step(x, y, lr, mix);
         epochSums = accumulateInPlace(epochSums, [out.loss, out.correct], [b.size, 1]); // one dispatch
         tf.dispose([x, y, out.loss, out.correct]);
+        // torchvision: after the optimizer step of batches 0, N, 2N... of each epoch; copies during warm-up epochs.
+        if (ema && b.index % config.modelEmaSteps === 0) {
+          ema.update();
+          if (epoch < config.warmupEpochs) ema.restart();
+        }
         seen += b.size;
         imagesThisSession += b.size;
         globalStep++;
@@ -336,16 +356,16 @@ async function runLoop(
       const elapsed = (performance.now() - started) / 1000;
       const val = loaders.val ? await evaluate(model, loaders.val, loaders.numClasses) : undefined;
       const test = await evaluate(model, loaders.test, loaders.numClasses);
-      const record = epochRecord(
-        epoch + 1,
-        globalStep,
-        lr,
-        totals,
-        val?.result,
-        test.result,
-        elapsed,
-        imagesThisSession,
-      );
+      // The average beside the model, on the same splits (best stays chosen on the model's validation top-1).
+      const emaVal = ema && loaders.val ? await evaluate(ema.model, loaders.val, loaders.numClasses) : undefined;
+      const emaTest = ema ? await evaluate(ema.model, loaders.test, loaders.numClasses) : undefined;
+      const record = {
+        ...epochRecord(epoch + 1, globalStep, lr, totals, val?.result, test.result, elapsed, imagesThisSession),
+        ...(emaVal ? { ema_val_loss: emaVal.result.loss, ema_val_top1: emaVal.result.top1 } : {}),
+        ...(emaVal ? { ema_val_top5: emaVal.result.top5 } : {}),
+        ...(emaTest ? { ema_test_loss: emaTest.result.loss, ema_test_top1: emaTest.result.top1 } : {}),
+        ...(emaTest ? { ema_test_top5: emaTest.result.top5 } : {}),
+      };
       records.push(record);
       // best is chosen on the validation split only, never on the test set.
       const metric = val?.result.top1;
