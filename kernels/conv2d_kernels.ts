@@ -44,7 +44,8 @@ export function fastConv2DBackpropFilter(args: KernelArgs, options: GemmRunOptio
     ? convGeometry(x.shape, attrs.filterShape, { ...attrs, dilations: 1 })
     : undefined;
   if (!g) return undefined;
-  return runGemm(args.backend as WebGPUBackend, convBackpropFilterSpec(g), [x, dy], options);
+  // The weight gradient usually goes straight to the optimizer, which adds split-K partials as it reads them.
+  return runGemm(args.backend as WebGPUBackend, convBackpropFilterSpec(g), [x, dy], { deferSplitK: true, ...options });
 }
 
 /** Conv2DBackpropInput (inputs `dy`, `filter`; attr `inputShape`) through our GEMM, or undefined. */

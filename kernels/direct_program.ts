@@ -72,6 +72,7 @@ function pipelineFor(device: GPUDevice, program: DirectProgram): GPUComputePipel
   // An explicit layout: with 'auto', bindings the shader does not use would be dropped and the bind group rejected.
   const layout = device.createBindGroupLayout({ entries });
   const pipeline = device.createComputePipeline({
+    label: program.key, // names the program in device errors and in call logs
     layout: device.createPipelineLayout({ bindGroupLayouts: [layout] }),
     compute: {
       module: device.createShaderModule({ code: `${declarations.join("\n")}\n${program.code()}` }),

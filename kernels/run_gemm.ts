@@ -15,6 +15,7 @@ import {
 } from "./gemm_tiling.ts";
 import { GemmProgram, type UntiledGemmSpec } from "./gemm_program.ts";
 import { SplitKReduceProgram } from "./split_k_reduce_program.ts";
+import { deferSplitKSum } from "./deferred_split_k.ts";
 
 /**
  * Workgroups to keep in flight on a real GPU: about four per streaming multiprocessor of an H100 (132 SMs). WebGPU
@@ -44,6 +45,12 @@ export interface GemmRunOptions {
    * the tiles a GPU picks on a software adapter, which picks one small tile.
    */
   tiling?: GemmTilingChooser;
+  /**
+   * Leave a split-K sum to the consumer ({@linkcode deferSplitKSum}): the result's reduction pass runs only when
+   * something other than a partials-aware program of ours (the multi-tensor SGD) reads it. For GEMMs whose result
+   * such a program consumes: a convolution's weight gradient.
+   */
+  deferSplitK?: boolean;
 }
 
 /** {@linkcode chooseGemmTiling} on the limits of `backend`'s device: what our kernels run by default. */
@@ -84,6 +91,7 @@ export function runGemm(
   const { program, tiling } = tiled;
   const out = backend.runWebGPUProgram(program, inputs, "float32");
   if (tiling.splitK === 1) return out;
+  if (options.deferSplitK && spec.batch === 1) return deferSplitKSum(backend, out, spec.outputShape, tiling.splitK);
   const reduced = backend.runWebGPUProgram(new SplitKReduceProgram(spec.outputShape, tiling.splitK), [out], "float32");
   backend.disposeData(out.dataId);
   return reduced;
