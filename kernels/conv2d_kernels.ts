@@ -33,7 +33,8 @@ export function fastConv2D(args: KernelArgs, options: GemmRunOptions = {}): tf.T
     ? convGeometry(x.shape, filter.shape, args.attrs as unknown as ConvAttrs)
     : undefined;
   if (!g) return undefined;
-  return runGemm(args.backend as WebGPUBackend, convForwardSpec(g), [x, filter], options);
+  // Batch norm usually follows, and reads split-K partials as it goes (kernels/deferred_split_k.ts).
+  return runGemm(args.backend as WebGPUBackend, convForwardSpec(g), [x, filter], { deferSplitK: true, ...options });
 }
 
 /** Conv2DBackpropFilter (inputs `x`, `dy`; attr `filterShape`) through our split-K GEMM, or undefined. */
@@ -44,7 +45,7 @@ export function fastConv2DBackpropFilter(args: KernelArgs, options: GemmRunOptio
     ? convGeometry(x.shape, attrs.filterShape, { ...attrs, dilations: 1 })
     : undefined;
   if (!g) return undefined;
-  // The weight gradient usually goes straight to the optimizer, which adds split-K partials as it reads them.
+  // The weight gradient usually goes straight to the optimizer, which reads split-K partials as it goes.
   return runGemm(args.backend as WebGPUBackend, convBackpropFilterSpec(g), [x, dy], { deferSplitK: true, ...options });
 }
 
@@ -68,5 +69,6 @@ export function fastConv2DBackpropInput(
       force: parity === "always",
     })
     : undefined;
-  return byParity ?? runGemm(backend, convBackpropInputSpec(g), [dy, filter], options);
+  // The gradient of a batch norm's output, usually: its backward reads split-K partials as it goes.
+  return byParity ?? runGemm(backend, convBackpropInputSpec(g), [dy, filter], { deferSplitK: true, ...options });
 }

@@ -28,6 +28,22 @@ export interface PendingSplitK {
 }
 
 const pending = new Map<object, PendingSplitK>();
+let enabled = true;
+
+/**
+ * Turns deferral on (default) or off for the GEMMs run from now on; returns the previous setting. Off, every split-K
+ * GEMM runs its reduction pass at once, as before deferral existed (tests and before/after measurements).
+ */
+export function setSplitKDeferral(on: boolean): boolean {
+  const was = enabled;
+  enabled = on;
+  return was;
+}
+
+/** Whether split-K sums are deferred (see {@linkcode setSplitKDeferral}). */
+export function splitKDeferral(): boolean {
+  return enabled;
+}
 const hooked = new WeakSet<object>();
 
 /** The backend members the hooks wrap (private in tfjs's typings). */

@@ -14,6 +14,7 @@ import * as tf from "@tensorflow/tfjs";
 import type { WebGPUBackend } from "@tensorflow/tfjs-backend-webgpu";
 import { cachedBindGroup } from "./bind_group_cache.ts";
 import { webgpuInternals } from "./webgpu_internals.ts";
+import { pendingSplitK } from "./deferred_split_k.ts";
 
 /** One storage binding: `var<storage, read|read_write> name: array<type>` at the binding's index. */
 export interface DirectBinding {
@@ -96,6 +97,7 @@ export function runDirectProgram(program: DirectProgram): void {
     throw new Error(`runDirectProgram: needs the webgpu backend, not ${tf.getBackend()}`);
   }
   const internals = webgpuInternals(backend, "runDirectProgram");
+  program = readingPartials(program);
   const buffers = program.bindings.map((b) => {
     backend.uploadToGPU(b.tensor.dataId);
     const data = backend.tensorMap.get(b.tensor.dataId);
@@ -137,6 +139,61 @@ export function runDirectProgram(program: DirectProgram): void {
     internals.endComputePassEncoder();
     internals.submitQueue();
   }
+}
+
+/**
+ * `program` reading each read-only f32 binding whose split-K sum is pending (`deferred_split_k.ts`) as its partial
+ * sums, added up at each read: the binding gets the partials, and every `name[index]` in the code becomes a call of
+ * a generated function summing the partials at that index (in split order, as the reduction pass would). Saves the
+ * reduction's dispatch when a program of ours is the GEMM's consumer (batch norm after a convolution, SGD after a
+ * weight gradient). `program` itself when nothing is pending.
+ */
+function readingPartials(program: DirectProgram): DirectProgram {
+  const summed: { name: string; splits: number; length: number }[] = [];
+  const bindings = program.bindings.map((b) => {
+    const p = b.access === "read" && (b.type ?? "f32") === "f32" ? pendingSplitK(b.tensor.dataId) : undefined;
+    if (!p) return b;
+    summed.push({ name: b.name, splits: p.splits, length: p.length });
+    return { ...b, tensor: p.partials };
+  });
+  if (summed.length === 0) return program;
+  return {
+    ...program,
+    key: `${program.key}|partials:${summed.map((p) => `${p.name}/${p.splits}/${p.length}`).join(",")}`,
+    bindings,
+    code: () => {
+      let code = program.code();
+      const functions = summed.map(({ name, splits, length }) => {
+        code = sumReads(code, name);
+        const terms = Array.from({ length: splits - 1 }, (_, s) => `\n  v += ${name}[${(s + 1) * length}u + i];`);
+        return `fn ${name}${SUM_SUFFIX}(i: u32) -> f32 {\n  var v = ${name}[i];${terms.join("")}\n  return v;\n}\n`;
+      });
+      return `${functions.join("")}${code}`;
+    },
+  };
+}
+
+const SUM_SUFFIX = "_summed";
+
+/** `code` with every read `name[expr]` (not `xname[`, not `.name[`) replaced by `name_summed(u32(expr))`. */
+export function sumReads(code: string, name: string): string {
+  const pattern = new RegExp(`(?<![A-Za-z0-9_.])${name}\\s*\\[`, "g");
+  let out = "";
+  let from = 0;
+  for (let m = pattern.exec(code); m; m = pattern.exec(code)) {
+    const open = m.index + m[0].length; // just after "["
+    let depth = 1, close = open;
+    for (; close < code.length && depth > 0; close++) {
+      if (code[close] === "[") depth++;
+      else if (code[close] === "]") depth--;
+    }
+    if (depth !== 0) throw new Error(`runDirectProgram: unbalanced "[" after ${name} in the shader code`);
+    const index = sumReads(code.slice(open, close - 1), name);
+    out += `${code.slice(from, m.index)}${name}${SUM_SUFFIX}(u32(${index}))`;
+    from = close;
+    pattern.lastIndex = close;
+  }
+  return out + code.slice(from);
 }
 
 /**

@@ -4,13 +4,12 @@
  * per dispatch as the device's binding limits allow) and updates parameters and buffers in place. On llvmpipe (16
  * storage buffers per stage) that is 5 parameters per dispatch; GPUs bind them all in one. A gradient whose split-K
  * sum is still pending (a convolution's weight gradient, `kernels/deferred_split_k.ts`) is read as its partial sums
- * and added up here, which saves the reduction's dispatch.
+ * by `runDirectProgram`, which saves the reduction's dispatch.
  * @module
  */
 import * as tf from "@tensorflow/tfjs";
 import type { WebGPUBackend } from "@tensorflow/tfjs-backend-webgpu";
 import { allocateTensor, type DirectBinding, gridStride, runDirectProgram } from "./direct_program.ts";
-import { pendingSplitK } from "./deferred_split_k.ts";
 
 /** One parameter of a {@linkcode multiTensorSgd} step. */
 export interface SgdTensor {
@@ -47,22 +46,16 @@ export function multiTensorSgd(tensors: SgdTensor[], h: SgdHyper): (tf.Tensor | 
   const bindings = Math.min(device.limits.maxStorageBuffersPerShaderStage, device.limits.maxBindingsPerBindGroup - 1);
   const perDispatch = Math.max(1, Math.floor(bindings / perTensor));
   for (let start = 0; start < tensors.length; start += perDispatch) {
-    const group = tensors.slice(start, start + perDispatch).map((t, j) => {
-      const partials = pendingSplitK(t.grad.dataId);
-      return {
-        ...t,
-        // The partial sums [splits, n] in place of the gradient: summed below, never reduced into the gradient.
-        grad: partials?.partials ?? t.grad,
-        splits: partials?.splits ?? 1,
-        buffer: t.buffer ?? created[start + j],
-        first: !t.buffer,
-        n: t.param.size,
-      };
-    });
+    const group = tensors.slice(start, start + perDispatch).map((t, j) => ({
+      ...t,
+      buffer: t.buffer ?? created[start + j],
+      first: !t.buffer,
+      n: t.param.size,
+    }));
     const decays = h.weightDecay > 0;
     // First steps are a uniform, not part of the shader: the step after the first must not compile new pipelines.
     const key = `sgd_${withMomentum}_${h.nesterov}_${decays}_` +
-      group.map((t) => `${t.n}${t.decay ? "d" : ""}${t.splits > 1 ? `s${t.splits}` : ""}`).join(",");
+      group.map((t) => `${t.n}${t.decay ? "d" : ""}`).join(",");
     runDirectProgram({
       key,
       bindings: group.flatMap((t, j): DirectBinding[] => [
@@ -80,20 +73,15 @@ export function multiTensorSgd(tensors: SgdTensor[], h: SgdHyper): (tf.Tensor | 
       code: () => `
 @compute @workgroup_size(256)
 fn main(@builtin(global_invocation_id) gid: vec3<u32>, @builtin(num_workgroups) nwg: vec3<u32>) {
-  let stride = nwg.x * 256u;${
-        group.map((t, j) => update(j, t.n, t.splits, decays && t.decay, withMomentum, h.nesterov)).join("")
-      }
+  let stride = nwg.x * 256u;${group.map((t, j) => update(j, t.n, decays && t.decay, withMomentum, h.nesterov)).join("")}
 }`,
     });
   }
   return created;
 }
 
-/**
- * WGSL updating parameter j (n elements) with grid-stride index i; `u.first{j}` is 1 on its first step. With
- * `splits` > 1, `g{j}` holds that many partial sums of n elements each, added in split order (as the reduction pass).
- */
-function update(j: number, n: number, splits: number, decay: boolean, momentum: boolean, nesterov: boolean): string {
+/** WGSL updating parameter j (n elements) with grid-stride index i; `u.first{j}` is 1 on its first step. */
+function update(j: number, n: number, decay: boolean, momentum: boolean, nesterov: boolean): string {
   const buffer = !momentum ? "" : `
     var b = d;
     if (u.first${j} == 0.0) {
@@ -104,13 +92,6 @@ function update(j: number, n: number, splits: number, decay: boolean, momentum: 
   return `
   for (var i = gid.x; i < ${n}u; i += stride) {
     var d = g${j}[i];${
-    splits > 1
-      ? `
-    for (var s = 1u; s < ${splits}u; s++) {
-      d += g${j}[s * ${n}u + i];
-    }`
-      : ""
-  }${
     decay
       ? `
     d = d + u.wd * p${j}[i];`

@@ -15,7 +15,7 @@ import {
 } from "./gemm_tiling.ts";
 import { GemmProgram, type UntiledGemmSpec } from "./gemm_program.ts";
 import { SplitKReduceProgram } from "./split_k_reduce_program.ts";
-import { deferSplitKSum } from "./deferred_split_k.ts";
+import { deferSplitKSum, splitKDeferral } from "./deferred_split_k.ts";
 
 /**
  * Workgroups to keep in flight on a real GPU: about four per streaming multiprocessor of an H100 (132 SMs). WebGPU
@@ -91,7 +91,9 @@ export function runGemm(
   const { program, tiling } = tiled;
   const out = backend.runWebGPUProgram(program, inputs, "float32");
   if (tiling.splitK === 1) return out;
-  if (options.deferSplitK && spec.batch === 1) return deferSplitKSum(backend, out, spec.outputShape, tiling.splitK);
+  if (options.deferSplitK && splitKDeferral() && spec.batch === 1) {
+    return deferSplitKSum(backend, out, spec.outputShape, tiling.splitK);
+  }
   const reduced = backend.runWebGPUProgram(new SplitKReduceProgram(spec.outputShape, tiling.splitK), [out], "float32");
   backend.disposeData(out.dataId);
   return reduced;

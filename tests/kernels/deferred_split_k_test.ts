@@ -5,10 +5,12 @@
  */
 import * as tf from "@tensorflow/tfjs";
 import type { WebGPUBackend } from "@tensorflow/tfjs-backend-webgpu";
-import { assert, assertEquals } from "../assert.ts";
+import { assert, assertEquals, throws } from "../assert.ts";
 import { initWebGPU } from "../../kernels/webgpu_backend.ts";
 import { registerFastKernels, restoreStockKernels } from "../../kernels/register.ts";
-import { pendingSplitK, pendingSplitKCount } from "../../kernels/deferred_split_k.ts";
+import { pendingSplitK, pendingSplitKCount, setSplitKDeferral } from "../../kernels/deferred_split_k.ts";
+import { sumReads } from "../../kernels/direct_program.ts";
+import { batchNormTrain } from "../../kernels/batch_norm_train.ts";
 import { multiTensorSgd } from "../../kernels/multi_tensor_sgd.ts";
 import { SplitKReduceProgram } from "../../kernels/split_k_reduce_program.ts";
 import { submitPendingWork } from "../../kernels/bind_group_cache.ts";
@@ -120,5 +122,60 @@ Deno.test(
     submitPendingWork(); // tfjs frees buffers that recorded work uses at the next submit
     assertEquals(backend.numDataIds(), ids - 3, "partial sums leaked");
     assertEquals(tf.memory().numTensors, tensors - 3);
+  }),
+);
+
+Deno.test("sumReads rewrites reads of one binding only, nested indices included", () => {
+  assertEquals(
+    sumReads("let v = x[row * 4 + c] - dx[i] + xs[0] + a.x[1] + x [ x[j] ];", "x"),
+    "let v = x_summed(u32(row * 4 + c)) - dx[i] + xs[0] + a.x[1] + x_summed(u32( x_summed(u32(j)) ));",
+  );
+  throws(() => sumReads("x[i", "x"), /unbalanced/);
+});
+
+Deno.test(
+  "batch norm reads split-K conv outputs and input gradients as partials: the same bits, no reduction passes",
+  withFastKernels(async () => {
+    // Long K against a 2x2 output: forward and backprop-input split K on every adapter.
+    const x = tf.randomNormal([1, 2, 2, 64], 0, 1, "float32", 7) as tf.Tensor4D;
+    const w1 = tf.randomNormal([3, 3, 64, 8], 0, 0.1, "float32", 8) as tf.Tensor4D;
+    const w2 = tf.randomNormal([3, 3, 8, 64], 0, 0.1, "float32", 9) as tf.Tensor4D;
+    const gamma = tf.randomUniform([8], 0.5, 1.5, "float32", 10) as tf.Tensor1D;
+    const beta = tf.randomNormal([8], 0, 0.1, "float32", 11) as tf.Tensor1D;
+    const r = tf.randomNormal([1, 2, 2, 64], 0, 1, "float32", 12);
+    // conv -> BN + ReLU -> conv: BN's x is a split-K forward output, its dy a split-K backprop-input output.
+    const loss = (...[xIn, a, g, b, c]: tf.Tensor[]) => {
+      const h = batchNormTrain(
+        tf.conv2d(xIn as tf.Tensor4D, a as tf.Tensor4D, 1, "same"),
+        g as tf.Tensor1D,
+        b as tf.Tensor1D,
+        { eps: 1e-5, relu: true },
+      );
+      h.stats.dispose();
+      return tf.conv2d(h.y, c as tf.Tensor4D, 1, "same").mul(r).sum();
+    };
+    const gradients = tf.grads(loss);
+    const run = async (defer: boolean) => {
+      const was = setSplitKDeferral(defer);
+      try {
+        const { result, programs } = recordPrograms(() => gradients([x, w1, gamma, beta, w2]));
+        const reductions = programs.filter((p) => p instanceof SplitKReduceProgram).length;
+        const splits = gemmPrograms(programs).filter((p) => p.spec.tiling.splitK > 1).length;
+        // Gradients of x (backprop-input), gamma, beta (BN's backward) and the weights (read back: summed then).
+        const values = await Promise.all(result.map((t) => t.data()));
+        tf.dispose(result);
+        return { values, reductions, splits };
+      } finally {
+        setSplitKDeferral(was);
+      }
+    };
+    const now = await run(false), deferred = await run(true);
+    // conv1's forward (K = 576) and conv2's backprop-input (K = 576, BN's dy) split K; the others have K <= 72.
+    assert(now.splits >= 2 && now.reductions === now.splits, `${now.splits} split, ${now.reductions} reductions`);
+    assertEquals(deferred.splits, now.splits);
+    assertEquals(deferred.reductions, 0, "a consumer of ours ran the reduction");
+    assertEquals(deferred.values, now.values, "the gradients differ from those with the reductions run at once");
+    tf.dispose([x, w1, w2, gamma, beta, r]);
+    assertEquals(pendingSplitKCount(), 0);
   }),
 );
