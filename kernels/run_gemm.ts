@@ -16,6 +16,7 @@ import {
 import { GemmProgram, type UntiledGemmSpec } from "./gemm_program.ts";
 import { SplitKReduceProgram } from "./split_k_reduce_program.ts";
 import { deferSplitKSum, splitKDeferral } from "./deferred_split_k.ts";
+import { webgpuInternals } from "./webgpu_internals.ts";
 
 /**
  * Workgroups to keep in flight on a real GPU: about four per streaming multiprocessor of an H100 (132 SMs). WebGPU
@@ -76,6 +77,72 @@ function tiledProgram(
 }
 
 /**
+ * Runs `program` on `inputs` into `output` (a new tensor when omitted). The first run goes through tfjs's
+ * `runWebGPUProgram`, which compiles the pipeline (cached by tfjs) and sets `program.pipeline`; later runs of the same
+ * program object skip what that recomputes for an unchanged program (the shader key, the inputs' metadata, the
+ * pipeline-cache look-up: ~15 µs of CPU a GEMM on the software adapter) and record it directly, as tfjs would.
+ */
+function runProgram(
+  backend: WebGPUBackend,
+  program: GemmProgram,
+  inputs: TensorInfo[],
+  output?: TensorInfo,
+): TensorInfo {
+  if (!(program.pipeline instanceof GPUComputePipeline)) {
+    return backend.runWebGPUProgram(program, inputs, "float32", undefined, output);
+  }
+  const out = output ?? backend.makeTensorInfo(program.outputShape, "float32");
+  backend.uploadToGPU(out.dataId);
+  for (const input of inputs) backend.uploadToGPU(input.dataId); // also sums a pending split-K input
+  webgpuInternals(backend, "runGemm").recordAndSubmit(
+    program as GemmProgram & { pipeline: GPUComputePipeline },
+    out,
+    inputs,
+  );
+  return out;
+}
+
+/** A GEMM whose tiling and program are chosen once: {@linkcode prepareGemm}. */
+export interface PreparedGemm {
+  /** The tiling chosen. */
+  tiling: GemmTiling;
+  /** Runs the GEMM on `inputs`; a new tensor of `spec.outputShape` (split-K partials summed or deferred). */
+  run(inputs: TensorInfo[]): TensorInfo;
+}
+
+/**
+ * `spec` tiled (by `options.tiling` if given, else for the device) as a program to run any number of times, or
+ * undefined when the grid would exceed the device's workgroups per dimension (the caller then runs the stock kernel).
+ */
+export function prepareGemm(
+  backend: WebGPUBackend,
+  spec: UntiledGemmSpec,
+  options: GemmRunOptions = {},
+): PreparedGemm | undefined {
+  const tiled = tiledProgram(backend, spec, options.tiling ?? deviceGemmTiling(backend));
+  if (!tiled) return undefined;
+  const { program, tiling } = tiled;
+  const outputShape = [...spec.outputShape];
+  return {
+    tiling,
+    run(inputs) {
+      const out = runProgram(backend, program, inputs);
+      if (tiling.splitK === 1) return out;
+      if (options.deferSplitK && splitKDeferral() && spec.batch === 1) {
+        return deferSplitKSum(backend, out, outputShape, tiling.splitK);
+      }
+      const reduced = backend.runWebGPUProgram(
+        new SplitKReduceProgram(outputShape, tiling.splitK),
+        [out],
+        "float32",
+      );
+      backend.disposeData(out.dataId);
+      return reduced;
+    },
+  };
+}
+
+/**
  * Computes the GEMM described by `spec` (without tiling: chosen here, by `options.tiling` if given) on `inputs` and
  * returns a new tensor of shape `spec.outputShape`, or undefined when the grid would exceed the device's workgroups
  * per dimension (the caller then runs the stock kernel). Intermediate partial sums are disposed.
@@ -86,24 +153,41 @@ export function runGemm(
   inputs: TensorInfo[],
   options: GemmRunOptions = {},
 ): TensorInfo | undefined {
-  const tiled = tiledProgram(backend, spec, options.tiling ?? deviceGemmTiling(backend));
-  if (!tiled) return undefined;
-  const { program, tiling } = tiled;
-  const out = backend.runWebGPUProgram(program, inputs, "float32");
-  if (tiling.splitK === 1) return out;
-  if (options.deferSplitK && splitKDeferral() && spec.batch === 1) {
-    return deferSplitKSum(backend, out, spec.outputShape, tiling.splitK);
-  }
-  const reduced = backend.runWebGPUProgram(new SplitKReduceProgram(spec.outputShape, tiling.splitK), [out], "float32");
-  backend.disposeData(out.dataId);
-  return reduced;
+  return prepareGemm(backend, spec, options)?.run(inputs);
 }
 
 /**
- * Runs GEMMs that each fill a subset of rows (`storeRow`) of one new output of shape `outputShape`, without split-K.
- * Returns undefined, running nothing, when a grid exceeds the device's workgroups per dimension or, unless
+ * GEMMs that each fill a subset of rows (`storeRow`) of one new output of shape `outputShape`, without split-K, to
+ * run any number of times. Undefined when a grid exceeds the device's workgroups per dimension or, unless
  * `options.force`, when some GEMM would have fewer than half the device's target workgroups (then one split-K GEMM is
  * the better choice).
+ */
+export function prepareGemmsInto(
+  backend: WebGPUBackend,
+  specs: UntiledGemmSpec[],
+  outputShape: number[],
+  options: GemmRunOptions & { force?: boolean } = {},
+): { run(inputs: TensorInfo[]): TensorInfo } | undefined {
+  const limits = gemmDeviceLimits(backend);
+  const choose = options.tiling ?? deviceGemmTiling(backend);
+  const tiled = specs.map((spec) => tiledProgram(backend, spec, choose, { noSplit: true }));
+  if (tiled.some((t) => t === undefined)) return undefined;
+  const programs = tiled.map((t) => t!.program);
+  const workgroups = (p: GemmProgram) => p.dispatch[0] * p.dispatch[1] * p.dispatch[2];
+  if (!options.force && programs.some((p) => workgroups(p) < limits.targetWorkgroups / 2)) return undefined;
+  const shape = [...outputShape];
+  return {
+    run(inputs) {
+      const out = backend.makeTensorInfo(shape, "float32");
+      for (const p of programs) runProgram(backend, p, inputs, out);
+      return out;
+    },
+  };
+}
+
+/**
+ * Runs GEMMs that each fill a subset of rows (`storeRow`) of one new output of shape `outputShape`, without split-K
+ * (see {@linkcode prepareGemmsInto}); undefined, running nothing, where that is.
  */
 export function runGemmsInto(
   backend: WebGPUBackend,
@@ -112,14 +196,5 @@ export function runGemmsInto(
   outputShape: number[],
   options: GemmRunOptions & { force?: boolean } = {},
 ): TensorInfo | undefined {
-  const limits = gemmDeviceLimits(backend);
-  const choose = options.tiling ?? deviceGemmTiling(backend);
-  const tiled = specs.map((spec) => tiledProgram(backend, spec, choose, { noSplit: true }));
-  if (tiled.some((t) => t === undefined)) return undefined;
-  const programs = tiled.map((t) => t!.program);
-  const workgroups = (p: GemmProgram) => p.dispatch[0] * p.dispatch[1] * p.dispatch[2];
-  if (!options.force && programs.some((p) => workgroups(p) < limits.targetWorkgroups / 2)) return undefined;
-  const out = backend.makeTensorInfo(outputShape, "float32");
-  for (const p of programs) backend.runWebGPUProgram(p, inputs, "float32", undefined, out);
-  return out;
+  return prepareGemmsInto(backend, specs, outputShape, options)?.run(inputs);
 }

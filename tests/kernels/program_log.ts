@@ -5,23 +5,26 @@
  * @module
  */
 import * as tf from "@tensorflow/tfjs";
-import type { WebGPUBackend, WebGPUProgram } from "@tensorflow/tfjs-backend-webgpu";
+import type { WebGPUProgram } from "@tensorflow/tfjs-backend-webgpu";
 import { GemmProgram } from "../../kernels/gemm_program.ts";
 
-/** Runs `fn` and returns its result with the programs the backend ran meanwhile, in order. */
+/** Runs `fn` and returns its result with the programs the backend recorded meanwhile, in order. */
 export function recordPrograms<T>(fn: () => T): { result: T; programs: WebGPUProgram[] } {
-  const backend = tf.backend() as WebGPUBackend;
+  // recordAndSubmit, not runWebGPUProgram: our GEMMs record a compiled program again without the latter
+  // (kernels/run_gemm.ts). It is an own property of the backend when the bind-group cache is installed.
+  const backend = tf.backend() as unknown as { recordAndSubmit: (program: WebGPUProgram, ...rest: unknown[]) => void };
   const programs: WebGPUProgram[] = [];
-  const run = backend.runWebGPUProgram;
-  // An own property shadows the class method for this backend instance only; deleting it restores the method.
-  backend.runWebGPUProgram = function (program, ...rest) {
+  const own = Object.hasOwn(backend, "recordAndSubmit");
+  const record = backend.recordAndSubmit;
+  backend.recordAndSubmit = function (program, ...rest) {
     programs.push(program);
-    return run.call(this, program, ...rest);
+    return record.call(this, program, ...rest);
   };
   try {
     return { result: fn(), programs };
   } finally {
-    delete (backend as { runWebGPUProgram?: unknown }).runWebGPUProgram;
+    if (own) backend.recordAndSubmit = record;
+    else delete (backend as { recordAndSubmit?: unknown }).recordAndSubmit;
   }
 }
 
