@@ -118,14 +118,13 @@ export function runDirectProgram(program: DirectProgram): void {
   }
   const device = backend.device;
   const pipeline = pipelineFor(device, program);
-  const entries: GPUBindGroupEntry[] = buffers.map((buffer, i) => ({ binding: i, resource: { buffer } }));
+  const resources: GPUBindingResource[] = buffers.map((buffer) => ({ buffer }));
   if (program.uniforms?.length) {
     // From tfjs's pool, released at the next submit: a buffer rewritten each step could be overwritten (queue.writeBuffer
     // runs at once) before an earlier, still unsubmitted dispatch has read it.
-    const resource = internals.makeUniforms(program.uniforms.map((f) => ({ type: "float32", data: [f.value] })));
-    entries.push({ binding: buffers.length, resource });
+    resources.push(internals.makeUniforms(program.uniforms.map((f) => ({ type: "float32", data: [f.value] }))));
   }
-  const bindGroup = cachedBindGroup(device, pipeline, entries.map((e) => e.resource));
+  const bindGroup = cachedBindGroup(device, pipeline, resources);
   internals.ensureCommandEncoderReady();
   if (!internals.computePassEncoder) internals.computePassEncoder = internals.commandEncoder!.beginComputePass({});
   const pass = internals.computePassEncoder;
