@@ -14,7 +14,7 @@ import * as tf from "@tensorflow/tfjs";
 import type { WebGPUBackend } from "@tensorflow/tfjs-backend-webgpu";
 import { cachedBindGroup } from "./bind_group_cache.ts";
 import { webgpuInternals } from "./webgpu_internals.ts";
-import { pendingSplitK } from "./deferred_split_k.ts";
+import { materializeSum, type PendingSum, pendingSum, settleReadersOf } from "./deferred_split_k.ts";
 
 /** One storage binding: `var<storage, read|read_write> name: array<type>` at the binding's index. */
 export interface DirectBinding {
@@ -97,8 +97,10 @@ export function runDirectProgram(program: DirectProgram): void {
     throw new Error(`runDirectProgram: needs the webgpu backend, not ${tf.getBackend()}`);
   }
   const internals = webgpuInternals(backend, "runDirectProgram");
-  program = readingPartials(program);
+  program = readingPartials(backend, program);
   const buffers = program.bindings.map((b) => {
+    // A pending sum that reads a tensor written here must be summed before the write.
+    if (b.access === "read_write") settleReadersOf(backend, b.tensor.dataId);
     backend.uploadToGPU(b.tensor.dataId);
     const data = backend.tensorMap.get(b.tensor.dataId);
     if (!(data.resource instanceof GPUBuffer)) {
@@ -141,31 +143,49 @@ export function runDirectProgram(program: DirectProgram): void {
 }
 
 /**
- * `program` reading each read-only f32 binding whose split-K sum is pending (`deferred_split_k.ts`) as its partial
- * sums, added up at each read: the binding gets the partials, and every `name[index]` in the code becomes a call of
- * a generated function summing the partials at that index (in split order, as the reduction pass would). Saves the
- * reduction's dispatch when a program of ours is the GEMM's consumer (batch norm after a convolution, SGD after a
- * weight gradient). `program` itself when nothing is pending.
+ * `program` reading each read-only f32 binding whose sum is pending (`deferred_split_k.ts`) as its terms, added up at
+ * each read: the binding gets the first term and bindings `name_t1`, ... the others, and every `name[index]` in the
+ * code becomes a call of a generated function that sums the terms at that index (from 0.0, in the order the
+ * reduction pass would). Saves the reduction's (and an add's) dispatch when a program of ours is the consumer (batch
+ * norm after a convolution, SGD after a weight gradient). A pending binding whose terms would take the program past
+ * the device's storage bindings is summed into its own buffer first. `program` itself when nothing is pending.
  */
-function readingPartials(program: DirectProgram): DirectProgram {
-  const summed: { name: string; splits: number; length: number }[] = [];
-  const bindings = program.bindings.map((b) => {
-    const p = b.access === "read" && (b.type ?? "f32") === "f32" ? pendingSplitK(b.tensor.dataId) : undefined;
-    if (!p) return b;
-    summed.push({ name: b.name, splits: p.splits, length: p.length });
-    return { ...b, tensor: p.partials };
-  });
-  if (summed.length === 0) return program;
+function readingPartials(backend: WebGPUBackend, program: DirectProgram): DirectProgram {
+  let summed: { name: string; sum: PendingSum }[] | undefined;
+  let count = program.bindings.length;
+  const limit = backend.device.limits.maxStorageBuffersPerShaderStage;
+  const bindings: DirectBinding[] = [];
+  for (const b of program.bindings) {
+    let sum = b.access === "read" && (b.type ?? "f32") === "f32" ? pendingSum(b.tensor.dataId) : undefined;
+    if (sum && count + sum.terms.length - 1 > limit) {
+      materializeSum(backend, b.tensor.dataId);
+      sum = undefined;
+    }
+    if (!sum) {
+      bindings.push(b);
+      continue;
+    }
+    count += sum.terms.length - 1;
+    (summed ??= []).push({ name: b.name, sum });
+    sum.terms.forEach((t, j) => bindings.push({ ...b, name: j === 0 ? b.name : `${b.name}_t${j}`, tensor: t.tensor }));
+  }
+  if (!summed) return program;
+  const terms = summed.map(({ name, sum }) => `${name}/${sum.length}/${sum.terms.map((t) => t.splits).join("+")}`);
   return {
     ...program,
-    key: `${program.key}|partials:${summed.map((p) => `${p.name}/${p.splits}/${p.length}`).join(",")}`,
+    key: `${program.key}|partials:${terms.join(",")}`,
     bindings,
     code: () => {
       let code = program.code();
-      const functions = summed.map(({ name, splits, length }) => {
+      const functions = summed!.map(({ name, sum }) => {
         code = sumReads(code, name);
-        const terms = Array.from({ length: splits - 1 }, (_, s) => `\n  v += ${name}[${(s + 1) * length}u + i];`);
-        return `fn ${name}${SUM_SUFFIX}(i: u32) -> f32 {\n  var v = ${name}[i];${terms.join("")}\n  return v;\n}\n`;
+        const reads = sum.terms.flatMap((t, j) =>
+          Array.from(
+            { length: t.splits },
+            (_, s) => `\n  v += ${j === 0 ? name : `${name}_t${j}`}[${s * sum.length}u + i];`,
+          )
+        );
+        return `fn ${name}${SUM_SUFFIX}(i: u32) -> f32 {\n  var v = 0.0;${reads.join("")}\n  return v;\n}\n`;
       });
       return `${functions.join("")}${code}`;
     },

@@ -8,7 +8,7 @@ import type { WebGPUBackend } from "@tensorflow/tfjs-backend-webgpu";
 import { assert, assertEquals, throws } from "../assert.ts";
 import { initWebGPU } from "../../kernels/webgpu_backend.ts";
 import { registerFastKernels, restoreStockKernels } from "../../kernels/register.ts";
-import { pendingSplitK, pendingSplitKCount, setSplitKDeferral } from "../../kernels/deferred_split_k.ts";
+import { pendingSum, pendingSumCount, setSplitKDeferral } from "../../kernels/deferred_split_k.ts";
 import { sumReads } from "../../kernels/direct_program.ts";
 import { batchNormTrain } from "../../kernels/batch_norm_train.ts";
 import { multiTensorSgd } from "../../kernels/multi_tensor_sgd.ts";
@@ -72,12 +72,12 @@ Deno.test(
         const { result: dw, programs } = weightGradient(x, dy);
         assert(gemmPrograms(programs).some((p) => p.spec.tiling.splitK > 1), "the GEMM split K");
         assert(!programs.some((p) => p instanceof SplitKReduceProgram), `${use}: the reduction ran at once`);
-        assert(pendingSplitK(dw.dataId), `${use}: the sum is not pending`);
+        assert(pendingSum(dw.dataId), `${use}: the sum is not pending`);
         const read = use === "data" ? dw : tf.mul(dw, 2);
         const got = await read.data() as Float32Array;
         const want = use === "data" ? ref : ref.map((v) => 2 * v);
         assert(relativeError(got, want) <= 1e-4, `${use}: relative error ${relativeError(got, want)}`);
-        assertEquals(pendingSplitK(dw.dataId), undefined, `${use}: still pending after a read`);
+        assertEquals(pendingSum(dw.dataId), undefined, `${use}: still pending after a read`);
         tf.dispose([dw, read]);
       } finally {
         tf.env().set("WEBGPU_CPU_FORWARD", true);
@@ -102,7 +102,7 @@ Deno.test(
       for (let step = 0; step < 2; step++) {
         const { result: dw } = weightGradient(x, dy);
         if (!consumePending) await dw.data(); // the reduction pass, then the summed gradient
-        assertEquals(!!pendingSplitK(dw.dataId), consumePending);
+        assertEquals(!!pendingSum(dw.dataId), consumePending);
         const { result: created, programs } = recordPrograms(() =>
           multiTensorSgd([{ param, grad: dw, buffer, decay: true }], h)
         );
@@ -117,7 +117,7 @@ Deno.test(
     const summed = await run(false), fused = await run(true);
     assertEquals(fused.reductions, 0, "SGD ran the reduction instead of reading the partials");
     assertEquals(fused.out, summed.out, "parameters or momentum differ from SGD on the reduced gradient");
-    assertEquals(pendingSplitKCount(), 0);
+    assertEquals(pendingSumCount(), 0);
     tf.dispose([x, dy, init]);
     submitPendingWork(); // tfjs frees buffers that recorded work uses at the next submit
     assertEquals(backend.numDataIds(), ids - 3, "partial sums leaked");
@@ -176,6 +176,73 @@ Deno.test(
     assertEquals(deferred.reductions, 0, "a consumer of ours ran the reduction");
     assertEquals(deferred.values, now.values, "the gradients differ from those with the reductions run at once");
     tf.dispose([x, w1, w2, gamma, beta, r]);
-    assertEquals(pendingSplitKCount(), 0);
+    assertEquals(pendingSumCount(), 0);
+  }),
+);
+
+Deno.test(
+  "an add of a pending sum stays pending: batch norm reads both terms, the same bits, no add or reduction pass",
+  withFastKernels(async () => {
+    // Two convolutions with long K into one 2x2 output, added (a residual block's two branches), then BN.
+    const x = tf.randomNormal([1, 2, 2, 64], 0, 1, "float32", 13) as tf.Tensor4D;
+    const w1 = tf.randomNormal([3, 3, 64, 8], 0, 0.1, "float32", 14) as tf.Tensor4D;
+    const w2 = tf.randomNormal([1, 1, 64, 8], 0, 0.1, "float32", 15) as tf.Tensor4D;
+    const gamma = tf.randomUniform([8], 0.5, 1.5, "float32", 16) as tf.Tensor1D;
+    const beta = tf.randomNormal([8], 0, 0.1, "float32", 17) as tf.Tensor1D;
+    const run = async (defer: boolean) => {
+      const was = setSplitKDeferral(defer);
+      try {
+        let pendingAdd = false;
+        const { result, programs } = recordPrograms(() =>
+          tf.tidy(() => {
+            const z = tf.add(tf.conv2d(x, w1, 1, "same"), tf.conv2d(x, w2, 1, "same")) as tf.Tensor4D;
+            pendingAdd = !!pendingSum(z.dataId);
+            const h = batchNormTrain(z, gamma, beta, { eps: 1e-5, relu: true });
+            return { y: h.y, stats: h.stats };
+          })
+        );
+        const values = [await result.y.data(), await result.stats.data()];
+        tf.dispose([result.y, result.stats]);
+        const names = programs.map((p) => p.constructor.name);
+        return { values, names, pendingAdd };
+      } finally {
+        setSplitKDeferral(was);
+      }
+    };
+    const ids = backend.numDataIds();
+    const now = await run(false), deferred = await run(true);
+    assert(now.names.includes("BinaryOpProgram") && now.names.includes("SplitKReduceProgram"), `${now.names}`);
+    assert(deferred.pendingAdd, "the add of a pending conv output is not pending");
+    assertEquals(deferred.names, ["GemmProgram", "GemmProgram"], "only the two GEMMs are tfjs-recorded programs");
+    assertEquals(deferred.values, now.values, "BN of the deferred sum differs from BN of tfjs's add");
+    tf.dispose([x, w1, w2, gamma, beta]);
+    submitPendingWork();
+    assertEquals(pendingSumCount(), 0);
+    assertEquals(backend.numDataIds(), ids - 5, "terms leaked");
+  }),
+);
+
+Deno.test(
+  "a pending sum that reads a tensor is summed before a direct program writes that tensor in place",
+  withFastKernels(async () => {
+    const { x, dy } = inputs();
+    const param = tf.randomNormal([K, K, CI, CO], 0, 1, "float32", 18).add(0);
+    const before = await param.data();
+    const { result: dw } = weightGradient(x, dy);
+    const dwValues = await tf.clone(dw).data(); // a read of a clone: sums dw (same data) now
+    const { result: dw2 } = weightGradient(x, dy);
+    const sum = tf.add(dw2, param); // pending: reads param's buffer
+    assert(pendingSum(sum.dataId), "the add is not pending");
+    const created = multiTensorSgd([{ param, grad: dw, decay: false }], {
+      lr: 0.5,
+      momentum: 0.9,
+      nesterov: false,
+      weightDecay: 0,
+    });
+    const got = await sum.data();
+    const want = before.map((v, i) => Math.fround(dwValues[i] + v));
+    assertEquals(Array.from(got), Array.from(want), "the sum saw the parameter after the in-place update");
+    assert((await param.data()).some((v, i) => v !== before[i]), "SGD changed nothing");
+    tf.dispose([x, dy, param, dw, dw2, sum, ...created.filter((b) => b !== undefined)]);
   }),
 );
