@@ -100,6 +100,7 @@ export function fastConv2DBackpropInput(
       ? prepareGemmsInto(backend, convBackpropInputParitySpecs(g), [...attrs.inputShape], {
         tiling: options.tiling,
         force: parity === "always",
+        deferSplitK: true,
       })
       : undefined;
     // The gradient of a batch norm's output, usually: its backward reads split-K partials as it goes.

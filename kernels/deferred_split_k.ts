@@ -6,7 +6,8 @@
  * convolution's weight gradient), those dispatches are wasted.
  *
  * {@linkcode deferSplitKSum} returns the result of a split-K GEMM as a tensor whose sum is *pending*: it has no GPU
- * buffer yet, and its terms (the partials) stay alive with it. The `Add` kernel of `register.ts` adds a pending
+ * buffer yet, and its terms (the partials) stay alive with it. Without split-K the GEMM's output is the one term
+ * (reading it costs nothing more; summing it hands its buffer over), so that tfjs's add of it can stay pending too. The `Add` kernel of `register.ts` adds a pending
  * tensor and another tensor of the same shape by making a pending tensor of both terms ({@linkcode deferAdd}).
  * `runDirectProgram` binds a pending tensor's terms and sums them at each read. Everything else (any tfjs program,
  * `data()`/`dataSync()`, `readToGPU`, tfjs's CPU forwarding of small tensors) goes through backend methods that first
@@ -70,6 +71,9 @@ interface Hookable {
   shouldExecuteOnCPU(inputs: tf.TensorInfo[], sizeThreshold?: number): boolean;
   disposeData(dataId: object, force?: boolean): boolean;
   incRef(dataId: object): void;
+  refCount(dataId: object): number;
+  tensorMap: { get(dataId: object): { resource: unknown } };
+  commandQueueOwnedIds: WeakSet<object>;
 }
 
 /** The pending sum of `dataId`, if it is one and nothing has needed its values yet. */
@@ -111,6 +115,18 @@ function untrack(dataId: object): PendingSum | undefined {
 export function materializeSum(backend: WebGPUBackend, dataId: object): void {
   const sum = untrack(dataId); // first: the reduction's own uploadToGPU of the output must not recurse
   if (!sum) return;
+  const self = backend as unknown as Hookable;
+  const [first] = sum.terms;
+  if (sum.terms.length === 1 && first.splits === 1 && self.refCount(first.tensor.dataId) === 1) {
+    // A GEMM output without split-K that nothing else holds: the tensor takes over its buffer, no dispatch.
+    const from = self.tensorMap.get(first.tensor.dataId);
+    self.tensorMap.get(dataId).resource = from.resource;
+    from.resource = null;
+    // Recorded work may still write the buffer: its release waits for the submit, as tfjs's own outputs' does.
+    self.commandQueueOwnedIds.add(dataId);
+    self.disposeData(first.tensor.dataId);
+    return;
+  }
   const shape = [sum.length];
   // The output is the pending tensor itself (flat view of the same dataId): its buffer is allocated now.
   const program = new SplitKReduceProgram(shape, sum.terms.map((t) => t.splits));
@@ -119,7 +135,6 @@ export function materializeSum(backend: WebGPUBackend, dataId: object): void {
     shape,
     dtype: "float32",
   });
-  const self = backend as unknown as Hookable;
   for (const t of sum.terms) self.disposeData(t.tensor.dataId); // deferred by tfjs until the sum is submitted
 }
 

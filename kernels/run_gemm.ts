@@ -47,9 +47,10 @@ export interface GemmRunOptions {
    */
   tiling?: GemmTilingChooser;
   /**
-   * Leave a split-K sum to the consumer ({@linkcode deferSplitKSum}): the result's reduction pass runs only when
-   * something other than a partials-aware program of ours (the multi-tensor SGD) reads it. For GEMMs whose result
-   * such a program consumes: a convolution's weight gradient.
+   * Return the result as a pending sum ({@linkcode deferSplitKSum}): with split-K, the reduction pass runs only when
+   * something other than a program of ours that reads pending sums (batch norm, the multi-tensor SGD) needs the
+   * values; without, the GEMM's output is the one term, so that tfjs's add of the result can stay pending too. For
+   * GEMMs whose result such a program consumes: convolutions.
    */
   deferSplitK?: boolean;
 }
@@ -127,10 +128,10 @@ export function prepareGemm(
     tiling,
     run(inputs) {
       const out = runProgram(backend, program, inputs);
-      if (tiling.splitK === 1) return out;
       if (options.deferSplitK && splitKDeferral() && spec.batch === 1) {
         return deferSplitKSum(backend, out, outputShape, tiling.splitK);
       }
+      if (tiling.splitK === 1) return out;
       const reduced = backend.runWebGPUProgram(
         new SplitKReduceProgram(outputShape, tiling.splitK),
         [out],
@@ -180,7 +181,8 @@ export function prepareGemmsInto(
     run(inputs) {
       const out = backend.makeTensorInfo(shape, "float32");
       for (const p of programs) runProgram(backend, p, inputs, out);
-      return out;
+      // Pending with one term, so that tfjs's add of it can stay pending for its consumer (deferred_split_k.ts).
+      return options.deferSplitK && splitKDeferral() ? deferSplitKSum(backend, out, shape, 1) : out;
     },
   };
 }

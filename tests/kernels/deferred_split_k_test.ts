@@ -246,3 +246,37 @@ Deno.test(
     tf.dispose([x, dy, param, dw, dw2, sum, ...created.filter((b) => b !== undefined)]);
   }),
 );
+
+Deno.test(
+  "a convolution without split-K is pending as one term: read alone it takes over the GEMM's buffer, shared it is copied",
+  withFastKernels(async () => {
+    const x = tf.randomNormal([1, 4, 4, 4], 0, 1, "float32", 19) as tf.Tensor4D;
+    const w = tf.randomNormal([1, 1, 4, 4], 0, 1, "float32", 20) as tf.Tensor4D;
+    const other = tf.randomNormal([1, 4, 4, 4], 0, 1, "float32", 21);
+    const ids = backend.numDataIds();
+    setSplitKDeferral(false);
+    const want = tf.conv2d(x, w, 1, "valid");
+    const wantSum = tf.add(want, other);
+    const [wantY, wantSumValues] = [await want.data(), await wantSum.data()];
+    setSplitKDeferral(true);
+    tf.dispose([want, wantSum]);
+    // Alone: no program runs for the read.
+    const y = tf.conv2d(x, w, 1, "valid");
+    assertEquals(pendingSum(y.dataId)?.terms.map((t) => t.splits), [1]);
+    const read = recordPrograms(() => y.data());
+    assertEquals(read.programs.length, 0, "reading a one-term sum ran a program");
+    assertEquals(await read.result, wantY);
+    // Shared with a pending add: both read right (the add keeps its own reference to the GEMM output).
+    const y2 = tf.conv2d(x, w, 1, "valid");
+    const sum = tf.add(y2, other);
+    assert(pendingSum(sum.dataId), "the add is not pending");
+    assertEquals(await y2.data(), wantY);
+    y2.dispose();
+    assertEquals(await sum.data(), wantSumValues);
+    tf.dispose([y, sum]);
+    submitPendingWork();
+    assertEquals(pendingSumCount(), 0);
+    assertEquals(backend.numDataIds(), ids, "terms leaked");
+    tf.dispose([x, w, other]);
+  }),
+);
