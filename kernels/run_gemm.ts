@@ -17,6 +17,15 @@ import { GemmProgram, type UntiledGemmSpec } from "./gemm_program.ts";
 import { SplitKReduceProgram } from "./split_k_reduce_program.ts";
 import { deferSplitKSum, splitKDeferral } from "./deferred_split_k.ts";
 import { webgpuInternals } from "./webgpu_internals.ts";
+import {
+  bindGroupCacheInstalled,
+  programUniformFields,
+  recordWithUniforms,
+  uniformsGeneration,
+} from "./bind_group_cache.ts";
+
+/** Per compiled GEMM program: its uniform binding, valid while the cache's generation is the same. */
+const uniformMemo = new WeakMap<GemmProgram, { generation: number; binding: GPUBufferBinding }>();
 
 /**
  * Workgroups to keep in flight on a real GPU: about four per streaming multiprocessor of an H100 (132 SMs). WebGPU
@@ -95,11 +104,21 @@ function runProgram(
   const out = output ?? backend.makeTensorInfo(program.outputShape, "float32");
   backend.uploadToGPU(out.dataId);
   for (const input of inputs) backend.uploadToGPU(input.dataId); // also sums a pending split-K input
-  webgpuInternals(backend, "runGemm").recordAndSubmit(
-    program as GemmProgram & { pipeline: GPUComputePipeline },
-    out,
-    inputs,
-  );
+  const compiled = program as GemmProgram & { pipeline: GPUComputePipeline };
+  const internals = webgpuInternals(backend, "runGemm");
+  if (!bindGroupCacheInstalled() || internals.activeTimers != null) {
+    internals.recordAndSubmit(compiled, out, inputs);
+    return out;
+  }
+  // A program is run on the shapes of its spec only, so its uniform fields never change: keep their cached binding
+  // until the cache may have dropped it.
+  const memo = uniformMemo.get(program);
+  let uniforms = memo?.generation === uniformsGeneration() ? memo.binding : undefined;
+  if (!uniforms) {
+    uniforms = internals.makeUniforms(programUniformFields(compiled, out, inputs));
+    uniformMemo.set(program, { generation: uniformsGeneration(), binding: uniforms });
+  }
+  recordWithUniforms(compiled, out, inputs, uniforms);
   return out;
 }
 

@@ -7,24 +7,30 @@
 import * as tf from "@tensorflow/tfjs";
 import type { WebGPUProgram } from "@tensorflow/tfjs-backend-webgpu";
 import { GemmProgram } from "../../kernels/gemm_program.ts";
+import { bindGroupCacheInstalled, observeRecordedPrograms } from "../../kernels/bind_group_cache.ts";
 
 /** Runs `fn` and returns its result with the programs the backend recorded meanwhile, in order. */
 export function recordPrograms<T>(fn: () => T): { result: T; programs: WebGPUProgram[] } {
-  // recordAndSubmit, not runWebGPUProgram: our GEMMs record a compiled program again without the latter
-  // (kernels/run_gemm.ts). It is an own property of the backend when the bind-group cache is installed.
-  const backend = tf.backend() as unknown as { recordAndSubmit: (program: WebGPUProgram, ...rest: unknown[]) => void };
+  // Where programs are recorded, not runWebGPUProgram: our GEMMs record a compiled program again without the latter
+  // (kernels/run_gemm.ts), through the bind-group cache when it is installed, else through tfjs's recordAndSubmit.
   const programs: WebGPUProgram[] = [];
-  const own = Object.hasOwn(backend, "recordAndSubmit");
-  const record = backend.recordAndSubmit;
+  if (bindGroupCacheInstalled()) {
+    const was = observeRecordedPrograms((p) => programs.push(p as unknown as WebGPUProgram));
+    try {
+      return { result: fn(), programs };
+    } finally {
+      observeRecordedPrograms(was);
+    }
+  }
+  const backend = tf.backend() as unknown as { recordAndSubmit: (program: WebGPUProgram, ...rest: unknown[]) => void };
   backend.recordAndSubmit = function (program, ...rest) {
     programs.push(program);
-    return record.call(this, program, ...rest);
+    return Object.getPrototypeOf(this).recordAndSubmit.call(this, program, ...rest);
   };
   try {
     return { result: fn(), programs };
   } finally {
-    if (own) backend.recordAndSubmit = record;
-    else delete (backend as { recordAndSubmit?: unknown }).recordAndSubmit;
+    delete (backend as { recordAndSubmit?: unknown }).recordAndSubmit;
   }
 }
 
