@@ -125,6 +125,15 @@ export {
 } from "./data/auto_augment.ts";
 export { eraseBox, sampleRandomErasing } from "./data/random_erasing.ts";
 export type { ImageAugmentation } from "./data/image_augmentation.ts";
+export {
+  type BatchMix,
+  batchMixFor,
+  type BatchMixOptions,
+  cutmixBox,
+  sampleBatchMix,
+  sampleBeta,
+} from "./data/batch_mix.ts";
+export { mixBatch, type MixBox, type MixParams } from "./kernels/mix_batch.ts";
 
 // Training and evaluation.
 export {
@@ -147,6 +156,7 @@ export { NonFiniteLossError, type ProgressEvent, train, type TrainHooks, type Tr
 export type { EpochRecord } from "./train/run_log.ts";
 export { makeDataParallelStep, makeTrainStep, type StepOptions, type StepOutput } from "./train/train_step.ts";
 export { SGD, type SGDOptions, weightDecayFilter } from "./train/sgd.ts";
+export { emaDecay, ModelEma } from "./train/model_ema.ts";
 export {
   learningRateAt,
   SCHEDULE_KINDS,

@@ -3,7 +3,7 @@
  * worker pool with a bounded number in flight (the prefetch queue), or inline when there are no workers.
  * @module
  */
-import { batchCount, batchSlice, epochOrder, type Shard, shardSlice } from "./batch_plan.ts";
+import { batchCount, batchSlice, epochOrder, repeatedAugmentationOrder, type Shard, shardSlice } from "./batch_plan.ts";
 import {
   type BatchJob,
   type BatchResult,
@@ -38,6 +38,11 @@ export interface PipelineLoaderOptions {
   train: boolean;
   /** Random augmentation (only meaningful with `train`). */
   augment: boolean;
+  /**
+   * With `train`: repeated augmentation, each sample of the epoch's order this many times in a row, each copy with
+   * its own draws (`repeatedAugmentationOrder`); default 1 (off).
+   */
+  repeats?: number;
   seed: number;
   /** Shared workers, or undefined to build batches inline. */
   pool?: BatchRunner;
@@ -77,14 +82,19 @@ export class PipelineLoader implements BatchLoader {
     if (!Number.isInteger(startBatch) || startBatch < 0 || startBatch > this.batchesPerEpoch) {
       throw new RangeError(`startBatch must be an integer in [0, ${this.batchesPerEpoch}], received ${startBatch}`);
     }
-    const order = epochOrder(o.indices, o.seed, epoch, o.train);
-    const job = (b: number) => ({
+    const repeated = o.train && (o.repeats ?? 1) > 1
+      ? repeatedAugmentationOrder(o.indices, o.seed, epoch, o.repeats!)
+      : undefined;
+    const order = repeated?.order ?? epochOrder(o.indices, o.seed, epoch, o.train);
+    // Batch b is positions [b·global, (b+1)·global) of the order; a rank of a data-parallel job takes its share.
+    const global = o.batchSize * (o.shard?.size ?? 1);
+    const mine = <T extends Uint32Array | Float64Array>(rows: T): T => o.shard ? shardSlice(rows, o.shard) : rows;
+    const job = (b: number): Omit<BatchJob, "id"> & { id: number } => ({
       id: b,
       source: o.source,
       epoch,
-      indices: o.shard
-        ? shardSlice(batchSlice(order, b, o.batchSize * o.shard.size), o.shard).slice()
-        : batchSlice(order, b, o.batchSize).slice(),
+      indices: mine(batchSlice(order, b, global)).slice(),
+      ...(repeated ? { keys: mine(repeated.keys.subarray(b * global, (b + 1) * global)).slice() } : {}),
       augment: o.train && o.augment,
     });
     const build = (b: number): Promise<BatchResult> => {

@@ -66,6 +66,11 @@ export interface DataConfig {
   /** Training: probability of torchvision's RandomErasing on the normalised image, value 0 (default 0: off). */
   randomErase?: number;
   /**
+   * Training: repeated augmentation (torchvision's `RASampler`), each sample of an epoch this many times in a row with
+   * its own draws (default 1: off; see `repeatedAugmentationOrder`).
+   */
+  raReps?: number;
+  /**
    * Data-parallel training: this process is rank `rank` of `size`, and its training loader serves its share of each
    * global batch of `batchSize * size` images (torch's DistributedSampler, see `shardSlice`); evaluation loaders
    * are whole. Not part of the stored config.
@@ -349,6 +354,7 @@ export async function createLoaders(config: DataConfig, options: LoaderOptions =
       shard: train ? config.shard : undefined,
       train,
       augment: config.augment ?? true,
+      repeats: train ? config.raReps : 1,
       seed: config.seed,
       pool,
       prefetch: config.prefetch,

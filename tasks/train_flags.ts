@@ -94,6 +94,22 @@ export const TRAIN_FLAGS: readonly FlagSpec<keyof TrainConfig>[] = [
   { key: "raMagnitude", help: "--auto-augment ra: magnitude bin of 31 (M)" },
   { key: "randomErase", help: "RandomErasing probability (normalised image, value 0)" },
   {
+    key: "mixupAlpha",
+    help: "mixup Beta(a, a), 0 = off; with cutmix, one per batch; train top-1 counts the dominant label",
+  },
+  { key: "cutmixAlpha", help: "CutMix Beta(a, a), 0 = off (the box's area sets the label weights)" },
+  { key: "raSampler", help: "repeated augmentation: each image of an epoch --ra-reps times, augmented apart" },
+  { key: "raReps", help: "--ra-sampler: repetitions per image" },
+  {
+    key: "modelEma",
+    help: "keep an exponential moving average of the weights, evaluated each epoch (ema_* metrics)",
+  },
+  {
+    key: "modelEmaDecay",
+    help: "--model-ema decay, adjusted as torchvision does: 1 - (1 - decay) x batch x steps / epochs",
+  },
+  { key: "modelEmaSteps", help: "--model-ema: steps between updates (copies during warm-up epochs)" },
+  {
     key: "resume",
     help: "auto (newest valid checkpoint in --out) or a checkpoint path",
     shownDefault: "none",

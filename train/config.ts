@@ -17,7 +17,8 @@
  *     0.1 divided by 10 every 30 epochs, weight decay 1e-4 (conv and fc weights);
  *   - `new`: torchvision's "new training recipe" (ResNet-50 80.86 %) as far as this toolkit's options go: 600
  *     epochs, batch 1024, lr 0.5 with 5 linear warm-up epochs then cosine, weight decay 2e-5, label smoothing 0.1,
- *     TrivialAugmentWide, RandomErasing 0.1; what it lacks is listed in its `missing`.
+ *     TrivialAugmentWide, RandomErasing 0.1, mixup 0.2, cutmix 1.0, repeated augmentation (4 repeats), an EMA of the
+ *     weights (decay 0.99998 every 32 steps); what it lacks is listed in its `missing`.
  * @module
  */
 import { SCHEDULE_KINDS, type ScheduleConfig, type ScheduleKind } from "./lr_schedule.ts";
@@ -93,6 +94,23 @@ export interface TrainConfig
   raMagnitude: number;
   /** Probability of RandomErasing on the normalised image (torchvision's `--random-erase`); 0 = off. */
   randomErase: number;
+  /**
+   * Mixup's Beta(α, α) parameter (torchvision's `--mixup-alpha`); 0 = off. With {@linkcode TrainConfig.cutmixAlpha}
+   * too, each batch takes one of the two with equal probability.
+   */
+  mixupAlpha: number;
+  /** CutMix's Beta(α, α) parameter (torchvision's `--cutmix-alpha`); 0 = off. */
+  cutmixAlpha: number;
+  /** Repeated augmentation (torchvision's `--ra-sampler`): each image of an epoch `raReps` times, differently augmented. */
+  raSampler: boolean;
+  /** Repetitions of each image with {@linkcode TrainConfig.raSampler} (torchvision's `--ra-reps`). */
+  raReps: number;
+  /** Keep an exponential moving average of the weights, evaluated each epoch beside the model (`train/model_ema.ts`). */
+  modelEma: boolean;
+  /** The average's decay before torchvision's adjustment for batch size, update interval and epochs. */
+  modelEmaDecay: number;
+  /** Optimizer steps between updates of the average (at batches 0, N, 2N... of each epoch). */
+  modelEmaSteps: number;
   epochs: number;
   /** Images per optimizer step. */
   batchSize: number;
@@ -191,7 +209,14 @@ export type RecipeField =
   | "autoAugment"
   | "raNumOps"
   | "raMagnitude"
-  | "randomErase";
+  | "randomErase"
+  | "mixupAlpha"
+  | "cutmixAlpha"
+  | "raSampler"
+  | "raReps"
+  | "modelEma"
+  | "modelEmaDecay"
+  | "modelEmaSteps";
 
 /** A recipe as data: what it is, every field it sets, and what of its source this toolkit cannot yet do. */
 export interface RecipeSpec {
@@ -214,8 +239,24 @@ const UNUSED_SCHEDULE = {
   finalDivFactor: 100,
 };
 
-/** No augmentation beyond the crop and flip (RandAugment's fields at torchvision's defaults, N 2, M 9). */
-const NO_AUGMENTATION = { autoAugment: "none", raNumOps: 2, raMagnitude: 9, randomErase: 0 } as const;
+/**
+ * No augmentation beyond the crop and flip, no batch mixing, no repeated augmentation and no weight average (the
+ * fields of RandAugment, the repeats and the average at torchvision's defaults: N 2, M 9; 3 repeats; decay 0.99998
+ * every 32 steps).
+ */
+const NO_AUGMENTATION = {
+  autoAugment: "none",
+  raNumOps: 2,
+  raMagnitude: 9,
+  randomErase: 0,
+  mixupAlpha: 0,
+  cutmixAlpha: 0,
+  raSampler: false,
+  raReps: 3,
+  modelEma: false,
+  modelEmaDecay: 0.99998,
+  modelEmaSteps: 32,
+} as const;
 
 /** Every recipe; `--help` prints them. */
 export const RECIPE_SPECS: Readonly<Record<RecipeName, RecipeSpec>> = {
@@ -278,10 +319,16 @@ export const RECIPE_SPECS: Readonly<Record<RecipeName, RecipeSpec>> = {
       raNumOps: 2,
       raMagnitude: 9,
       randomErase: 0.1,
+      mixupAlpha: 0.2,
+      cutmixAlpha: 1.0,
+      raSampler: true,
+      raReps: 4,
+      modelEma: true,
+      modelEmaDecay: 0.99998,
+      modelEmaSteps: 32,
     },
-    missing: "mixup 0.2 and cutmix 1.0, EMA of the weights (decay 0.99998 every 32 steps), the repeated-augmentation " +
-      "sampler (4 repeats), training at 176 and evaluating at Resize 232 + CenterCrop 224 (one imageSize serves " +
-      "both here: 224), weight decay on biases but not on norm layers (biases are not decayed here)",
+    missing: "training at 176 and evaluating at Resize 232 + CenterCrop 224 (one imageSize serves both here: 224), " +
+      "weight decay on biases but not on norm layers (biases are not decayed here)",
   },
 };
 
@@ -385,6 +432,13 @@ export const TRAIN_FIELDS: Readonly<Record<keyof TrainConfig, FieldRule>> = {
   raNumOps: { kind: "int", range: [0, 100] },
   raMagnitude: { kind: "int", range: [0, MAGNITUDE_BINS - 1] },
   randomErase: { kind: "number", range: [0, 1] },
+  mixupAlpha: { kind: "number", range: [0, 1e3] },
+  cutmixAlpha: { kind: "number", range: [0, 1e3] },
+  raSampler: { kind: "boolean" },
+  raReps: { kind: "int", range: [1, 1e3] },
+  modelEma: { kind: "boolean" },
+  modelEmaDecay: { kind: "number", range: [0, 1, false, true] },
+  modelEmaSteps: { kind: "int", range: [1, 1e9] },
   epochs: { kind: "int", range: [1, 1e6] },
   batchSize: { kind: "int", range: [1, 1e6] },
   lr: { kind: "number", range: [0, 1e3, true] },
@@ -560,6 +614,10 @@ export function checkTrainConfig(c: TrainConfig, given: ReadonlySet<keyof TrainC
     if (given.has(key) && c.autoAugment !== "ra") {
       fail(key, `{${key}} only applies to {autoAugment} ra (RandAugment), not ${c.autoAugment}`);
     }
+  }
+  if (given.has("raReps") && !c.raSampler) fail("raReps", "{raReps} only applies with {raSampler}");
+  for (const key of ["modelEmaDecay", "modelEmaSteps"] as const) {
+    if (given.has(key) && !c.modelEma) fail(key, `{${key}} only applies with {modelEma}`);
   }
   if (given.has("stepSize") && c.schedule !== "step") {
     fail("stepSize", `{stepSize} only applies to {schedule} step, not ${c.schedule}`);

@@ -9,6 +9,7 @@ import { clipGradNorm, lossAndTop1 } from "./losses.ts";
 import type { SGD } from "./sgd.ts";
 import { submitPendingWork } from "../kernels/bind_group_cache.ts";
 import type { Collective } from "../dist/collective.ts";
+import { mixBatch, type MixParams } from "../kernels/mix_batch.ts";
 
 /** Loss options of a step. */
 export interface StepOptions {
@@ -34,6 +35,8 @@ interface Gradients {
   /** By torchvision name, in the model's parameter order. */
   grads: Map<string, tf.Tensor>;
   stats: BatchStat[];
+  /** The mixed batch, disposed once the step is applied; undefined without mixing. */
+  mixed?: tf.Tensor4D;
 }
 
 /** The two halves of a step: gradients of a batch, and their application (clip, SGD, BN running statistics). */
@@ -43,20 +46,22 @@ function stepParts(model: ResNet, optimizer: SGD, options: StepOptions) {
   // tfjs keys gradients by variable name, which is unique per model instance; map back to torchvision names.
   const nameOf = new Map([...params].map(([name, v]) => [v.name, name]));
   const order = [...params.keys()];
-  const gradients = (x: tf.Tensor4D, labels: tf.Tensor1D): Gradients => {
+  const gradients = (x: tf.Tensor4D, labels: tf.Tensor1D, mix?: MixParams | null): Gradients => {
     let stats: BatchStat[] = [];
     let correct: tf.Scalar | undefined;
+    const input = mix ? mixBatch(x, mix) : x; // [N, H, W, 3]
     const { value: loss, grads } = tf.variableGrads(() => {
-      const r = model.forward(x, { training: true });
+      const r = model.forward(input, { training: true });
       stats = r.batchStats;
-      const { loss: l, correct: c } = lossAndTop1(r.logits, labels, options.labelSmoothing, model.fusedKernels);
+      const smoothing = options.labelSmoothing;
+      const { loss: l, correct: c } = lossAndTop1(r.logits, labels, smoothing, model.fusedKernels, mix ?? undefined);
       correct = tf.keep(c);
       return options.injectNaN ? l.mul(NaN) : l;
     }, variables);
     const byName = new Map(Object.entries(grads).map(([k, g]) => [nameOf.get(k) ?? k, g]));
     // The parameter order, not tfjs's: every rank of a data-parallel job flattens them alike.
     const named = new Map(order.filter((n) => byName.has(n)).map((n) => [n, byName.get(n)!]));
-    return { loss, correct: correct!, grads: named, stats };
+    return { loss, correct: correct!, grads: named, stats, mixed: input !== x ? input : undefined };
   };
   const apply = (g: Gradients, lr: number): StepOutput => {
     let named = g.grads;
@@ -69,6 +74,7 @@ function stepParts(model: ResNet, optimizer: SGD, options: StepOptions) {
     optimizer.step(named, lr);
     tf.dispose([...named.values()]);
     model.updateRunningStats(g.stats);
+    g.mixed?.dispose();
     // Every step from the same buffer-pool state: the same buffers, so the cached bind groups are hit.
     submitPendingWork();
     return { loss: g.loss, correct: g.correct };
@@ -78,15 +84,17 @@ function stepParts(model: ResNet, optimizer: SGD, options: StepOptions) {
 
 /**
  * Builds the step function of `model` and `optimizer`. The returned function takes `x` ([N, H, W, 3]) and `labels`
- * ([N] int32), updates the model in place and returns the batch's loss and correct count, still on the GPU.
+ * ([N] int32), updates the model in place and returns the batch's loss and correct count, still on the GPU. With
+ * `mix` (mixup or cutmix, `data/batch_mix.ts`), the batch is first mixed with its roll by one (one more dispatch,
+ * `kernels/mix_batch.ts`), the loss takes the soft targets and `correct` counts each sample's dominant label.
  */
 export function makeTrainStep(
   model: ResNet,
   optimizer: SGD,
   options: StepOptions,
-): (x: tf.Tensor4D, labels: tf.Tensor1D, lr: number) => StepOutput {
+): (x: tf.Tensor4D, labels: tf.Tensor1D, lr: number, mix?: MixParams | null) => StepOutput {
   const { gradients, apply } = stepParts(model, optimizer, options);
-  return (x, labels, lr) => apply(gradients(x, labels), lr);
+  return (x, labels, lr, mix) => apply(gradients(x, labels, mix), lr);
 }
 
 /**
@@ -102,10 +110,10 @@ export function makeDataParallelStep(
   optimizer: SGD,
   options: StepOptions,
   collective: Collective,
-): (x: tf.Tensor4D, labels: tf.Tensor1D, lr: number, step: number) => Promise<StepOutput> {
+): (x: tf.Tensor4D, labels: tf.Tensor1D, lr: number, step: number, mix?: MixParams | null) => Promise<StepOutput> {
   const { gradients, apply } = stepParts(model, optimizer, options);
-  return async (x, labels, lr, step) => {
-    const g = gradients(x, labels);
+  return async (x, labels, lr, step, mix) => {
+    const g = gradients(x, labels, mix);
     try {
       const names = [...g.grads.keys()];
       const shapes = names.map((n) => g.grads.get(n)!.shape);
@@ -123,6 +131,7 @@ export function makeDataParallelStep(
       g.grads = new Map(names.map((n, i) => [n, parts[i]]));
     } catch (e) {
       tf.dispose([g.loss, g.correct, ...g.grads.values()]);
+      g.mixed?.dispose();
       throw e;
     }
     return apply(g, lr);

@@ -25,6 +25,8 @@ import { acquireRunLock } from "../io/run_lock.ts";
 import { makeDataParallelStep, makeTrainStep } from "./train_step.ts";
 import { type Collective, LocalCollective } from "../dist/collective.ts";
 import { checkSameConfig, DataParallel } from "./data_parallel.ts";
+import { emaDecay, ModelEma } from "./model_ema.ts";
+import { batchMixFor } from "../data/batch_mix.ts";
 
 /** Progress inside an epoch, reported every `logEvery` steps (one GPU readback each). */
 export interface ProgressEvent {
@@ -107,7 +109,14 @@ interface ResumeExtras {
 }
 
 /** Fields that decide which images make up each batch: changing one moves every mid-epoch position. */
-const ORDER_FIELDS: readonly (keyof TrainConfig)[] = ["dataset", "batchSize", "valSplit", "seed"];
+const ORDER_FIELDS: readonly (keyof TrainConfig)[] = [
+  "dataset",
+  "batchSize",
+  "valSplit",
+  "seed",
+  "raSampler",
+  "raReps",
+];
 
 /** Checks a checkpoint's `rng` record (older or foreign files may lack the epoch's partial sums). */
 function checkResumeExtras(rng: unknown, source: string): asserts rng is ResumeExtras {
@@ -159,6 +168,7 @@ async function trainLocked(
     raNumOps: config.raNumOps,
     raMagnitude: config.raMagnitude,
     randomErase: config.randomErase,
+    raReps: config.raSampler ? config.raReps : 1,
     workers: config.workers,
     ...hooks.data,
     shard: collective.size > 1 ? { rank: collective.rank, size: collective.size } : undefined,
@@ -176,9 +186,11 @@ async function trainLocked(
     weightDecay: config.weightDecay,
     decay: weightDecayFilter(config.weightDecayAll),
   });
+  const ema = config.modelEma ? new ModelEma(model, emaDecay(config)) : undefined;
   try {
-    return await runLoop(config, hooks, log, loaders, spec, model, optimizer, new DataParallel(collective));
+    return await runLoop(config, hooks, log, loaders, spec, model, optimizer, ema, new DataParallel(collective));
   } finally {
+    ema?.dispose();
     optimizer.dispose();
     model.dispose();
     await Promise.all([loaders.train, loaders.val, loaders.test].map((l) => l?.close()));
@@ -193,6 +205,7 @@ async function runLoop(
   spec: ResNetSpec,
   model: ResNet,
   optimizer: SGD,
+  ema: ModelEma | undefined,
   dp: DataParallel,
 ): Promise<TrainResult> {
   const stepsPerEpoch = loaders.train.batchesPerEpoch;
@@ -207,7 +220,7 @@ async function runLoop(
   const schedule = scheduleConfigFor(config, stepsPerEpoch);
   const runLog = new RunLog(config.out);
   const run = { config, classNames: loaders.classNames, archSpec: spec };
-  const saver = new CheckpointSaver(config.out, { model, optimizer, run, keep: config.keep, log });
+  const saver = new CheckpointSaver(config.out, { model, optimizer, ema, run, keep: config.keep, log });
   let position = { epoch: 0, batch: 0 };
   let globalStep = 0;
   let partial = { lossSum: 0, correct: 0, seen: 0 };
@@ -330,21 +343,23 @@ async function runLoop(
         lr = learningRateAt(globalStep, schedule);
         const x = tf.tensor4d(b.images, [b.size, b.height, b.width, 3]);
         const y = tf.tensor1d(b.labels, "int32");
+        // Mixup or cutmix (null when off): drawn from (seed, epoch, batch), so a resumed run mixes alike.
+        const mix = batchMixFor(config.seed, epoch, b.index, config, b.height, b.width);
         const nan = hooks.nanAtStep === globalStep + 1;
         const out = dpStep
           ? await (nan
             ? makeDataParallelStep(model, optimizer, { ...stepOptions, injectNaN: true }, dp.collective)
-            : dpStep)(
-              x,
-              y,
-              lr,
-              globalStep + 1,
-            )
+            : dpStep)(x, y, lr, globalStep + 1, mix)
           : nan
           ? makeTrainStep(model, optimizer, { labelSmoothing: 0, clipGradNorm: 0, injectNaN: true })(x, y, lr)
-          : step(x, y, lr);
+          : step(x, y, lr, mix);
         epochSums = accumulateInPlace(epochSums, [out.loss, out.correct], [b.size, 1]); // one dispatch
         tf.dispose([x, y, out.loss, out.correct]);
+        // torchvision: after the optimizer step of batches 0, N, 2N... of each epoch; copies during warm-up epochs.
+        if (ema && b.index % config.modelEmaSteps === 0) {
+          ema.update();
+          if (epoch < config.warmupEpochs) ema.restart();
+        }
         seen += b.size;
         imagesThisSession += b.size;
         globalStep++;
@@ -384,16 +399,17 @@ async function runLoop(
       const record = await dp.fromRoot(`the evaluation of epoch ${epoch + 1}`, async () => {
         const val = loaders.val ? await evaluate(model, loaders.val, loaders.numClasses) : undefined;
         const test = await evaluate(model, loaders.test, loaders.numClasses);
-        return epochRecord(
-          epoch + 1,
-          globalStep,
-          lr,
-          totals,
-          val?.result,
-          test.result,
-          elapsed,
-          imagesThisSession * dp.size,
-        );
+        // The average beside the model, on the same splits (best stays chosen on the model's validation top-1).
+        const emaVal = ema && loaders.val ? await evaluate(ema.model, loaders.val, loaders.numClasses) : undefined;
+        const emaTest = ema ? await evaluate(ema.model, loaders.test, loaders.numClasses) : undefined;
+        const images = imagesThisSession * dp.size;
+        return {
+          ...epochRecord(epoch + 1, globalStep, lr, totals, val?.result, test.result, elapsed, images),
+          ...(emaVal ? { ema_val_loss: emaVal.result.loss, ema_val_top1: emaVal.result.top1 } : {}),
+          ...(emaVal ? { ema_val_top5: emaVal.result.top5 } : {}),
+          ...(emaTest ? { ema_test_loss: emaTest.result.loss, ema_test_top1: emaTest.result.top1 } : {}),
+          ...(emaTest ? { ema_test_top5: emaTest.result.top5 } : {}),
+        };
       });
       records.push(record);
       // best is chosen on the validation split only, never on the test set.
