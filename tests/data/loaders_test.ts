@@ -326,30 +326,37 @@ Deno.test("PipelineLoader: a batch none of whose images decode is skipped and ke
   }
 });
 
-Deno.test("createLoaders shard: the ranks' batches interleave into the one-process global batch, augmentation and all", async () => {
-  // 160 training images, global batch 2 x 6 = 12: 13 batches per epoch on each rank, as for one process at batch 12.
-  const one = await withLoaders({ ...base, batchSize: 12 }, (l) => collect(l.train, 1));
-  const ranks = await Promise.all(
-    [0, 1].map((rank) =>
-      withLoaders({ ...base, batchSize: 6, shard: { rank, size: 2 } }, async (l) => {
-        assertEquals(l.train.batchesPerEpoch, 13);
-        assertEquals(l.test.batchesPerEpoch, Math.ceil(50 / 6)); // evaluation loaders are whole on every rank
-        return await collect(l.train, 1, 2); // resumed at batch 2: the same slots
-      })
-    ),
+for (const raReps of [1, 2]) {
+  Deno.test(
+    `createLoaders shard: the ranks' batches interleave into the one-process global batch, augmentation and all${
+      raReps > 1 ? ", under repeated augmentation (each copy's own draws)" : ""
+    }`,
+    async () => {
+      // 160 training images, global batch 2 x 6 = 12: 13 batches per epoch on each rank, as for one process at batch 12.
+      const one = await withLoaders({ ...base, raReps, batchSize: 12 }, (l) => collect(l.train, 1));
+      const ranks = await Promise.all(
+        [0, 1].map((rank) =>
+          withLoaders({ ...base, raReps, batchSize: 6, shard: { rank, size: 2 } }, async (l) => {
+            assertEquals(l.train.batchesPerEpoch, 13);
+            assertEquals(l.test.batchesPerEpoch, Math.ceil(50 / 6)); // evaluation loaders are whole on every rank
+            return await collect(l.train, 1, 2); // resumed at batch 2: the same slots
+          })
+        ),
+      );
+      assertEquals(one.length, 13);
+      for (const [rank, batches] of ranks.entries()) {
+        assertEquals(batches.map((b) => b.index), one.slice(2).map((b) => b.index));
+        for (const [i, b] of batches.entries()) {
+          const g = one[i + 2];
+          const rows = [0, 1, 2, 3, 4, 5].map((j) => 2 * j + rank); // globalBatch[rank::2]
+          assertEquals(b.labels, Int32Array.from(rows, (r) => g.labels[r]));
+          const px = 32 * 32 * 3;
+          const expected = new Float32Array(rows.length * px);
+          rows.forEach((r, j) => expected.set(g.images.subarray(r * px, (r + 1) * px), j * px));
+          assert(b.images.every((v, k) => v === expected[k]), `rank ${rank} batch ${b.index}: other pixels`);
+        }
+      }
+      await rejects(() => createLoaders({ ...base, shard: { rank: 2, size: 2 } }), /RangeError: shard: .*rank 2 of 2/);
+    },
   );
-  assertEquals(one.length, 13);
-  for (const [rank, batches] of ranks.entries()) {
-    assertEquals(batches.map((b) => b.index), one.slice(2).map((b) => b.index));
-    for (const [i, b] of batches.entries()) {
-      const g = one[i + 2];
-      const rows = [0, 1, 2, 3, 4, 5].map((j) => 2 * j + rank); // globalBatch[rank::2]
-      assertEquals(b.labels, Int32Array.from(rows, (r) => g.labels[r]));
-      const px = 32 * 32 * 3;
-      const expected = new Float32Array(rows.length * px);
-      rows.forEach((r, j) => expected.set(g.images.subarray(r * px, (r + 1) * px), j * px));
-      assert(b.images.every((v, k) => v === expected[k]), `rank ${rank} batch ${b.index}: other pixels`);
-    }
-  }
-  await rejects(() => createLoaders({ ...base, shard: { rank: 2, size: 2 } }), /RangeError: shard: .*rank 2 of 2/);
-});
+}
