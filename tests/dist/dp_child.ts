@@ -88,7 +88,8 @@ if (mode === "train") {
 }
 
 async function reference(c: TrainConfig, steps: number): Promise<void> {
-  const loaders = await createLoaders({ ...c, dataDir: "data", ...DATA });
+  // The trainer's data options (a TrainConfig's raReps counts only with raSampler).
+  const loaders = await createLoaders({ ...c, dataDir: "data", raReps: c.raSampler ? c.raReps : 1, ...DATA });
   const spec = resnetSpec(c.arch, { stem: c.stem, width: c.width, numClasses: loaders.numClasses });
   const model = createResNet(spec, { seed: c.seed });
   const optimizer = new SGD(model.parameters(), {
@@ -104,7 +105,9 @@ async function reference(c: TrainConfig, steps: number): Promise<void> {
   for await (const b of loaders.train.batches(0)) {
     if (step === steps) break;
     const px = b.height * b.width * 3;
-    const halves = [0, 1].map((r) => {
+    const halves: { grads: tf.NamedTensorMap; stats: BatchStat[] }[] = [];
+    for (const r of [0, 1]) halves.push(await half(r));
+    async function half(r: number) {
       const rows = [0, 1, 2, 3].map((j) => 2 * j + r); // rank r's samples: globalBatch[r::2]
       const images = new Float32Array(rows.length * px);
       rows.forEach((row, j) => images.set(b.images.subarray(row * px, (row + 1) * px), j * px));
@@ -117,8 +120,11 @@ async function reference(c: TrainConfig, steps: number): Promise<void> {
         return lossAndTop1(r.logits, y, c.labelSmoothing, model.fusedKernels).loss;
       }, [...params.values()]);
       value.dispose();
+      // Each half's gradients as a rank reads them back: summed into their own buffers. (Left as pending sums of
+      // split-K partials, tfjs's add below would sum all their terms in one left-to-right chain: another rounding.)
+      await Promise.all(Object.values(grads).map((g) => g.data()));
       return { grads, stats };
-    });
+    }
     const mean = new Map(
       Object.keys(halves[0].grads).map((
         k,
