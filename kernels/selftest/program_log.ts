@@ -6,7 +6,7 @@
  */
 import * as tf from "@tensorflow/tfjs";
 import type { WebGPUBackend, WebGPUProgram } from "@tensorflow/tfjs-backend-webgpu";
-import { GemmProgram } from "../../kernels/gemm_program.ts";
+import { GemmProgram } from "../gemm_program.ts";
 
 /** Runs `fn` and returns its result with the programs the backend ran meanwhile, in order. */
 export function recordPrograms<T>(fn: () => T): { result: T; programs: WebGPUProgram[] } {
