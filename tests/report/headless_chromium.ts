@@ -48,14 +48,17 @@ export class HeadlessChromium {
     };
   }
 
-  /** Starts chromium and opens a blank page (at most `timeoutMs`). */
-  static async launch(binary: string, timeoutMs = 30_000): Promise<HeadlessChromium> {
+  /**
+   * Starts chromium and opens a blank page (at most `timeoutMs`). With `webgpu`, the page gets WebGPU on SwiftShader
+   * (Dawn and its Tint compiler on the CPU), the GPU process enabled; otherwise the GPU is disabled.
+   */
+  static async launch(binary: string, timeoutMs = 30_000, webgpu = false): Promise<HeadlessChromium> {
     const profile = await Deno.makeTempDir({ prefix: "chromium_profile_" });
     const child = new Deno.Command(binary, {
       args: [
         "--headless",
         "--no-sandbox",
-        "--disable-gpu",
+        ...(webgpu ? ["--enable-unsafe-webgpu", "--enable-unsafe-swiftshader"] : ["--disable-gpu"]),
         "--remote-debugging-address=127.0.0.1",
         "--remote-debugging-port=0",
         `--user-data-dir=${profile}`,
