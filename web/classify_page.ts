@@ -78,24 +78,27 @@ export function classifySection(root: HTMLElement): void {
   let classifier: Classifier | null = null;
   const page = globalThis as unknown as Window;
 
-  const say = (text: string, error = false) => {
+  /** Shows `text`; `data-state` on the line says "busy", "ready" (a checkpoint is loaded) or "error". */
+  const say = (text: string, state: "busy" | "ready" | "error") => {
     status.textContent = text;
-    status.className = error ? "error" : "note";
+    status.className = state === "error" ? "error" : "note";
+    status.dataset.state = state;
   };
 
   const load = async (bytes: Uint8Array, source: string) => {
     classifier?.model.dispose();
     classifier = null;
-    say(`Reading ${source}...`);
+    say(`Reading ${source}...`, "busy");
     try {
       await startWebGPU();
       classifier = loadClassifier(bytes, source);
       say(
         `${source}: ${classifier.description}; inputs ${classifier.imageSize}×${classifier.imageSize}, ` +
           `${classifier.normName} normalisation.`,
+        "ready",
       );
     } catch (e) {
-      say(`error: ${(e as Error).message}`, true);
+      say(`error: ${(e as Error).message}`, "error");
     }
   };
 
@@ -105,7 +108,7 @@ export function classifySection(root: HTMLElement): void {
   });
 
   const show = async (files: File[]) => {
-    if (!classifier) return say("error: load a checkpoint first (step 1), then drop images", true);
+    if (!classifier) return say("error: load a checkpoint first (step 1), then drop images", "error");
     for (const file of files) {
       const item = document.createElement("div");
       item.className = "result";
@@ -169,13 +172,13 @@ export function classifySection(root: HTMLElement): void {
   const url = new URLSearchParams(location.search).get("checkpoint");
   if (url) {
     (async () => {
-      say(`Downloading ${url}...`);
+      say(`Downloading ${url}...`, "busy");
       try {
         const response = await fetch(url);
         if (!response.ok) throw new Error(`HTTP ${response.status} ${response.statusText}`);
         await load(new Uint8Array(await response.arrayBuffer()), url.split("/").at(-1) || url);
       } catch (e) {
-        say(`error: cannot download the checkpoint ${url}: ${(e as Error).message}`, true);
+        say(`error: cannot download the checkpoint ${url}: ${(e as Error).message}`, "error");
       }
     })();
   }

@@ -8,12 +8,16 @@ import { CONV_TILE_CASES } from "./conv_tile_cases.ts";
 import { MATMUL_CASES, MATMUL_TILE_CASES } from "./matmul_cases.ts";
 import { POOLED_LINEAR_CASES } from "./pooled_linear_cases.ts";
 import { BATCH_NORM_CASES } from "./batch_norm_cases.ts";
+import { FUSED_CROSS_ENTROPY_CASES } from "./fused_cross_entropy_cases.ts";
+import { MULTI_TENSOR_SGD_CASES } from "./multi_tensor_sgd_cases.ts";
 
 /** Every shared kernel case, cheapest families first so that a broken shader shows early. */
 export const KERNEL_CASES: readonly KernelCase[] = [
   ...MATMUL_CASES,
   ...POOLED_LINEAR_CASES,
   ...BATCH_NORM_CASES,
+  ...FUSED_CROSS_ENTROPY_CASES,
+  ...MULTI_TENSOR_SGD_CASES,
   ...CONV_TILE_CASES,
   ...MATMUL_TILE_CASES,
 ];
