@@ -3,6 +3,7 @@
  * otherwise the classify and train sections.
  * @module
  */
+import uplotCss from "uplot/dist/uPlot.min.css" with { type: "text" };
 
 /** The page. */
 export function demoHtml(): string {
@@ -20,9 +21,11 @@ export function demoHtml(): string {
   .drop { border: 2px dashed #999; border-radius: 8px; padding: 1.5em; text-align: center; color: #555 }
   .drop.over { border-color: #1f77b4; background: #eef5fb }
   table.top5 { border-collapse: collapse } table.top5 td { padding: 2px 8px }
-  .result { display: flex; gap: 1em; align-items: flex-start; margin: .7em 0 }
+  #results { display: flex; flex-wrap: wrap; gap: .5em 2em }
+  .result { display: flex; gap: .7em; align-items: flex-start; margin: .7em 0 }
   .result canvas, .result img { width: 96px; height: 96px; image-rendering: pixelated; border: 1px solid #ccc }
   .bar { background: #1f77b4; height: .8em; display: inline-block }
+${uplotCss}
 </style>
 </head>
 <body>

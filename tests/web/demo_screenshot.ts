@@ -63,7 +63,7 @@ try {
   })()`);
   await browser.waitFor(`(window.trainer?.records.length ?? 0) >= ${Number(steps)}`, `${steps} steps`, 600_000);
   await browser.evaluate(`document.getElementById("train-pause").click()`);
-  await browser.waitFor(`!window.trainer.running`, "the pause");
+  await browser.waitFor(`!document.getElementById("train-download").hidden`, "the pause");
   const { data } = await browser.send("Page.captureScreenshot", { format: "png" }) as { data: string };
   await Deno.writeFile(
     new URL("../../docs/demo.png", import.meta.url),
