@@ -11,7 +11,7 @@ export async function bundleWebApp(): Promise<string> {
   try {
     const out = `${dir}/app.js`;
     const { code, stderr } = await new Deno.Command(Deno.execPath(), {
-      args: ["bundle", "--platform", "browser", "--sourcemap", "inline", "-o", out, `${root}web/app.ts`],
+      args: ["bundle", "--platform", "browser", "-o", out, `${root}web/app.ts`],
       cwd: root,
       stdout: "null",
       stderr: "piped",

@@ -115,7 +115,7 @@ export function classifySection(root: HTMLElement): void {
       results.prepend(item);
       try {
         const pixels = await imagePixels(file, classifier.imageSize);
-        const [logits] = [await classifyPixels(classifier, pixels, 1)];
+        const logits = await classifyPixels(classifier, pixels, 1);
         const p = softmax(logits);
         const top = [...p.keys()].sort((a, b) => p[b] - p[a]).slice(0, 5);
         const img = document.createElement("img");
