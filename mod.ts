@@ -99,6 +99,15 @@ export {
   type Loaders,
 } from "./data/loaders.ts";
 export type { Batch, BatchLoader } from "./data/batch.ts";
+export {
+  IMAGENET_COUNTS,
+  type ImageNetIndex,
+  type ImageNetLayout,
+  type ImageNetOptions,
+  indexImageNet,
+} from "./data/imagenet_dataset.ts";
+export { type ImageNetDevkit, type ImageNetSynset, parseMetaMat, readDevkit } from "./data/imagenet_devkit.ts";
+export { type MatValue, readMat5 } from "./data/mat5.ts";
 export { DATA_TRANSFORMS, type DataTransforms, type Normalization } from "./data/transforms.ts";
 export { IMAGE_DECODERS, type ImageDecoder } from "./data/decode_rgb.ts";
 export {
@@ -117,6 +126,15 @@ export {
 } from "./data/auto_augment.ts";
 export { eraseBox, sampleRandomErasing } from "./data/random_erasing.ts";
 export type { ImageAugmentation } from "./data/image_augmentation.ts";
+export {
+  type BatchMix,
+  batchMixFor,
+  type BatchMixOptions,
+  cutmixBox,
+  sampleBatchMix,
+  sampleBeta,
+} from "./data/batch_mix.ts";
+export { mixBatch, type MixBox, type MixParams } from "./kernels/mix_batch.ts";
 
 // Training and evaluation.
 export {
@@ -139,6 +157,7 @@ export { NonFiniteLossError, type ProgressEvent, train, type TrainHooks, type Tr
 export type { EpochRecord } from "./train/run_log.ts";
 export { makeTrainStep, type StepOptions, type StepOutput } from "./train/train_step.ts";
 export { SGD, type SGDOptions, weightDecayFilter } from "./train/sgd.ts";
+export { emaDecay, ModelEma } from "./train/model_ema.ts";
 export {
   learningRateAt,
   SCHEDULE_KINDS,

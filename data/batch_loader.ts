@@ -3,7 +3,7 @@
  * worker pool with a bounded number in flight (the prefetch queue), or inline when there are no workers.
  * @module
  */
-import { batchCount, batchSlice, epochOrder } from "./batch_plan.ts";
+import { batchCount, batchSlice, epochOrder, repeatedAugmentationOrder } from "./batch_plan.ts";
 import {
   type BatchJob,
   type BatchResult,
@@ -32,6 +32,11 @@ export interface PipelineLoaderOptions {
   train: boolean;
   /** Random augmentation (only meaningful with `train`). */
   augment: boolean;
+  /**
+   * With `train`: repeated augmentation, each sample of the epoch's order this many times in a row, each copy with
+   * its own draws (`repeatedAugmentationOrder`); default 1 (off).
+   */
+  repeats?: number;
   seed: number;
   /** Shared workers, or undefined to build batches inline. */
   pool?: BatchRunner;
@@ -69,12 +74,16 @@ export class PipelineLoader implements BatchLoader {
     if (!Number.isInteger(startBatch) || startBatch < 0 || startBatch > this.batchesPerEpoch) {
       throw new RangeError(`startBatch must be an integer in [0, ${this.batchesPerEpoch}], received ${startBatch}`);
     }
-    const order = epochOrder(o.indices, o.seed, epoch, o.train);
-    const job = (b: number) => ({
+    const repeated = o.train && (o.repeats ?? 1) > 1
+      ? repeatedAugmentationOrder(o.indices, o.seed, epoch, o.repeats!)
+      : undefined;
+    const order = repeated?.order ?? epochOrder(o.indices, o.seed, epoch, o.train);
+    const job = (b: number): Omit<BatchJob, "id"> & { id: number } => ({
       id: b,
       source: o.source,
       epoch,
       indices: batchSlice(order, b, o.batchSize).slice(),
+      ...(repeated ? { keys: repeated.keys.slice(b * o.batchSize, (b + 1) * o.batchSize) } : {}),
       augment: o.train && o.augment,
     });
     const build = (b: number): Promise<BatchResult> => {

@@ -8,9 +8,9 @@ import { identityOrder, keyedRandom, permutation } from "./random.ts";
 
 /**
  * Stream tags that keep the independent uses of one seed apart: `augment` draws the crop and flip, `autoAugment` and
- * `randomErase` the per-image augmentations after them.
+ * `randomErase` the per-image augmentations after them, `batchMix` each batch's mixup or cutmix (keyed by batch).
  */
-export const RandomStream = { split: 1, shuffle: 2, augment: 3, autoAugment: 4, randomErase: 5 } as const;
+export const RandomStream = { split: 1, shuffle: 2, augment: 3, autoAugment: 4, randomErase: 5, batchMix: 6 } as const;
 
 /** The train and held-out validation indices produced by {@linkcode splitTrainVal}. */
 export interface TrainValSplit {
@@ -26,10 +26,10 @@ export interface TrainValSplit {
  * @throws {RangeError} if `valSplit` is negative, fractional, or leaves no training samples.
  */
 export function splitTrainVal(n: number, valSplit: number, seed: number): TrainValSplit {
-  if (!Number.isInteger(valSplit) || valSplit < 0 || valSplit >= n) {
-    throw new RangeError(
-      `valSplit must be an integer in [0, ${n - 1}] (the training set has ${n} images), received ${valSplit}`,
-    );
+  // An empty training set (e.g. ImageNet's validation archive alone, for evaluation) splits into nothing.
+  if (!Number.isInteger(valSplit) || valSplit < 0 || (valSplit > 0 && valSplit >= n)) {
+    const range = n === 0 ? "0" : `an integer in [0, ${n - 1}]`;
+    throw new RangeError(`valSplit must be ${range} (the training set has ${n} images), received ${valSplit}`);
   }
   if (valSplit === 0) return { train: identityOrder(n), val: new Uint32Array(0) };
   const order = permutation(n, keyedRandom(seed, RandomStream.split));
@@ -57,6 +57,41 @@ export function epochOrder(indices: Uint32Array, seed: number, epoch: number, sh
   const out = new Uint32Array(indices.length);
   for (let i = 0; i < perm.length; i++) out[i] = indices[perm[i]];
   return out;
+}
+
+/**
+ * The key of copy `repeat` of a sample for its random draws (crop, flip, per-image augmentations): the sample index
+ * itself for the first copy, so runs without repeats draw as before, and `index + repeat · 2^32` for the others
+ * (`hashKeys` splits a key into its two 32-bit words: (index, repeat)).
+ */
+export function drawKey(index: number, repeat: number): number {
+  return index + repeat * 0x100000000;
+}
+
+/**
+ * The sample order of one epoch with repeated augmentation (torchvision's `RASampler`, one process): the epoch's
+ * permutation (the one {@linkcode epochOrder} shuffles by), each sample repeated `repeats` times in a row, cut to the
+ * epoch's length (`indices.length`), so an epoch sees about 1/`repeats` of the images, each `repeats` times with its
+ * own draws (`keys`, {@linkcode drawKey}). torchvision cuts to a multiple of 256 instead (for its replicas), which would
+ * leave a small dataset no batch.
+ */
+export function repeatedAugmentationOrder(
+  indices: Uint32Array,
+  seed: number,
+  epoch: number,
+  repeats: number,
+): { order: Uint32Array; keys: Float64Array } {
+  if (!Number.isInteger(repeats) || repeats < 1) {
+    throw new RangeError(`repeats must be a positive integer, received ${repeats}`);
+  }
+  const shuffled = epochOrder(indices, seed, epoch, true);
+  const n = indices.length;
+  const order = new Uint32Array(n), keys = new Float64Array(n);
+  for (let i = 0; i < n; i++) {
+    order[i] = shuffled[Math.floor(i / repeats)];
+    keys[i] = drawKey(order[i], i % repeats);
+  }
+  return { order, keys };
 }
 
 /** The sample indices of batch `batch` of an epoch order (the last batch may be shorter). */

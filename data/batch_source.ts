@@ -59,6 +59,8 @@ export interface BatchJob {
   source: number;
   epoch: number;
   indices: Uint32Array;
+  /** Per sample, the key of its random draws (`batch_plan.ts`'s `drawKey`: repeated copies differ); default: its index. */
+  keys?: Float64Array;
   augment: boolean;
 }
 
@@ -95,8 +97,9 @@ export function createBatchMaker(spec: SourceSpec): (job: BatchJob) => Promise<B
       for (let k = 0; k < n; k++) {
         const index = job.indices[k];
         if (job.augment) {
-          const crop = samplePadCropFlip(keyedRandom(seed, RandomStream.augment, job.epoch, index), h, w, h, pad);
-          writeTrain(images, index * pixels, h, w, pad, crop, out, k * pixels, job.epoch, index);
+          const key = job.keys?.[k] ?? index;
+          const crop = samplePadCropFlip(keyedRandom(seed, RandomStream.augment, job.epoch, key), h, w, h, pad);
+          writeTrain(images, index * pixels, h, w, pad, crop, out, k * pixels, job.epoch, key);
         } else {
           writeCropFlip(
             images,
@@ -144,7 +147,8 @@ export function createBatchMaker(spec: SourceSpec): (job: BatchJob) => Promise<B
         try {
           // Bytes in hand: sharp reads its input twice (header, then pixels), and a file once is enough.
           const input = await readImageBytes(spec, index);
-          const random = job.augment ? keyedRandom(seed, RandomStream.augment, job.epoch, index) : undefined;
+          const key = job.keys?.[k] ?? index;
+          const random = job.augment ? keyedRandom(seed, RandomStream.augment, job.epoch, key) : undefined;
           decoded[k] = await decodeCrop(sharp, input, size, random);
         } catch (e) {
           decoded[k] = e as Error;
@@ -160,7 +164,7 @@ export function createBatchMaker(spec: SourceSpec): (job: BatchJob) => Promise<B
         continue;
       }
       const crop = { top: 0, left: 0, flip: d.flip };
-      if (job.augment) writeTrain(d.pixels, 0, size, size, 0, crop, out, k * pixels, job.epoch, index);
+      if (job.augment) writeTrain(d.pixels, 0, size, size, 0, crop, out, k * pixels, job.epoch, job.keys?.[j] ?? index);
       else writeCropFlip(d.pixels, 0, size, size, 0, crop, size, coefficients, out, k * pixels);
       outLabels[k++] = spec.labels[index];
     }

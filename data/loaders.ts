@@ -1,7 +1,8 @@
 /**
  * The data side's one entry point: {@linkcode createLoaders} turns a {@linkcode DataConfig} into train, optional
  * validation and test {@linkcode BatchLoader}s for CIFAR-10/100 (official binary files, downloaded on first use),
- * the offline synthetic dataset, or an ImageNet-style class-folder tree (directory or tar archives).
+ * the offline synthetic dataset, an ImageNet-style class-folder tree (directory or tar archives), or ImageNet itself
+ * (the official archives read in place, torchvision's extracted folders or Kaggle's layout: `imagenet_dataset.ts`).
  * @module
  */
 import { splitTrainVal } from "./batch_plan.ts";
@@ -14,6 +15,7 @@ import { locateCifar } from "./cifar_download.ts";
 import { IMAGE_DECODERS, type ImageDecoder } from "./decode_rgb.ts";
 import { decodeFolderSplit } from "./folder_arrays.ts";
 import { indexFolderDataset } from "./folder_dataset.ts";
+import { indexImageNet } from "./imagenet_dataset.ts";
 import { loadSharp } from "./image_decode.ts";
 import { identityOrder } from "./random.ts";
 import { channelStats, generateSynthetic, SYNTHETIC_CLASS_NAMES, SYNTHETIC_SIZE } from "./synthetic.ts";
@@ -27,8 +29,12 @@ import { WorkerPool, workerScriptAvailable } from "./worker_pool.ts";
 
 /** Which data to load; JSON-serialisable, stored in the run's config. */
 export interface DataConfig {
-  dataset: "cifar10" | "cifar100" | "synthetic" | "folder";
-  /** cifar: where archives/dirs live (default "data"); folder: the root dir or a .tar/.tar.gz. */
+  dataset: "cifar10" | "cifar100" | "synthetic" | "folder" | "imagenet";
+  /**
+   * cifar: where archives/dirs live (default "data"); folder: the root dir or a .tar/.tar.gz; imagenet: the folder
+   * holding the official archives, the extracted train/ and val/, or Kaggle's layout. The "folder" options below
+   * apply to imagenet too (its test split is the official validation set).
+   */
   dataDir: string;
   /** Images held out of train for validation (0 = none), deterministic given seed. */
   valSplit: number;
@@ -61,6 +67,11 @@ export interface DataConfig {
   raMagnitude?: number;
   /** Training: probability of torchvision's RandomErasing on the normalised image, value 0 (default 0: off). */
   randomErase?: number;
+  /**
+   * Training: repeated augmentation (torchvision's `RASampler`), each sample of an epoch this many times in a row with
+   * its own draws (default 1: off; see `repeatedAugmentationOrder`).
+   */
+  raReps?: number;
   /** Background decode workers (default: cores; 0 builds batches inline). */
   workers?: number;
   /** Download CIFAR archives that are absent (default true). */
@@ -107,7 +118,10 @@ export interface LoaderOptions {
   fetch?: typeof fetch;
 }
 
-const DATASETS = ["cifar10", "cifar100", "synthetic", "folder"];
+const DATASETS = ["cifar10", "cifar100", "synthetic", "folder", "imagenet"];
+
+/** Datasets of encoded images in class folders (or archives), decoded by sharp: the "folder" options apply. */
+const isFolderLike = (dataset: DataConfig["dataset"]) => dataset === "folder" || dataset === "imagenet";
 
 function checkConfig(config: DataConfig): void {
   const bad = (field: string, expected: string, value: unknown) => {
@@ -142,10 +156,10 @@ function checkConfig(config: DataConfig): void {
   if (config.decoder !== undefined && !IMAGE_DECODERS.includes(config.decoder)) {
     bad("decoder", IMAGE_DECODERS.join(" | "), config.decoder);
   }
-  if (config.dataset !== "folder" && config.transforms === "imagenet") {
+  if (!isFolderLike(config.dataset) && config.transforms === "imagenet") {
     bad("transforms", `"cifar" (or nothing) for dataset ${config.dataset}`, config.transforms);
   }
-  if (config.dataset === "folder" && config.decoder === "js" && config.transforms !== "cifar") {
+  if (isFolderLike(config.dataset) && config.decoder === "js" && config.transforms !== "cifar") {
     bad("decoder", `"sharp" with transforms "imagenet" (the js decoder does not resize; use transforms "cifar")`, "js");
   }
   const [problem] = imageAugmentationProblems(imageAugmentationOf(config));
@@ -225,7 +239,11 @@ async function prepare(
       imageSize: 32,
     };
   }
-  const index = await indexFolderDataset(config.dataDir, { maxInMemoryBytes: config.maxInMemoryBytes });
+  let index;
+  if (config.dataset === "imagenet") {
+    index = await indexImageNet(config.dataDir);
+    for (const note of index.notes) options.onWarning?.(note);
+  } else index = await indexFolderDataset(config.dataDir, { maxInMemoryBytes: config.maxInMemoryBytes });
   failures.indexed(index.train.labels.length);
   const decoder = config.decoder ?? "sharp";
   // A decoder that cannot load is one error now, not a warning per image later (e.g. sharp in a bundle).
@@ -321,6 +339,7 @@ export async function createLoaders(config: DataConfig, options: LoaderOptions =
       batchSize: config.batchSize,
       train,
       augment: config.augment ?? true,
+      repeats: train ? config.raReps : 1,
       seed: config.seed,
       pool,
       prefetch: config.prefetch,

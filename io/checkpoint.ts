@@ -2,6 +2,9 @@
  * Training checkpoints: one safetensors file that `safetensors.torch.load_file` reads, holding
  * - the model's state dict under torchvision's bare names and layouts (`conv1.weight`, `bn1.num_batches_tracked`...),
  * - the optimizer's momentum buffers as `optim.<parameter name>`, same shape and layout as the parameter,
+ * - when the run keeps an exponential moving average of the weights (`--model-ema`), its state dict as
+ *   `ema.<name>` (the model's names, shapes and layouts) and its update count as `ema.n_averaged` (int64 []), as in
+ *   torch's `AveragedModel.state_dict()`,
  * - in `__metadata__` (strings; JSON where structured): `format` = {@linkcode CHECKPOINT_FORMAT}, `epoch`,
  *   `global_step`, `data_position` (`{"epoch","batch"}`), `rng`, `config`, `best_metric` (number or `null`),
  *   `class_names` (array) and `arch_spec`.
@@ -27,6 +30,12 @@ export const CHECKPOINT_FORMAT = "resnet-webgpu-checkpoint/1";
 /** Prefix of optimizer-state tensor names inside a checkpoint. */
 export const OPTIM_PREFIX = "optim.";
 
+/** Prefix of the weight average's tensors inside a checkpoint (`ema.conv1.weight`, `ema.n_averaged`). */
+export const EMA_PREFIX = "ema.";
+
+/** The weight average's update count inside its state dict (torch's `AveragedModel.n_averaged`). */
+export const EMA_COUNT = "n_averaged";
+
 /** Where the data loader stands: the next batch to read is batch `batch` of epoch `epoch`. */
 export interface DataPosition {
   /** Epoch of the data order (its shuffle). */
@@ -41,6 +50,11 @@ export interface CheckpointState {
   model: StateDict;
   /** Optimizer state keyed by parameter name (SGD: the momentum buffer, shaped like the parameter). */
   optimizer: StateDict;
+  /**
+   * The weight average: a state dict of the model's names and shapes plus {@linkcode EMA_COUNT}; absent or empty
+   * when the run keeps none.
+   */
+  ema?: StateDict;
   /** Completed epochs. */
   epoch: number;
   /** Completed optimizer steps since the start of training (drives the LR schedule). */
@@ -61,12 +75,21 @@ export interface CheckpointState {
 
 /** A weights-only view of a file: the model tensors and whatever metadata the file carries. */
 export interface WeightsFile {
-  /** Model tensors (no `optim.` entries), in file (data offset) order: look them up by name. */
+  /**
+   * Model tensors (no `optim.` or `ema.` entries; with the `ema` option the weight average's instead), in file (data
+   * offset) order: look them up by name.
+   */
   model: StateDict;
   /** The file's `__metadata__` (empty for a plain torchvision export). */
   metadata: Record<string, string>;
-  /** Names of the optimizer-state tensors left out (a checkpoint's `optim.*`; empty for a plain weights file). */
+  /** Names of the tensors left out (a checkpoint's `optim.*` and `ema.*`; empty for a plain weights file). */
   dropped: string[];
+}
+
+/** Options of {@linkcode decodeWeights} and {@linkcode loadWeights}. */
+export interface WeightsOptions {
+  /** Read the checkpoint's weight average (`ema.*`, without its update count) instead of its model. */
+  ema?: boolean;
 }
 
 /** Expected name -> shape and dtype of a model's state dict, e.g. built from `stateLayout()`. */
@@ -84,6 +107,7 @@ export function encodeCheckpoint(state: CheckpointState): Uint8Array {
     if (name.startsWith(OPTIM_PREFIX)) bad(`model tensor "${name}" uses the reserved prefix "${OPTIM_PREFIX}"`);
   }
   checkOptimizerMatchesModel(state.model, state.optimizer, (what) => bad(what));
+  checkEmaMatchesModel(state.model, state.ema ?? new Map(), (what) => bad(what));
   for (const [key, value] of [["epoch", state.epoch], ["globalStep", state.globalStep]] as const) {
     if (!isCount(value)) bad(`${key} must be a non-negative integer, got ${value}`);
   }
@@ -117,6 +141,7 @@ export function encodeCheckpoint(state: CheckpointState): Uint8Array {
   };
   const tensors: StateDict = new Map(state.model);
   for (const [name, tensor] of state.optimizer) tensors.set(OPTIM_PREFIX + name, tensor);
+  for (const [name, tensor] of state.ema ?? []) tensors.set(EMA_PREFIX + name, tensor);
   return encodeSafetensors(tensors, metadata);
 }
 
@@ -167,11 +192,13 @@ export function checkpointFromContents({ tensors, metadata }: SafetensorsContent
   if (!Array.isArray(classNames) || !classNames.every((c) => typeof c === "string")) {
     bad(`checkpoint metadata "class_names" must be an array of strings, got ${field("class_names")}`);
   }
-  const { model, optimizer } = splitOptimizerState(tensors);
+  const { model, optimizer, ema } = splitOptimizerState(tensors);
   checkOptimizerMatchesModel(model, optimizer, (what) => bad(what));
+  checkEmaMatchesModel(model, ema, (what) => bad(what));
   return {
     model,
     optimizer,
+    ...(ema.size > 0 ? { ema } : {}),
     epoch: count("epoch"),
     globalStep: count("global_step"),
     dataPosition: { epoch: position!.epoch!, batch: position!.batch! },
@@ -197,31 +224,57 @@ export async function loadCheckpoint(path: string): Promise<CheckpointState> {
  * Reads the model weights of a safetensors file: a checkpoint of this toolkit (its `optim.` tensors are dropped) or
  * any plain weights file, e.g. `safetensors.torch.save_file(model.state_dict(), path)` from torchvision.
  */
-export function decodeWeights(bytes: Uint8Array, source = "<memory>"): WeightsFile {
-  return weightsFromContents(decodeSafetensors(bytes, source));
+export function decodeWeights(bytes: Uint8Array, source = "<memory>", options: WeightsOptions = {}): WeightsFile {
+  return weightsFromContents(decodeSafetensors(bytes, source), source, options);
 }
 
-/** {@linkcode decodeWeights} for a file already decoded by `decodeSafetensors`. */
-export function weightsFromContents({ tensors, metadata }: SafetensorsContents): WeightsFile {
-  if (metadata.format !== CHECKPOINT_FORMAT) return { model: tensors, metadata, dropped: [] };
-  const { model, optimizer } = splitOptimizerState(tensors);
-  return { model, metadata, dropped: [...optimizer.keys()].map((name) => OPTIM_PREFIX + name) };
+/**
+ * {@linkcode decodeWeights} for a file already decoded by `decodeSafetensors`.
+ * @throws {Error} naming `source` when `options.ema` asks for a weight average the file does not hold.
+ */
+export function weightsFromContents(
+  { tensors, metadata }: SafetensorsContents,
+  source = "<memory>",
+  options: WeightsOptions = {},
+): WeightsFile {
+  const isCheckpoint = metadata.format === CHECKPOINT_FORMAT;
+  const { model, optimizer, ema } = isCheckpoint
+    ? splitOptimizerState(tensors)
+    : { model: tensors, optimizer: new Map(), ema: new Map() };
+  if (options.ema && ema.size === 0) {
+    throw new Error(
+      `${source}: holds no average of the weights (no "${EMA_PREFIX}" tensors): ` +
+        (isCheckpoint ? "its run was trained without --model-ema" : "it is a weights file, not a training checkpoint"),
+    );
+  }
+  const dropped = [
+    ...[...optimizer.keys()].map((name) => OPTIM_PREFIX + name),
+    ...[...(options.ema ? model.keys() : ema.keys())].map((name) => options.ema ? name : EMA_PREFIX + name),
+  ];
+  if (!options.ema) return { model, metadata, dropped };
+  const averaged = new Map([...ema].filter(([name]) => name !== EMA_COUNT));
+  return { model: averaged, metadata, dropped: [...dropped, EMA_PREFIX + EMA_COUNT] };
 }
 
-/** A checkpoint's tensors split into the model's and the optimizer's (`optim.` prefix removed), in file order. */
-function splitOptimizerState(tensors: StateDict): { model: StateDict; optimizer: StateDict } {
+/**
+ * A checkpoint's tensors split into the model's, the optimizer's (`optim.` prefix removed) and the weight average's
+ * (`ema.` prefix removed), in file order.
+ */
+function splitOptimizerState(tensors: StateDict): { model: StateDict; optimizer: StateDict; ema: StateDict } {
   const model: StateDict = new Map();
   const optimizer: StateDict = new Map();
+  const ema: StateDict = new Map();
   for (const [name, tensor] of tensors) {
     if (name.startsWith(OPTIM_PREFIX)) optimizer.set(name.slice(OPTIM_PREFIX.length), tensor);
+    else if (name.startsWith(EMA_PREFIX)) ema.set(name.slice(EMA_PREFIX.length), tensor);
     else model.set(name, tensor);
   }
-  return { model, optimizer };
+  return { model, optimizer, ema };
 }
 
 /** Reads the model weights of a checkpoint or plain weights file (see {@linkcode decodeWeights}). */
-export async function loadWeights(path: string): Promise<WeightsFile> {
-  return decodeWeights(await Deno.readFile(path), path);
+export async function loadWeights(path: string, options: WeightsOptions = {}): Promise<WeightsFile> {
+  return decodeWeights(await Deno.readFile(path), path, options);
 }
 
 /**
@@ -313,6 +366,34 @@ function checkOptimizerMatchesModel(model: StateDict, optimizer: StateDict, bad:
           `parameter is ${param.dtype} ${JSON.stringify(param.shape)}`,
       );
     }
+  }
+}
+
+/** The weight average holds exactly the model's tensors (names, shapes, dtypes) and its int64 [] update count. */
+function checkEmaMatchesModel(model: StateDict, ema: StateDict, bad: (what: string) => never): void {
+  if (ema.size === 0) return;
+  const count = ema.get(EMA_COUNT);
+  if (count?.dtype !== "I64" || count.shape.length !== 0) {
+    bad(
+      `weight average "${EMA_PREFIX}${EMA_COUNT}" must be an I64 [] tensor, got ${count?.dtype} ${
+        JSON.stringify(count?.shape)
+      }`,
+    );
+  }
+  for (const [name, tensor] of ema) {
+    if (name === EMA_COUNT) continue;
+    const param = model.get(name);
+    if (param === undefined) bad(`weight average "${EMA_PREFIX}${name}" has no model tensor "${name}"`);
+    else if (param.dtype !== tensor.dtype || !sameShape(param.shape, tensor.shape)) {
+      bad(
+        `weight average "${EMA_PREFIX}${name}" is ${tensor.dtype} ${JSON.stringify(tensor.shape)} but the model ` +
+          `tensor is ${param.dtype} ${JSON.stringify(param.shape)}`,
+      );
+    }
+  }
+  const missing = [...model.keys()].filter((name) => !ema.has(name));
+  if (missing.length > 0) {
+    bad(`weight average lacks ${missing.length} model tensor(s): ${missing.slice(0, 5).join(", ")}`);
   }
 }
 

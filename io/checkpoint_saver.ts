@@ -56,6 +56,8 @@ export interface CheckpointSaverOptions {
   model: Stateful;
   /** The optimizer: its state is stored as `optim.<parameter name>`. */
   optimizer: Stateful;
+  /** The weight average, if the run keeps one: its state is stored as `ema.<name>` (see `checkpoint.ts`). */
+  ema?: Stateful;
   /** Recorded in every checkpoint. */
   run: RunIdentity;
   /** Newest step files kept besides `last` and `best` (all of them when undefined). */
@@ -71,7 +73,7 @@ export interface SaveResult extends SavedCheckpoint {
 }
 
 /** The checkpoint a run resumed from: its path and everything but the tensors (already loaded into the objects). */
-export type ResumePoint = Omit<CheckpointState, "model" | "optimizer"> & { path: string };
+export type ResumePoint = Omit<CheckpointState, "model" | "optimizer" | "ema"> & { path: string };
 
 /** The checkpoints of one run folder; see the module documentation. */
 export class CheckpointSaver {
@@ -114,6 +116,7 @@ export class CheckpointSaver {
     const state: CheckpointState = {
       model: await this.#options.model.exportState(),
       optimizer: await this.#options.optimizer.exportState(),
+      ...(this.#options.ema ? { ema: await this.#options.ema.exportState() } : {}),
       epoch: progress.dataPosition.epoch,
       globalStep: progress.globalStep,
       dataPosition: progress.dataPosition,
@@ -189,10 +192,12 @@ export class CheckpointSaver {
     } else {
       state = await loadCheckpoint(from);
     }
-    const { model, optimizer, ...rest } = state;
+    const { model, optimizer, ema, ...rest } = state;
     accept?.({ ...rest, path });
     this.#options.model.importState(model);
     this.#options.optimizer.importState(optimizer);
+    if (this.#options.ema && ema) this.#options.ema.importState(ema);
+    else if (this.#options.ema) this.#log(`warning: ${path} holds no average of the weights; the average starts anew`);
     this.#bestMetric = rest.bestMetric;
     const { epoch, batch } = rest.dataPosition;
     this.#log(`resumed from ${path}: epoch ${epoch + 1}, batch ${batch}, step ${rest.globalStep}`);

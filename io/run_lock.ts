@@ -2,6 +2,8 @@
  * One training process per run folder: two runs writing one folder's `last.safetensors` and `metrics.jsonl` would
  * corrupt each other's record. A lock file holds the owner's pid and host; a lock left by a process that no longer
  * runs (killed, crashed) is taken over, with a message, so that `--resume auto` after a crash needs no cleanup.
+ * On Linux the lock also records the owner's start time (and the boot it started in): in a container restarted after
+ * a crash, the new process often gets the dead owner's pid again, and a pid alone would then read as a live owner.
  * @module
  */
 import { hostname } from "node:os";
@@ -16,6 +18,11 @@ export interface LockOwner {
   host: string;
   /** ISO time the lock was taken. */
   since: string;
+  /**
+   * Which process of that pid: `<boot id>:<start time in clock ticks>` from `/proc` (Linux; absent elsewhere and in
+   * locks written before it existed). A live pid whose start differs is another process that reuses the pid.
+   */
+  start?: string;
 }
 
 /** A held lock; {@linkcode RunLock.release} removes it. */
@@ -43,7 +50,8 @@ export class RunFolderLockedError extends Error {
  */
 export async function acquireRunLock(dir: string, onTakeover?: (message: string) => void): Promise<RunLock> {
   const path = join(dir, LOCK_FILE);
-  const me: LockOwner = { pid: Deno.pid, host: hostname(), since: new Date().toISOString() };
+  const start = processStart(Deno.pid);
+  const me: LockOwner = { pid: Deno.pid, host: hostname(), since: new Date().toISOString(), ...(start && { start }) };
   for (let attempt = 0; attempt < 3; attempt++) {
     try {
       // createNew is atomic: of two processes racing for the lock, exactly one creates the file.
@@ -54,7 +62,7 @@ export async function acquireRunLock(dir: string, onTakeover?: (message: string)
     }
     const owner = await readOwner(path);
     if (owner === undefined) continue; // released between our attempt and the read
-    if (owner !== null && (owner.host !== me.host || isAlive(owner.pid))) throw new RunFolderLockedError(path, owner);
+    if (owner !== null && (owner.host !== me.host || isAlive(owner))) throw new RunFolderLockedError(path, owner);
     // Move the stale file aside (a rename is atomic) and check that it is the one just read: two processes taking over
     // at once could otherwise each remove the file, the second one the first one's fresh lock.
     const aside = `${path}.stale-${Deno.pid}-${crypto.randomUUID()}`;
@@ -75,7 +83,8 @@ export async function acquireRunLock(dir: string, onTakeover?: (message: string)
     onTakeover?.(
       owner === null
         ? `${path}: unreadable lock file replaced`
-        : `${path}: taking over the lock of process ${owner.pid}, which no longer runs`,
+        : `${path}: taking over the lock of process ${owner.pid}, which no longer runs` +
+          (processStart(owner.pid) !== undefined ? ` (a later process has its pid)` : ""),
     );
   }
   throw new Error(`${path}: could not take the run folder's lock (other processes keep taking it)`);
@@ -97,7 +106,7 @@ export async function readLockHolder(dir: string): Promise<LockHolder | null> {
   const owner = await readOwner(join(dir, LOCK_FILE));
   if (owner === undefined) return null;
   if (owner === null) return { owner, alive: false };
-  return { owner, alive: owner.host === hostname() ? isAlive(owner.pid) : null };
+  return { owner, alive: owner.host === hostname() ? isAlive(owner) : null };
 }
 
 /** The lock's owner; undefined when the file is gone, null when it does not hold a lock record. */
@@ -111,13 +120,23 @@ async function readOwner(path: string): Promise<LockOwner | null | undefined> {
   }
   try {
     const v = JSON.parse(text);
-    if (Number.isInteger(v.pid) && typeof v.host === "string") return { pid: v.pid, host: v.host, since: v.since };
+    if (Number.isInteger(v.pid) && typeof v.host === "string") {
+      return { pid: v.pid, host: v.host, since: v.since, ...(typeof v.start === "string" && { start: v.start }) };
+    }
   } catch { /* a half-written lock of a process killed while writing it */ }
   return null;
 }
 
-/** Whether process `pid` runs on this host. */
-function isAlive(pid: number): boolean {
+/**
+ * Whether the lock's owner still runs on this host: its pid runs and, when the lock recorded the owner's start, it is
+ * the same process (not a later one given the same pid, as in a restarted container).
+ */
+function isAlive(owner: LockOwner): boolean {
+  const { pid } = owner;
+  if (owner.start !== undefined) {
+    const now = processStart(pid);
+    if (now !== undefined || Deno.build.os === "linux") return now === owner.start;
+  }
   if (pid === Deno.pid) return true;
   if (Deno.build.os === "linux") {
     try {
@@ -132,6 +151,24 @@ function isAlive(pid: number): boolean {
     return true;
   } catch {
     return false;
+  }
+}
+
+/**
+ * `<boot id>:<start time>` of process `pid` from Linux's `/proc` (field 22 of `/proc/<pid>/stat`, clock ticks after
+ * boot), which tells two processes of one pid apart; undefined when there is no such process or no `/proc`.
+ */
+export function processStart(pid: number): string | undefined {
+  if (Deno.build.os !== "linux") return undefined;
+  try {
+    const stat = Deno.readTextFileSync(`/proc/${pid}/stat`);
+    // "pid (comm) state ppid …": comm may hold spaces and parentheses, so split after the last ")"; the fields after
+    // it start at field 3, so field 22 is index 19.
+    const starttime = stat.slice(stat.lastIndexOf(")") + 2).split(" ")[19];
+    const boot = Deno.readTextFileSync("/proc/sys/kernel/random/boot_id").trim();
+    return starttime && /^\d+$/.test(starttime) ? `${boot}:${starttime}` : undefined;
+  } catch {
+    return undefined;
   }
 }
 

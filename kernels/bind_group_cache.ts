@@ -23,7 +23,7 @@
  */
 import * as tf from "@tensorflow/tfjs";
 import type { WebGPUBackend } from "@tensorflow/tfjs-backend-webgpu";
-import { type UniformField, type WebGPUInternals, webgpuInternals } from "./webgpu_internals.ts";
+import { type TfjsProgram, type UniformField, type WebGPUInternals, webgpuInternals } from "./webgpu_internals.ts";
 
 /** Cache counters since install (or {@linkcode resetBindGroupCacheStats}). */
 export interface BindGroupCacheStats {
@@ -64,6 +64,93 @@ export function resetBindGroupCacheStats(): void {
 }
 
 const installed = new WeakSet<object>();
+/** Changes whenever cached uniform buffers may have been destroyed (a flush, a new install). */
+let uniformGeneration = 0;
+
+/**
+ * A number that changes whenever a uniform binding returned by the cache's `makeUniforms` may have stopped being
+ * valid: who keeps such a binding (a prepared GEMM, whose uniforms never change) makes a new one when it differs.
+ */
+export function uniformsGeneration(): number {
+  return uniformGeneration;
+}
+
+/** tfjs 4.22's uniform fields of a program: NaN, Infinity, the shape and strides of each input and the output, size. */
+export function programUniformFields(
+  program: TfjsProgram,
+  output: tf.TensorInfo,
+  inputs: tf.TensorInfo[],
+  programDefinedUniform?: UniformField[],
+): UniformField[] {
+  let fields: UniformField[] = [
+    { type: "float32", data: [NaN] },
+    { type: "float32", data: [Infinity] },
+  ];
+  for (const t of [...inputs, output]) {
+    fields.push({ type: "int32", data: t.shape }, { type: "int32", data: tf.util.computeStrides(t.shape) });
+  }
+  if (program.size) {
+    const size = tf.util.sizeFromShape(program.outputShape);
+    fields.push({ type: "int32", data: [program.outputComponent ? size / program.outputComponent : size] });
+  }
+  if (programDefinedUniform) fields = [...fields, ...programDefinedUniform];
+  return fields;
+}
+
+/**
+ * Records tfjs `program` (its pipeline compiled) on `inputs` into `output` with the given uniform binding (from the
+ * cache's `makeUniforms`), as the cache's `recordAndSubmit` does, without building the uniforms again; for callers
+ * that run the same program on the same shapes many times. Needs the cache installed on the active backend and no
+ * profiling timers.
+ */
+export function recordWithUniforms(
+  program: TfjsProgram & { pipeline: GPUComputePipeline },
+  output: tf.TensorInfo,
+  inputs: tf.TensorInfo[],
+  uniforms: GPUBufferBinding,
+): void {
+  record(webgpuInternals(tf.backend(), "recordWithUniforms"), program, output, inputs, uniforms);
+}
+
+let observer: ((program: TfjsProgram) => void) | undefined;
+
+/**
+ * Calls `fn` with every tfjs program recorded through the cache from now on (`recordAndSubmit` and
+ * {@linkcode recordWithUniforms}), until it is called again (undefined: none). For tests that check which programs
+ * ran; returns the previous observer.
+ */
+export function observeRecordedPrograms(
+  fn: ((program: TfjsProgram) => void) | undefined,
+): ((program: TfjsProgram) => void) | undefined {
+  const was = observer;
+  observer = fn;
+  return was;
+}
+
+function record(
+  self: WebGPUInternals,
+  program: TfjsProgram & { pipeline: GPUComputePipeline },
+  output: tf.TensorInfo,
+  inputs: tf.TensorInfo[],
+  uniforms: GPUBufferBinding,
+): void {
+  observer?.(program);
+  const resources = [self.tensorToBinding(output), ...inputs.map((t) => self.tensorToBinding(t)), uniforms];
+  for (const t of inputs) self.commandQueueOwnedIds.add(t.dataId);
+  self.commandQueueOwnedIds.add(output.dataId);
+  const bindGroup = cachedBindGroup(self.device, program.pipeline, resources);
+  self.ensureCommandEncoderReady();
+  if (!self.computePassEncoder) self.computePassEncoder = self.commandEncoder!.beginComputePass({});
+  const pass = self.computePassEncoder;
+  pass.setPipeline(program.pipeline);
+  pass.setBindGroup(0, bindGroup);
+  pass.dispatchWorkgroups(program.dispatch[0], program.dispatch[1], program.dispatch[2]);
+  self.dispatchCountInPass++;
+  if (tf.env().getNumber("WEBGPU_DEFERRED_SUBMIT_BATCH_SIZE") <= self.dispatchCountInPass) {
+    self.endComputePassEncoder();
+    self.submitQueue();
+  }
+}
 /** Ids of buffers count up and are never reused. */
 let nextBufferId = 1;
 /** Pipeline → (binding key → bind group). */
@@ -217,6 +304,7 @@ export function installBindGroupCache(): void {
   const device = self.device;
   const stockRecord = self.recordAndSubmit.bind(self);
   let uniforms = new Map<string, GPUBufferBinding>();
+  uniformGeneration++;
 
   self.makeUniforms = (fields) => {
     // The values as text (a third of the CPU time of laying out the bytes and joining them): equal keys mean equal
@@ -243,6 +331,7 @@ export function installBindGroupCache(): void {
       }
       for (const b of uniforms.values()) b.buffer.destroy();
       uniforms = new Map();
+      uniformGeneration++;
     }
     const bytes = uniformBytes(fields);
     // Never rewritten: a content has one buffer for its whole life, so writing it now cannot change what an earlier,
@@ -265,37 +354,8 @@ export function installBindGroupCache(): void {
     if (program.pipeline instanceof Promise) {
       throw new Error("Please call checkCompileCompletionAsync to ensure parallel compilation is done!");
     }
-    let fields: UniformField[] = [
-      { type: "float32", data: [NaN] },
-      { type: "float32", data: [Infinity] },
-    ];
-    for (const t of [...inputs, output]) {
-      fields.push({ type: "int32", data: t.shape }, { type: "int32", data: tf.util.computeStrides(t.shape) });
-    }
-    if (program.size) {
-      const size = tf.util.sizeFromShape(program.outputShape);
-      fields.push({ type: "int32", data: [program.outputComponent ? size / program.outputComponent : size] });
-    }
-    if (programDefinedUniform) fields = [...fields, ...programDefinedUniform];
-    const resources = [
-      self.tensorToBinding(output),
-      ...inputs.map((t) => self.tensorToBinding(t)),
-      self.makeUniforms(fields),
-    ];
-    for (const t of inputs) self.commandQueueOwnedIds.add(t.dataId);
-    self.commandQueueOwnedIds.add(output.dataId);
-    const bindGroup = cachedBindGroup(device, program.pipeline, resources);
-    self.ensureCommandEncoderReady();
-    if (!self.computePassEncoder) self.computePassEncoder = self.commandEncoder!.beginComputePass({});
-    const pass = self.computePassEncoder;
-    pass.setPipeline(program.pipeline);
-    pass.setBindGroup(0, bindGroup);
-    pass.dispatchWorkgroups(program.dispatch[0], program.dispatch[1], program.dispatch[2]);
-    self.dispatchCountInPass++;
-    if (tf.env().getNumber("WEBGPU_DEFERRED_SUBMIT_BATCH_SIZE") <= self.dispatchCountInPass) {
-      self.endComputePassEncoder();
-      self.submitQueue();
-    }
+    const binding = self.makeUniforms(programUniformFields(program, output, inputs, programDefinedUniform));
+    record(self, program as TfjsProgram & { pipeline: GPUComputePipeline }, output, inputs, binding);
   };
   installed.add(backend);
 }
@@ -317,6 +377,7 @@ export function uninstallBindGroupCache(): void {
   delete (backend as { makeUniforms?: unknown }).makeUniforms;
   delete (backend as { recordAndSubmit?: unknown }).recordAndSubmit;
   installed.delete(backend);
+  uniformGeneration++;
 }
 
 /**

@@ -14,6 +14,7 @@ import * as tf from "@tensorflow/tfjs";
 import type { WebGPUBackend } from "@tensorflow/tfjs-backend-webgpu";
 import { cachedBindGroup } from "./bind_group_cache.ts";
 import { webgpuInternals } from "./webgpu_internals.ts";
+import { materializeSum, type PendingSum, pendingSum, settleReadersOf } from "./deferred_split_k.ts";
 
 /** One storage binding: `var<storage, read|read_write> name: array<type>` at the binding's index. */
 export interface DirectBinding {
@@ -72,6 +73,7 @@ function pipelineFor(device: GPUDevice, program: DirectProgram): GPUComputePipel
   // An explicit layout: with 'auto', bindings the shader does not use would be dropped and the bind group rejected.
   const layout = device.createBindGroupLayout({ entries });
   const pipeline = device.createComputePipeline({
+    label: program.key, // names the program in device errors and in call logs
     layout: device.createPipelineLayout({ bindGroupLayouts: [layout] }),
     compute: {
       module: device.createShaderModule({ code: `${declarations.join("\n")}\n${program.code()}` }),
@@ -95,7 +97,10 @@ export function runDirectProgram(program: DirectProgram): void {
     throw new Error(`runDirectProgram: needs the webgpu backend, not ${tf.getBackend()}`);
   }
   const internals = webgpuInternals(backend, "runDirectProgram");
+  program = readingPartials(backend, program);
   const buffers = program.bindings.map((b) => {
+    // A pending sum that reads a tensor written here must be summed before the write.
+    if (b.access === "read_write") settleReadersOf(backend, b.tensor.dataId);
     backend.uploadToGPU(b.tensor.dataId);
     const data = backend.tensorMap.get(b.tensor.dataId);
     if (!(data.resource instanceof GPUBuffer)) {
@@ -115,14 +120,13 @@ export function runDirectProgram(program: DirectProgram): void {
   }
   const device = backend.device;
   const pipeline = pipelineFor(device, program);
-  const entries: GPUBindGroupEntry[] = buffers.map((buffer, i) => ({ binding: i, resource: { buffer } }));
+  const resources: GPUBindingResource[] = buffers.map((buffer) => ({ buffer }));
   if (program.uniforms?.length) {
     // From tfjs's pool, released at the next submit: a buffer rewritten each step could be overwritten (queue.writeBuffer
     // runs at once) before an earlier, still unsubmitted dispatch has read it.
-    const resource = internals.makeUniforms(program.uniforms.map((f) => ({ type: "float32", data: [f.value] })));
-    entries.push({ binding: buffers.length, resource });
+    resources.push(internals.makeUniforms(program.uniforms.map((f) => ({ type: "float32", data: [f.value] }))));
   }
-  const bindGroup = cachedBindGroup(device, pipeline, entries.map((e) => e.resource));
+  const bindGroup = cachedBindGroup(device, pipeline, resources);
   internals.ensureCommandEncoderReady();
   if (!internals.computePassEncoder) internals.computePassEncoder = internals.commandEncoder!.beginComputePass({});
   const pass = internals.computePassEncoder;
@@ -136,6 +140,79 @@ export function runDirectProgram(program: DirectProgram): void {
     internals.endComputePassEncoder();
     internals.submitQueue();
   }
+}
+
+/**
+ * `program` reading each read-only f32 binding whose sum is pending (`deferred_split_k.ts`) as its terms, added up at
+ * each read: the binding gets the first term and bindings `name_t1`, ... the others, and every `name[index]` in the
+ * code becomes a call of a generated function that sums the terms at that index (from 0.0, in the order the
+ * reduction pass would). Saves the reduction's (and an add's) dispatch when a program of ours is the consumer (batch
+ * norm after a convolution, SGD after a weight gradient). A pending binding whose terms would take the program past
+ * the device's storage bindings is summed into its own buffer first. `program` itself when nothing is pending.
+ */
+function readingPartials(backend: WebGPUBackend, program: DirectProgram): DirectProgram {
+  let summed: { name: string; sum: PendingSum }[] | undefined;
+  let count = program.bindings.length;
+  const limit = backend.device.limits.maxStorageBuffersPerShaderStage;
+  const bindings: DirectBinding[] = [];
+  for (const b of program.bindings) {
+    let sum = b.access === "read" && (b.type ?? "f32") === "f32" ? pendingSum(b.tensor.dataId) : undefined;
+    if (sum && count + sum.terms.length - 1 > limit) {
+      materializeSum(backend, b.tensor.dataId);
+      sum = undefined;
+    }
+    if (!sum) {
+      bindings.push(b);
+      continue;
+    }
+    count += sum.terms.length - 1;
+    (summed ??= []).push({ name: b.name, sum });
+    sum.terms.forEach((t, j) => bindings.push({ ...b, name: j === 0 ? b.name : `${b.name}_t${j}`, tensor: t.tensor }));
+  }
+  if (!summed) return program;
+  const terms = summed.map(({ name, sum }) => `${name}/${sum.length}/${sum.terms.map((t) => t.splits).join("+")}`);
+  return {
+    ...program,
+    key: `${program.key}|partials:${terms.join(",")}`,
+    bindings,
+    code: () => {
+      let code = program.code();
+      const functions = summed!.map(({ name, sum }) => {
+        code = sumReads(code, name);
+        const reads = sum.terms.flatMap((t, j) =>
+          Array.from(
+            { length: t.splits },
+            (_, s) => `\n  v += ${j === 0 ? name : `${name}_t${j}`}[${s * sum.length}u + i];`,
+          )
+        );
+        return `fn ${name}${SUM_SUFFIX}(i: u32) -> f32 {\n  var v = 0.0;${reads.join("")}\n  return v;\n}\n`;
+      });
+      return `${functions.join("")}${code}`;
+    },
+  };
+}
+
+const SUM_SUFFIX = "_summed";
+
+/** `code` with every read `name[expr]` (not `xname[`, not `.name[`) replaced by `name_summed(u32(expr))`. */
+export function sumReads(code: string, name: string): string {
+  const pattern = new RegExp(`(?<![A-Za-z0-9_.])${name}\\s*\\[`, "g");
+  let out = "";
+  let from = 0;
+  for (let m = pattern.exec(code); m; m = pattern.exec(code)) {
+    const open = m.index + m[0].length; // just after "["
+    let depth = 1, close = open;
+    for (; close < code.length && depth > 0; close++) {
+      if (code[close] === "[") depth++;
+      else if (code[close] === "]") depth--;
+    }
+    if (depth !== 0) throw new Error(`runDirectProgram: unbalanced "[" after ${name} in the shader code`);
+    const index = sumReads(code.slice(open, close - 1), name);
+    out += `${code.slice(from, m.index)}${name}${SUM_SUFFIX}(u32(${index}))`;
+    from = close;
+    pattern.lastIndex = close;
+  }
+  return out + code.slice(from);
 }
 
 /**

@@ -165,6 +165,8 @@ export class GemmProgram implements WebGPUProgram {
   variableComponents: number[];
   /** What it computes and how it is tiled (read by tests to check which configuration ran). */
   readonly spec: GemmSpec;
+  /** Set by tfjs's `runWebGPUProgram` on the first run: the compiled pipeline (run_gemm.ts reuses it). */
+  pipeline?: GPUComputePipeline | Promise<GPUComputePipeline>;
 
   /**
    * Validates the tiling against the spec and sets the dispatch grid.

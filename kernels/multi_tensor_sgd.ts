@@ -2,7 +2,9 @@
  * SGD with momentum, Nesterov momentum and weight decay (torch.optim.SGD's update, dampening 0) for many parameters
  * in one dispatch: a multi-tensor apply whose program binds every parameter, gradient and momentum buffer (as many
  * per dispatch as the device's binding limits allow) and updates parameters and buffers in place. On llvmpipe (16
- * storage buffers per stage) that is 5 parameters per dispatch; GPUs bind them all in one.
+ * storage buffers per stage) that is 5 parameters per dispatch; GPUs bind them all in one. A gradient whose split-K
+ * sum is still pending (a convolution's weight gradient, `kernels/deferred_split_k.ts`) is read as its partial sums
+ * by `runDirectProgram`, which saves the reduction's dispatch.
  * @module
  */
 import * as tf from "@tensorflow/tfjs";

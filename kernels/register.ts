@@ -6,6 +6,8 @@
 import * as tf from "@tensorflow/tfjs";
 import { fastConv2D, fastConv2DBackpropFilter, fastConv2DBackpropInput } from "./conv2d_kernels.ts";
 import { fastBatchMatMul } from "./batch_mat_mul_kernel.ts";
+import { deferAdd } from "./deferred_split_k.ts";
+import type { WebGPUBackend } from "@tensorflow/tfjs-backend-webgpu";
 
 /** Options for {@linkcode registerFastKernels}. */
 export interface FastKernelOptions {
@@ -29,6 +31,12 @@ const FAST: Record<string, (args: Parameters<tf.KernelFunc>[0]) => tf.TensorInfo
   Conv2DBackpropFilter: fastConv2DBackpropFilter,
   Conv2DBackpropInput: fastConv2DBackpropInput,
   BatchMatMul: fastBatchMatMul,
+  // Only where an input is a pending split-K sum (a convolution's output or gradient, tfjs's tape adding a residual
+  // block's two input gradients): the sum stays pending for batch norm to read, see deferred_split_k.ts.
+  Add: (args) => {
+    const { a, b } = args.inputs as { a: tf.TensorInfo; b: tf.TensorInfo };
+    return deferAdd(args.backend as WebGPUBackend, a, b);
+  },
 };
 
 /** The names of the kernels {@linkcode registerFastKernels} replaces. */

@@ -15,6 +15,17 @@ import {
 } from "./gemm_tiling.ts";
 import { GemmProgram, type UntiledGemmSpec } from "./gemm_program.ts";
 import { SplitKReduceProgram } from "./split_k_reduce_program.ts";
+import { deferSplitKSum, splitKDeferral } from "./deferred_split_k.ts";
+import { webgpuInternals } from "./webgpu_internals.ts";
+import {
+  bindGroupCacheInstalled,
+  programUniformFields,
+  recordWithUniforms,
+  uniformsGeneration,
+} from "./bind_group_cache.ts";
+
+/** Per compiled GEMM program: its uniform binding, valid while the cache's generation is the same. */
+const uniformMemo = new WeakMap<GemmProgram, { generation: number; binding: GPUBufferBinding }>();
 
 /**
  * Workgroups to keep in flight on a real GPU: about four per streaming multiprocessor of an H100 (132 SMs). WebGPU
@@ -44,6 +55,13 @@ export interface GemmRunOptions {
    * the tiles a GPU picks on a software adapter, which picks one small tile.
    */
   tiling?: GemmTilingChooser;
+  /**
+   * Return the result as a pending sum ({@linkcode deferSplitKSum}): with split-K, the reduction pass runs only when
+   * something other than a program of ours that reads pending sums (batch norm, the multi-tensor SGD) needs the
+   * values; without, the GEMM's output is the one term, so that tfjs's add of the result can stay pending too. For
+   * GEMMs whose result such a program consumes: convolutions.
+   */
+  deferSplitK?: boolean;
 }
 
 /** {@linkcode chooseGemmTiling} on the limits of `backend`'s device: what our kernels run by default. */
@@ -69,6 +87,82 @@ function tiledProgram(
 }
 
 /**
+ * Runs `program` on `inputs` into `output` (a new tensor when omitted). The first run goes through tfjs's
+ * `runWebGPUProgram`, which compiles the pipeline (cached by tfjs) and sets `program.pipeline`; later runs of the same
+ * program object skip what that recomputes for an unchanged program (the shader key, the inputs' metadata, the
+ * pipeline-cache look-up: ~15 µs of CPU a GEMM on the software adapter) and record it directly, as tfjs would.
+ */
+function runProgram(
+  backend: WebGPUBackend,
+  program: GemmProgram,
+  inputs: TensorInfo[],
+  output?: TensorInfo,
+): TensorInfo {
+  if (!(program.pipeline instanceof GPUComputePipeline)) {
+    return backend.runWebGPUProgram(program, inputs, "float32", undefined, output);
+  }
+  const out = output ?? backend.makeTensorInfo(program.outputShape, "float32");
+  backend.uploadToGPU(out.dataId);
+  for (const input of inputs) backend.uploadToGPU(input.dataId); // also sums a pending split-K input
+  const compiled = program as GemmProgram & { pipeline: GPUComputePipeline };
+  const internals = webgpuInternals(backend, "runGemm");
+  if (!bindGroupCacheInstalled() || internals.activeTimers != null) {
+    internals.recordAndSubmit(compiled, out, inputs);
+    return out;
+  }
+  // A program is run on the shapes of its spec only, so its uniform fields never change: keep their cached binding
+  // until the cache may have dropped it.
+  const memo = uniformMemo.get(program);
+  let uniforms = memo?.generation === uniformsGeneration() ? memo.binding : undefined;
+  if (!uniforms) {
+    uniforms = internals.makeUniforms(programUniformFields(compiled, out, inputs));
+    uniformMemo.set(program, { generation: uniformsGeneration(), binding: uniforms });
+  }
+  recordWithUniforms(compiled, out, inputs, uniforms);
+  return out;
+}
+
+/** A GEMM whose tiling and program are chosen once: {@linkcode prepareGemm}. */
+export interface PreparedGemm {
+  /** The tiling chosen. */
+  tiling: GemmTiling;
+  /** Runs the GEMM on `inputs`; a new tensor of `spec.outputShape` (split-K partials summed or deferred). */
+  run(inputs: TensorInfo[]): TensorInfo;
+}
+
+/**
+ * `spec` tiled (by `options.tiling` if given, else for the device) as a program to run any number of times, or
+ * undefined when the grid would exceed the device's workgroups per dimension (the caller then runs the stock kernel).
+ */
+export function prepareGemm(
+  backend: WebGPUBackend,
+  spec: UntiledGemmSpec,
+  options: GemmRunOptions = {},
+): PreparedGemm | undefined {
+  const tiled = tiledProgram(backend, spec, options.tiling ?? deviceGemmTiling(backend));
+  if (!tiled) return undefined;
+  const { program, tiling } = tiled;
+  const outputShape = [...spec.outputShape];
+  return {
+    tiling,
+    run(inputs) {
+      const out = runProgram(backend, program, inputs);
+      if (options.deferSplitK && splitKDeferral() && spec.batch === 1) {
+        return deferSplitKSum(backend, out, outputShape, tiling.splitK);
+      }
+      if (tiling.splitK === 1) return out;
+      const reduced = backend.runWebGPUProgram(
+        new SplitKReduceProgram(outputShape, tiling.splitK),
+        [out],
+        "float32",
+      );
+      backend.disposeData(out.dataId);
+      return reduced;
+    },
+  };
+}
+
+/**
  * Computes the GEMM described by `spec` (without tiling: chosen here, by `options.tiling` if given) on `inputs` and
  * returns a new tensor of shape `spec.outputShape`, or undefined when the grid would exceed the device's workgroups
  * per dimension (the caller then runs the stock kernel). Intermediate partial sums are disposed.
@@ -79,21 +173,42 @@ export function runGemm(
   inputs: TensorInfo[],
   options: GemmRunOptions = {},
 ): TensorInfo | undefined {
-  const tiled = tiledProgram(backend, spec, options.tiling ?? deviceGemmTiling(backend));
-  if (!tiled) return undefined;
-  const { program, tiling } = tiled;
-  const out = backend.runWebGPUProgram(program, inputs, "float32");
-  if (tiling.splitK === 1) return out;
-  const reduced = backend.runWebGPUProgram(new SplitKReduceProgram(spec.outputShape, tiling.splitK), [out], "float32");
-  backend.disposeData(out.dataId);
-  return reduced;
+  return prepareGemm(backend, spec, options)?.run(inputs);
 }
 
 /**
- * Runs GEMMs that each fill a subset of rows (`storeRow`) of one new output of shape `outputShape`, without split-K.
- * Returns undefined, running nothing, when a grid exceeds the device's workgroups per dimension or, unless
+ * GEMMs that each fill a subset of rows (`storeRow`) of one new output of shape `outputShape`, without split-K, to
+ * run any number of times. Undefined when a grid exceeds the device's workgroups per dimension or, unless
  * `options.force`, when some GEMM would have fewer than half the device's target workgroups (then one split-K GEMM is
  * the better choice).
+ */
+export function prepareGemmsInto(
+  backend: WebGPUBackend,
+  specs: UntiledGemmSpec[],
+  outputShape: number[],
+  options: GemmRunOptions & { force?: boolean } = {},
+): { run(inputs: TensorInfo[]): TensorInfo } | undefined {
+  const limits = gemmDeviceLimits(backend);
+  const choose = options.tiling ?? deviceGemmTiling(backend);
+  const tiled = specs.map((spec) => tiledProgram(backend, spec, choose, { noSplit: true }));
+  if (tiled.some((t) => t === undefined)) return undefined;
+  const programs = tiled.map((t) => t!.program);
+  const workgroups = (p: GemmProgram) => p.dispatch[0] * p.dispatch[1] * p.dispatch[2];
+  if (!options.force && programs.some((p) => workgroups(p) < limits.targetWorkgroups / 2)) return undefined;
+  const shape = [...outputShape];
+  return {
+    run(inputs) {
+      const out = backend.makeTensorInfo(shape, "float32");
+      for (const p of programs) runProgram(backend, p, inputs, out);
+      // Pending with one term, so that tfjs's add of it can stay pending for its consumer (deferred_split_k.ts).
+      return options.deferSplitK && splitKDeferral() ? deferSplitKSum(backend, out, shape, 1) : out;
+    },
+  };
+}
+
+/**
+ * Runs GEMMs that each fill a subset of rows (`storeRow`) of one new output of shape `outputShape`, without split-K
+ * (see {@linkcode prepareGemmsInto}); undefined, running nothing, where that is.
  */
 export function runGemmsInto(
   backend: WebGPUBackend,
@@ -102,14 +217,5 @@ export function runGemmsInto(
   outputShape: number[],
   options: GemmRunOptions & { force?: boolean } = {},
 ): TensorInfo | undefined {
-  const limits = gemmDeviceLimits(backend);
-  const choose = options.tiling ?? deviceGemmTiling(backend);
-  const tiled = specs.map((spec) => tiledProgram(backend, spec, choose, { noSplit: true }));
-  if (tiled.some((t) => t === undefined)) return undefined;
-  const programs = tiled.map((t) => t!.program);
-  const workgroups = (p: GemmProgram) => p.dispatch[0] * p.dispatch[1] * p.dispatch[2];
-  if (!options.force && programs.some((p) => workgroups(p) < limits.targetWorkgroups / 2)) return undefined;
-  const out = backend.makeTensorInfo(outputShape, "float32");
-  for (const p of programs) backend.runWebGPUProgram(p, inputs, "float32", undefined, out);
-  return out;
+  return prepareGemmsInto(backend, specs, outputShape, options)?.run(inputs);
 }

@@ -137,6 +137,33 @@ export class ResNet {
     return out;
   }
 
+  /**
+   * Every float32 tensor of the state, the variables themselves (not copies): the parameters in `parameters()` order,
+   * then each BN layer's [4, C] statistics (running mean and variance, and the scratch rows of the last batch). For
+   * updates of the whole state in place (the weight average of `train/model_ema.ts`): two models of one spec list
+   * matching tensors in the same order.
+   */
+  stateVariables(): tf.Variable[] {
+    return [...this.#params.values(), ...this.#bnStats.values()];
+  }
+
+  /** `num_batches_tracked` of each BN layer, by module name (`layer1.0.bn1`), in state order. */
+  batchesTracked(): Map<string, number> {
+    return new Map(this.#batchesTracked);
+  }
+
+  /**
+   * Sets `num_batches_tracked` of the BN layers named in `counts` (non-negative integers).
+   * @throws {Error} naming the first unknown layer or invalid count; nothing is set then.
+   */
+  setBatchesTracked(counts: Map<string, number>): void {
+    for (const [module, n] of counts) {
+      if (!this.#batchesTracked.has(module)) throw new Error(`setBatchesTracked: no batch norm named "${module}"`);
+      if (!Number.isInteger(n) || n < 0) throw new Error(`setBatchesTracked: "${module}" count must be >= 0, got ${n}`);
+    }
+    for (const [module, n] of counts) this.#batchesTracked.set(module, n);
+  }
+
   /** The state dict contract: every torchvision key with its PyTorch shape and dtype, in order. */
   stateLayout(): StateEntry[] {
     return this.#layout.map((e) => ({ ...e, shape: [...e.shape] }));

@@ -7,9 +7,9 @@
 
 (() => {
   const PALETTE = ["#1f77b4", "#d62728", "#2ca02c", "#9467bd", "#ff7f0e", "#17becf", "#8c564b", "#e377c2"];
-  /** Line styles per split, so that colour says which run and dashes say which split. */
-  const DASH = { train: [], val: [8, 4], test: [2, 3] };
-  const SPLITS = ["train", "val", "test"];
+  /** Line styles per split, so that colour says which run and dashes say which split (ema_*: the weight average). */
+  const DASH = { train: [], val: [8, 4], test: [2, 3], ema_val: [12, 3, 2, 3], ema_test: [1, 5] };
+  const SPLITS = ["train", "val", "test", "ema_val", "ema_test"];
 
   const $ = (id) => document.getElementById(id);
 
@@ -132,10 +132,9 @@
       for (const split of SPLITS) {
         const l = ms.map((m) => m[`${split}_loss`] ?? null);
         const a = ms.map((m) => m[`${split}_top1`] ?? null);
-        if (l.some((v) => v !== null)) loss.push({ label: `${prefix}${split}`, color, dash: DASH[split], x, y: l });
-        if (a.some((v) => v !== null)) {
-          top1.push({ label: `${prefix}${split}`, color, dash: DASH[split], x, y: a });
-        }
+        const label = `${prefix}${split.replace("_", " ")}`;
+        if (l.some((v) => v !== null)) loss.push({ label, color, dash: DASH[split], x, y: l });
+        if (a.some((v) => v !== null)) top1.push({ label, color, dash: DASH[split], x, y: a });
       }
       if (run.lrSteps) {
         rate.push({ label: `${prefix}per step`, color, dash: [], x: run.lrSteps.epoch, y: run.lrSteps.lr });
@@ -342,6 +341,10 @@
       ["test loss", (m) => num(m.test_loss)],
       ["test top-1", (m) => pct(m.test_top1)],
       ["test top-5", (m) => pct(m.test_top5)],
+      // The weight average's (--model-ema), for runs that keep one.
+      ...(runs.some((run) => run.metrics.some((m) => m.ema_test_top1 !== undefined))
+        ? [["ema val top-1", (m) => pct(m.ema_val_top1)], ["ema test top-1", (m) => pct(m.ema_test_top1)]]
+        : []),
       ["time", (m) => duration(m.time)],
       ["img/s", (m) => int(m.images_per_second)],
     ];

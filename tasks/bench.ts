@@ -178,7 +178,7 @@ export async function main(args: string[]): Promise<number> {
     parseBenchArgs(args, { isFallbackAdapter: true });
   } catch (e) {
     if (!(e instanceof UsageError)) throw e;
-    console.error(`bench: ${e.message}\n${USAGE}`);
+    console.error(`error: ${e.message} (see --help)\n${USAGE}`);
     return 2;
   }
   const adapter = await initWebGPU();

@@ -46,7 +46,7 @@ export async function runBenchData(args: string[]): Promise<number> {
     cifarImages = intFlag("cifar-images", values["cifar-images"], 0);
     imagenetImages = intFlag("imagenet-images", values["imagenet-images"], 0);
   } catch (e) {
-    console.error(`bench_data: ${(e as Error).message}\n${USAGE}`);
+    console.error(`error: ${(e as Error).message} (see --help)\n${USAGE}`);
     return 2;
   }
   console.log(

@@ -56,12 +56,12 @@ export const EVAL_FLAGS: readonly FlagSpec<keyof EvalConfig>[] = [
   },
   {
     key: "transforms",
-    help: "folder: imagenet (resize + center crop) or cifar (as is)",
+    help: "folder/imagenet: imagenet (resize + center crop) or cifar (as is)",
     shownDefault: "the checkpoint's",
   },
   {
     key: "decoder",
-    help: "folder: image decoder (js: no native addon, --transforms cifar)",
+    help: "folder/imagenet: image decoder (js: no native addon, --transforms cifar)",
     shownDefault: "the checkpoint's",
   },
   { key: "help", help: "show this help" },

@@ -2,7 +2,7 @@
  * `deno task export --checkpoint PATH --out model.safetensors`: writes a checkpoint's model weights alone, under
  * torchvision's names and layouts, so that `model.load_state_dict(safetensors.torch.load_file(path), strict=True)`
  * accepts them: no `optim.` tensors, and `__metadata__` reduced to `format: "pt"` plus the architecture and class
- * names when the checkpoint has them.
+ * names when the checkpoint has them. `--ema` writes the checkpoint's average of the weights (`--model-ema`) instead.
  * @module
  */
 import { parseArgs, runTask, UsageError } from "./args.ts";
@@ -15,19 +15,21 @@ export interface ExportOptions {
   checkpoint: string;
   /** Weights file to write. */
   out: string;
+  /** Write the average of the weights (`ema.*`) instead of the model (default false). */
+  ema?: boolean;
 }
 
 /** What {@linkcode exportWeights} wrote. */
 export interface ExportResult {
   /** Number of model tensors written. */
   tensors: number;
-  /** Number of optimizer-state tensors left out. */
+  /** Number of tensors left out (optimizer state; the average, or with `ema` the model). */
   dropped: number;
   /** Size of the written file in bytes. */
   bytes: number;
 }
 
-const HELP = `Usage: deno task export --checkpoint PATH --out FILE
+const HELP = `Usage: deno task export --checkpoint PATH --out FILE [--ema]
 
 Writes the model weights of a training checkpoint as a plain safetensors file that torchvision loads with
 load_state_dict(..., strict=True): torchvision's names and layouts, no optimizer state.
@@ -35,6 +37,7 @@ load_state_dict(..., strict=True): torchvision's names and layouts, no optimizer
 Options:
   --checkpoint PATH   checkpoint to read (required), e.g. runs/NAME/best.safetensors
   --out FILE          weights file to write (required), e.g. model.safetensors; replaced atomically
+  --ema               write the exponential moving average of the weights (a run trained with --model-ema)
   -h, --help          this text
 `;
 
@@ -48,6 +51,7 @@ export function parseExportArgs(args: string[]): ExportOptions | "help" {
     options: {
       checkpoint: { type: "string" },
       out: { type: "string" },
+      ema: { type: "boolean", default: false },
       help: { type: "boolean", short: "h", default: false },
     },
     allowPositionals: true,
@@ -58,12 +62,12 @@ export function parseExportArgs(args: string[]): ExportOptions | "help" {
     throw new UsageError("--checkpoint PATH is required");
   }
   if (values.out === undefined || values.out === "") throw new UsageError("--out FILE is required");
-  return { checkpoint: values.checkpoint, out: values.out };
+  return { checkpoint: values.checkpoint, out: values.out, ema: values.ema };
 }
 
 /** Reads the checkpoint at `options.checkpoint` and writes its model weights alone to `options.out`, atomically. */
 export async function exportWeights(options: ExportOptions): Promise<ExportResult> {
-  const { model, metadata, dropped } = await loadWeights(options.checkpoint);
+  const { model, metadata, dropped } = await loadWeights(options.checkpoint, { ema: options.ema });
   const extra: Record<string, string> = {};
   for (const key of KEPT_METADATA) if (metadata[key] !== undefined) extra[key] = metadata[key];
   const out = encodeWeights(model, extra);
@@ -78,7 +82,8 @@ if (import.meta.main) {
     const result = await exportWeights(options);
     console.log(
       `wrote ${options.out}: ${result.tensors} tensors, ${result.bytes} bytes` +
-        (result.dropped ? ` (left out ${result.dropped} optimizer tensors)` : ""),
+        (options.ema ? " (the average of the weights)" : "") +
+        (result.dropped ? ` (left out ${result.dropped} optimizer${options.ema ? " and model" : ""} tensors)` : ""),
     );
   });
 }

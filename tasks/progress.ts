@@ -98,6 +98,9 @@ export interface EpochSummary {
   trainTop1: number;
   val?: SplitMetrics;
   test?: SplitMetrics;
+  /** The same for the average of the weights (`--model-ema`). */
+  emaVal?: SplitMetrics;
+  emaTest?: SplitMetrics;
   /** Learning rate of the epoch's last step. */
   lr: number;
   /** Wall time of the epoch. */
@@ -113,7 +116,8 @@ export interface EpochSummary {
  */
 export function formatEpochSummary(s: EpochSummary): string {
   const parts = [`epoch ${s.epoch}/${s.epochs} train loss ${decimal(s.trainLoss)} top1 ${percent(s.trainTop1)}`];
-  for (const [name, m] of [["val", s.val], ["test", s.test]] as const) {
+  const splits = [["val", s.val], ["test", s.test], ["ema val", s.emaVal], ["ema test", s.emaTest]] as const;
+  for (const [name, m] of splits) {
     if (m) parts.push(`${name} loss ${decimal(m.loss)} top1 ${percent(m.top1)} top5 ${percent(m.top5)}`);
   }
   parts.push(`lr ${formatLr(s.lr)}`);

@@ -70,6 +70,8 @@ if (import.meta.main) {
             trainTop1: r.train_top1,
             val: split(r.val_loss, r.val_top1, r.val_top5),
             test: split(r.test_loss, r.test_top1, r.test_top5),
+            emaVal: split(r.ema_val_loss, r.ema_val_top1, r.ema_val_top5),
+            emaTest: split(r.ema_test_loss, r.ema_test_top1, r.ema_test_top5),
             lr: r.lr,
             seconds: r.time,
             imagesPerSecond: r.images_per_second,

@@ -25,10 +25,14 @@ export const TRAIN_FLAGS: readonly FlagSpec<keyof TrainConfig>[] = [
   { key: "dataset", help: "dataset", shownDefault: "cifar10" },
   {
     key: "dataDir",
-    help: "dataset folder (required for folder)",
+    help: "dataset folder (required for folder, imagenet)",
     shownDefault: "data",
   },
-  { key: "recipe", help: "group of defaults (see Recipes below)", shownDefault: "classic for folder, else cifar" },
+  {
+    key: "recipe",
+    help: "group of defaults (see Recipes below)",
+    shownDefault: "classic for folder/imagenet, else cifar",
+  },
   { key: "epochs", help: "training epochs" },
   { key: "batchSize", help: "images per optimizer step" },
   { key: "lr", help: "peak learning rate (onecycle: max_lr)" },
@@ -76,11 +80,11 @@ export const TRAIN_FLAGS: readonly FlagSpec<keyof TrainConfig>[] = [
   { key: "imageSize", help: "training image side (pixels)" },
   {
     key: "transforms",
-    help: "folder: imagenet (RandomResizedCrop), cifar (pad-4 crop, CIFAR recipe)",
+    help: "folder/imagenet: RandomResizedCrop or pad-4 crop",
   },
   {
     key: "decoder",
-    help: "folder: js needs no native addon (JPEG, --transforms cifar)",
+    help: "folder/imagenet: js needs no native addon (JPEG, --transforms cifar)",
   },
   {
     key: "autoAugment",
@@ -89,6 +93,22 @@ export const TRAIN_FLAGS: readonly FlagSpec<keyof TrainConfig>[] = [
   { key: "raNumOps", help: "--auto-augment ra: operations per image (N)" },
   { key: "raMagnitude", help: "--auto-augment ra: magnitude bin of 31 (M)" },
   { key: "randomErase", help: "RandomErasing probability (normalised image, value 0)" },
+  {
+    key: "mixupAlpha",
+    help: "mixup Beta(a, a), 0 = off; with cutmix, one per batch; train top-1 counts the dominant label",
+  },
+  { key: "cutmixAlpha", help: "CutMix Beta(a, a), 0 = off (the box's area sets the label weights)" },
+  { key: "raSampler", help: "repeated augmentation: each image of an epoch --ra-reps times, augmented apart" },
+  { key: "raReps", help: "--ra-sampler: repetitions per image" },
+  {
+    key: "modelEma",
+    help: "keep an exponential moving average of the weights, evaluated each epoch (ema_* metrics)",
+  },
+  {
+    key: "modelEmaDecay",
+    help: "--model-ema decay, adjusted as torchvision does: 1 - (1 - decay) x batch x steps / epochs",
+  },
+  { key: "modelEmaSteps", help: "--model-ema: steps between updates (copies during warm-up epochs)" },
   {
     key: "resume",
     help: "auto (newest valid checkpoint in --out) or a checkpoint path",

@@ -17,11 +17,12 @@
  *     0.1 divided by 10 every 30 epochs, weight decay 1e-4 (conv and fc weights);
  *   - `new`: torchvision's "new training recipe" (ResNet-50 80.86 %) as far as this toolkit's options go: 600
  *     epochs, batch 1024, lr 0.5 with 5 linear warm-up epochs then cosine, weight decay 2e-5, label smoothing 0.1,
- *     TrivialAugmentWide, RandomErasing 0.1; what it lacks is listed in its `missing`.
+ *     TrivialAugmentWide, RandomErasing 0.1, mixup 0.2, cutmix 1.0, repeated augmentation (4 repeats), an EMA of the
+ *     weights (decay 0.99998 every 32 steps); what it lacks is listed in its `missing`.
  * @module
  */
 import { SCHEDULE_KINDS, type ScheduleConfig, type ScheduleKind } from "./lr_schedule.ts";
-import { ConfigError } from "./config_error.ts";
+import { ConfigError, literal } from "./config_error.ts";
 import { ARCHITECTURES, type ArchName, type StemKind } from "../models/resnet_spec.ts";
 import { DATA_TRANSFORMS, type DataTransforms } from "../data/transforms.ts";
 import { IMAGE_DECODERS, type ImageDecoder } from "../data/decode_rgb.ts";
@@ -34,10 +35,18 @@ export const ARCHS: readonly ArchName[] = Object.keys(ARCHITECTURES) as ArchName
 /** A torchvision ResNet name. */
 export type Arch = ArchName;
 
-/** Datasets a run accepts: the two CIFARs, an ImageNet-style folder tree, and generated data for tests. */
-export const DATASETS = ["cifar10", "cifar100", "folder", "synthetic"] as const;
+/**
+ * Datasets a run accepts: the two CIFARs, an ImageNet-style folder tree, ImageNet itself (official archives,
+ * extracted or Kaggle layout: `data/imagenet_dataset.ts`), and generated data for tests.
+ */
+export const DATASETS = ["cifar10", "cifar100", "folder", "imagenet", "synthetic"] as const;
 /** A dataset name. */
 export type DatasetName = typeof DATASETS[number];
+
+/** Datasets of encoded images decoded by sharp (`folder`, `imagenet`): the folder fields and defaults apply. */
+export function isFolderDataset(dataset: DatasetName): boolean {
+  return dataset === "folder" || dataset === "imagenet";
+}
 
 /** The network stem: CIFAR's 3x3 stride-1 conv without max pool, or ImageNet's 7x7/2 conv and 3x3/2 max pool. */
 export type Stem = StemKind;
@@ -85,6 +94,23 @@ export interface TrainConfig
   raMagnitude: number;
   /** Probability of RandomErasing on the normalised image (torchvision's `--random-erase`); 0 = off. */
   randomErase: number;
+  /**
+   * Mixup's Beta(α, α) parameter (torchvision's `--mixup-alpha`); 0 = off. With {@linkcode TrainConfig.cutmixAlpha}
+   * too, each batch takes one of the two with equal probability.
+   */
+  mixupAlpha: number;
+  /** CutMix's Beta(α, α) parameter (torchvision's `--cutmix-alpha`); 0 = off. */
+  cutmixAlpha: number;
+  /** Repeated augmentation (torchvision's `--ra-sampler`): each image of an epoch `raReps` times, differently augmented. */
+  raSampler: boolean;
+  /** Repetitions of each image with {@linkcode TrainConfig.raSampler} (torchvision's `--ra-reps`). */
+  raReps: number;
+  /** Keep an exponential moving average of the weights, evaluated each epoch beside the model (`train/model_ema.ts`). */
+  modelEma: boolean;
+  /** The average's decay before torchvision's adjustment for batch size, update interval and epochs. */
+  modelEmaDecay: number;
+  /** Optimizer steps between updates of the average (at batches 0, N, 2N... of each epoch). */
+  modelEmaSteps: number;
   epochs: number;
   /** Images per optimizer step. */
   batchSize: number;
@@ -178,7 +204,14 @@ export type RecipeField =
   | "autoAugment"
   | "raNumOps"
   | "raMagnitude"
-  | "randomErase";
+  | "randomErase"
+  | "mixupAlpha"
+  | "cutmixAlpha"
+  | "raSampler"
+  | "raReps"
+  | "modelEma"
+  | "modelEmaDecay"
+  | "modelEmaSteps";
 
 /** A recipe as data: what it is, every field it sets, and what of its source this toolkit cannot yet do. */
 export interface RecipeSpec {
@@ -201,8 +234,24 @@ const UNUSED_SCHEDULE = {
   finalDivFactor: 100,
 };
 
-/** No augmentation beyond the crop and flip (RandAugment's fields at torchvision's defaults, N 2, M 9). */
-const NO_AUGMENTATION = { autoAugment: "none", raNumOps: 2, raMagnitude: 9, randomErase: 0 } as const;
+/**
+ * No augmentation beyond the crop and flip, no batch mixing, no repeated augmentation and no weight average (the
+ * fields of RandAugment, the repeats and the average at torchvision's defaults: N 2, M 9; 3 repeats; decay 0.99998
+ * every 32 steps).
+ */
+const NO_AUGMENTATION = {
+  autoAugment: "none",
+  raNumOps: 2,
+  raMagnitude: 9,
+  randomErase: 0,
+  mixupAlpha: 0,
+  cutmixAlpha: 0,
+  raSampler: false,
+  raReps: 3,
+  modelEma: false,
+  modelEmaDecay: 0.99998,
+  modelEmaSteps: 32,
+} as const;
 
 /** Every recipe; `--help` prints them. */
 export const RECIPE_SPECS: Readonly<Record<RecipeName, RecipeSpec>> = {
@@ -265,10 +314,16 @@ export const RECIPE_SPECS: Readonly<Record<RecipeName, RecipeSpec>> = {
       raNumOps: 2,
       raMagnitude: 9,
       randomErase: 0.1,
+      mixupAlpha: 0.2,
+      cutmixAlpha: 1.0,
+      raSampler: true,
+      raReps: 4,
+      modelEma: true,
+      modelEmaDecay: 0.99998,
+      modelEmaSteps: 32,
     },
-    missing: "mixup 0.2 and cutmix 1.0, EMA of the weights (decay 0.99998 every 32 steps), the repeated-augmentation " +
-      "sampler (4 repeats), training at 176 and evaluating at Resize 232 + CenterCrop 224 (one imageSize serves " +
-      "both here: 224), weight decay on biases but not on norm layers (biases are not decayed here)",
+    missing: "training at 176 and evaluating at Resize 232 + CenterCrop 224 (one imageSize serves both here: 224), " +
+      "weight decay on biases but not on norm layers (biases are not decayed here)",
   },
 };
 
@@ -284,7 +339,7 @@ const COMMON = {
 
 /** The recipe a dataset uses unless `recipe` is set: `classic` for ImageNet-style folders, `cifar` otherwise. */
 export function defaultRecipe(dataset: DatasetName, transforms?: DataTransforms): RecipeName {
-  return dataset === "folder" && transforms !== "cifar" ? "classic" : "cifar";
+  return isFolderDataset(dataset) && transforms !== "cifar" ? "classic" : "cifar";
 }
 
 /** The fields that follow the dataset (and a folder's transforms), whatever the recipe. */
@@ -307,6 +362,7 @@ function datasetDefaults(dataset: DatasetName, transforms?: DataTransforms) {
       // Sized for the software adapter (~1.5 s per step): ~30 steps an epoch, well above chance after the first.
       return { ...cifarLike, width: 4, logEvery: 5 };
     case "folder":
+    case "imagenet":
       if (transforms === "cifar") return cifarLike;
       return {
         ...cifarLike,
@@ -370,6 +426,13 @@ export const TRAIN_FIELDS: Readonly<Record<keyof TrainConfig, FieldRule>> = {
   raNumOps: { kind: "int", range: [0, 100] },
   raMagnitude: { kind: "int", range: [0, MAGNITUDE_BINS - 1] },
   randomErase: { kind: "number", range: [0, 1] },
+  mixupAlpha: { kind: "number", range: [0, 1e3] },
+  cutmixAlpha: { kind: "number", range: [0, 1e3] },
+  raSampler: { kind: "boolean" },
+  raReps: { kind: "int", range: [1, 1e3] },
+  modelEma: { kind: "boolean" },
+  modelEmaDecay: { kind: "number", range: [0, 1, false, true] },
+  modelEmaSteps: { kind: "int", range: [1, 1e9] },
   epochs: { kind: "int", range: [1, 1e6] },
   batchSize: { kind: "int", range: [1, 1e6] },
   lr: { kind: "number", range: [0, 1e3, true] },
@@ -441,9 +504,9 @@ export function defaultEvalConfig(checkpoint: string): EvalConfig {
   };
 }
 
-/** A value as error messages quote it: `"0.1"`, `"10,20"`. */
+/** A value as error messages quote it: `"0.1"`, `"10,20"` (escaped for a ConfigError template). */
 function quoted(value: unknown): string {
-  return `"${Array.isArray(value) ? value.join(",") : String(value)}"`;
+  return literal(`"${Array.isArray(value) ? value.join(",") : String(value)}"`);
 }
 
 /**
@@ -509,12 +572,18 @@ export function checkTrainConfig(c: TrainConfig, given: ReadonlySet<keyof TrainC
   if (c.dataset === "folder" && !c.dataDir) {
     fail("dataDir", "{dataset} folder needs {dataDir} (a folder with one subfolder per class)");
   }
+  if (c.dataset === "imagenet" && !c.dataDir) {
+    fail(
+      "dataDir",
+      "{dataset} imagenet needs {dataDir} (the folder holding the ILSVRC-2012 archives or train/ and val/)",
+    );
+  }
   if (c.dataset === "synthetic" && given.has("dataDir")) {
     fail("dataDir", "{dataDir} does not apply to {dataset} synthetic");
   }
   for (const key of ["transforms", "decoder"] as const) {
-    if (c.dataset !== "folder" && (given.has(key) || c.transforms !== "cifar")) {
-      fail(key, `{${key}} applies to {dataset} folder only (${c.dataset} is always cifar-style)`);
+    if (!isFolderDataset(c.dataset) && (given.has(key) || c.transforms !== "cifar")) {
+      fail(key, `{${key}} applies to {dataset} folder and imagenet only (${c.dataset} is always cifar-style)`);
     }
   }
   checkDecoderFits(c.decoder, c.transforms);
@@ -539,6 +608,10 @@ export function checkTrainConfig(c: TrainConfig, given: ReadonlySet<keyof TrainC
       fail(key, `{${key}} only applies to {autoAugment} ra (RandAugment), not ${c.autoAugment}`);
     }
   }
+  if (given.has("raReps") && !c.raSampler) fail("raReps", "{raReps} only applies with {raSampler}");
+  for (const key of ["modelEmaDecay", "modelEmaSteps"] as const) {
+    if (given.has(key) && !c.modelEma) fail(key, `{${key}} only applies with {modelEma}`);
+  }
   if (given.has("stepSize") && c.schedule !== "step") {
     fail("stepSize", `{stepSize} only applies to {schedule} step, not ${c.schedule}`);
   }
@@ -560,7 +633,8 @@ export function checkTrainConfig(c: TrainConfig, given: ReadonlySet<keyof TrainC
     );
   }
   if (c.warmupEpochs >= c.epochs && c.warmupEpochs > 0) {
-    fail("warmupEpochs", `{warmupEpochs} ${c.warmupEpochs} must be less than {epochs} ${c.epochs}`);
+    const whose = given.has("warmupEpochs") ? "" : " (the recipe's default: set {warmupEpochs} for a shorter run)";
+    fail("warmupEpochs", `{warmupEpochs} ${c.warmupEpochs} must be less than {epochs} ${c.epochs}${whose}`);
   }
   if (c.resume !== null && c.init !== null) {
     fail(
@@ -619,11 +693,12 @@ export function resumeConflicts(saved: TrainConfig, now: TrainConfig): ConfigCha
 export function checkResumeConfig(saved: TrainConfig, now: TrainConfig, source: string): void {
   const changes = resumeConflicts(saved, now);
   if (changes.length === 0 || now.allowConfigChange) return;
-  const show = (v: unknown) => Array.isArray(v) ? v.join(",") || "none" : String(v);
+  const show = (v: unknown) => literal(Array.isArray(v) ? v.join(",") || "none" : String(v));
   const list = changes.map((c) => `{${c.field}} ${show(c.saved)} in the checkpoint, ${show(c.now)} now`).join("; ");
+  const file = literal(source);
   throw new ConfigError(
     changes[0].field,
-    `${source} was trained with another configuration, so resuming would not continue that run exactly: ${list}. ` +
+    `${file} was trained with another configuration, so resuming would not continue that run exactly: ${list}. ` +
       "Resume with the checkpoint's values, or set {allowConfigChange} to continue from its weights and optimizer " +
       "state under the new configuration",
   );
@@ -656,10 +731,13 @@ export function resolveTrainConfig(given: Partial<TrainConfig>): TrainConfig {
     init: null,
     ...Object.fromEntries(Object.entries(given).filter(([, v]) => v !== undefined)),
   };
-  checkTrainConfig(
-    merged,
-    new Set(Object.keys(given).filter((k) => given[k as keyof TrainConfig] !== undefined)) as Set<keyof TrainConfig>,
-  );
+  const set = new Set(Object.keys(given).filter((k) => given[k as keyof TrainConfig] !== undefined)) as Set<
+    keyof TrainConfig
+  >;
+  // One-cycle warms up by itself: a recipe's linear warm-up (the new recipe's 5 epochs) gives way to a one-cycle
+  // schedule chosen on top of it, as any recipe default gives way to a flag; only an explicit warm-up contradicts it.
+  if (merged.schedule === "onecycle" && !set.has("warmupEpochs")) merged.warmupEpochs = 0;
+  checkTrainConfig(merged, set);
   return ordered(merged);
 }
 
@@ -676,12 +754,13 @@ export function trainConfigFromJSON(value: unknown, where: string): TrainConfig 
   }
   // Fields added after the first checkpoints were written take the value those runs had.
   const old = value as Record<string, unknown>;
-  const transforms = old.transforms ?? (old.dataset === "folder" ? "imagenet" : "cifar");
+  const folderLike = old.dataset === "folder" || old.dataset === "imagenet";
+  const transforms = old.transforms ?? (folderLike ? "imagenet" : "cifar");
   const v: Record<string, unknown> = {
     transforms,
     decoder: "sharp",
     allowConfigChange: false,
-    recipe: old.dataset === "folder" && transforms === "imagenet" ? "classic" : "cifar",
+    recipe: folderLike && transforms === "imagenet" ? "classic" : "cifar",
     ...NO_AUGMENTATION,
     ...old,
   };

@@ -1,7 +1,9 @@
 /**
  * The one error type for a bad configuration value or a contradiction between fields, raised by the library, which
  * knows fields, not command lines. Its message is a template in which `{field}` marks each field named, so that the
- * command-line layer can say `--batch-size` where the library says `batchSize` (see `tasks/args.ts`).
+ * command-line layer can say `--batch-size` where the library says `batchSize` (see `tasks/args.ts`). Values from
+ * outside (paths, user strings) go into a template through {@linkcode literal}, so that a path holding `{out}` stays
+ * a path.
  * @module
  */
 
@@ -24,6 +26,12 @@ export class ConfigError extends Error {
   }
 }
 
+/** `text` escaped for a {@linkcode ConfigError} template: its `{` are doubled, so it is shown as it is. */
+export function literal(text: string): string {
+  return text.replaceAll("{", "{{");
+}
+
 function renderTemplate(template: string, nameOf: (field: string) => string): string {
-  return template.replace(/\{([A-Za-z][A-Za-z0-9]*)\}/g, (_, field: string) => nameOf(field));
+  // `{{` is a literal "{" (see literal()); `{field}` names a field.
+  return template.replace(/\{\{|\{([A-Za-z][A-Za-z0-9]*)\}/g, (_, field?: string) => field ? nameOf(field) : "{");
 }

@@ -37,11 +37,12 @@ import {
   checkDecoderFits,
   type DatasetName,
   type EvalConfig,
+  isFolderDataset,
   recipeFor,
   type TrainConfig,
   trainConfigFromJSON,
 } from "./config.ts";
-import { ConfigError } from "./config_error.ts";
+import { ConfigError, literal } from "./config_error.ts";
 
 /** Where the weights came from: a training checkpoint, or a bare weights file. */
 export type ModelSource = "checkpoint" | "weights";
@@ -164,6 +165,7 @@ const KNOWN_CLASS_COUNTS: Record<DatasetName, number | undefined> = {
   cifar100: CIFAR100_CLASS_NAMES.length,
   synthetic: SYNTHETIC_CLASSES,
   folder: undefined,
+  imagenet: undefined, // a miniature or a partial download has fewer than 1,000 classes: checked once indexed
 };
 
 function checkClassCount(
@@ -176,7 +178,9 @@ function checkClassCount(
   if (dataClasses === undefined || dataClasses === modelClasses) return;
   const message = `${path} has a classifier for ${modelClasses} classes (fc.weight [${modelClasses}, ...]) but ` +
     `dataset ${dataset} has ${dataClasses} classes`;
-  if (config.dataset !== null) throw new ConfigError("dataset", `{dataset} ${config.dataset}: ${message}`);
+  if (config.dataset !== null) {
+    throw new ConfigError("dataset", `{dataset} ${config.dataset}: ${literal(message)}`);
+  }
   throw new Error(message);
 }
 
@@ -260,15 +264,15 @@ function resolveData(config: EvalConfig, train: TrainConfig | null, path: string
     throw new ConfigError("dataDir", "{dataDir} does not apply to {dataset} synthetic");
   }
   const dataDir = config.dataDir ?? (sameData ? train.dataDir : recipeFor(dataset).dataDir);
-  if (dataset === "folder" && !dataDir) {
-    throw new ConfigError("dataDir", "{dataset} folder needs {dataDir} (a folder with one subfolder per class)");
+  if (isFolderDataset(dataset) && !dataDir) {
+    throw new ConfigError("dataDir", `{dataset} ${dataset} needs {dataDir} (the folder that holds its images)`);
   }
   for (const key of ["transforms", "decoder"] as const) {
-    if (dataset !== "folder" && config[key] !== null) {
-      throw new ConfigError(key, `{${key}} applies to {dataset} folder only`);
+    if (!isFolderDataset(dataset) && config[key] !== null) {
+      throw new ConfigError(key, `{${key}} applies to {dataset} folder and imagenet only`);
     }
   }
-  const folder = dataset === "folder";
+  const folder = isFolderDataset(dataset);
   const transforms = folder ? config.transforms ?? (sameData ? train.transforms : "imagenet") : undefined;
   const decoder = folder ? config.decoder ?? (sameData ? train.decoder : "sharp") : undefined;
   checkDecoderFits(decoder, transforms);
@@ -332,7 +336,7 @@ function warnOnClassNames(
  */
 export function checkSpecFlags(spec: ResNetSpec, flags: SpecFlags, source: string): ResNetSpec {
   const contradiction = (field: keyof SpecFlags, given: unknown, found: string): never => {
-    throw new ConfigError(field, `{${field}} ${given} contradicts ${source}, which holds ${found}`);
+    throw new ConfigError(field, `{${field}} ${literal(`${given} contradicts ${source}, which holds ${found}`)}`);
   };
   if (flags.arch !== null && archName(spec) !== flags.arch) {
     contradiction("arch", flags.arch, `${archName(spec) ?? "a ResNet"} (${spec.block} blocks [${spec.layers}])`);

@@ -3,7 +3,9 @@
  * @module
  */
 import * as tf from "@tensorflow/tfjs";
-import { fusedCrossEntropy } from "../kernels/fused_cross_entropy.ts";
+import { fusedCrossEntropy, type LabelMix } from "../kernels/fused_cross_entropy.ts";
+
+export type { LabelMix };
 import { topKCorrect } from "./metrics.ts";
 import { sumScalars } from "./sum_scalars.ts";
 
@@ -15,12 +17,21 @@ import { sumScalars } from "./sum_scalars.ts";
  *
  * Labels must lie in [0, K): like PyTorch on the GPU this is not checked per element (that would need a readback);
  * an out-of-range label contributes only its smoothing term.
+ *
+ * With `mix` (a batch mixed with its roll by one: mixup, cutmix), the target is torchvision's soft target with the
+ * smoothing applied on top, as PyTorch's cross-entropy does for probability targets:
+ * `(1 - eps) * (lambda * onehot(labels[i]) + (1 - lambda) * onehot(labels[i - 1])) + eps / K`.
  * @param logits [N, K] float32 scores.
  * @param labels [N] int32 class indices.
  * @param labelSmoothing eps in [0, 1].
  * @returns a scalar; differentiable with respect to `logits`.
  */
-export function softmaxCrossEntropy(logits: tf.Tensor2D, labels: tf.Tensor1D, labelSmoothing = 0): tf.Scalar {
+export function softmaxCrossEntropy(
+  logits: tf.Tensor2D,
+  labels: tf.Tensor1D,
+  labelSmoothing = 0,
+  mix?: LabelMix,
+): tf.Scalar {
   if (logits.rank !== 2) throw new Error(`softmaxCrossEntropy: logits must be [N, K], got shape [${logits.shape}]`);
   if (labels.rank !== 1 || labels.dtype !== "int32") {
     throw new Error(`softmaxCrossEntropy: labels must be an int32 [N] tensor, got ${labels.dtype} [${labels.shape}]`);
@@ -34,28 +45,53 @@ export function softmaxCrossEntropy(logits: tf.Tensor2D, labels: tf.Tensor1D, la
   }
   return tf.tidy(() => {
     const logp = tf.logSoftmax(logits); // [N, K]
-    // Smoothed target [N, K]: (1 - eps) * onehot + eps / K.
-    const target = tf.oneHot(labels, k, 1 - labelSmoothing + labelSmoothing / k, labelSmoothing / k, "float32");
+    // Smoothed target [N, K]: (1 - eps) * onehot + eps / K; mixed, (1 - eps) * (λ onehot + (1 - λ) rolled) + eps / K.
+    const target = mix
+      ? tf.add(
+        tf.mul(
+          tf.add(
+            tf.mul(tf.oneHot(labels, k), mix.lambda),
+            tf.mul(tf.oneHot(rollByOne(labels), k), 1 - mix.lambda),
+          ),
+          1 - labelSmoothing,
+        ),
+        labelSmoothing / k,
+      )
+      : tf.oneHot(labels, k, 1 - labelSmoothing + labelSmoothing / k, labelSmoothing / k, "float32");
     return tf.div(tf.neg(tf.sum(tf.mul(target, logp))), n) as tf.Scalar;
   });
 }
 
+/** `labels` rolled by one along the batch, as `torch.roll(labels, 1, 0)`: [y[N-1], y[0], ..., y[N-2]]. */
+export function rollByOne<T extends tf.Tensor>(x: T): T {
+  const n = x.shape[0];
+  if (n < 2) return tf.clone(x);
+  return tf.concat([tf.slice(x, [n - 1], [1]), tf.slice(x, [0], [n - 1])], 0) as T;
+}
+
 /**
  * What a training step needs of its logits: {@linkcode softmaxCrossEntropy} (differentiable) and the number of
- * samples whose label is the top-1 class (float32, ties to the lower class index). With `fused` (default: on webgpu)
- * one dispatch computes both and one more the gradient (`kernels/fused_cross_entropy.ts`); else they are tfjs ops.
+ * samples whose label is the top-1 class (float32, ties to the lower class index); with `mix`, the soft-target loss
+ * and top-1 against each sample's dominant label (its own when λ ≥ 0.5, else the previous sample's). With `fused`
+ * (default: on webgpu) one dispatch computes both and one more the gradient (`kernels/fused_cross_entropy.ts`); else
+ * they are tfjs ops.
  */
 export function lossAndTop1(
   logits: tf.Tensor2D,
   labels: tf.Tensor1D,
   labelSmoothing = 0,
   fused = tf.getBackend() === "webgpu",
+  mix?: LabelMix,
 ): { loss: tf.Scalar; correct: tf.Scalar } {
   if (fused) {
-    return fusedCrossEntropy(logits, labels, labelSmoothing);
+    return fusedCrossEntropy(logits, labels, labelSmoothing, mix);
   }
-  const loss = softmaxCrossEntropy(logits, labels, labelSmoothing);
-  return { loss, correct: tf.tidy(() => tf.cast(topKCorrect(logits, labels, 1), "float32") as tf.Scalar) };
+  const loss = softmaxCrossEntropy(logits, labels, labelSmoothing, mix);
+  const correct = tf.tidy(() => {
+    const dominant = mix && mix.lambda < 0.5 ? rollByOne(labels) : labels;
+    return tf.cast(topKCorrect(logits, dominant, 1), "float32") as tf.Scalar;
+  });
+  return { loss, correct };
 }
 
 /** Result of {@linkcode clipGradNorm}. */

@@ -31,6 +31,13 @@ export interface EpochRecord {
   test_loss?: number;
   test_top1?: number;
   test_top5?: number;
+  /** The same for the average of the weights (`--model-ema`). */
+  ema_val_loss?: number;
+  ema_val_top1?: number;
+  ema_val_top5?: number;
+  ema_test_loss?: number;
+  ema_test_top1?: number;
+  ema_test_top5?: number;
   /** Wall seconds of the epoch (training and evaluation). */
   time: number;
   /** Training throughput of the epoch. */
@@ -50,6 +57,12 @@ export const SUMMARY_COLUMNS: readonly (keyof EpochRecord)[] = [
   "test_loss",
   "test_top1",
   "test_top5",
+  "ema_val_loss",
+  "ema_val_top1",
+  "ema_val_top5",
+  "ema_test_loss",
+  "ema_test_top1",
+  "ema_test_top5",
   "time",
   "images_per_second",
 ];

@@ -8,6 +8,7 @@ import type { BatchStat, ResNet } from "../models/resnet.ts";
 import { clipGradNorm, lossAndTop1 } from "./losses.ts";
 import type { SGD } from "./sgd.ts";
 import { submitPendingWork } from "../kernels/bind_group_cache.ts";
+import { mixBatch, type MixParams } from "../kernels/mix_batch.ts";
 
 /** Loss options of a step. */
 export interface StepOptions {
@@ -28,24 +29,28 @@ export interface StepOutput {
 
 /**
  * Builds the step function of `model` and `optimizer`. The returned function takes `x` ([N, H, W, 3]) and `labels`
- * ([N] int32), updates the model in place and returns the batch's loss and correct count, still on the GPU.
+ * ([N] int32), updates the model in place and returns the batch's loss and correct count, still on the GPU. With
+ * `mix` (mixup or cutmix, `data/batch_mix.ts`), the batch is first mixed with its roll by one (one more dispatch,
+ * `kernels/mix_batch.ts`), the loss takes the soft targets and `correct` counts each sample's dominant label.
  */
 export function makeTrainStep(
   model: ResNet,
   optimizer: SGD,
   options: StepOptions,
-): (x: tf.Tensor4D, labels: tf.Tensor1D, lr: number) => StepOutput {
+): (x: tf.Tensor4D, labels: tf.Tensor1D, lr: number, mix?: MixParams | null) => StepOutput {
   const params = model.parameters();
   const variables = [...params.values()];
   // tfjs keys gradients by variable name, which is unique per model instance; map back to torchvision names.
   const nameOf = new Map([...params].map(([name, v]) => [v.name, name]));
-  return (x, labels, lr) => {
+  return (x, labels, lr, mix) => {
     let stats: BatchStat[] = [];
     let correct: tf.Scalar | undefined;
+    const input = mix ? mixBatch(x, mix) : x; // [N, H, W, 3]
     const { value: loss, grads } = tf.variableGrads(() => {
-      const r = model.forward(x, { training: true });
+      const r = model.forward(input, { training: true });
       stats = r.batchStats;
-      const { loss: l, correct: c } = lossAndTop1(r.logits, labels, options.labelSmoothing, model.fusedKernels);
+      const smoothing = options.labelSmoothing;
+      const { loss: l, correct: c } = lossAndTop1(r.logits, labels, smoothing, model.fusedKernels, mix ?? undefined);
       correct = tf.keep(c);
       return options.injectNaN ? l.mul(NaN) : l;
     }, variables);
@@ -59,6 +64,7 @@ export function makeTrainStep(
     optimizer.step(named, lr);
     tf.dispose([...named.values()]);
     model.updateRunningStats(stats);
+    if (input !== x) input.dispose();
     // Every step from the same buffer-pool state: the same buffers, so the cached bind groups are hit.
     submitPendingWork();
     return { loss, correct: correct! };

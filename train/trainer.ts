@@ -20,8 +20,11 @@ import { type EpochRecord, RunLog } from "./run_log.ts";
 export type { EpochRecord };
 import { SGD, weightDecayFilter } from "./sgd.ts";
 import { checkResumeConfig, ConfigError, resumeConflicts, type TrainConfig, trainConfigFromJSON } from "./config.ts";
+import { literal } from "./config_error.ts";
 import { acquireRunLock } from "../io/run_lock.ts";
 import { makeTrainStep } from "./train_step.ts";
+import { emaDecay, ModelEma } from "./model_ema.ts";
+import { batchMixFor } from "../data/batch_mix.ts";
 
 /** Progress inside an epoch, reported every `logEvery` steps (one GPU readback each). */
 export interface ProgressEvent {
@@ -87,10 +90,22 @@ interface ResumeExtras {
   seed: number;
   /** Running sums of the current epoch, so a mid-epoch resume reports the same epoch metrics. */
   partial: { lossSum: number; correct: number; seen: number };
+  /**
+   * Training images (after the validation split) the run drew its batches from: another count reorders every epoch.
+   * Absent in checkpoints written before it was recorded.
+   */
+  trainImages?: number;
 }
 
 /** Fields that decide which images make up each batch: changing one moves every mid-epoch position. */
-const ORDER_FIELDS: readonly (keyof TrainConfig)[] = ["dataset", "batchSize", "valSplit", "seed"];
+const ORDER_FIELDS: readonly (keyof TrainConfig)[] = [
+  "dataset",
+  "batchSize",
+  "valSplit",
+  "seed",
+  "raSampler",
+  "raReps",
+];
 
 /** Checks a checkpoint's `rng` record (older or foreign files may lack the epoch's partial sums). */
 function checkResumeExtras(rng: unknown, source: string): asserts rng is ResumeExtras {
@@ -132,6 +147,7 @@ async function trainLocked(config: TrainConfig, hooks: TrainHooks, log: (m: stri
     raNumOps: config.raNumOps,
     raMagnitude: config.raMagnitude,
     randomErase: config.randomErase,
+    raReps: config.raSampler ? config.raReps : 1,
     workers: config.workers,
     ...hooks.data,
   }, { onWarning: log, onProgress: log });
@@ -148,9 +164,11 @@ async function trainLocked(config: TrainConfig, hooks: TrainHooks, log: (m: stri
     weightDecay: config.weightDecay,
     decay: weightDecayFilter(config.weightDecayAll),
   });
+  const ema = config.modelEma ? new ModelEma(model, emaDecay(config)) : undefined;
   try {
-    return await runLoop(config, hooks, log, loaders, spec, model, optimizer);
+    return await runLoop(config, hooks, log, loaders, spec, model, optimizer, ema);
   } finally {
+    ema?.dispose();
     optimizer.dispose();
     model.dispose();
     await Promise.all([loaders.train, loaders.val, loaders.test].map((l) => l?.close()));
@@ -165,6 +183,7 @@ async function runLoop(
   spec: ResNetSpec,
   model: ResNet,
   optimizer: SGD,
+  ema: ModelEma | undefined,
 ): Promise<TrainResult> {
   const stepsPerEpoch = loaders.train.batchesPerEpoch;
   if (stepsPerEpoch < 1) {
@@ -178,7 +197,7 @@ async function runLoop(
   const schedule = scheduleConfigFor(config, stepsPerEpoch);
   const runLog = new RunLog(config.out);
   const run = { config, classNames: loaders.classNames, archSpec: spec };
-  const saver = new CheckpointSaver(config.out, { model, optimizer, run, keep: config.keep, log });
+  const saver = new CheckpointSaver(config.out, { model, optimizer, ema, run, keep: config.keep, log });
   let position = { epoch: 0, batch: 0 };
   let globalStep = 0;
   let partial = { lossSum: 0, correct: 0, seen: 0 };
@@ -191,19 +210,37 @@ async function runLoop(
       checkResumeExtras(point.rng, point.path);
       // The data folder may move, but not change its classes: labels would be permuted without a word.
       const [was, now] = [point.classNames.join(", "), loaders.classNames.join(", ")];
+      const folder = literal(String(config.dataDir));
       if (was !== now && !config.allowConfigChange) {
         throw new ConfigError(
           "dataDir",
-          `${point.path} was trained on the classes [${was}], but {dataDir} ${config.dataDir} holds [${now}]`,
+          `${literal(point.path)} was trained on the classes [${literal(was)}], but {dataDir} ${folder} holds ` +
+            `[${literal(now)}]`,
         );
+      }
+      // Nor its images: another count draws other images into every batch, so the run would not continue exactly.
+      const trainImages = (point.rng as Partial<ResumeExtras>).trainImages;
+      const dataChanged = trainImages !== undefined && trainImages !== loaders.train.numImages;
+      if (dataChanged && !config.allowConfigChange) {
+        throw new ConfigError(
+          "dataDir",
+          `${literal(point.path)} was trained on ${trainImages} training images, but {dataDir} ${folder} gives ` +
+            `${loaders.train.numImages} now (after {valSplit} ${config.valSplit}), so every batch would hold other ` +
+            "images. Restore the data as it was, or set {allowConfigChange} to continue from the checkpoint's weights " +
+            "with its epoch started again",
+        );
+      }
+      if (dataChanged) {
+        log(`warning: ${point.path} was trained on ${trainImages} training images, now ${loaders.train.numImages}`);
       }
       const changes = resumeConflicts(saved, config);
       if (changes.length > 0) {
         const list = changes.map((c) => `${c.field} ${JSON.stringify(c.saved)} -> ${JSON.stringify(c.now)}`);
         log(`warning: continuing ${point.path} under a changed configuration: ${list.join(", ")}`);
       }
-      // Under another batch size, split or seed (allowConfigChange), a mid-epoch position means other images.
-      restartEpoch = changes.some((c) => ORDER_FIELDS.includes(c.field));
+      // Under another batch size, split, seed or image count (allowConfigChange), a mid-epoch position means other
+      // images.
+      restartEpoch = dataChanged || changes.some((c) => ORDER_FIELDS.includes(c.field));
     })
     : null;
   if (resumed) {
@@ -242,7 +279,7 @@ async function runLoop(
     await saver.save({
       globalStep,
       dataPosition,
-      rng: { seed: config.seed, partial: epochPartial } satisfies ResumeExtras,
+      rng: { seed: config.seed, partial: epochPartial, trainImages: loaders.train.numImages } satisfies ResumeExtras,
     }, metric);
   };
 
@@ -272,11 +309,18 @@ async function runLoop(
         lr = learningRateAt(globalStep, schedule);
         const x = tf.tensor4d(b.images, [b.size, b.height, b.width, 3]);
         const y = tf.tensor1d(b.labels, "int32");
+        // Mixup or cutmix (null when off): drawn from (seed, epoch, batch), so a resumed run mixes alike.
+        const mix = batchMixFor(config.seed, epoch, b.index, config, b.height, b.width);
         const out = hooks.nanAtStep === globalStep + 1
           ? makeTrainStep(model, optimizer, { labelSmoothing: 0, clipGradNorm: 0, injectNaN: true })(x, y, lr)
-          : step(x, y, lr);
+          : step(x, y, lr, mix);
         epochSums = accumulateInPlace(epochSums, [out.loss, out.correct], [b.size, 1]); // one dispatch
         tf.dispose([x, y, out.loss, out.correct]);
+        // torchvision: after the optimizer step of batches 0, N, 2N... of each epoch; copies during warm-up epochs.
+        if (ema && b.index % config.modelEmaSteps === 0) {
+          ema.update();
+          if (epoch < config.warmupEpochs) ema.restart();
+        }
         seen += b.size;
         imagesThisSession += b.size;
         globalStep++;
@@ -312,16 +356,16 @@ async function runLoop(
       const elapsed = (performance.now() - started) / 1000;
       const val = loaders.val ? await evaluate(model, loaders.val, loaders.numClasses) : undefined;
       const test = await evaluate(model, loaders.test, loaders.numClasses);
-      const record = epochRecord(
-        epoch + 1,
-        globalStep,
-        lr,
-        totals,
-        val?.result,
-        test.result,
-        elapsed,
-        imagesThisSession,
-      );
+      // The average beside the model, on the same splits (best stays chosen on the model's validation top-1).
+      const emaVal = ema && loaders.val ? await evaluate(ema.model, loaders.val, loaders.numClasses) : undefined;
+      const emaTest = ema ? await evaluate(ema.model, loaders.test, loaders.numClasses) : undefined;
+      const record = {
+        ...epochRecord(epoch + 1, globalStep, lr, totals, val?.result, test.result, elapsed, imagesThisSession),
+        ...(emaVal ? { ema_val_loss: emaVal.result.loss, ema_val_top1: emaVal.result.top1 } : {}),
+        ...(emaVal ? { ema_val_top5: emaVal.result.top5 } : {}),
+        ...(emaTest ? { ema_test_loss: emaTest.result.loss, ema_test_top1: emaTest.result.top1 } : {}),
+        ...(emaTest ? { ema_test_top5: emaTest.result.top5 } : {}),
+      };
       records.push(record);
       // best is chosen on the validation split only, never on the test set.
       const metric = val?.result.top1;

@@ -107,7 +107,10 @@ async function runTileCase(c: TileCase, tile: GemmTile, splitK: number, buffers:
   let actual: Float32Array | undefined;
   if (result) {
     const out = tf.engine().makeTensorFromTensorInfo(result);
-    actual = await out.data() as Float32Array;
+    // Split-K sums are deferred to the first read (kernels/deferred_split_k.ts): its reduction pass is recorded too.
+    const read = recordPrograms(() => out.data());
+    programs.push(...read.programs);
+    actual = await read.result as Float32Array;
     out.dispose();
   }
   tf.dispose([x, filter, dy]);

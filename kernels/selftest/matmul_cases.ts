@@ -128,7 +128,10 @@ export const MATMUL_TILE_CASES: readonly KernelCase[] = TILE_PROBLEMS.flatMap(({
           );
           check(result, `${where}: the kernel declined`);
           const out = tf.engine().makeTensorFromTensorInfo(result);
-          const actual = await out.data();
+          // Split-K sums may be deferred to the first read (kernels/deferred_split_k.ts): record it too.
+          const read = recordPrograms(() => out.data());
+          programs.push(...read.programs);
+          const actual = await read.result;
           out.dispose();
           checkNoDeviceErrors(where);
           const t = gemmPrograms(programs)[0]?.spec.tiling;

@@ -5,23 +5,32 @@
  * @module
  */
 import * as tf from "@tensorflow/tfjs";
-import type { WebGPUBackend, WebGPUProgram } from "@tensorflow/tfjs-backend-webgpu";
+import type { WebGPUProgram } from "@tensorflow/tfjs-backend-webgpu";
 import { GemmProgram } from "../gemm_program.ts";
+import { bindGroupCacheInstalled, observeRecordedPrograms } from "../bind_group_cache.ts";
 
-/** Runs `fn` and returns its result with the programs the backend ran meanwhile, in order. */
+/** Runs `fn` and returns its result with the programs the backend recorded meanwhile, in order. */
 export function recordPrograms<T>(fn: () => T): { result: T; programs: WebGPUProgram[] } {
-  const backend = tf.backend() as WebGPUBackend;
+  // Where programs are recorded, not runWebGPUProgram: our GEMMs record a compiled program again without the latter
+  // (kernels/run_gemm.ts), through the bind-group cache when it is installed, else through tfjs's recordAndSubmit.
   const programs: WebGPUProgram[] = [];
-  const run = backend.runWebGPUProgram;
-  // An own property shadows the class method for this backend instance only; deleting it restores the method.
-  backend.runWebGPUProgram = function (program, ...rest) {
+  if (bindGroupCacheInstalled()) {
+    const was = observeRecordedPrograms((p) => programs.push(p as unknown as WebGPUProgram));
+    try {
+      return { result: fn(), programs };
+    } finally {
+      observeRecordedPrograms(was);
+    }
+  }
+  const backend = tf.backend() as unknown as { recordAndSubmit: (program: WebGPUProgram, ...rest: unknown[]) => void };
+  backend.recordAndSubmit = function (program, ...rest) {
     programs.push(program);
-    return run.call(this, program, ...rest);
+    return Object.getPrototypeOf(this).recordAndSubmit.call(this, program, ...rest);
   };
   try {
     return { result: fn(), programs };
   } finally {
-    delete (backend as { runWebGPUProgram?: unknown }).runWebGPUProgram;
+    delete (backend as { recordAndSubmit?: unknown }).recordAndSubmit;
   }
 }
 

@@ -1,5 +1,12 @@
 import { assert, assertEquals, assertStrictEquals, throws } from "../assert.ts";
-import { batchCount, batchSlice, epochOrder, splitTrainVal } from "../../data/batch_plan.ts";
+import {
+  batchCount,
+  batchSlice,
+  drawKey,
+  epochOrder,
+  repeatedAugmentationOrder,
+  splitTrainVal,
+} from "../../data/batch_plan.ts";
 import { hashKeys, keyedRandom, permutation } from "../../data/random.ts";
 
 const range = (n: number) => Uint32Array.from({ length: n }, (_, i) => i);
@@ -37,6 +44,9 @@ Deno.test("splitTrainVal: disjoint, complete, sorted, deterministic per seed, di
   assertEquals(splitTrainVal(5, 0, 1), { train: range(5), val: new Uint32Array(0) });
   throws(() => splitTrainVal(10, 10, 1), /valSplit must be an integer in \[0, 9\].*received 10/);
   throws(() => splitTrainVal(10, -1, 1), /received -1/);
+  // An empty training set (a validation-only download) splits into nothing, and holds nothing out.
+  assertEquals(splitTrainVal(0, 0, 1), { train: new Uint32Array(0), val: new Uint32Array(0) });
+  throws(() => splitTrainVal(0, 1, 1), /valSplit must be 0 \(the training set has 0 images\), received 1/);
   throws(() => splitTrainVal(10, 1.5, 1), /received 1.5/);
 });
 
@@ -61,4 +71,19 @@ Deno.test("epochOrder: shuffles per (seed, epoch) and keeps order for evaluation
   assertEquals([...batchSlice(e0, 0, 3)], [...e0.subarray(0, 3)]);
   assertEquals([...batchSlice(e0, 2, 3)], [e0[6]]);
   assertEquals([...batchSlice(e0, 3, 3)], []);
+});
+
+Deno.test("repeatedAugmentationOrder: RASampler's order (each shuffled sample repeated in a row), cut to the epoch", () => {
+  const indices = Uint32Array.from({ length: 10 }, (_, i) => 100 + i);
+  const shuffled = [...epochOrder(indices, 4, 2, true)];
+  const { order, keys } = repeatedAugmentationOrder(indices, 4, 2, 4);
+  // torchvision: [e for e in perm for _ in range(reps)], then the first len(dataset) (one process).
+  const expected = shuffled.flatMap((e) => [e, e, e, e]).slice(0, 10);
+  assertEquals([...order], expected);
+  assertEquals([...keys], expected.map((e, i) => drawKey(e, i % 4)));
+  assertEquals(drawKey(7, 0), 7, "the first copy draws as without repeats");
+  assertEquals(hashKeys(drawKey(7, 2)), hashKeys(7 + 2 * 2 ** 32), "other copies: (index, repeat) as two words");
+  assert(hashKeys(drawKey(7, 1)) !== hashKeys(7));
+  assertEquals([...repeatedAugmentationOrder(indices, 4, 2, 1).order], shuffled, "1 repeat: the plain order");
+  throws(() => repeatedAugmentationOrder(indices, 4, 2, 0), RangeError, "repeats must be a positive integer");
 });

@@ -162,6 +162,44 @@ Deno.test("loaders: per-image augmentations are the same inline and in workers, 
   }
 });
 
+Deno.test("loaders: repeated augmentation serves each image --ra-reps times in a row, each copy augmented apart", async () => {
+  const repeated: DataConfig = { ...base, raReps: 3, autoAugment: "ta_wide", randomErase: 0.5 };
+  const pixels = 32 * 32 * 3;
+  const got = await withLoaders(repeated, async (l) => ({
+    train: await collect(l.train, 1),
+    resumed: await collect(l.train, 1, 4),
+    val: await collect(l.val!, 0),
+    batches: l.train.batchesPerEpoch,
+  }));
+  const plain = await withLoaders(base, async (l) => ({
+    train: await collect(l.train, 1),
+    val: await collect(l.val!, 0),
+    batches: l.train.batchesPerEpoch,
+  }));
+  assertEquals(got.batches, plain.batches, "an epoch keeps its length");
+  assertEquals(got.resumed, got.train.slice(4), "resume exact");
+  assertEquals(got.val, plain.val, "evaluation is not repeated");
+  // The first copies follow the epoch's shuffle: the labels of samples 0, 3, 6... are the plain order's 0, 1, 2...
+  const labels = got.train.flatMap((b) => [...b.labels]);
+  const plainLabels = plain.train.flatMap((b) => [...b.labels]);
+  for (let i = 0; i + 2 < labels.length; i += 3) {
+    assertEquals([labels[i + 1], labels[i + 2]], [labels[i], labels[i]], `copies of sample ${i / 3}`);
+    assertEquals(labels[i], plainLabels[i / 3]);
+  }
+  // Three copies of one image, three different crops/augmentations; the first copy draws as without repeats.
+  const first = got.train[0].images;
+  const copy = (k: number) => first.subarray(k * pixels, (k + 1) * pixels).join();
+  assert(copy(0) !== copy(1) && copy(1) !== copy(2) && copy(0) !== copy(2), "copies augmented apart");
+  const unrepeated = await withLoaders(
+    { ...base, autoAugment: "ta_wide", randomErase: 0.5 },
+    (l) => collect(l.train, 1),
+  );
+  assertEquals(copy(0), unrepeated[0].images.subarray(0, pixels).join(), "copy 0 keyed by the sample index alone");
+  // In workers, the same batches.
+  const workers = await withLoaders({ ...repeated, workers: 2 }, async (l) => await collect(l.train, 1));
+  assertEquals(workers, got.train);
+});
+
 Deno.test("createLoaders: bad config fields are named with what was expected", async () => {
   await rejects(
     createLoaders({ ...base, batchSize: 0 }),
@@ -173,7 +211,7 @@ Deno.test("createLoaders: bad config fields are named with what was expected", a
   );
   await rejects(
     createLoaders({ ...base, dataset: "mnist" as DataConfig["dataset"] }),
-    /DataConfig\.dataset: expected cifar10 \| cifar100 \| synthetic \| folder, received "mnist"/,
+    /DataConfig\.dataset: expected cifar10 \| cifar100 \| synthetic \| folder \| imagenet, received "mnist"/,
   );
   await rejects(createLoaders({ ...base, workers: 1.5 }), /DataConfig\.workers: expected an integer >= 0/);
   await rejects(createLoaders({ ...base, valSplit: 200 }), /valSplit must be an integer in \[0, 199\]/);

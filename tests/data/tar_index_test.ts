@@ -62,6 +62,39 @@ Deno.test("indexTar names the archive and the place of a corrupt header or a mem
   }
 });
 
+Deno.test("indexTar reads a tar stored inside another (ImageNet's per-class tars): absolute offsets, its own end", async () => {
+  const dir = await Deno.makeTempDir();
+  try {
+    const files = await makeTree(dir);
+    const inner = join(dir, "inner.tar");
+    await tar(["--format=gnu", "-cf", inner, "-C", dir, ...files.keys()]);
+    const innerBytes = await Deno.readFile(inner);
+    // The inner tar at byte 4096 of a larger file, followed by bytes that are not part of it.
+    const outer = new Uint8Array(4096 + innerBytes.length + 2048).fill(0x55);
+    outer.set(innerBytes, 4096);
+    const path = join(dir, "outer.bin");
+    await Deno.writeFile(path, outer);
+    const range = { start: 4096, size: innerBytes.length, name: "member inner.tar" };
+    const members = await indexTar(path, range);
+    assertEquals(members.map((m) => m.name), [...files.keys()]);
+    for (const m of members) {
+      assertEquals(await readRange(path, m.offset, m.size), files.get(m.name), `${m.name} at its absolute offset`);
+    }
+    // A member running past the inner tar's end (its range cut short) names both archives.
+    const a = members.find((m) => m.name.endsWith("a.jpg"))!;
+    await rejects(
+      indexTar(path, { ...range, size: a.offset - 4096 + 100 }),
+      /outer\.bin: member inner\.tar: tree\/train\/cat\/a\.jpg is cut short: its 700 bytes from byte \d+ run past the end \(byte \d+\)/,
+    );
+    await rejects(
+      indexTar(path, { ...range, size: outer.length }),
+      /outer\.bin: member inner\.tar is cut short: its \d+ bytes from byte 4096 run past the end/,
+    );
+  } finally {
+    await Deno.remove(dir, { recursive: true });
+  }
+});
+
 Deno.test("folder datasets read .tar images in place and keep .tar.gz images in memory", async () => {
   const dir = await Deno.makeTempDir();
   try {

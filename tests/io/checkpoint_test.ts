@@ -121,6 +121,38 @@ Deno.test("checkpoint round trip is bit-exact: model, momentum buffers and every
   );
 });
 
+Deno.test("the weight average round-trips as ema.<name> and ema.n_averaged; weights files read it only with ema", () => {
+  const state = checkpointState(7);
+  const ema: StateDict = new Map([...modelState(3), ["n_averaged", {
+    dtype: "I64",
+    shape: [],
+    data: new BigInt64Array([5n]),
+  }]]);
+  const bytes = encodeCheckpoint({ ...state, ema });
+  const names = [...decodeSafetensors(bytes, "ckpt").tensors.keys()];
+  assert(names.includes("ema.conv1.weight") && names.includes("ema.n_averaged"), names.join());
+  const back = decodeCheckpoint(bytes, "ckpt");
+  assertSameTensors(back.ema!, ema);
+  assertSameTensors(back.model, state.model);
+  assertStrictEquals(decodeCheckpoint(encodeCheckpoint(state)).ema, undefined, "no average: no ema field");
+  // Weights: the model by default (the average dropped with the optimizer), the average without its count with ema.
+  const plain = decodeWeights(bytes, "ckpt");
+  assertSameTensors(plain.model, state.model);
+  assert(plain.dropped.includes("ema.n_averaged") && plain.dropped.includes("optim.fc.weight"));
+  const averaged = decodeWeights(bytes, "ckpt", { ema: true });
+  assertSameTensors(averaged.model, modelState(3));
+  throws(() => decodeWeights(encodeCheckpoint(state), "c2", { ema: true }), Error, "c2: holds no average");
+  // An average that does not match the model, or lacks its count, is refused naming the tensor.
+  const wrong = new Map(ema).set("fc.bias", { dtype: "F32", shape: [3], data: new Float32Array(3) });
+  throws(() => encodeCheckpoint({ ...state, ema: wrong }), Error, 'weight average "ema.fc.bias" is F32 [3]');
+  const uncounted = new Map(ema);
+  uncounted.delete("n_averaged");
+  throws(() => encodeCheckpoint({ ...state, ema: uncounted }), Error, '"ema.n_averaged" must be an I64 [] tensor');
+  const partial = new Map(ema);
+  partial.delete("fc.bias");
+  throws(() => encodeCheckpoint({ ...state, ema: partial }), Error, "weight average lacks 1 model tensor(s): fc.bias");
+});
+
 Deno.test("a checkpoint is plain safetensors: bare torchvision names, optim.<name> buffers, string metadata", async () => {
   const state = checkpointState(5);
   const { tensors, metadata } = decodeSafetensors(encodeCheckpoint(state));

@@ -1,5 +1,5 @@
 import { assert, assertEquals, rejects } from "../assert.ts";
-import { acquireRunLock, LOCK_FILE, readLockHolder, RunFolderLockedError } from "../../io/run_lock.ts";
+import { acquireRunLock, LOCK_FILE, processStart, readLockHolder, RunFolderLockedError } from "../../io/run_lock.ts";
 import { hostname } from "node:os";
 
 Deno.test("run lock: one holder at a time, released on request, a dead owner's lock taken over with a message", async () => {
@@ -81,4 +81,33 @@ Deno.test("run lock: of two processes taking over one stale lock at once, exactl
   } finally {
     await Deno.remove(dir, { recursive: true });
   }
+});
+
+Deno.test({
+  name: "run lock: a dead owner whose pid a later process reuses (a restarted container) is taken over",
+  ignore: Deno.build.os !== "linux",
+  fn: async () => {
+    const dir = await Deno.makeTempDir();
+    try {
+      const mine = processStart(Deno.pid)!;
+      assert(/^[0-9a-f-]+:\d+$/.test(mine), mine);
+      // The lock of an earlier process that had this very pid: same pid and host, another start.
+      const earlier = { pid: Deno.pid, host: hostname(), since: "2026-01-01T00:00:00Z", start: `${mine}0` };
+      await Deno.writeTextFile(`${dir}/${LOCK_FILE}`, JSON.stringify(earlier));
+      assertEquals((await readLockHolder(dir))?.alive, false);
+      const messages: string[] = [];
+      const lock = await acquireRunLock(dir, (m) => messages.push(m));
+      assertEquals(messages, [
+        `${dir}/${LOCK_FILE}: taking over the lock of process ${Deno.pid}, which no longer runs (a later process has its pid)`,
+      ]);
+      const held = JSON.parse(await Deno.readTextFile(`${dir}/${LOCK_FILE}`));
+      assertEquals(held.start, mine);
+      // This process's own lock, start included, is live: refused.
+      assertEquals((await readLockHolder(dir))?.alive, true);
+      await rejects(acquireRunLock(dir), RunFolderLockedError);
+      await lock.release();
+    } finally {
+      await Deno.remove(dir, { recursive: true });
+    }
+  },
 });

@@ -135,3 +135,37 @@ Deno.test({
     }
   },
 });
+
+Deno.test({
+  name: "browser: a run with --model-ema draws the average's val and test curves and table columns beside the model's",
+  ignore: CHROMIUM === null,
+  sanitizeResources: false,
+  sanitizeOps: false,
+  fn: async () => {
+    const dir = await Deno.makeTempDir({ prefix: "browser_ema_test_" });
+    const browser = await HeadlessChromium.launch(CHROMIUM!);
+    try {
+      await writeFixtureRun(dir, [0.5, 0.6]);
+      // The trainer's EMA fields on each record (metrics.jsonl is rewritten as the trainer would have written it).
+      const lines = (await Deno.readTextFile(`${dir}/metrics.jsonl`)).trim().split("\n").map((l) => JSON.parse(l));
+      const ema = lines.map((r) => ({
+        ...r,
+        ema_test_loss: 0.5,
+        ema_test_top1: r.test_top1 + 0.125,
+        ema_test_top5: 1,
+      }));
+      await Deno.writeTextFile(`${dir}/metrics.jsonl`, ema.map((r) => JSON.stringify(r) + "\n").join(""));
+      const { path } = await writeRunReport(dir);
+      await browser.navigate(`file://${path}`);
+      await browser.waitFor(`${legend("chart-top1")}.includes("72.5%")`, "the average's test top-1 in the chart");
+      // Legend: epoch, train, test, ema test at the last epoch.
+      assertEquals(await browser.evaluate(legend("chart-top1")), ["2", "55.0%", "60.0%", "72.5%"]);
+      const table = await browser.evaluate<string>(`document.querySelector("#epochs").textContent`);
+      assert(table.includes("ema test top-1") && table.includes("72.50%"), table);
+      assertEquals(browser.errors, [], "no uncaught error in the page");
+    } finally {
+      await browser.close();
+      await Deno.remove(dir, { recursive: true });
+    }
+  },
+});

@@ -6,9 +6,9 @@ import { exportWeights, parseExportArgs } from "../../tasks/export.ts";
 import { UsageError } from "../../tasks/args.ts";
 
 /** A small synthetic ResNet-like state dict (torchvision names; the contents do not matter, the bytes do). */
-function model(): StateDict {
+function model(offset = 0): StateDict {
   const f = (shape: number[], start: number) => {
-    const data = new Float32Array(shape.reduce((a, b) => a * b, 1)).map((_, i) => start + i / 8);
+    const data = new Float32Array(shape.reduce((a, b) => a * b, 1)).map((_, i) => offset + start + i / 8);
     return { dtype: "F32" as const, shape, data };
   };
   return new Map<string, HostTensor>([
@@ -32,7 +32,12 @@ async function run(...args: string[]) {
   return { code: out.code, stdout: new TextDecoder().decode(out.stdout), stderr: new TextDecoder().decode(out.stderr) };
 }
 
-async function withCheckpoint(fn: (dir: string, checkpoint: string) => Promise<void>) {
+/** A weight average: the model's names and shapes with other values, and torch's update count. */
+function average(): StateDict {
+  return new Map([...model(100), ["n_averaged", { dtype: "I64", shape: [], data: new BigInt64Array([3n]) }]]);
+}
+
+async function withCheckpoint(fn: (dir: string, checkpoint: string) => Promise<void>, ema?: StateDict) {
   const dir = await Deno.makeTempDir({ prefix: "export_test_" });
   try {
     const weights = model();
@@ -48,6 +53,7 @@ async function withCheckpoint(fn: (dir: string, checkpoint: string) => Promise<v
       encodeCheckpoint({
         model: weights,
         optimizer,
+        ...(ema ? { ema } : {}),
         epoch: 1,
         globalStep: 50,
         dataPosition: { epoch: 1, batch: 0 },
@@ -88,8 +94,44 @@ Deno.test("exportWeights writes exactly the model's tensors, byte for byte, with
   });
 });
 
+Deno.test("exportWeights --ema writes the checkpoint's average of the weights, byte for byte, without its count", async () => {
+  await withCheckpoint(async (dir, checkpoint) => {
+    const result = await exportWeights({ checkpoint, out: `${dir}/ema.safetensors`, ema: true });
+    // Left out: 5 optimizer tensors, the 8 model tensors and the average's n_averaged.
+    assertEquals([result.tensors, result.dropped], [8, 14]);
+    const { tensors, metadata } = await readSafetensors(`${dir}/ema.safetensors`);
+    const expected = model(100);
+    assertEquals([...tensors.keys()], [...expected.keys()]);
+    for (const [name, t] of expected) {
+      assertEquals(
+        Array.from(tensors.get(name)!.data as Iterable<number | bigint>),
+        Array.from(t.data as Iterable<number | bigint>),
+        name,
+      );
+    }
+    assertEquals(metadata.format, "pt");
+    // Without --ema the same checkpoint gives the model; the average is left out with the optimizer state.
+    const plain = await exportWeights({ checkpoint, out: `${dir}/model.safetensors` });
+    assertEquals([plain.tensors, plain.dropped], [8, 14]);
+    const written = (await readSafetensors(`${dir}/model.safetensors`)).tensors;
+    assertEquals(
+      Array.from(written.get("fc.bias")!.data as Float32Array),
+      Array.from(model().get("fc.bias")!.data as Float32Array),
+    );
+  }, average());
+  await withCheckpoint(async (dir, checkpoint) => {
+    await rejects(
+      () => exportWeights({ checkpoint, out: `${dir}/ema.safetensors`, ema: true }),
+      Error,
+      `${checkpoint}: holds no average of the weights`,
+    );
+    await rejects(Deno.stat(`${dir}/ema.safetensors`), Deno.errors.NotFound, "nothing written on failure");
+  });
+});
+
 Deno.test("parseExportArgs requires both flags and rejects unknown ones, naming the flag", () => {
-  assertEquals(parseExportArgs(["--checkpoint", "a", "--out", "b"]), { checkpoint: "a", out: "b" });
+  assertEquals(parseExportArgs(["--checkpoint", "a", "--out", "b"]), { checkpoint: "a", out: "b", ema: false });
+  assertEquals(parseExportArgs(["--checkpoint", "a", "--out", "b", "--ema"]), { checkpoint: "a", out: "b", ema: true });
   assertStrictEquals(parseExportArgs(["-h"]), "help");
   const cases: [string[], RegExp][] = [
     [["--out", "b"], /--checkpoint PATH is required/],

@@ -38,6 +38,13 @@ Deno.test("no flags: ResNet-18 on CIFAR-10 with the reference recipe", () => {
     raNumOps: 2,
     raMagnitude: 9,
     randomErase: 0,
+    mixupAlpha: 0,
+    cutmixAlpha: 0,
+    raSampler: false,
+    raReps: 3,
+    modelEma: false,
+    modelEmaDecay: 0.99998,
+    modelEmaSteps: 32,
     epochs: 30,
     batchSize: 512,
     lr: 0.2,
@@ -103,6 +110,14 @@ Deno.test("--recipe sets its documented group of defaults; every flag still over
     ["new", 600, 1024, 0.5, 0.9, false, 2e-5, "cosine", 5],
   );
   assertEquals([n.minLr, n.labelSmoothing, n.autoAugment, n.randomErase], [0, 0.1, "ta_wide", 0.1]);
+  assertEquals([n.mixupAlpha, n.cutmixAlpha, n.modelEma, n.modelEmaDecay, n.modelEmaSteps], [
+    0.2,
+    1,
+    true,
+    0.99998,
+    32,
+  ]);
+  assertEquals([n.raSampler, n.raReps], [true, 4]);
   // The dataset still decides the data fields.
   assertEquals([n.stem, n.imageSize, n.transforms, n.checkpointEvery, n.logEvery], [
     "imagenet",
@@ -150,6 +165,31 @@ Deno.test("--auto-augment and --random-erase: values, RandAugment's N and M, and
   usage(["--ra-magnitude", "5"], "--ra-magnitude", /only applies to --auto-augment ra \(RandAugment\), not none/);
   usage(["--auto-augment", "ta_wide", "--ra-num-ops", "1"], "--ra-num-ops", /only applies to --auto-augment ra/);
   usage(["--recipe", "timm"], "--recipe", /--recipe must be one of cifar, classic, new; got "timm"/);
+});
+
+Deno.test("--mixup-alpha, --cutmix-alpha and --model-ema: values, defaults (off) and their contradictions", () => {
+  const d = train();
+  assertEquals([d.mixupAlpha, d.cutmixAlpha, d.modelEma, d.modelEmaDecay, d.modelEmaSteps], [0, 0, false, 0.99998, 32]);
+  const c = train("--mixup-alpha", "0.4", "--cutmix-alpha", "1", "--model-ema", "--model-ema-decay", "0.999");
+  assertEquals([c.mixupAlpha, c.cutmixAlpha, c.modelEma, c.modelEmaDecay], [0.4, 1, true, 0.999]);
+  assertEquals(train("--model-ema", "--model-ema-steps", "8").modelEmaSteps, 8);
+  usage(["--mixup-alpha=-1"], "--mixup-alpha", /must be in \[0, 1000\], got "-1"/);
+  usage(["--model-ema", "--model-ema-decay", "1"], "--model-ema-decay", /must be in \[0, 1\), got "1"/);
+  usage(["--model-ema", "--model-ema-steps", "0"], "--model-ema-steps", /must be in \[1, 1000000000\], got "0"/);
+  usage(["--model-ema-decay", "0.9"], "--model-ema-decay", /--model-ema-decay only applies with --model-ema/);
+  usage(["--model-ema-steps", "4"], "--model-ema-steps", /only applies with --model-ema/);
+  assertEquals([train("--ra-sampler").raReps, train("--ra-sampler", "--ra-reps", "2").raReps], [3, 2]);
+  usage(["--ra-reps", "2"], "--ra-reps", /--ra-reps only applies with --ra-sampler/);
+  usage(["--ra-sampler", "--ra-reps", "0"], "--ra-reps", /must be in \[1, 1000\], got "0"/);
+  // The new recipe turns them on; each can be turned off.
+  const off = train("--recipe", "new", "--no-model-ema", "--mixup-alpha", "0", "--cutmix-alpha", "0");
+  assertEquals([off.modelEma, off.mixupAlpha, off.cutmixAlpha], [false, 0, 0]);
+  // A configuration written before these fields existed reads as all off.
+  const old = JSON.parse(JSON.stringify(d));
+  for (const k of ["mixupAlpha", "cutmixAlpha", "raSampler", "raReps", "modelEma", "modelEmaDecay", "modelEmaSteps"]) {
+    delete old[k];
+  }
+  assertEquals(trainConfigFromJSON(old, "old config.json"), d);
 });
 
 Deno.test("a folder dataset with --transforms cifar trains with the CIFAR recipe", () => {
@@ -247,7 +287,7 @@ Deno.test("bad values are UsageErrors naming the flag and the value", () => {
   usage(["--val-split", "0.1"], "--val-split", /expects an integer, got "0.1"/);
   usage(["--seed=-1"], "--seed", /got "-1"/);
   usage(["--arch", "vgg16"], "--arch", /--arch must be one of resnet18, .*resnet152; got "vgg16"/);
-  usage(["--dataset", "mnist"], "--dataset", /--dataset must be one of cifar10, cifar100, folder, synthetic/);
+  usage(["--dataset", "mnist"], "--dataset", /--dataset must be one of cifar10, cifar100, folder, imagenet, synthetic/);
   usage(["--schedule", "linear"], "--schedule", /--schedule must be one of constant, step, multistep, cosine/);
   usage(["--schedule", "multistep", "--milestones", "3,x"], "--milestones", /comma-separated positive integers/);
   usage(["--schedule", "multistep", "--milestones", "5,3"], "--milestones", /strictly increasing, got "5,3"/);
@@ -260,6 +300,15 @@ Deno.test("contradictory flags are UsageErrors naming a flag", () => {
   usage(["--schedule", "multistep", "--milestones", "10,30"], "--milestones", /not reached within --epochs 30/);
   usage(["--schedule", "cosine", "--warmup-epochs", "30"], "--warmup-epochs", /must be less than --epochs 30/);
   usage(["--warmup-epochs", "2"], "--warmup-epochs", /cannot be combined with --schedule onecycle/);
+  // A recipe's warm-up gives way to one-cycle chosen on top of it (only an explicit one contradicts), and a recipe
+  // warm-up longer than the run says that it is the recipe's.
+  assertEquals(train("--recipe", "new", "--schedule", "onecycle").warmupEpochs, 0);
+  usage(["--recipe", "new", "--schedule", "onecycle", "--warmup-epochs", "1"], "--warmup-epochs", /cannot be combined/);
+  usage(
+    ["--recipe", "new", "--epochs", "5"],
+    "--warmup-epochs",
+    /5 must be less than --epochs 5 \(the recipe's default/,
+  );
   usage(["--resume", "auto", "--init", "w.safetensors"], "--resume", /--resume and --init contradict/);
   usage(["--allow-config-change"], "--allow-config-change", /only applies when resuming \(--resume\)/);
   usage(["--step-size", "10"], "--step-size", /only applies to --schedule step/);
@@ -272,8 +321,12 @@ Deno.test("contradictory flags are UsageErrors naming a flag", () => {
   usage(["--dataset", "folder"], "--data-dir", /--dataset folder needs --data-dir/);
   usage(["--dataset", "synthetic", "--data-dir", "x"], "--data-dir", /does not apply to --dataset synthetic/);
   usage(["--weight-decay", "0", "--weight-decay-all"], "--weight-decay-all", /no effect with --weight-decay 0/);
-  usage(["--transforms", "cifar"], "--transforms", /--transforms applies to --dataset folder only/);
-  usage(["--dataset", "synthetic", "--decoder", "js"], "--decoder", /--decoder applies to --dataset folder only/);
+  usage(["--transforms", "cifar"], "--transforms", /--transforms applies to --dataset folder and imagenet only/);
+  usage(
+    ["--dataset", "synthetic", "--decoder", "js"],
+    "--decoder",
+    /--decoder applies to --dataset folder and imagenet only/,
+  );
   usage(["--dataset", "folder", "--data-dir", "d", "--decoder", "js"], "--decoder", /needs --transforms cifar/);
   usage(
     ["--dataset", "folder", "--data-dir", "d", "--transforms", "big"],
@@ -329,6 +382,13 @@ Deno.test("--help lists every flag with its default", () => {
     "ra-num-ops",
     "ra-magnitude",
     "random-erase",
+    "mixup-alpha",
+    "cutmix-alpha",
+    "ra-sampler",
+    "ra-reps",
+    "model-ema",
+    "model-ema-decay",
+    "model-ema-steps",
   ];
   const lines = help.split("\n");
   for (const f of flags) {
@@ -346,7 +406,11 @@ Deno.test("--help lists every flag with its default", () => {
   for (const r of RECIPES) assert(new RegExp(`\\n  ${r} +${RECIPE_SPECS[r].summary.slice(0, 20)}`).test(recipes), r);
   assert(recipes.includes("--epochs 600 --batch-size 1024 --lr 0.5 --no-nesterov --weight-decay 0.00002"), recipes);
   assert(recipes.includes("--auto-augment ta_wide --random-erase 0.1"));
-  assert(/missing: mixup 0\.2 and cutmix 1\.0/.test(recipes));
+  assert(/--mixup-alpha 0\.2\s+--cutmix-alpha 1\s+--ra-sampler\s+--ra-reps 4\s+--model-ema/.test(recipes), recipes);
+  assert(/missing: training at 176/.test(recipes), recipes);
+  assert(!/missing:[^\n]*repeated/.test(recipes), "the repeated-augmentation sampler is no longer missing");
+  assert(!/missing:[^\n]*mixup/.test(recipes), "mixup is no longer missing");
+  assert(help.includes("train top-1 counts the dominant label"), "--help says how train top-1 is counted");
 });
 
 Deno.test("eval flags: --checkpoint required, split choices, bare-weights description", () => {
@@ -444,7 +508,7 @@ Deno.test("trainConfigFromJSON accepts what parseTrainArgs produces and rejects 
     [{ extra: 1 }, /meta: unknown configuration field\(s\) extra/],
     [{ lr: undefined }, /field "lr" must be present/],
     [{ milestones: [] }, /meta: schedule multistep needs milestones/],
-    [{ transforms: "imagenet" }, /meta: transforms applies to dataset folder only \(cifar10 is always/],
+    [{ transforms: "imagenet" }, /meta: transforms applies to dataset folder and imagenet only \(cifar10 is always/],
     [{ decoder: "gif" }, /meta: decoder must be one of sharp, js/],
   ];
   for (const [patch, re] of cases) {

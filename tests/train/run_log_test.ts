@@ -214,4 +214,20 @@ Deno.test("formatEpochSummary reports train, val and test metrics", () => {
     imagesPerSecond: 1,
   });
   assertEquals(noVal, "epoch 1/2 train loss NaN top1 0.00% | lr 0.1 | 0:01 1 img/s");
+  const withEma = formatEpochSummary({
+    epoch: 1,
+    epochs: 2,
+    trainLoss: 2,
+    trainTop1: 0.25,
+    test: { loss: 1.3, top1: 0.58, top5: 0.94 },
+    emaTest: { loss: 1.2, top1: 0.6, top5: 0.95 },
+    lr: 0.1,
+    seconds: 1,
+    imagesPerSecond: 1,
+  });
+  assertEquals(
+    withEma,
+    "epoch 1/2 train loss 2.0000 top1 25.00% | test loss 1.3000 top1 58.00% top5 94.00% | " +
+      "ema test loss 1.2000 top1 60.00% top5 95.00% | lr 0.1 | 0:01 1 img/s",
+  );
 });

@@ -51,10 +51,11 @@ async function outcome(out: string) {
 function assertSameOutcome(a: Awaited<ReturnType<typeof outcome>>, b: Awaited<ReturnType<typeof outcome>>) {
   assertEquals(b.metrics, a.metrics);
   assertEquals(b.state.globalStep, a.state.globalStep);
-  for (const part of ["model", "optimizer"] as const) {
-    assertEquals([...b.state[part].keys()], [...a.state[part].keys()]);
-    for (const [name, t] of a.state[part]) {
-      const u = b.state[part].get(name)!;
+  for (const part of ["model", "optimizer", "ema"] as const) {
+    const [was, now] = [a.state[part] ?? new Map(), b.state[part] ?? new Map()];
+    assertEquals([...now.keys()], [...was.keys()], part);
+    for (const [name, t] of was) {
+      const u = now.get(name)!;
       assertEquals(
         new Uint8Array(u.data.buffer, u.data.byteOffset, u.data.byteLength),
         new Uint8Array(t.data.buffer, t.data.byteOffset, t.data.byteLength),
@@ -134,6 +135,52 @@ Deno.test("with TrivialAugmentWide and random erasing on, killed mid-epoch and r
   );
   await train(config(out, "--resume=auto", ...augment), { data: workers });
   assertSameOutcome(augmented, await outcome(out));
+});
+
+Deno.test("with mixup, cutmix, repeated augmentation and the weight average on, killed mid-epoch and resumed equals uninterrupted", async () => {
+  // A warm-up epoch (the average copies the model at each update), then averaging every 2 steps at decay
+  // 1 - 0.01 x 16 x 2 / 2 = 0.84; mixup or cutmix on every batch; each image twice per epoch, augmented apart.
+  const recipe = [
+    "--ra-sampler",
+    "--ra-reps=2",
+    "--auto-augment=ta_wide",
+    "--schedule=cosine",
+    "--warmup-epochs=1",
+    "--model-ema",
+    "--model-ema-decay=0.99",
+    "--model-ema-steps=2",
+    "--mixup-alpha=0.2",
+    "--cutmix-alpha=1.0",
+  ];
+  const whole = `${tmp}/recipe-reference`, out = `${tmp}/recipe-mid`;
+  await train(config(whole, ...recipe), { data: DATA });
+  const uninterrupted = await outcome(whole);
+  const ema = uninterrupted.state.ema!;
+  assert(ema !== undefined, "the checkpoint holds the average");
+  // Epoch 2: a copy at batch 0, an average at batch 2.
+  assertEquals(ema.get("n_averaged")!.data, BigInt64Array.of(2n));
+  const [m, e] = [uninterrupted.state.model.get("fc.weight")!.data, ema.get("fc.weight")!.data];
+  assert(m.some((v, i) => v !== e[i]), "the average is not the model");
+  for (const r of uninterrupted.metrics) {
+    for (
+      const k of ["ema_val_loss", "ema_val_top1", "ema_val_top5", "ema_test_loss", "ema_test_top1", "ema_test_top5"]
+    ) {
+      assert(Number.isFinite(r[k]), `${k} = ${r[k]}`);
+    }
+  }
+  const header = (await Deno.readTextFile(`${whole}/summary.csv`)).split("\n")[0];
+  assert(header.includes("ema_test_top1"), header);
+  // Mixing changes the training loss of the same batches.
+  const plain = `${tmp}/recipe-plain`;
+  await train(config(plain, ...recipe.slice(0, 8)), { data: DATA });
+  assert((await outcome(plain)).metrics[0].train_loss !== uninterrupted.metrics[0].train_loss, "mixed");
+  // Killed after step 7; the newest checkpoint is step 6 (epoch 2, batch 2), before the second update of the epoch.
+  await train(config(out, ...recipe), { data: DATA, stopAfterStep: 7 });
+  const mid = decodeCheckpoint(await Deno.readFile(`${out}/last.safetensors`), out);
+  assertEquals([mid.globalStep, mid.dataPosition], [6, { epoch: 1, batch: 2 }]);
+  assertEquals(mid.ema!.get("n_averaged")!.data, BigInt64Array.of(1n));
+  await train(config(out, "--resume=auto", ...recipe), { data: DATA });
+  assertSameOutcome(uninterrupted, await outcome(out));
 });
 
 Deno.test("a non-finite loss stops the run and leaves the last good checkpoint untouched", async () => {
@@ -229,7 +276,7 @@ Deno.test("a class folder of small JPEGs trains with --transforms cifar --decode
   );
   await rejects(
     asCommandLine(evaluateCheckpoint(evalArgs("--dataset", "synthetic", "--decoder", "sharp") as EvalConfig)),
-    /--decoder applies to --dataset folder only/,
+    /--decoder applies to --dataset folder and imagenet only/,
   );
 });
 
@@ -302,6 +349,25 @@ Deno.test("a checkpoint of other classes is refused on resume (a moved data fold
     (e: Error) =>
       e instanceof ConfigError && e.field === "dataDir" && /trained on the classes \[zebra, /.test(e.message),
   );
+});
+
+Deno.test("a data folder that gives another number of training images is refused on resume, unless told to continue", async () => {
+  const out = `${tmp}/count`;
+  await train(config(out), { data: DATA, stopAfterStep: 3 }); // mid-epoch: step 3 of 4 in epoch 1
+  const more = { ...DATA, syntheticTrain: 112 }; // 80 training images after the 32 held out, not 64
+  await rejects(
+    () => train(config(out, "--resume=auto"), { data: more }),
+    (e: Error) =>
+      e instanceof ConfigError && e.field === "dataDir" &&
+      /was trained on 64 training images, but dataDir .* gives 80 now \(after valSplit 32\)/.test(e.message),
+  );
+  const messages: string[] = [];
+  const result = await train(config(out, "--resume=auto", "--allow-config-change"), {
+    data: more,
+    log: (m) => messages.push(m),
+  });
+  assert(messages.includes("the data order changed: epoch 1 starts again at its first batch"), messages.join("\n"));
+  assertEquals(result.globalStep, 10, "2 epochs of 5 steps over the 80 images");
 });
 
 Deno.test("a second run on the same folder stops at once, naming the first one's pid", async () => {
