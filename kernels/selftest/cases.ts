@@ -10,6 +10,8 @@ import { POOLED_LINEAR_CASES } from "./pooled_linear_cases.ts";
 import { BATCH_NORM_CASES } from "./batch_norm_cases.ts";
 import { FUSED_CROSS_ENTROPY_CASES } from "./fused_cross_entropy_cases.ts";
 import { MULTI_TENSOR_SGD_CASES } from "./multi_tensor_sgd_cases.ts";
+import { MIX_BATCH_CASES } from "./mix_batch_cases.ts";
+import { MULTI_TENSOR_EMA_CASES } from "./multi_tensor_ema_cases.ts";
 
 /** Every shared kernel case, cheapest families first so that a broken shader shows early. */
 export const KERNEL_CASES: readonly KernelCase[] = [
@@ -18,6 +20,8 @@ export const KERNEL_CASES: readonly KernelCase[] = [
   ...BATCH_NORM_CASES,
   ...FUSED_CROSS_ENTROPY_CASES,
   ...MULTI_TENSOR_SGD_CASES,
+  ...MULTI_TENSOR_EMA_CASES,
+  ...MIX_BATCH_CASES,
   ...CONV_TILE_CASES,
   ...MATMUL_TILE_CASES,
 ];
