@@ -29,6 +29,14 @@ export { activeFastKernels, FAST_KERNEL_NAMES, registerFastKernels, restoreStock
 export type { FastKernelOptions } from "./kernels/register.ts";
 export { batchNormTrain, type BatchNormTrainOptions, type BatchNormTrainResult } from "./kernels/batch_norm_train.ts";
 export { batchNormEval, type BatchNormEvalOptions } from "./kernels/batch_norm_eval.ts";
+// The kernel self-test: every correctness case, as the Deno tests and the browser page (`/?selftest`) run them.
+export { KERNEL_CASES } from "./kernels/selftest/cases.ts";
+export {
+  type KernelCase,
+  KernelCaseFailure,
+  type KernelCaseReport,
+  runKernelCases,
+} from "./kernels/selftest/kernel_case.ts";
 
 // Tensor files and checkpoints: safetensors that PyTorch reads, NumPy arrays.
 export type { HostDType, HostTensor, StateDict } from "./io/host_tensor.ts";

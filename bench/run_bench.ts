@@ -15,7 +15,7 @@ import { createResNet } from "../models/resnet.ts";
 import { resnetSpec } from "../models/resnet_spec.ts";
 import type { BenchConfig, BenchReport, OpRow } from "./bench_report.ts";
 import { opOutput, resnetOpCases, resnetStridedOpCases, timeOp } from "./op_bench.ts";
-import { relativeError } from "./relative_error.ts";
+import { relativeError } from "../kernels/selftest/relative_error.ts";
 import { benchTrainStep } from "./train_step_bench.ts";
 
 /**

@@ -21,6 +21,8 @@ import { identityOrder } from "./random.ts";
 import { channelStats, generateSynthetic, SYNTHETIC_CLASS_NAMES, SYNTHETIC_SIZE } from "./synthetic.ts";
 import { packStrings } from "./byte_blob.ts";
 import { DATA_TRANSFORMS, type DataTransforms, type Normalization } from "./transforms.ts";
+import { CIFAR100_NORMALIZATION, CIFAR10_NORMALIZATION, IMAGENET_NORMALIZATION } from "./normalizations.ts";
+export { CIFAR100_NORMALIZATION, CIFAR10_NORMALIZATION, IMAGENET_NORMALIZATION };
 import type { AutoAugmentPolicy } from "./auto_augment.ts";
 import { type ImageAugmentation, imageAugmentationProblems, NO_IMAGE_AUGMENTATION } from "./image_augmentation.ts";
 import { WorkerPool, workerScriptAvailable } from "./worker_pool.ts";
@@ -121,16 +123,6 @@ export interface LoaderOptions {
   /** Replaces `fetch` for downloads (tests). */
   fetch?: typeof fetch;
 }
-
-/** CIFAR-10 channel mean and std (reference.md). */
-export const CIFAR10_NORMALIZATION: Normalization = { mean: [0.4912, 0.4821, 0.4465], std: [0.2452, 0.2428, 0.2606] };
-/** CIFAR-100 channel mean and std. */
-export const CIFAR100_NORMALIZATION: Normalization = {
-  mean: [0.5071, 0.4865, 0.4409],
-  std: [0.2673, 0.2564, 0.2762],
-};
-/** ImageNet channel mean and std, also used for any class-folder dataset. */
-export const IMAGENET_NORMALIZATION: Normalization = { mean: [0.485, 0.456, 0.406], std: [0.229, 0.224, 0.225] };
 
 const DATASETS = ["cifar10", "cifar100", "synthetic", "folder", "imagenet"];
 

@@ -3,7 +3,6 @@
  * half-written file, whatever point a crash or a kill happens at.
  * @module
  */
-import { dirname } from "node:path";
 
 /** What {@linkcode atomicWriteFile} writes: one buffer, or chunks (so a large file need not be concatenated first). */
 export type FileChunks = Uint8Array | Iterable<Uint8Array> | AsyncIterable<Uint8Array>;
@@ -40,6 +39,9 @@ export async function atomicWriteFile(path: string, data: FileChunks): Promise<v
       cause: err,
     });
   }
+  // Imported here, not at the top: the browser page bundles io/checkpoint.ts (which writes through this module) and
+  // a browser has no node:path; it never writes files.
+  const { dirname } = await import("node:path");
   await syncDirectory(dirname(path));
 }
 

@@ -67,12 +67,14 @@ let current: AdapterReport | undefined;
  * The variable is unset again afterwards.
  */
 async function quietDisplayProbe<T>(probe: () => Promise<T>): Promise<T> {
-  if (Deno.build.os !== "linux" || Deno.env.get("XDG_RUNTIME_DIR") !== undefined) return await probe();
-  Deno.env.set("XDG_RUNTIME_DIR", "/nonexistent-runtime-dir");
+  // In a browser (the demo page) there is no Deno and no Mesa layer to quieten.
+  const deno = (globalThis as { Deno?: typeof Deno }).Deno;
+  if (!deno || deno.build.os !== "linux" || deno.env.get("XDG_RUNTIME_DIR") !== undefined) return await probe();
+  deno.env.set("XDG_RUNTIME_DIR", "/nonexistent-runtime-dir");
   try {
     return await probe();
   } finally {
-    Deno.env.delete("XDG_RUNTIME_DIR");
+    deno.env.delete("XDG_RUNTIME_DIR");
   }
 }
 

@@ -2,10 +2,10 @@
  * The import graph shows the architecture: folders form layers that point one way, and no file imports itself
  * through a cycle. The order, bottom first:
  *
- *     kernels  ->  io  ->  dist  ->  models | data  ->  train  ->  bench | report  ->  tasks
+ *     kernels  ->  io  ->  dist  ->  models | data  ->  train  ->  bench | report | web  ->  tasks
  *
  * A folder imports its own files and the folders below it; `models` and `data` are peers and do not import each
- * other, nor do `bench` and `report`; `mod.ts` (the public API) imports the library folders, never `bench` or `tasks`; tests import anything.
+ * other, nor do `bench`, `report` and `web` (the browser page); `mod.ts` (the public API) imports the library folders, never `bench` or `tasks`; tests import anything.
  * @module
  */
 import { assert, assertEquals } from "./assert.ts";
@@ -20,6 +20,7 @@ const LAYERS: Record<string, number> = {
   train: 3,
   bench: 4,
   report: 4,
+  web: 4,
   tasks: 5,
 };
 /** mod.ts sits above the library and below the command lines. */
@@ -121,7 +122,7 @@ async function repositoryGraph(): Promise<ImportGraph> {
   return graph;
 }
 
-Deno.test("every import follows the layer order kernels -> io -> models|data -> train -> bench|report -> tasks", async () => {
+Deno.test("every import follows the layer order kernels -> io -> dist -> models|data -> train -> bench|report|web -> tasks", async () => {
   const graph = await repositoryGraph();
   // The walk found the library: a broken walk must not pass by seeing nothing.
   for (const folder of Object.keys(LAYERS)) {

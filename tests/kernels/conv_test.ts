@@ -3,15 +3,15 @@ import type { WebGPUBackend, WebGPUProgram } from "@tensorflow/tfjs-backend-webg
 import { assert, assertEquals } from "../assert.ts";
 import { initWebGPU } from "../../kernels/webgpu_backend.ts";
 import { registerFastKernels, restoreStockKernels } from "../../kernels/register.ts";
-import { relativeError } from "../../bench/relative_error.ts";
+import { relativeError } from "../../kernels/selftest/relative_error.ts";
 import { chooseGemmTiling } from "../../kernels/gemm_tiling.ts";
 import { gemmDeviceLimits } from "../../kernels/run_gemm.ts";
 import { convBackpropFilterSpec, convBackpropInputParitySpecs } from "../../kernels/conv_gemm_specs.ts";
 import { convGeometry } from "../../kernels/conv_geometry.ts";
 import { fastConv2DBackpropInput } from "../../kernels/conv2d_kernels.ts";
 import { GemmProgram } from "../../kernels/gemm_program.ts";
-import { type ConvCase, explicitPad, referenceConv } from "./conv_reference.ts";
-import { gemmPrograms, recordPrograms, stockGemmPrograms } from "./program_log.ts";
+import { type ConvCase, explicitPad, referenceConv } from "../../kernels/selftest/conv_reference.ts";
+import { gemmPrograms, recordPrograms, stockGemmPrograms } from "../../kernels/selftest/program_log.ts";
 
 await initWebGPU();
 

@@ -14,9 +14,9 @@ import { batchNormTrain } from "../../kernels/batch_norm_train.ts";
 import { multiTensorSgd } from "../../kernels/multi_tensor_sgd.ts";
 import { SplitKReduceProgram } from "../../kernels/split_k_reduce_program.ts";
 import { submitPendingWork } from "../../kernels/bind_group_cache.ts";
-import { relativeError } from "../../bench/relative_error.ts";
-import { type ConvCase, explicitPad, referenceConv } from "./conv_reference.ts";
-import { gemmPrograms, recordPrograms } from "./program_log.ts";
+import { relativeError } from "../../kernels/selftest/relative_error.ts";
+import { type ConvCase, explicitPad, referenceConv } from "../../kernels/selftest/conv_reference.ts";
+import { gemmPrograms, recordPrograms } from "../../kernels/selftest/program_log.ts";
 
 await initWebGPU();
 const backend = tf.backend() as WebGPUBackend;

@@ -8,7 +8,7 @@ import { lossAndTop1 } from "../../train/losses.ts";
 import { type BatchMix, cutmixBox } from "../../data/batch_mix.ts";
 import { keyedRandom } from "../../data/random.ts";
 import { decodeNpy, encodeNpy } from "../../io/npy.ts";
-import { relativeError } from "../../bench/relative_error.ts";
+import { relativeError } from "../../kernels/selftest/relative_error.ts";
 import { TORCH_PYTHON } from "../torch_python.ts";
 
 await initWebGPU();

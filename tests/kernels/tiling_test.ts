@@ -18,7 +18,7 @@ import {
 } from "../../kernels/conv_gemm_specs.ts";
 import { convGeometry } from "../../kernels/conv_geometry.ts";
 import { matMulSpec } from "../../kernels/batch_mat_mul_kernel.ts";
-import { relativeError } from "../../bench/relative_error.ts";
+import { relativeError } from "../../kernels/selftest/relative_error.ts";
 
 const H100: GemmDeviceLimits = {
   maxWorkgroupStorageBytes: 49152,

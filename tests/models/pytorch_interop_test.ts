@@ -10,7 +10,7 @@ import { join } from "node:path";
 import { assert } from "../assert.ts";
 import { registerFastKernels } from "../../kernels/register.ts";
 import { initWebGPU } from "../../kernels/webgpu_backend.ts";
-import { relativeError } from "../../bench/relative_error.ts";
+import { relativeError } from "../../kernels/selftest/relative_error.ts";
 import { createResNet } from "../../models/resnet.ts";
 import { resnetSpec } from "../../models/resnet_spec.ts";
 import { keyedRandom } from "../../data/random.ts";

@@ -5,7 +5,7 @@ import { type BatchStat, createResNet } from "../../models/resnet.ts";
 import { ARCHITECTURES, resnetSpec } from "../../models/resnet_spec.ts";
 import { resnetSummary } from "../../models/resnet_summary.ts";
 import { resnet18 } from "../../models/zoo.ts";
-import { relativeError } from "../../bench/relative_error.ts";
+import { relativeError } from "../../kernels/selftest/relative_error.ts";
 
 await initWebGPU();
 

@@ -48,14 +48,17 @@ export class HeadlessChromium {
     };
   }
 
-  /** Starts chromium and opens a blank page (at most `timeoutMs`). */
-  static async launch(binary: string, timeoutMs = 30_000): Promise<HeadlessChromium> {
+  /**
+   * Starts chromium and opens a blank page (at most `timeoutMs`). With `webgpu`, the page gets WebGPU on SwiftShader
+   * (Dawn and its Tint compiler on the CPU), the GPU process enabled; otherwise the GPU is disabled.
+   */
+  static async launch(binary: string, timeoutMs = 30_000, webgpu = false): Promise<HeadlessChromium> {
     const profile = await Deno.makeTempDir({ prefix: "chromium_profile_" });
     const child = new Deno.Command(binary, {
       args: [
         "--headless",
         "--no-sandbox",
-        "--disable-gpu",
+        ...(webgpu ? ["--enable-unsafe-webgpu", "--enable-unsafe-swiftshader"] : ["--disable-gpu"]),
         "--remote-debugging-address=127.0.0.1",
         "--remote-debugging-port=0",
         `--user-data-dir=${profile}`,
@@ -108,15 +111,15 @@ export class HeadlessChromium {
     }
   }
 
-  /** One DevTools command (to the page unless `toPage` is false), answered within 20 s. */
-  send(method: string, params: Record<string, unknown> = {}, toPage = true): Promise<unknown> {
+  /** One DevTools command (to the page unless `toPage` is false), answered within `timeoutMs` (default 20 s). */
+  send(method: string, params: Record<string, unknown> = {}, toPage = true, timeoutMs = 20_000): Promise<unknown> {
     const id = this.#nextId++;
     const message = { id, method, params, ...(toPage ? { sessionId: this.#session } : {}) };
     return new Promise((resolve, reject) => {
       const timer = setTimeout(() => {
         this.#pending.delete(id);
-        reject(new Error(`${method}: no answer from chromium in 20 s`));
-      }, 20_000);
+        reject(new Error(`${method}: no answer from chromium in ${timeoutMs / 1000} s`));
+      }, timeoutMs);
       this.#pending.set(id, {
         resolve: (v) => (clearTimeout(timer), resolve(v)),
         reject: (e) => (clearTimeout(timer), reject(e)),
@@ -131,9 +134,10 @@ export class HeadlessChromium {
     if (r.errorText) throw new Error(`navigating to ${url}: ${r.errorText}`);
   }
 
-  /** The value of a JavaScript expression in the page (promises awaited). */
-  async evaluate<T = unknown>(expression: string): Promise<T> {
-    const r = await this.send("Runtime.evaluate", { expression, returnByValue: true, awaitPromise: true }) as {
+  /** The value of a JavaScript expression in the page (promises awaited, for at most `timeoutMs`). */
+  async evaluate<T = unknown>(expression: string, timeoutMs = 20_000): Promise<T> {
+    const params = { expression, returnByValue: true, awaitPromise: true };
+    const r = await this.send("Runtime.evaluate", params, true, timeoutMs) as {
       result: { value: T };
       exceptionDetails?: { exception?: { description?: string }; text: string };
     };

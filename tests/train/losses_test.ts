@@ -4,7 +4,7 @@ import { initWebGPU } from "../../kernels/webgpu_backend.ts";
 import { clipGradNorm, lossAndTop1, softmaxCrossEntropy } from "../../train/losses.ts";
 import { topKCorrect } from "../../train/metrics.ts";
 import { fusedCrossEntropy } from "../../kernels/fused_cross_entropy.ts";
-import { relativeError } from "../../bench/relative_error.ts";
+import { relativeError } from "../../kernels/selftest/relative_error.ts";
 
 await initWebGPU();
 // Run every op as a GPU shader: by default tfjs-webgpu computes ops on tiny CPU-resident tensors (like these test

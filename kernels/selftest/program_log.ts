@@ -6,8 +6,8 @@
  */
 import * as tf from "@tensorflow/tfjs";
 import type { WebGPUProgram } from "@tensorflow/tfjs-backend-webgpu";
-import { GemmProgram } from "../../kernels/gemm_program.ts";
-import { bindGroupCacheInstalled, observeRecordedPrograms } from "../../kernels/bind_group_cache.ts";
+import { GemmProgram } from "../gemm_program.ts";
+import { bindGroupCacheInstalled, observeRecordedPrograms } from "../bind_group_cache.ts";
 
 /** Runs `fn` and returns its result with the programs the backend recorded meanwhile, in order. */
 export function recordPrograms<T>(fn: () => T): { result: T; programs: WebGPUProgram[] } {
