@@ -106,8 +106,7 @@ async function reference(c: TrainConfig, steps: number): Promise<void> {
     if (step === steps) break;
     const px = b.height * b.width * 3;
     const halves: { grads: tf.NamedTensorMap; stats: BatchStat[] }[] = [];
-    for (const r of [0, 1]) halves.push(await half(r));
-    async function half(r: number) {
+    const half = async (r: number) => {
       const rows = [0, 1, 2, 3].map((j) => 2 * j + r); // rank r's samples: globalBatch[r::2]
       const images = new Float32Array(rows.length * px);
       rows.forEach((row, j) => images.set(b.images.subarray(row * px, (row + 1) * px), j * px));
@@ -124,7 +123,8 @@ async function reference(c: TrainConfig, steps: number): Promise<void> {
       // split-K partials, tfjs's add below would sum all their terms in one left-to-right chain: another rounding.)
       await Promise.all(Object.values(grads).map((g) => g.data()));
       return { grads, stats };
-    }
+    };
+    for (const r of [0, 1]) halves.push(await half(r));
     const mean = new Map(
       Object.keys(halves[0].grads).map((
         k,
