@@ -119,7 +119,19 @@ export class PipelineLoader implements BatchLoader {
       const result = await pending;
       fill();
       if (result.failures.length > 0) o.onFailures?.(result.failures);
-      if (result.size === 0) continue;
+      if (result.size === 0) {
+        // One process skips a batch none of whose images decode. A rank of a data-parallel job cannot: the others
+        // would pair their next collective with this rank's later one and mix steps without a word.
+        if (o.shard) {
+          const names = result.failures.map((f) => f.name).join(", ") || "none reported";
+          throw new Error(
+            `batch ${index} of epoch ${epoch + 1}: none of the ${o.batchSize} images of rank ${o.shard.rank}'s share ` +
+              `decodes (${names}); a rank of a data-parallel job cannot skip a step alone, so the job stops: fix ` +
+              "or remove these files",
+          );
+        }
+        continue;
+      }
       yield {
         images: result.images,
         labels: result.labels,

@@ -326,6 +326,44 @@ Deno.test("PipelineLoader: a batch none of whose images decode is skipped and ke
   }
 });
 
+Deno.test("PipelineLoader: a rank of a data-parallel job stops, naming the images, where one process would skip", async () => {
+  const spec = arraySpec(16);
+  const make = createBatchMaker(spec);
+  const runner: BatchRunner = {
+    size: 1,
+    async run(job) {
+      const result = await make({ ...job, id: 0 });
+      if (job.indices[0] !== failing) return result;
+      const failures = [...job.indices].map((index) => ({ index, name: `img-${index}.jpg`, message: "bad" }));
+      return { ...result, size: 0, images: new Float32Array(0), labels: new Int32Array(0), failures };
+    },
+  };
+  const indices = Uint32Array.from({ length: 16 }, (_, i) => i);
+  // Rank 1's share of global batch 1 (batch 2 x 2 ranks) fails entirely.
+  const failing = batchSlice(epochOrder(indices, 0, 0, true), 1, 4)[1];
+  const loader = new PipelineLoader({
+    spec,
+    source: 0,
+    indices,
+    batchSize: 2,
+    train: true,
+    augment: false,
+    seed: 0,
+    pool: runner,
+    shard: { rank: 1, size: 2 },
+  });
+  try {
+    await rejects(
+      () => collect(loader, 0),
+      new RegExp(
+        `^Error: batch 1 of epoch 1: none of the 2 images of rank 1's share decodes \\(img-${failing}\\.jpg, `,
+      ),
+    );
+  } finally {
+    await loader.close();
+  }
+});
+
 for (const raReps of [1, 2]) {
   Deno.test(
     `createLoaders shard: the ranks' batches interleave into the one-process global batch, augmentation and all${
