@@ -16,11 +16,16 @@ import type { TrainConfig } from "./config.ts";
 
 /**
  * The decay each update uses: torchvision's adjustment of `--model-ema-decay`, which keeps the average's horizon
- * independent of the batch size, update interval and epoch count (one process: `world_size` 1):
- * `adjust = batchSize * modelEmaSteps / epochs`, `alpha = min(1, (1 - modelEmaDecay) * adjust)`, decay `1 - alpha`.
+ * independent of the batch size, update interval and epoch count:
+ * `adjust = worldSize * batchSize * modelEmaSteps / epochs`, `alpha = min(1, (1 - modelEmaDecay) * adjust)`, decay
+ * `1 - alpha`.
+ * @param worldSize processes of a data-parallel job (`batchSize` is per process, as torchvision's `--batch-size`).
  */
-export function emaDecay(c: Pick<TrainConfig, "modelEmaDecay" | "modelEmaSteps" | "batchSize" | "epochs">): number {
-  const adjust = c.batchSize * c.modelEmaSteps / c.epochs;
+export function emaDecay(
+  c: Pick<TrainConfig, "modelEmaDecay" | "modelEmaSteps" | "batchSize" | "epochs">,
+  worldSize = 1,
+): number {
+  const adjust = worldSize * c.batchSize * c.modelEmaSteps / c.epochs;
   const alpha = Math.min(1, (1 - c.modelEmaDecay) * adjust);
   return 1 - alpha;
 }

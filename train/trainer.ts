@@ -186,9 +186,11 @@ async function trainLocked(
     weightDecay: config.weightDecay,
     decay: weightDecayFilter(config.weightDecayAll),
   });
-  const ema = config.modelEma ? new ModelEma(model, emaDecay(config)) : undefined;
+  const dp = new DataParallel(collective);
+  // torchvision's adjustment counts the images of a step on all ranks: world_size x the per-rank batch.
+  const ema = config.modelEma ? new ModelEma(model, emaDecay(config, dp.size)) : undefined;
   try {
-    return await runLoop(config, hooks, log, loaders, spec, model, optimizer, ema, new DataParallel(collective));
+    return await runLoop(config, hooks, log, loaders, spec, model, optimizer, ema, dp);
   } finally {
     ema?.dispose();
     optimizer.dispose();

@@ -50,6 +50,10 @@ Deno.test("emaDecay: torchvision's adjustment, 1 - min(1, (1 - decay) x batch x 
     ) < 1e-12,
   );
   assertEquals(emaDecay({ modelEmaDecay: 0.9, batchSize: 64, modelEmaSteps: 1, epochs: 1 }), 0, "alpha capped at 1");
+  // Data-parallel: world_size x per-rank batch, as torchvision's train.py (8 ranks of 128 = one process of 1024).
+  const c = { modelEmaDecay: 0.99998, batchSize: 128, modelEmaSteps: 32, epochs: 600 };
+  assertEquals(emaDecay(c, 8), emaDecay({ ...c, batchSize: 1024 }));
+  assert(emaDecay(c, 8) < emaDecay(c), "more ranks: a shorter-lived average per update");
 });
 
 Deno.test("ModelEma: starts as a copy, the first update copies, later ones average, restart copies again", async () => {
