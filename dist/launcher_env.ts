@@ -17,20 +17,24 @@ const PAIRS: readonly [rank: string, size: string][] = [
   ["OMPI_COMM_WORLD_RANK", "OMPI_COMM_WORLD_SIZE"],
   ["PMI_RANK", "PMI_SIZE"],
   ["PMIX_RANK", "PMIX_SIZE"],
-  ["SLURM_PROCID", "SLURM_NTASKS"],
+  // A job step's tasks (srun). Not SLURM_NTASKS: an sbatch script itself has SLURM_PROCID 0 and, with --ntasks 8,
+  // SLURM_NTASKS 8 while it runs as one process; only srun's steps set SLURM_STEP_NUM_TASKS.
+  ["SLURM_PROCID", "SLURM_STEP_NUM_TASKS"],
 ];
 
 /**
  * The launcher's world from `env` (e.g. `Deno.env.toObject()`), or null when no launcher variable is set (a plain
- * process: training never loads MPI then). PMIx sets no size variable of its own; under Slurm SLURM_NTASKS gives it.
+ * process: training never loads MPI then). PMIx sets no size variable of its own; under srun SLURM_STEP_NUM_TASKS gives it.
  * @throws {Error} naming the variable when one is set but is not a valid rank or size.
  */
 export function launcherWorld(env: Record<string, string | undefined>): LauncherWorld | null {
   for (const [rankVar, sizeVar] of PAIRS) {
     if (env[rankVar] === undefined && env[sizeVar] === undefined) continue;
+    // Outside a job step (an sbatch script running `deno task train` by itself) the process is alone.
+    if (rankVar === "SLURM_PROCID" && env[sizeVar] === undefined) continue;
     const rankText = env[rankVar];
     const sizeText = env[sizeVar] ??
-      (rankVar === "PMIX_RANK" ? env.SLURM_NTASKS ?? env.OMPI_COMM_WORLD_SIZE : undefined);
+      (rankVar === "PMIX_RANK" ? env.SLURM_STEP_NUM_TASKS ?? env.OMPI_COMM_WORLD_SIZE : undefined);
     // PMIx without a size variable: MPI_Comm_size tells once the library is up.
     if (rankVar === "PMIX_RANK" && sizeText === undefined) {
       return { rank: parseCount(rankText, rankVar), size: 0, source: rankVar };

@@ -14,7 +14,10 @@ Deno.test("launcherWorld: Open MPI, PMI, PMIx and Slurm variables; none means a 
     source: "OMPI_COMM_WORLD_SIZE",
   });
   assertEquals(launcherWorld({ PMI_RANK: "0", PMI_SIZE: "2" })?.size, 2);
-  assertEquals(launcherWorld({ SLURM_PROCID: "5", SLURM_NTASKS: "16" })?.rank, 5);
+  assertEquals(launcherWorld({ SLURM_PROCID: "5", SLURM_STEP_NUM_TASKS: "16", SLURM_NTASKS: "16" })?.rank, 5);
+  // An sbatch script (SLURM_PROCID 0, SLURM_NTASKS from --ntasks) running train by itself, outside srun: one process.
+  assertEquals(launcherWorld({ SLURM_PROCID: "0", SLURM_NTASKS: "8" }), null);
+  assertEquals(launcherWorld({ SLURM_PROCID: "0" }), null);
   // PMIx names no size of its own: MPI_Comm_size will say.
   assertEquals(launcherWorld({ PMIX_RANK: "1" }), { rank: 1, size: 0, source: "PMIX_RANK" });
   throws(() => launcherWorld({ OMPI_COMM_WORLD_RANK: "2", OMPI_COMM_WORLD_SIZE: "2" }), /expected 0 <= rank < size/);
@@ -22,7 +25,7 @@ Deno.test("launcherWorld: Open MPI, PMI, PMIx and Slurm variables; none means a 
 });
 
 Deno.test("openCollective: one process (no launcher, or a launcher of one) never loads an MPI library", async () => {
-  for (const env of [{}, { SLURM_PROCID: "0", SLURM_NTASKS: "1" }]) {
+  for (const env of [{}, { SLURM_PROCID: "0", SLURM_STEP_NUM_TASKS: "1" }, { SLURM_PROCID: "0", SLURM_NTASKS: "4" }]) {
     const c = openCollective({ timeoutSeconds: 1, env, libraryNames: ["libmpi-that-does-not-exist.so"] });
     assert(c instanceof LocalCollective);
     const data = new Float32Array([1, 2]);
