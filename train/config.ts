@@ -688,10 +688,31 @@ export interface ConfigChange {
 
 /** The fields outside {@linkcode RESUME_SAFE_FIELDS} in which `now` differs from `saved`, in declaration order. */
 export function resumeConflicts(saved: TrainConfig, now: TrainConfig): ConfigChange[] {
+  const matters = (f: keyof TrainConfig) => !(f in ACTIVE_WHEN) || ACTIVE_WHEN[f]!(saved) || ACTIVE_WHEN[f]!(now);
   return (Object.keys(TRAIN_FIELDS) as (keyof TrainConfig)[])
-    .filter((f) => !RESUME_SAFE_FIELDS.has(f) && JSON.stringify(saved[f]) !== JSON.stringify(now[f]))
+    .filter((f) => !RESUME_SAFE_FIELDS.has(f) && JSON.stringify(saved[f]) !== JSON.stringify(now[f]) && matters(f))
     .map((field) => ({ field, saved: saved[field], now: now[field] }));
 }
+
+/**
+ * Fields that change nothing unless another field turns them on: a difference in one counts for resuming only where
+ * the saved or the new configuration uses it (e.g. --ra-reps, whose default differs between recipes, with
+ * --ra-sampler off on both sides).
+ */
+const ACTIVE_WHEN: Partial<Record<keyof TrainConfig, (c: TrainConfig) => boolean>> = {
+  raReps: (c) => c.raSampler,
+  modelEmaDecay: (c) => c.modelEma,
+  modelEmaSteps: (c) => c.modelEma,
+  raNumOps: (c) => c.autoAugment === "ra",
+  raMagnitude: (c) => c.autoAugment === "ra",
+  milestones: (c) => c.schedule === "multistep",
+  stepSize: (c) => c.schedule === "step",
+  gamma: (c) => c.schedule === "step" || c.schedule === "multistep",
+  minLr: (c) => c.schedule === "cosine",
+  pctStart: (c) => c.schedule === "onecycle",
+  divFactor: (c) => c.schedule === "onecycle",
+  finalDivFactor: (c) => c.schedule === "onecycle",
+};
 
 /**
  * Refuses to resume `source` (a checkpoint trained with `saved`) under `now` when a field that breaks exactness
