@@ -3,8 +3,8 @@
  * - the model's state dict under torchvision's bare names and layouts (`conv1.weight`, `bn1.num_batches_tracked`...),
  * - the optimizer's momentum buffers as `optim.<parameter name>`, same shape and layout as the parameter,
  * - when the run keeps an exponential moving average of the weights (`--model-ema`), its state dict as
- *   `ema.<name>` (the model's names, shapes and layouts) and its update count as `ema.n_averaged` (int64 []), as in
- *   torch's `AveragedModel.state_dict()`,
+ *   `ema.<name>` (the model's names, shapes and layouts) and its update count as `ema.n_averaged` (int64 []); torch's
+ *   `AveragedModel.state_dict()` holds the same tensors as `module.<name>` and `n_averaged`,
  * - in `__metadata__` (strings; JSON where structured): `format` = {@linkcode CHECKPOINT_FORMAT}, `epoch`,
  *   `global_step`, `data_position` (`{"epoch","batch"}`), `rng`, `config`, `best_metric` (number or `null`),
  *   `class_names` (array) and `arch_spec`.

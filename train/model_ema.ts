@@ -91,7 +91,7 @@ export class ModelEma implements Stateful {
     this.model.setBatchesTracked(counts);
   }
 
-  /** The averaged model's state dict and {@linkcode EMA_COUNT} (int64 []), as torch's `AveragedModel.state_dict()`. */
+  /** The averaged model's state dict and {@linkcode EMA_COUNT} (int64 []), the tensors of torch's `AveragedModel.state_dict()` (`module.<name>` there). */
   async exportState(): Promise<StateDict> {
     const state = await this.model.exportState();
     state.set(EMA_COUNT, { dtype: "I64", shape: [], data: BigInt64Array.of(BigInt(this.#count)) });

@@ -114,10 +114,11 @@ export function makeDataParallelStep(
   const { gradients, apply } = stepParts(model, optimizer, options);
   return async (x, labels, lr, step, mix) => {
     const g = gradients(x, labels, mix);
+    let flat: tf.Tensor1D | undefined;
     try {
       const names = [...g.grads.keys()];
       const shapes = names.map((n) => g.grads.get(n)!.shape);
-      const flat = tf.tidy(() => tf.concat(names.map((n) => g.grads.get(n)!.reshape([-1])))); // [P]
+      flat = tf.tidy(() => tf.concat(names.map((n) => g.grads.get(n)!.reshape([-1])))) as tf.Tensor1D; // [P]
       const host = (await flat.data()) as Float32Array;
       flat.dispose();
       tf.dispose([...g.grads.values()]);
@@ -130,7 +131,9 @@ export function makeDataParallelStep(
       });
       g.grads = new Map(names.map((n, i) => [n, parts[i]]));
     } catch (e) {
-      tf.dispose([g.loss, g.correct, ...g.grads.values()]);
+      // A failed readback or all-reduce (a timeout a library caller may catch) frees what the step holds.
+      tf.dispose([g.loss, g.correct, ...g.grads.values(), ...g.stats.map((s) => s.stats)]);
+      flat?.dispose();
       g.mixed?.dispose();
       throw e;
     }

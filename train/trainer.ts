@@ -267,8 +267,14 @@ async function runLoop(
       }
       // Under another batch size, split, seed, image count or number of processes (allowConfigChange), a mid-epoch
       // position means other images.
-      restartEpoch = dataChanged || changes.some((c) => ORDER_FIELDS.includes(c.field)) ||
-        dp.checkResumeWorld((point.rng as ResumeExtras).worldSize ?? 1, point.path, config.allowConfigChange, log);
+      // (Checked first, so that its warning is said whatever else changed.)
+      const worldChanged = dp.checkResumeWorld(
+        (point.rng as ResumeExtras).worldSize ?? 1,
+        point.path,
+        config.allowConfigChange,
+        log,
+      );
+      restartEpoch = worldChanged || dataChanged || changes.some((c) => ORDER_FIELDS.includes(c.field));
     })
     : null;
   if (config.resume) await dp.rootFirst("resume", true);

@@ -3,10 +3,11 @@
  * safetensors reader with tfjs, one file), run with the Deno that runs us.
  * @module
  */
+import { fileURLToPath as fromFileUrl } from "node:url";
 
 /** The bundle's JavaScript. Takes seconds (about 10 s on a loaded 2-core machine). */
 export async function bundleWebApp(): Promise<string> {
-  const root = new URL("..", import.meta.url).pathname;
+  const root = fromFileUrl(new URL("..", import.meta.url)); // a path, spaces and all (pathname is %-encoded)
   const dir = await Deno.makeTempDir({ prefix: "demo_bundle_" });
   try {
     const out = `${dir}/app.js`;
@@ -17,7 +18,7 @@ export async function bundleWebApp(): Promise<string> {
       stderr: "piped",
     }).output();
     if (code !== 0) {
-      throw new Error(`error: deno bundle of web/app.ts failed (exit ${code}):\n${new TextDecoder().decode(stderr)}`);
+      throw new Error(`deno bundle of web/app.ts failed (exit ${code}):\n${new TextDecoder().decode(stderr)}`);
     }
     return await Deno.readTextFile(out);
   } finally {

@@ -13,7 +13,8 @@ import { parseTrainArgs } from "../../tasks/train_flags.ts";
 import { evaluateCheckpoint } from "../../train/evaluate_checkpoint.ts";
 import { loadSharp } from "../../data/image_decode.ts";
 import { generateSynthetic } from "../../data/synthetic.ts";
-import { makeTrainStep } from "../../train/train_step.ts";
+import { makeDataParallelStep, makeTrainStep } from "../../train/train_step.ts";
+import type { Collective } from "../../dist/collective.ts";
 import { NonFiniteLossError, train, type TrainHooks } from "../../train/trainer.ts";
 
 await initWebGPU();
@@ -212,6 +213,35 @@ Deno.test("training steps do not grow the number of live tensors", () => {
   run(); // the first step creates the momentum buffers
   const before = tf.memory().numTensors;
   for (let i = 0; i < 3; i++) run();
+  assertEquals(tf.memory().numTensors, before);
+  tf.dispose([x, y]);
+  optimizer.dispose();
+  model.dispose();
+});
+
+Deno.test("a data-parallel step whose all-reduce fails (a timeout a library caller catches) leaves no tensor behind", async () => {
+  const model = resnet18({ stem: "cifar", width: 2, numClasses: 10 });
+  const optimizer = new SGD(model.parameters(), { momentum: 0.9, nesterov: false, weightDecay: 0, decay: () => false });
+  let fail = false;
+  const collective: Collective = {
+    rank: 0,
+    size: 2,
+    description: "test",
+    allReduceSum: (_data, what) => fail ? Promise.reject(new Error(`timed out: ${what}`)) : Promise.resolve(),
+    broadcast: () => Promise.resolve(),
+    allGather: (data) => Promise.resolve([data, data]),
+    abort: () => {
+      throw new Error("abort");
+    },
+    finalize: () => {},
+  };
+  const step = makeDataParallelStep(model, optimizer, { labelSmoothing: 0, clipGradNorm: 0 }, collective);
+  const x = tf.randomNormal([4, 8, 8, 3]) as tf.Tensor4D;
+  const y = tf.tensor1d([0, 1, 2, 3], "int32");
+  tf.dispose(Object.values(await step(x, y, 0.1, 1))); // the first step creates the momentum buffers
+  const before = tf.memory().numTensors;
+  fail = true;
+  await rejects(() => step(x, y, 0.1, 2), /timed out: the gradient all-reduce of step 2/);
   assertEquals(tf.memory().numTensors, before);
   tf.dispose([x, y]);
   optimizer.dispose();
