@@ -106,7 +106,7 @@ export const TRAIN_FLAGS: readonly FlagSpec<keyof TrainConfig>[] = [
   },
   {
     key: "modelEmaDecay",
-    help: "--model-ema decay, adjusted as in torchvision: 1 - (1 - decay) x ranks x batch x steps / epochs",
+    help: "--model-ema decay, adjusted (torchvision): 1 - (1 - decay) x ranks x batch x steps / epochs",
   },
   { key: "modelEmaSteps", help: "--model-ema: steps between updates (copies during warm-up epochs)" },
   {
