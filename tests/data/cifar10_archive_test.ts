@@ -23,16 +23,19 @@ Deno.test("cifar10 archive: train is data_batch_1..5 in order, test is test_batc
   }
 });
 
-Deno.test("cifar10 archive: GNU tar's headers (as the official archive has) read the same", async () => {
+Deno.test("cifar10 archive: GNU tar's headers (as the official archive has) and pax headers read the same", async () => {
   const dir = await Deno.makeTempDir({ prefix: "cifar10_archive_test_" });
   try {
     const { gunzipSync } = await import("node:zlib");
     await Deno.writeFile(`${dir}/a.tar`, gunzipSync(await cifar10Archive({ records: 2 })));
     await tar(["-xf", `${dir}/a.tar`, "-C", dir]);
-    await tar(["-czf", `${dir}/b.tar.gz`, "--format=gnu", "-C", dir, "cifar-10-batches-bin"]);
-    const data = await readCifar10Archive(await Deno.readFile(`${dir}/b.tar.gz`), "gnu.tar.gz");
-    assertEquals([data.train.count, data.test.count, data.train.labels[2]], [10, 2, fixtureLabel(1, 0)]);
-    assertEquals(data.classNames, CIFAR10_CLASS_NAMES);
+    for (const format of ["gnu", "pax"]) {
+      // Under a ./ prefix, as `tar -C dir .` writes it; the walk drops it.
+      await tar(["-czf", `${dir}/${format}.tar.gz`, `--format=${format}`, "-C", dir, "./cifar-10-batches-bin"]);
+      const data = await readCifar10Archive(await Deno.readFile(`${dir}/${format}.tar.gz`), `${format}.tar.gz`);
+      assertEquals([data.train.count, data.test.count, data.train.labels[2]], [10, 2, fixtureLabel(1, 0)], format);
+      assertEquals(data.classNames, CIFAR10_CLASS_NAMES);
+    }
   } finally {
     await Deno.remove(dir, { recursive: true });
   }
