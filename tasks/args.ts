@@ -6,7 +6,7 @@
  */
 import { parseArgs as nodeParseArgs, type ParseArgsConfig } from "node:util";
 import { UsageError } from "./usage_error.ts";
-import { ConfigError } from "../train/config_error.ts";
+import { ConfigError, FieldMessageError } from "../train/config_error.ts";
 
 export { UsageError };
 
@@ -71,7 +71,13 @@ export async function runTask(main: () => Promise<void> | void, options: TaskOpt
   } catch (e) {
     const error = e instanceof ConfigError ? usageErrorFrom(e) : e;
     const usage = error instanceof UsageError;
-    const message = `${error instanceof Error ? error.message : String(error)}${usage ? " (see --help)" : ""}`;
+    // A library error that names fields (advice such as "lower {lr}") is said with flags here too.
+    const text = error instanceof FieldMessageError
+      ? error.describe(flagOf)
+      : error instanceof Error
+      ? error.message
+      : String(error);
+    const message = `${text}${usage ? " (see --help)" : ""}`;
     console.error(`error: ${options.errorPrefix?.() ?? ""}${message}`);
     (options.exit ?? Deno.exit)(usage ? 2 : 1);
   }

@@ -7,22 +7,32 @@
  * @module
  */
 
-/** A bad configuration: `field` is the field at fault; the message names fields, `describe()` names them your way. */
-export class ConfigError extends Error {
-  /** The configuration field at fault, e.g. "batchSize". */
-  readonly field: string;
+/**
+ * An error whose message names configuration fields (e.g. advice: "lower {lr}"): its message names the fields,
+ * `describe()` names them your way, as a command line says its flags.
+ */
+export class FieldMessageError extends Error {
   /** The message with each field written `{field}`. */
   readonly template: string;
-  constructor(field: string, template: string) {
+  constructor(template: string) {
     super(renderTemplate(template, (f) => f));
-    this.name = "ConfigError";
-    this.field = field;
     this.template = template;
   }
 
   /** The message with each `{field}` written as `nameOf(field)`, e.g. a command-line flag. */
   describe(nameOf: (field: string) => string): string {
     return renderTemplate(this.template, nameOf);
+  }
+}
+
+/** A bad configuration: `field` is the field at fault; the message names fields, `describe()` names them your way. */
+export class ConfigError extends FieldMessageError {
+  /** The configuration field at fault, e.g. "batchSize". */
+  readonly field: string;
+  constructor(field: string, template: string) {
+    super(template);
+    this.name = "ConfigError";
+    this.field = field;
   }
 }
 

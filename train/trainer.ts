@@ -20,7 +20,7 @@ import { type EpochRecord, RunLog } from "./run_log.ts";
 export type { EpochRecord };
 import { SGD, weightDecayFilter } from "./sgd.ts";
 import { checkResumeConfig, ConfigError, resumeConflicts, type TrainConfig, trainConfigFromJSON } from "./config.ts";
-import { literal } from "./config_error.ts";
+import { FieldMessageError, literal } from "./config_error.ts";
 import { acquireRunLock } from "../io/run_lock.ts";
 import { makeDataParallelStep, makeTrainStep } from "./train_step.ts";
 import { type Collective, LocalCollective } from "../dist/collective.ts";
@@ -76,7 +76,7 @@ export interface TrainResult {
 }
 
 /** Thrown when the training loss stops being finite; checkpoints written before are left untouched. */
-export class NonFiniteLossError extends Error {
+export class NonFiniteLossError extends FieldMessageError {
   /** `what` went non-finite: the loss (read back every `logEvery` steps) or the parameters (checked before a save). */
   constructor(
     step: number,
@@ -86,7 +86,7 @@ export class NonFiniteLossError extends Error {
   ) {
     super(
       `The ${what} became ${value} at or before global step ${step} (epoch ${epoch}). The run was stopped; ` +
-        "the last checkpoint is untouched. Lower --lr, add --clip-grad-norm, or check the data.",
+        "the last checkpoint is untouched. Lower {lr}, add {clipGradNorm}, or check the data.",
     );
     this.name = "NonFiniteLossError";
   }
