@@ -45,7 +45,7 @@ export async function runPrepare(
       allowPositionals: false,
     }));
   } catch (e) {
-    io.error(`prepare: ${(e as Error).message}\n${USAGE}`);
+    io.error(`error: ${(e as Error).message}\n${USAGE}`);
     return 2;
   }
   if (values.help) {
@@ -59,12 +59,12 @@ export async function runPrepare(
   }
   if (dataset === "imagenet") return await prepareImageNet(values["data-dir"]!, !values["skip-decode-check"], io);
   if (values["skip-decode-check"]) {
-    io.error(`prepare: --skip-decode-check applies to --dataset imagenet only\n${USAGE}`);
+    io.error(`error: --skip-decode-check applies to --dataset imagenet only\n${USAGE}`);
     return 2;
   }
   if (dataset !== "cifar10" && dataset !== "cifar100") {
     io.error(
-      `prepare: --dataset must be cifar10, cifar100 or imagenet, received ${JSON.stringify(dataset ?? null)}\n${USAGE}`,
+      `error: --dataset must be cifar10, cifar100 or imagenet, received ${JSON.stringify(dataset ?? null)}\n${USAGE}`,
     );
     return 2;
   }
@@ -81,7 +81,7 @@ export async function runPrepare(
     io.log(`prepare: ${dataset} ready at ${source.path} (${train.count} train, ${test.count} test records validated)`);
     return 0;
   } catch (e) {
-    io.error(`prepare: ${(e as Error).message}`);
+    io.error(`error: ${(e as Error).message}`);
     return 1;
   }
 }
@@ -143,13 +143,13 @@ async function prepareImageNet(dir: string, decode: boolean, io: PrepareIO): Pro
     // What createLoaders tolerates by default before it stops a run (DataConfig.maxSkippedImages).
     const limit = Math.max(10, Math.ceil(train / 1000));
     if (failed > limit) {
-      io.error(`prepare: ${failed} images do not decode, more than a run skips by default (${limit})`);
+      io.error(`error: ${failed} images do not decode, more than a run skips by default (${limit})`);
       return 1;
     }
     io.log(`prepare: imagenet ready at ${dir}${failed > 0 ? ` (${failed} images will be skipped)` : ""}`);
     return 0;
   } catch (e) {
-    io.error(`prepare: ${(e as Error).message}`);
+    io.error(`error: ${(e as Error).message}`);
     return 1;
   }
 }

@@ -98,12 +98,14 @@ Deno.test("tasks/prepare: unknown flags and bad datasets exit 2 naming them; off
   const io = { log: (l: string) => lines.push(l), error: (l: string) => lines.push(l), fetch: offline };
   assertStrictEquals(await runPrepare(["--dataset", "cifar10", "--bogus"], io), 2);
   assert(lines.at(-1)!.includes("--bogus"), lines.at(-1)!);
+  assert(lines.at(-1)!.startsWith("error: "), lines.at(-1)!); // only errors start with "error:", as every task says
   assertStrictEquals(await runPrepare(["--dataset", "mnist"], io), 2);
   assert(lines.at(-1)!.includes('received "mnist"'), lines.at(-1)!);
   await withDir(async (dir) => {
     assertStrictEquals(await runPrepare(["--dataset", "cifar100", "--data-dir", dir], io), 1);
     assert(lines.at(-1)!.includes(join(dir, "cifar-100-binary.tar.gz")), lines.at(-1)!);
     assert(lines.at(-1)!.includes("--dataset synthetic"), lines.at(-1)!);
+    assert(lines.at(-1)!.startsWith("error: "), lines.at(-1)!);
   });
   assertStrictEquals(await runPrepare(["--dataset", "synthetic"], io), 0);
 });

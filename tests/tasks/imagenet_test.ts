@@ -99,10 +99,13 @@ Deno.test("deno task prepare --dataset imagenet: more undecodable images than a 
       }
     }
     const lines: string[] = [];
-    const io = { log: (l: string) => lines.push(l), error: (l: string) => lines.push(`error: ${l}`) };
+    const io = { log: (l: string) => lines.push(l), error: (l: string) => lines.push(l) };
     assertStrictEquals(await runPrepare(["--dataset", "imagenet", "--data-dir", dir], io), 1);
     assertStrictEquals(lines.filter((l) => l.includes("warning: does not decode")).length, 20, lines.join("\n"));
-    assert(lines.at(-1)!.includes("20 images do not decode, more than a run skips by default (10)"), lines.at(-1));
+    assert(
+      lines.at(-1)!.startsWith("error: 20 images do not decode, more than a run skips by default (10)"),
+      lines.at(-1),
+    );
     assertStrictEquals(await runPrepare(["--dataset", "cifar10", "--skip-decode-check"], io), 2);
     assert(lines.at(-1)!.includes("--skip-decode-check applies to --dataset imagenet only"), lines.at(-1));
   } finally {
