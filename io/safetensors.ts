@@ -170,18 +170,22 @@ export function decodeSafetensors(bytes: Uint8Array, source = "<memory>"): Safet
   const fail = (code: SafetensorsErrorCode, what: string): never => {
     throw new SafetensorsError(code, `${source}: ${what}`);
   };
+  // A file that fails these first checks is most likely no safetensors file at all (a text file, an image, a
+  // PyTorch .pt zip): say so first, then the detail.
+  const notOne = "not a safetensors file (an 8-byte little-endian header length, then a JSON header): ";
   if (bytes.length < 8) {
-    fail("HeaderTooSmall", `file is ${bytes.length} bytes, too short for the 8-byte header length`);
+    fail("HeaderTooSmall", `${notOne}file is ${bytes.length} bytes, too short for the 8-byte header length`);
   }
   const n = new DataView(bytes.buffer, bytes.byteOffset, 8).getBigUint64(0, true);
   if (n > BigInt(MAX_HEADER_SIZE)) {
-    fail("HeaderTooLarge", `header length ${n} exceeds the limit of ${MAX_HEADER_SIZE} bytes`);
+    fail("HeaderTooLarge", `${notOne}header length ${n} exceeds the limit of ${MAX_HEADER_SIZE} bytes`);
   }
   const headerLength = Number(n);
   if (8 + headerLength > bytes.length) {
     fail(
       "InvalidHeaderLength",
-      `header length ${headerLength} runs past the end of the file (${bytes.length - 8} bytes follow the length)`,
+      `${notOne}header length ${headerLength} runs past the end of the file (${bytes.length - 8} bytes follow the ` +
+        "length)",
     );
   }
   let text = "";

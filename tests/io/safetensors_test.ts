@@ -182,7 +182,9 @@ Deno.test("tensors come back in header order whatever the offset order", () => {
 
 Deno.test("corrupted corpus: every validation failure is rejected with its own code and message", () => {
   const ok = { a: { dtype: "F32", shape: [2], data_offsets: [0, 8] } };
-  rejected(new Uint8Array(5), "HeaderTooSmall", /file is 5 bytes, too short for the 8-byte header length/);
+  rejected(new Uint8Array(5), "HeaderTooSmall", /not a safetensors file .*: file is 5 bytes, too short for the 8-byte/);
+  // A text file (e.g. a README given as --checkpoint): its first 8 bytes read as a huge header length.
+  rejected(new TextEncoder().encode("# resnet-webgpu\n"), "HeaderTooLarge", /: not a safetensors file \(an 8-byte/);
   rejected(rawFile("{}", 0, BigInt(MAX_HEADER_SIZE + 1)), "HeaderTooLarge", /header length 100000001 exceeds/);
   rejected(rawFile("{}", 0, 2n ** 64n - 1n), "HeaderTooLarge", /header length 18446744073709551615 exceeds/);
   rejected(rawFile("{}", 0, 1000n), "InvalidHeaderLength", /header length 1000 runs past the end .*\(2 bytes follow/);
