@@ -34,6 +34,15 @@ if (import.meta.main) {
         );
       }
     }
+    // A folder or ImageNet dataset reads what is there (CIFAR downloads into --data-dir): a missing one is a typo.
+    if ((config.dataset === "folder" || config.dataset === "imagenet") && config.dataDir !== null) {
+      if (!(await statIfExists(config.dataDir))) {
+        throw new UsageError(
+          `--data-dir ${config.dataDir}: no such folder or archive (expected the ${config.dataset} dataset's files)`,
+          "--data-dir",
+        );
+      }
+    }
     // Under mpirun/srun: this process is one rank of a data-parallel job (MPI is loaded only then).
     collective = openCollective({ timeoutSeconds: config.collectiveTimeout });
     const adapter = await initWebGPU();

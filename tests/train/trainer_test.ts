@@ -459,4 +459,15 @@ Deno.test("a --resume or --init file that does not exist is a usage error naming
     assertEquals(code, 2, stderr);
     assert(stderr.startsWith(`error: ${flag} ${tmp}/nope.safetensors: no such file`), stderr);
   }
+  // So is a folder or ImageNet --data-dir that does not exist, and no run folder is left behind.
+  for (const dataset of ["folder", "imagenet"]) {
+    const { code, stderr } = await trainTask(
+      `--dataset=${dataset}`,
+      `--out=${tmp}/none-${dataset}`,
+      `--data-dir=${tmp}/nope`,
+    );
+    assertEquals(code, 2, stderr);
+    assert(stderr.startsWith(`error: --data-dir ${tmp}/nope: no such folder or archive`), stderr);
+    assertEquals(await Deno.stat(`${tmp}/none-${dataset}`).then(() => "made", () => "none"), "none");
+  }
 });
