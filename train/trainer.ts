@@ -219,6 +219,15 @@ async function runLoop(
         "; the training loader drops partial batches and would be empty",
     );
   }
+  if (ema) {
+    // Updates after batches 0, N, 2N, … of each epoch; a short run's average is little more than an early copy.
+    const updates = Math.ceil(stepsPerEpoch / config.modelEmaSteps) * config.epochs;
+    log(
+      `model EMA: decay ${ema.decay.toPrecision(6)} (adjusted), an update every ${config.modelEmaSteps} steps, ` +
+        `${updates} updates in ${config.epochs} epochs` +
+        (updates < 10 ? "; warning: too few for a useful average (a shorter update interval suits short runs)" : ""),
+    );
+  }
   const schedule = scheduleConfigFor(config, stepsPerEpoch);
   const runLog = new RunLog(config.out);
   const run = { config, classNames: loaders.classNames, archSpec: spec };

@@ -154,7 +154,16 @@ Deno.test("with mixup, cutmix, repeated augmentation and the weight average on, 
     "--cutmix-alpha=1.0",
   ];
   const whole = `${tmp}/recipe-reference`, out = `${tmp}/recipe-mid`;
-  await train(config(whole, ...recipe), { data: DATA });
+  const said: string[] = [];
+  await train(config(whole, ...recipe), { data: DATA, log: (m) => said.push(m) });
+  // 4 steps per epoch, an update every 2: 4 updates, which the run says, with a warning (too few to average much).
+  assert(
+    said.includes(
+      "model EMA: decay 0.840000 (adjusted), an update every 2 steps, 4 updates in 2 epochs; warning: too few for a " +
+        "useful average (a shorter update interval suits short runs)",
+    ),
+    said.join("\n"),
+  );
   const uninterrupted = await outcome(whole);
   const ema = uninterrupted.state.ema!;
   assert(ema !== undefined, "the checkpoint holds the average");
