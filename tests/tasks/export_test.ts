@@ -156,7 +156,8 @@ Deno.test("deno task export: exit 0 on success, 2 on a bad command line, 1 on a 
     await Deno.writeFile(`${dir}/bad.safetensors`, new Uint8Array(4));
     const bad = await run("--checkpoint", `${dir}/bad.safetensors`, "--out", `${dir}/n.safetensors`);
     assertStrictEquals(bad.code, 1);
-    assert(bad.stderr.includes(`${dir}/bad.safetensors: file is 4 bytes`), bad.stderr);
+    assert(bad.stderr.includes(`${dir}/bad.safetensors: not a safetensors file`), bad.stderr);
+    assert(bad.stderr.includes("file is 4 bytes"), bad.stderr);
     await rejects(Deno.stat(`${dir}/n.safetensors`), Deno.errors.NotFound, "nothing written on failure");
   });
 });
