@@ -163,7 +163,14 @@ export {
 export { NonFiniteLossError, type ProgressEvent, train, type TrainHooks, type TrainResult } from "./train/trainer.ts";
 export { FieldMessageError, literal } from "./train/config_error.ts";
 export type { EpochRecord } from "./train/run_log.ts";
-export { makeDataParallelStep, makeTrainStep, type StepOptions, type StepOutput } from "./train/train_step.ts";
+export {
+  type DataParallelStep,
+  makeDataParallelStep,
+  makeTrainStep,
+  type StepOptions,
+  type StepOutput,
+  type TrainStep,
+} from "./train/train_step.ts";
 export { SGD, type SGDOptions, weightDecayFilter } from "./train/sgd.ts";
 export { emaDecay, ModelEma } from "./train/model_ema.ts";
 export {

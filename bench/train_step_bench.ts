@@ -120,6 +120,7 @@ export async function benchTrainStep(model: ResNet, options: TrainBenchOptions):
     };
   } finally {
     tf.dispose([x, labels]);
+    step.dispose();
     sgd.dispose();
   }
 }

@@ -39,29 +39,50 @@ interface Gradients {
   mixed?: tf.Tensor4D;
 }
 
-/** The two halves of a step: gradients of a batch, and their application (clip, SGD, BN running statistics). */
+/** {@linkcode makeTrainStep}'s step function; `dispose()` frees the one tensor it keeps (the loss's gradient seed). */
+export interface TrainStep {
+  (x: tf.Tensor4D, labels: tf.Tensor1D, lr: number, mix?: MixParams | null): StepOutput;
+  dispose(): void;
+}
+
+/** {@linkcode makeDataParallelStep}'s step function; `dispose()` as {@linkcode TrainStep}'s. */
+export interface DataParallelStep {
+  (x: tf.Tensor4D, labels: tf.Tensor1D, lr: number, step: number, mix?: MixParams | null): Promise<StepOutput>;
+  dispose(): void;
+}
+
+/**
+ * The two halves of a step: gradients of a batch, and their application (clip, SGD, BN running statistics), and
+ * `dispose` for the seed they keep.
+ */
 function stepParts(model: ResNet, optimizer: SGD, options: StepOptions) {
   const params = model.parameters();
-  const variables = [...params.values()];
-  // tfjs keys gradients by variable name, which is unique per model instance; map back to torchvision names.
-  const nameOf = new Map([...params].map(([name, v]) => [v.name, name]));
   const order = [...params.keys()];
+  const variables = order.map((n) => params.get(n)!);
+  // d loss / d loss: tfjs's variableGrads makes `ones([])` each step, an upload through a new staging buffer (the one
+  // buffer a steady-state step created); this one is uploaded once and kept. The engine never disposes a given seed.
+  const seed = tf.keep(tf.scalar(1));
   const gradients = (x: tf.Tensor4D, labels: tf.Tensor1D, mix?: MixParams | null): Gradients => {
     let stats: BatchStat[] = [];
     let correct: tf.Scalar | undefined;
     const input = mix ? mixBatch(x, mix) : x; // [N, H, W, 3]
-    const { value: loss, grads } = tf.variableGrads(() => {
-      const r = model.forward(input, { training: true });
-      stats = r.batchStats;
-      const smoothing = options.labelSmoothing;
-      const { loss: l, correct: c } = lossAndTop1(r.logits, labels, smoothing, model.fusedKernels, mix ?? undefined);
-      correct = tf.keep(c);
-      return options.injectNaN ? l.mul(NaN) : l;
-    }, variables);
-    const byName = new Map(Object.entries(grads).map(([k, g]) => [nameOf.get(k) ?? k, g]));
-    // The parameter order, not tfjs's: every rank of a data-parallel job flattens them alike.
-    const named = new Map(order.filter((n) => byName.has(n)).map((n) => [n, byName.get(n)!]));
-    return { loss, correct: correct!, grads: named, stats, mixed: input !== x ? input : undefined };
+    const { value, grads } = tf.engine().gradients(
+      () => {
+        const r = model.forward(input, { training: true });
+        stats = r.batchStats;
+        const smoothing = options.labelSmoothing;
+        const { loss: l, correct: c } = lossAndTop1(r.logits, labels, smoothing, model.fusedKernels, mix ?? undefined);
+        correct = tf.keep(c);
+        return options.injectNaN ? l.mul(NaN) : l;
+      },
+      variables,
+      seed,
+      true,
+    );
+    // In the parameter order: every rank of a data-parallel job flattens them alike. A parameter the loss does not
+    // reach (none in a ResNet) gets no gradient, as with tf.variableGrads.
+    const named = new Map(order.flatMap((n, i) => grads[i] ? [[n, grads[i]] as const] : []));
+    return { loss: value as tf.Scalar, correct: correct!, grads: named, stats, mixed: input !== x ? input : undefined };
   };
   const apply = (g: Gradients, lr: number): StepOutput => {
     let named = g.grads;
@@ -79,12 +100,13 @@ function stepParts(model: ResNet, optimizer: SGD, options: StepOptions) {
     submitPendingWork();
     return { loss: g.loss, correct: g.correct };
   };
-  return { gradients, apply };
+  return { gradients, apply, dispose: () => seed.dispose() };
 }
 
 /**
  * Builds the step function of `model` and `optimizer`. The returned function takes `x` ([N, H, W, 3]) and `labels`
- * ([N] int32), updates the model in place and returns the batch's loss and correct count, still on the GPU. With
+ * ([N] int32), updates the model in place and returns the batch's loss and correct count, still on the GPU; its
+ * `dispose()` frees the scalar it keeps. With
  * `mix` (mixup or cutmix, `data/batch_mix.ts`), the batch is first mixed with its roll by one (one more dispatch,
  * `kernels/mix_batch.ts`), the loss takes the soft targets and `correct` counts each sample's dominant label.
  */
@@ -92,9 +114,12 @@ export function makeTrainStep(
   model: ResNet,
   optimizer: SGD,
   options: StepOptions,
-): (x: tf.Tensor4D, labels: tf.Tensor1D, lr: number, mix?: MixParams | null) => StepOutput {
-  const { gradients, apply } = stepParts(model, optimizer, options);
-  return (x, labels, lr, mix) => apply(gradients(x, labels, mix), lr);
+): TrainStep {
+  const { gradients, apply, dispose } = stepParts(model, optimizer, options);
+  return Object.assign(
+    (x: tf.Tensor4D, labels: tf.Tensor1D, lr: number, mix?: MixParams | null) => apply(gradients(x, labels, mix), lr),
+    { dispose },
+  );
 }
 
 /**
@@ -110,9 +135,9 @@ export function makeDataParallelStep(
   optimizer: SGD,
   options: StepOptions,
   collective: Collective,
-): (x: tf.Tensor4D, labels: tf.Tensor1D, lr: number, step: number, mix?: MixParams | null) => Promise<StepOutput> {
-  const { gradients, apply } = stepParts(model, optimizer, options);
-  return async (x, labels, lr, step, mix) => {
+): DataParallelStep {
+  const { gradients, apply, dispose } = stepParts(model, optimizer, options);
+  const run = async (x: tf.Tensor4D, labels: tf.Tensor1D, lr: number, step: number, mix?: MixParams | null) => {
     const g = gradients(x, labels, mix);
     let flat: tf.Tensor1D | undefined;
     try {
@@ -139,4 +164,5 @@ export function makeDataParallelStep(
     }
     return apply(g, lr);
   };
+  return Object.assign(run, { dispose });
 }

@@ -309,6 +309,14 @@ async function runLoop(
   const stepOptions = { labelSmoothing: config.labelSmoothing, clipGradNorm: config.clipGradNorm };
   const step = makeTrainStep(model, optimizer, stepOptions);
   const dpStep = dp.size > 1 ? makeDataParallelStep(model, optimizer, stepOptions, dp.collective) : undefined;
+  // The test hook's diverging step (hooks.nanAtStep), made when needed and freed with the others.
+  const nanOptions = { ...stepOptions, injectNaN: true };
+  const oneOff: { dispose(): void }[] = [];
+  const nanStep = <S extends { dispose(): void }>(make: () => S): S => {
+    const s = make();
+    oneOff.push(s);
+    return s;
+  };
   const records: EpochRecord[] = [];
 
   const checkpointResult = () => ({ lastCheckpoint: saver.lastCheckpoint, bestMetric: saver.bestMetric });
@@ -334,111 +342,117 @@ async function runLoop(
     }, metric);
   };
 
-  for (let epoch = position.epoch; epoch < config.epochs; epoch++) {
-    const startBatch = epoch === position.epoch ? position.batch : 0;
-    const sums = epoch === position.epoch ? partial : { lossSum: 0, correct: 0, seen: 0 };
-    // Running sums stay on the GPU between readbacks: [loss·n, correct].
-    let epochSums = tf.tensor1d([sums.lossSum, sums.correct]);
-    let seen = sums.seen;
-    const started = performance.now();
-    let imagesThisSession = 0;
-    let batch = startBatch;
-    let lr = 0;
-    // The sums change only with the step: progress, a mid-epoch save and the epoch's end share one readback per step.
-    let lastRead: { step: number; sums: typeof partial } | undefined;
-    const readSums = async () => {
-      if (lastRead?.step === globalStep) return lastRead.sums;
-      const [l, c] = await epochSums.data();
-      // A failed GPU program leaves its output unwritten without a word from tfjs: never train on such numbers.
-      throwOnWebGPUErrors(`during training (epoch ${epoch + 1}, by step ${globalStep})`);
-      if (!Number.isFinite(l)) throw new NonFiniteLossError(globalStep, epoch + 1, l);
-      lastRead = { step: globalStep, sums: { lossSum: l, correct: c, seen } };
-      return lastRead.sums;
-    };
-    try {
-      for await (const b of loaders.train.batches(epoch, startBatch)) {
-        lr = learningRateAt(globalStep, schedule);
-        const x = tf.tensor4d(b.images, [b.size, b.height, b.width, 3]);
-        const y = tf.tensor1d(b.labels, "int32");
-        // Mixup or cutmix (null when off): drawn from (seed, epoch, batch), so a resumed run mixes alike.
-        const mix = batchMixFor(config.seed, epoch, b.index, config, b.height, b.width);
-        const nan = hooks.nanAtStep === globalStep + 1;
-        const out = dpStep
-          ? await (nan
-            ? makeDataParallelStep(model, optimizer, { ...stepOptions, injectNaN: true }, dp.collective)
-            : dpStep)(x, y, lr, globalStep + 1, mix)
-          : nan
-          ? makeTrainStep(model, optimizer, { labelSmoothing: 0, clipGradNorm: 0, injectNaN: true })(x, y, lr)
-          : step(x, y, lr, mix);
-        epochSums = accumulateInPlace(epochSums, [out.loss, out.correct], [b.size, 1]); // one dispatch
-        tf.dispose([x, y, out.loss, out.correct]);
-        // torchvision: after the optimizer step of batches 0, N, 2N... of each epoch; copies during warm-up epochs.
-        if (ema && b.index % config.modelEmaSteps === 0) {
-          ema.update();
-          if (epoch < config.warmupEpochs) ema.restart();
-        }
-        seen += b.size;
-        imagesThisSession += b.size;
-        globalStep++;
-        // The loader's slot, not a count: a batch none of whose images decode is skipped, and counting would drift.
-        batch = b.index + 1;
+  try {
+    for (let epoch = position.epoch; epoch < config.epochs; epoch++) {
+      const startBatch = epoch === position.epoch ? position.batch : 0;
+      const sums = epoch === position.epoch ? partial : { lossSum: 0, correct: 0, seen: 0 };
+      // Running sums stay on the GPU between readbacks: [loss·n, correct].
+      let epochSums = tf.tensor1d([sums.lossSum, sums.correct]);
+      let seen = sums.seen;
+      const started = performance.now();
+      let imagesThisSession = 0;
+      let batch = startBatch;
+      let lr = 0;
+      // The sums change only with the step: progress, a mid-epoch save and the epoch's end share one readback per step.
+      let lastRead: { step: number; sums: typeof partial } | undefined;
+      const readSums = async () => {
+        if (lastRead?.step === globalStep) return lastRead.sums;
+        const [l, c] = await epochSums.data();
+        // A failed GPU program leaves its output unwritten without a word from tfjs: never train on such numbers.
+        throwOnWebGPUErrors(`during training (epoch ${epoch + 1}, by step ${globalStep})`);
+        if (!Number.isFinite(l)) throw new NonFiniteLossError(globalStep, epoch + 1, l);
+        lastRead = { step: globalStep, sums: { lossSum: l, correct: c, seen } };
+        return lastRead.sums;
+      };
+      try {
+        for await (const b of loaders.train.batches(epoch, startBatch)) {
+          lr = learningRateAt(globalStep, schedule);
+          const x = tf.tensor4d(b.images, [b.size, b.height, b.width, 3]);
+          const y = tf.tensor1d(b.labels, "int32");
+          // Mixup or cutmix (null when off): drawn from (seed, epoch, batch), so a resumed run mixes alike.
+          const mix = batchMixFor(config.seed, epoch, b.index, config, b.height, b.width);
+          const nan = hooks.nanAtStep === globalStep + 1;
+          const out = dpStep
+            ? await (nan ? nanStep(() => makeDataParallelStep(model, optimizer, nanOptions, dp.collective)) : dpStep)(
+              x,
+              y,
+              lr,
+              globalStep + 1,
+              mix,
+            )
+            : (nan ? nanStep(() => makeTrainStep(model, optimizer, nanOptions)) : step)(x, y, lr, mix);
+          epochSums = accumulateInPlace(epochSums, [out.loss, out.correct], [b.size, 1]); // one dispatch
+          tf.dispose([x, y, out.loss, out.correct]);
+          // torchvision: after the optimizer step of batches 0, N, 2N... of each epoch; copies during warm-up epochs.
+          if (ema && b.index % config.modelEmaSteps === 0) {
+            ema.update();
+            if (epoch < config.warmupEpochs) ema.restart();
+          }
+          seen += b.size;
+          imagesThisSession += b.size;
+          globalStep++;
+          // The loader's slot, not a count: a batch none of whose images decode is skipped, and counting would drift.
+          batch = b.index + 1;
 
-        if (globalStep % config.logEvery === 0 || batch === stepsPerEpoch) {
-          const s = await dp.sumOverRanks(await readSums(), `the metrics of step ${globalStep}`);
-          const elapsed = (performance.now() - started) / 1000;
-          const ips = imagesThisSession * dp.size / Math.max(elapsed, 1e-9);
-          const remaining = (stepsPerEpoch - batch + (config.epochs - epoch - 1) * stepsPerEpoch) * config.batchSize *
-            dp.size;
-          hooks.progress?.({
-            epoch: epoch + 1,
-            epochs: config.epochs,
-            batch,
-            batches: stepsPerEpoch,
-            globalStep,
-            loss: s.lossSum / s.seen,
-            acc: s.correct / s.seen,
-            lr,
-            imagesPerSecond: ips,
-            etaSeconds: remaining / Math.max(ips, 1e-9),
-          });
+          if (globalStep % config.logEvery === 0 || batch === stepsPerEpoch) {
+            const s = await dp.sumOverRanks(await readSums(), `the metrics of step ${globalStep}`);
+            const elapsed = (performance.now() - started) / 1000;
+            const ips = imagesThisSession * dp.size / Math.max(elapsed, 1e-9);
+            const remaining = (stepsPerEpoch - batch + (config.epochs - epoch - 1) * stepsPerEpoch) * config.batchSize *
+              dp.size;
+            hooks.progress?.({
+              epoch: epoch + 1,
+              epochs: config.epochs,
+              batch,
+              batches: stepsPerEpoch,
+              globalStep,
+              loss: s.lossSum / s.seen,
+              acc: s.correct / s.seen,
+              lr,
+              imagesPerSecond: ips,
+              etaSeconds: remaining / Math.max(ips, 1e-9),
+            });
+          }
+          if (config.checkpointEvery > 0 && globalStep % config.checkpointEvery === 0 && batch < stepsPerEpoch) {
+            await save({ epoch, batch }, await readSums());
+          }
+          if (hooks.stopAfterStep === globalStep) {
+            return { epochs: records, globalStep, interrupted: true, ...checkpointResult() };
+          }
         }
-        if (config.checkpointEvery > 0 && globalStep % config.checkpointEvery === 0 && batch < stepsPerEpoch) {
-          await save({ epoch, batch }, await readSums());
-        }
-        if (hooks.stopAfterStep === globalStep) {
-          return { epochs: records, globalStep, interrupted: true, ...checkpointResult() };
-        }
+        const totals = await dp.sumOverRanks(await readSums(), `the metrics of epoch ${epoch + 1}`);
+        const elapsed = (performance.now() - started) / 1000;
+        // Rank 0 evaluates the whole sets with its BN running statistics (those its checkpoint holds: DDP's
+        // broadcast_buffers makes rank 0's the model's too); the others wait for its record.
+        const record = await dp.fromRoot(`the evaluation of epoch ${epoch + 1}`, async () => {
+          const val = loaders.val ? await evaluate(model, loaders.val, loaders.numClasses) : undefined;
+          const test = await evaluate(model, loaders.test, loaders.numClasses);
+          // The average beside the model, on the same splits (best stays chosen on the model's validation top-1).
+          const emaVal = ema && loaders.val ? await evaluate(ema.model, loaders.val, loaders.numClasses) : undefined;
+          const emaTest = ema ? await evaluate(ema.model, loaders.test, loaders.numClasses) : undefined;
+          const images = imagesThisSession * dp.size;
+          return {
+            ...epochRecord(epoch + 1, globalStep, lr, totals, val?.result, test.result, elapsed, images),
+            ...(emaVal ? { ema_val_loss: emaVal.result.loss, ema_val_top1: emaVal.result.top1 } : {}),
+            ...(emaVal ? { ema_val_top5: emaVal.result.top5 } : {}),
+            ...(emaTest ? { ema_test_loss: emaTest.result.loss, ema_test_top1: emaTest.result.top1 } : {}),
+            ...(emaTest ? { ema_test_top5: emaTest.result.top5 } : {}),
+          };
+        });
+        records.push(record);
+        // best is chosen on the validation split only, never on the test set.
+        const metric = record.val_top1;
+        if (dp.isRoot) await runLog.appendEpoch(record);
+        hooks.epoch?.(record, saver.improves(metric));
+        await save({ epoch: epoch + 1, batch: 0 }, { lossSum: 0, correct: 0, seen: 0 }, metric);
+      } finally {
+        epochSums.dispose();
       }
-      const totals = await dp.sumOverRanks(await readSums(), `the metrics of epoch ${epoch + 1}`);
-      const elapsed = (performance.now() - started) / 1000;
-      // Rank 0 evaluates the whole sets with its BN running statistics (those its checkpoint holds: DDP's
-      // broadcast_buffers makes rank 0's the model's too); the others wait for its record.
-      const record = await dp.fromRoot(`the evaluation of epoch ${epoch + 1}`, async () => {
-        const val = loaders.val ? await evaluate(model, loaders.val, loaders.numClasses) : undefined;
-        const test = await evaluate(model, loaders.test, loaders.numClasses);
-        // The average beside the model, on the same splits (best stays chosen on the model's validation top-1).
-        const emaVal = ema && loaders.val ? await evaluate(ema.model, loaders.val, loaders.numClasses) : undefined;
-        const emaTest = ema ? await evaluate(ema.model, loaders.test, loaders.numClasses) : undefined;
-        const images = imagesThisSession * dp.size;
-        return {
-          ...epochRecord(epoch + 1, globalStep, lr, totals, val?.result, test.result, elapsed, images),
-          ...(emaVal ? { ema_val_loss: emaVal.result.loss, ema_val_top1: emaVal.result.top1 } : {}),
-          ...(emaVal ? { ema_val_top5: emaVal.result.top5 } : {}),
-          ...(emaTest ? { ema_test_loss: emaTest.result.loss, ema_test_top1: emaTest.result.top1 } : {}),
-          ...(emaTest ? { ema_test_top5: emaTest.result.top5 } : {}),
-        };
-      });
-      records.push(record);
-      // best is chosen on the validation split only, never on the test set.
-      const metric = record.val_top1;
-      if (dp.isRoot) await runLog.appendEpoch(record);
-      hooks.epoch?.(record, saver.improves(metric));
-      await save({ epoch: epoch + 1, batch: 0 }, { lossSum: 0, correct: 0, seen: 0 }, metric);
-    } finally {
-      epochSums.dispose();
     }
+    return { epochs: records, globalStep, interrupted: false, ...checkpointResult() };
+  } finally {
+    for (const s of [step, dpStep, ...oneOff]) s?.dispose();
   }
-  return { epochs: records, globalStep, interrupted: false, ...checkpointResult() };
 }
 
 function epochRecord(

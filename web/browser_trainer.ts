@@ -21,7 +21,7 @@ import { type ResNetSpec, resnetSpec } from "../models/resnet_spec.ts";
 import { resolveTrainConfig, type TrainConfig } from "../train/config.ts";
 import { learningRateAt, scheduleConfigFor } from "../train/lr_schedule.ts";
 import { SGD, weightDecayFilter } from "../train/sgd.ts";
-import { makeTrainStep, type StepOutput } from "../train/train_step.ts";
+import { makeTrainStep, type StepOutput, type TrainStep } from "../train/train_step.ts";
 
 /** The images a {@linkcode BrowserTrainer} learns from: 32×32 HWC bytes, 10 classes. */
 export interface BrowserDataset {
@@ -98,7 +98,7 @@ export class BrowserTrainer {
   #labels: Uint8Array;
   #count: number;
   #coefficients: ReturnType<typeof normalizeCoefficients>;
-  #step: (x: tf.Tensor4D, labels: tf.Tensor1D, lr: number) => StepOutput;
+  #step: TrainStep;
   #order: Uint32Array | null = null;
   #globalStep = 0;
   #partial = { lossSum: 0, correct: 0, seen: 0 };
@@ -243,6 +243,7 @@ export class BrowserTrainer {
 
   /** Frees the model and the optimizer's buffers. */
   dispose(): void {
+    this.#step.dispose();
     this.optimizer.dispose();
     this.model.dispose();
   }

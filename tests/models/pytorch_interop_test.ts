@@ -145,6 +145,7 @@ Deno.test({
         tf.dispose([out.loss, out.correct]);
       }
       tf.dispose([x, y]);
+      step.dispose();
       const state = [...await model.exportState()].filter(([, t]) => t.dtype === "F32");
 
       const result = await python;

@@ -207,7 +207,8 @@ Deno.test("a non-finite loss stops the run and leaves the last good checkpoint u
   assertEquals(steps.at(-1), "checkpoint-000000004.safetensors");
 });
 
-Deno.test("training steps do not grow the number of live tensors", () => {
+Deno.test("training steps do not grow the number of live tensors, and disposing frees all", () => {
+  const start = tf.memory().numTensors;
   const model = resnet18({ stem: "cifar", width: 2, numClasses: 10 });
   const optimizer = new SGD(model.parameters(), {
     momentum: 0.9,
@@ -224,8 +225,10 @@ Deno.test("training steps do not grow the number of live tensors", () => {
   for (let i = 0; i < 3; i++) run();
   assertEquals(tf.memory().numTensors, before);
   tf.dispose([x, y]);
+  step.dispose();
   optimizer.dispose();
   model.dispose();
+  assertEquals(tf.memory().numTensors, start, "the step keeps a tensor after dispose()");
 });
 
 Deno.test("a data-parallel step whose all-reduce fails (a timeout a library caller catches) leaves no tensor behind", async () => {
@@ -253,6 +256,7 @@ Deno.test("a data-parallel step whose all-reduce fails (a timeout a library call
   await rejects(() => step(x, y, 0.1, 2), /timed out: the gradient all-reduce of step 2/);
   assertEquals(tf.memory().numTensors, before);
   tf.dispose([x, y]);
+  step.dispose();
   optimizer.dispose();
   model.dispose();
 });
