@@ -48,6 +48,36 @@ export async function checkSameConfig(collective: Collective, config: TrainConfi
   );
 }
 
+/**
+ * Runs `open` on rank 0 first and on the other ranks once it has succeeded there: what `open` builds once and leaves
+ * on disk for the others (an ImageNet archive index, `data/imagenet_index_file.ts`) is built by one process instead
+ * of all of them at once. When rank 0's `open` throws, the other ranks stop too, saying so (rank 0's message is the
+ * cause), instead of waiting until the collective's timeout. With one process it is `open()`.
+ * @throws {Error} what rank 0's `open` threw (on rank 0), or that rank 0 failed (on the others).
+ */
+export async function rootFirst<T>(collective: Collective, what: string, open: () => Promise<T>): Promise<T> {
+  if (collective.size === 1) return await open();
+  const ok = new Uint8Array([1]);
+  if (collective.rank === 0) {
+    let result: T;
+    try {
+      result = await open();
+    } catch (e) {
+      // The others learn of the failure; rank 0's own error is the one worth reading, so it is thrown regardless.
+      await collective.broadcast(new Uint8Array([0]), 0, what).catch(() => {});
+      throw e;
+    }
+    await collective.broadcast(ok, 0, what);
+    return result;
+  }
+  const status = new Uint8Array(1);
+  await collective.broadcast(status, 0, what);
+  if (status[0] !== ok[0]) {
+    throw new Error(`rank 0 failed ${what}, so rank ${collective.rank} stops: see rank 0's error`);
+  }
+  return await open();
+}
+
 /** `data` of rank 0 on every rank, of any length (its length travels first). */
 async function broadcastBytes(collective: Collective, data: Uint8Array, what: string): Promise<Uint8Array> {
   const length = new Float64Array([data.length]);

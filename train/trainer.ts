@@ -24,7 +24,7 @@ import { FieldMessageError, literal } from "./config_error.ts";
 import { acquireRunLock } from "../io/run_lock.ts";
 import { makeDataParallelStep, makeTrainStep } from "./train_step.ts";
 import { type Collective, LocalCollective } from "../dist/collective.ts";
-import { checkSameConfig, DataParallel } from "./data_parallel.ts";
+import { checkSameConfig, DataParallel, rootFirst } from "./data_parallel.ts";
 import { emaDecay, ModelEma } from "./model_ema.ts";
 import { batchMixFor } from "../data/batch_mix.ts";
 
@@ -155,24 +155,26 @@ async function trainLocked(
   collective: Collective,
 ): Promise<TrainResult> {
   await initWebGPU();
-  const loaders = await createLoaders({
-    dataset: config.dataset,
-    dataDir: config.dataDir || "data",
-    valSplit: config.valSplit,
-    seed: config.seed,
-    batchSize: config.batchSize,
-    imageSize: config.imageSize,
-    transforms: config.transforms,
-    decoder: config.decoder,
-    autoAugment: config.autoAugment,
-    raNumOps: config.raNumOps,
-    raMagnitude: config.raMagnitude,
-    randomErase: config.randomErase,
-    raReps: config.raSampler ? config.raReps : 1,
-    workers: config.workers,
-    ...hooks.data,
-    shard: collective.size > 1 ? { rank: collective.rank, size: collective.size } : undefined,
-  }, { onWarning: log, onProgress: log });
+  // Rank 0 first: an ImageNet archive index is then built once and read by the others.
+  const loaders = await rootFirst(collective, "opening the data", () =>
+    createLoaders({
+      dataset: config.dataset,
+      dataDir: config.dataDir || "data",
+      valSplit: config.valSplit,
+      seed: config.seed,
+      batchSize: config.batchSize,
+      imageSize: config.imageSize,
+      transforms: config.transforms,
+      decoder: config.decoder,
+      autoAugment: config.autoAugment,
+      raNumOps: config.raNumOps,
+      raMagnitude: config.raMagnitude,
+      randomErase: config.randomErase,
+      raReps: config.raSampler ? config.raReps : 1,
+      workers: config.workers,
+      ...hooks.data,
+      shard: collective.size > 1 ? { rank: collective.rank, size: collective.size } : undefined,
+    }, { onWarning: log, onProgress: log }));
   const spec = resnetSpec(config.arch, {
     stem: config.stem,
     width: config.width,

@@ -4,7 +4,8 @@ import { openCollective } from "../../dist/open_collective.ts";
 import { LocalCollective } from "../../dist/collective.ts";
 import { openMpiLibrary } from "../../dist/mpi_library.ts";
 import { shardSlice } from "../../data/batch_plan.ts";
-import { DataParallel } from "../../train/data_parallel.ts";
+import { DataParallel, rootFirst } from "../../train/data_parallel.ts";
+import type { Collective } from "../../dist/collective.ts";
 
 Deno.test("launcherWorld: Open MPI, PMI, PMIx and Slurm variables; none means a plain process", () => {
   assertEquals(launcherWorld({}), null);
@@ -76,4 +77,60 @@ Deno.test("DataParallel: another number of processes is refused on resume, or re
   assertEquals(dp.ownPartial({ partial: sums(3), rankPartials: [sums(1)] }), sums(1));
   assertEquals(await dp.fromRoot("test", () => Promise.resolve({ a: 1 })), { a: 1 });
   await rejects(() => new LocalCollective().broadcast(new Uint8Array(1), 1, "test"), /root 1 of a single process/);
+});
+
+/** Two ranks in one process whose broadcasts pair up in call order (what rootFirst needs; the rest is unused). */
+function twoRanks(): [Collective, Collective] {
+  const sent: Uint8Array[] = [];
+  const waiting: ((d: Uint8Array) => void)[] = [];
+  const rank = (r: number): Collective => ({
+    rank: r,
+    size: 2,
+    description: "two ranks in one process",
+    broadcast(data) {
+      if (r === 0) {
+        const w = waiting.shift();
+        if (w) w(data.slice());
+        else sent.push(data.slice());
+        return Promise.resolve();
+      }
+      const ready = sent.shift();
+      if (ready) return Promise.resolve(void data.set(ready));
+      return new Promise((resolve) => waiting.push((d) => resolve(void data.set(d))));
+    },
+    allReduceSum: () => Promise.reject(new Error("unused")),
+    allGather: () => Promise.reject(new Error("unused")),
+    abort: () => {
+      throw new Error("unused");
+    },
+    finalize: () => {},
+  });
+  return [rank(0), rank(1)];
+}
+
+Deno.test("rootFirst: the other ranks open the data only once rank 0 has, and stop when rank 0 fails", async () => {
+  const order: string[] = [];
+  const open = (name: string, ms: number) => async () => {
+    order.push(`${name} starts`);
+    await new Promise((r) => setTimeout(r, ms));
+    order.push(`${name} done`);
+    return name;
+  };
+  const [r0, r1] = twoRanks();
+  // Rank 1 asks first and would finish first; it must wait for rank 0.
+  const results = await Promise.all([
+    rootFirst(r1, "opening the data", open("rank 1", 1)),
+    rootFirst(r0, "x", open("rank 0", 30)),
+  ]);
+  assertEquals(results, ["rank 1", "rank 0"]);
+  assertEquals(order, ["rank 0 starts", "rank 0 done", "rank 1 starts", "rank 1 done"]);
+
+  const [f0, f1] = twoRanks();
+  let opened = false;
+  const failing = rootFirst(f0, "opening the data", () => Promise.reject(new Error("data/imagenet: no such folder")));
+  const other = rootFirst(f1, "opening the data", () => Promise.resolve(opened = true));
+  await rejects(() => failing, /data\/imagenet: no such folder/);
+  await rejects(() => other, /rank 0 failed opening the data, so rank 1 stops/);
+  assertEquals(opened, false);
+  assertEquals(await rootFirst(new LocalCollective(), "x", () => Promise.resolve(7)), 7);
 });
