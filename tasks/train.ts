@@ -60,8 +60,10 @@ if (import.meta.main) {
         ` [${adapter.features.join(", ")}]`,
     );
     console.log(`run folder: ${config.out}`);
-    const tty = Deno.stdout.isTerminal();
-    const columns = tty ? Deno.consoleSize().columns : 80;
+    // Open MPI's mpirun gives each rank a pseudo-terminal of 0 columns: a bar redrawn there came out as a row of cut
+    // fragments, so a terminal without a size gets the plain lines of a log.
+    const columns = Deno.stdout.isTerminal() ? terminalColumns() : 0;
+    const tty = columns > 0;
     const encoder = new TextEncoder();
     let progressFailed = false;
     const progressFile = progressWriter(config.out, {
@@ -134,4 +136,13 @@ export function rankTaskOptions(collective: () => Collective): TaskOptions {
     errorPrefix: () => several() ? `rank ${collective().rank} of ${collective().size}: ` : "",
     exit: (code) => several() ? collective().abort(code) : Deno.exit(code),
   };
+}
+
+/** The terminal's columns, 0 when it has no size (or says none). */
+function terminalColumns(): number {
+  try {
+    return Deno.consoleSize().columns;
+  } catch {
+    return 0;
+  }
 }
