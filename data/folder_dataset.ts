@@ -10,6 +10,7 @@ import type { ImageStore } from "./image_bytes.ts";
 import { indexTar, readRange } from "./tar_index.ts";
 import { statIfExists } from "../io/stat_if_exists.ts";
 import { isGzipFile, readTarFiles } from "./tar_entries.ts";
+import { readDirFollowingLinks } from "../io/read_dir_following_links.ts";
 
 /** File extensions taken as images (case-insensitive); anything else in a class folder is ignored. */
 export const IMAGE_EXTENSIONS: readonly string[] = [".jpg", ".jpeg", ".png", ".webp", ".tif", ".tiff"];
@@ -73,10 +74,10 @@ async function indexDirectory(root: string): Promise<FolderIndex> {
     const splitDir = join(root, split);
     if (!(await statIfExists(splitDir))?.isDirectory) continue;
     const classes = new Map<string, string[]>();
-    for await (const entry of Deno.readDir(splitDir)) {
+    for await (const entry of readDirFollowingLinks(splitDir)) {
       if (!entry.isDirectory) continue;
       const files: string[] = [];
-      for await (const f of Deno.readDir(join(splitDir, entry.name))) {
+      for await (const f of readDirFollowingLinks(join(splitDir, entry.name))) {
         if (f.isFile && isImageName(f.name)) files.push(join(splitDir, entry.name, f.name));
       }
       if (files.length > 0) classes.set(entry.name, files);
@@ -197,7 +198,7 @@ export async function indexFolderDataset(root: string, options: FolderOptions = 
   if (!info.isDirectory) return indexArchives(root, [root], options);
   if ((await statIfExists(join(root, "train")))?.isDirectory) return indexDirectory(root);
   const archives: string[] = [];
-  for await (const entry of Deno.readDir(root)) {
+  for await (const entry of readDirFollowingLinks(root)) {
     if (entry.isFile && ARCHIVE.test(entry.name)) archives.push(join(root, entry.name));
   }
   if (archives.length === 0) {

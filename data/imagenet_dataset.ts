@@ -28,6 +28,7 @@ import {
 } from "./imagenet_index_file.ts";
 import { indexTar } from "./tar_index.ts";
 import { statIfExists } from "../io/stat_if_exists.ts";
+import { readDirFollowingLinks } from "../io/read_dir_following_links.ts";
 
 /** The official archives' file names. */
 export const TRAIN_ARCHIVE = "ILSVRC2012_img_train.tar";
@@ -337,7 +338,7 @@ const byName = (a: string, b: string) => (a < b ? -1 : a > b ? 1 : 0);
 
 async function imagesIn(folder: string): Promise<string[]> {
   const files: string[] = [];
-  for await (const f of Deno.readDir(folder)) {
+  for await (const f of readDirFollowingLinks(folder)) {
     if (f.isFile && /\.jpe?g$/i.test(f.name)) files.push(f.name);
   }
   return files.sort(byName);
@@ -350,7 +351,7 @@ async function listClassFolders(
   classSource: string,
 ): Promise<{ paths: string[]; labels: number[] }> {
   const folders = new Set<string>();
-  for await (const e of Deno.readDir(trainDir)) if (e.isDirectory) folders.add(e.name);
+  for await (const e of readDirFollowingLinks(trainDir)) if (e.isDirectory) folders.add(e.name);
   for (const wnid of [...folders].sort(byName)) {
     if (!wnids.includes(wnid)) {
       throw new Error(`${join(trainDir, wnid)}: WNID ${wnid} is not a class of ${classSource}`);

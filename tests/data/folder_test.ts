@@ -137,6 +137,38 @@ Deno.test("folder: sorted classes, images only, and gray/CMYK/PNG-content files 
   }
 });
 
+Deno.test("folder: links to images and to class folders are followed (ImageFolder's followlinks); broken ones skipped", async () => {
+  const dir = await Deno.makeTempDir();
+  try {
+    const root = await makeTree(dir);
+    const linked = join(dir, "linked");
+    for (const split of ["train", "val"]) {
+      await Deno.mkdir(join(linked, split), { recursive: true });
+      for await (const c of Deno.readDir(join(root, split))) {
+        if (c.name === "dog") { // a whole class folder as one link
+          await Deno.symlink(join(root, split, c.name), join(linked, split, c.name));
+          continue;
+        }
+        await Deno.mkdir(join(linked, split, c.name));
+        for await (const f of Deno.readDir(join(root, split, c.name))) {
+          await Deno.symlink(join(root, split, c.name, f.name), join(linked, split, c.name, f.name));
+        }
+      }
+    }
+    await Deno.symlink(join(dir, "gone.jpg"), join(linked, "train", "ant", "broken.jpg"));
+    const [real, links] = [await indexFolderDataset(root), await indexFolderDataset(linked)];
+    assertEquals(links.classNames, real.classNames);
+    assertEquals([...links.train.labels], [...real.train.labels]);
+    assertEquals([...links.test.labels], [...real.test.labels]);
+    assertEquals(
+      links.train.paths!.map((p) => p.slice(linked.length)),
+      real.train.paths!.map((p) => p.slice(root.length)),
+    );
+  } finally {
+    await Deno.remove(dir, { recursive: true });
+  }
+});
+
 Deno.test("folder: a truncated image is skipped with one warning, counted once, and too many stop the run", async () => {
   const dir = await Deno.makeTempDir();
   try {
