@@ -5,6 +5,7 @@
  * @module
  */
 import { parseArgs as nodeParseArgs, type ParseArgsConfig } from "node:util";
+import { distance } from "fastest-levenshtein";
 import { UsageError } from "./usage_error.ts";
 import { ConfigError, FieldMessageError } from "../train/config_error.ts";
 
@@ -12,18 +13,46 @@ export { UsageError };
 
 /**
  * `parseArgs` from `node:util`, strict, with its errors (unknown option, missing value) turned into
- * {@linkcode UsageError}s that name the flag.
+ * {@linkcode UsageError}s that name the flag; an unknown flag close to a known one gets "did you mean --x?".
  */
 export function parseArgs<T extends ParseArgsConfig>(config: T): ReturnType<typeof nodeParseArgs<T>> {
   try {
     return nodeParseArgs(config);
   } catch (e) {
     if (e instanceof TypeError && "code" in e && String(e.code).startsWith("ERR_PARSE_ARGS")) {
-      const message = e.message.split(". To specify")[0];
-      throw new UsageError(message, /'(-[^' ]+)/.exec(message)?.[1]); // node quotes the flag: "Unknown option '--x'"
+      throw usageErrorOf(e.message, config);
     }
     throw e;
   }
+}
+
+/** Node's parse error `message` as a UsageError in our words, naming the flag (node quotes it: "'--x'"). */
+function usageErrorOf(message: string, config: ParseArgsConfig): UsageError {
+  const flag = /'(-[^' ]+)/.exec(message)?.[1];
+  const text = message.split(". To specify")[0];
+  const suggestion = flag && message.startsWith("Unknown option") ? closestFlag(flag, config) : undefined;
+  return new UsageError(suggestion ? `${text}; did you mean ${suggestion}?` : text, flag);
+}
+
+/**
+ * The known long flag closest to the unknown `flag` by edit distance, when it is close: at most a third of the
+ * unknown name's letters, rounded up, differ (a swap of two counts as two). `--batchsize` -> `--batch-size`,
+ * `--prot` -> `--port`; `--learning-rate` -> none.
+ */
+function closestFlag(flag: string, config: ParseArgsConfig): string | undefined {
+  if (!flag.startsWith("--")) return undefined;
+  const name = flag.slice(2);
+  const options = Object.entries(config.options ?? {});
+  const known = [
+    ...options.map(([n]) => n),
+    ...(config.allowNegative ? options.filter(([, o]) => o.type === "boolean").map(([n]) => `no-${n}`) : []),
+  ];
+  let best: { name: string; d: number } | undefined;
+  for (const k of known) {
+    const d = distance(name, k);
+    if (!best || d < best.d) best = { name: k, d };
+  }
+  return best && best.d <= Math.ceil(name.length / 3) ? `--${best.name}` : undefined;
 }
 
 /** The command-line flag that sets configuration field `field`: `batchSize` is `--batch-size`. */

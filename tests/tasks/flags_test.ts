@@ -267,7 +267,8 @@ Deno.test("flags override the recipe and are converted to their types", () => {
 });
 
 Deno.test("unknown flags, positionals and missing values are UsageErrors naming the flag", () => {
-  usage(["--learning-rate", "0.1"], "--learning-rate", /Unknown option '--learning-rate'/);
+  usage(["--learning-rate", "0.1"], "--learning-rate", /Unknown option '--learning-rate'$/);
+  usage(["--batchsize", "64"], "--batchsize", /Unknown option '--batchsize'; did you mean --batch-size\?$/);
   usage(["-x"], "-x", /Unknown option '-x'/);
   usage(["--lr"], "--lr", /argument missing/);
   usage(["resnet18"], undefined, /Unexpected argument 'resnet18'/);
