@@ -13,22 +13,57 @@ export { UsageError };
 
 /**
  * `parseArgs` from `node:util`, strict, with its errors (unknown option, missing value) turned into
- * {@linkcode UsageError}s that name the flag; an unknown flag close to a known one gets "did you mean --x?".
+ * {@linkcode UsageError}s that name the flag; an unknown flag close to a known one gets "did you mean --x?". A
+ * negative number after a flag that takes a value is that value (`--epochs -1` is `--epochs=-1`, so it reaches the
+ * flag's own check), where node would call it ambiguous.
  */
 export function parseArgs<T extends ParseArgsConfig>(config: T): ReturnType<typeof nodeParseArgs<T>> {
+  const args = joinNegativeValues(config.args ?? Deno.args, config.options ?? {});
   try {
-    return nodeParseArgs(config);
+    return nodeParseArgs<T>({ ...config, args });
   } catch (e) {
     if (e instanceof TypeError && "code" in e && String(e.code).startsWith("ERR_PARSE_ARGS")) {
-      throw usageErrorOf(e.message, config);
+      throw usageErrorOf(e.message, args, config);
     }
     throw e;
   }
 }
 
+/** Node's options: name -> type and short letter. */
+type Options = NonNullable<ParseArgsConfig["options"]>;
+
+/**
+ * `args` with each value-taking flag that is followed by a negative number written as one token: `["--lr", "-1"]`
+ * becomes `["--lr=-1"]`. No flag of ours is a digit, so `-1` can only be a value. Stops at `--`.
+ */
+function joinNegativeValues(args: readonly string[], options: Options): string[] {
+  const out: string[] = [];
+  for (let i = 0; i < args.length; i++) {
+    const arg = args[i];
+    if (arg === "--") return [...out, ...args.slice(i)];
+    const name = /^--([^=]+)$/.exec(arg)?.[1] ??
+      Object.entries(options).find(([, o]) => o.short !== undefined && arg === `-${o.short}`)?.[0];
+    if (name !== undefined && options[name]?.type === "string" && /^-\.?\d/.test(args[i + 1] ?? "")) {
+      out.push(`--${name}=${args[++i]}`);
+    } else out.push(arg);
+  }
+  return out;
+}
+
 /** Node's parse error `message` as a UsageError in our words, naming the flag (node quotes it: "'--x'"). */
-function usageErrorOf(message: string, config: ParseArgsConfig): UsageError {
+function usageErrorOf(message: string, args: readonly string[], config: ParseArgsConfig): UsageError {
   const flag = /'(-[^' ]+)/.exec(message)?.[1];
+  if (flag && message.includes("argument is ambiguous")) {
+    // A value that starts with "-" but is no number, most often the next flag: "--out --lr".
+    const received = args.find((a, i) => i > 0 && args[i - 1] === flag && a.startsWith("-"));
+    const long = flag.startsWith("--")
+      ? flag
+      : `--${Object.entries(config.options ?? {}).find(([, o]) => `-${o.short}` === flag)?.[0]}`;
+    return new UsageError(
+      `${flag} expects a value; received "${received}" (write ${long}=${received} for a value starting with "-")`,
+      flag,
+    );
+  }
   const text = message.split(". To specify")[0];
   const suggestion = flag && message.startsWith("Unknown option") ? closestFlag(flag, config) : undefined;
   return new UsageError(suggestion ? `${text}; did you mean ${suggestion}?` : text, flag);

@@ -1,4 +1,4 @@
-import { assert, assertStrictEquals, throws } from "../assert.ts";
+import { assert, assertEquals, assertStrictEquals, throws } from "../assert.ts";
 import { parseArgs, UsageError } from "../../tasks/args.ts";
 import { parseDashboardArgs } from "../../tasks/dashboard.ts";
 import { parseDemoArgs } from "../../tasks/demo.ts";
@@ -53,4 +53,26 @@ Deno.test("every task that parses flags suggests the flag meant", () => {
   for (const [task, run, flag, meant] of cases) {
     usage(run, flag, new RegExp(`Unknown option '${flag}'; did you mean ${meant}\\?$`), task);
   }
+});
+
+Deno.test("a negative number after a flag is its value, in both forms", () => {
+  assertEquals(parse("--epochs", "-1").values.epochs, "-1");
+  assertEquals(parse("--epochs=-1").values.epochs, "-1");
+  assertEquals(parse("--epochs", "-.5", "--out", "-2e3").values, { epochs: "-.5", out: "-2e3" });
+  assertEquals(parse("-o", "-1").values.out, "-1"); // a short flag that takes a value
+  // After "--" every word is a positional, even one that follows a flag's name.
+  assertEquals(parse("--", "--epochs", "-1").positionals, ["--epochs", "-1"]);
+  // A flag without a value takes no number: "-1" is then an unknown short flag, as before.
+  usage(() => parse("--nesterov", "-1"), "-1", /Unknown option '-1'/);
+});
+
+Deno.test("a value starting with a dash that is not a number says how to write it", () => {
+  usage(
+    () => parse("--out", "--epochs", "3"),
+    "--out",
+    /^--out expects a value; received "--epochs" \(write --out=--epochs/,
+  );
+  usage(() => parse("--epochs", "3", "--out", "-x"), "--out", /received "-x" \(write --out=-x/);
+  usage(() => parse("-o", "-x"), "-o", /^-o expects a value; received "-x" \(write --out=-x/);
+  assertEquals(parse("--out=-x").values.out, "-x");
 });
