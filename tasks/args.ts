@@ -7,7 +7,7 @@
 import { parseArgs as nodeParseArgs, type ParseArgsConfig } from "node:util";
 import { distance } from "fastest-levenshtein";
 import { UsageError } from "./usage_error.ts";
-import { ConfigError, FieldMessageError } from "../train/config_error.ts";
+import { ConfigError, FieldMessageError } from "../io/config_error.ts";
 
 export { UsageError };
 
@@ -117,6 +117,12 @@ export function choiceFlag<C extends string>(flag: string, value: string, choice
   return value as C;
 }
 
+/** An error's message as the command line says it: a library's fields (`{lr}`) named as their flags (`--lr`). */
+export function errorText(error: unknown): string {
+  if (error instanceof FieldMessageError) return error.describe(flagOf);
+  return error instanceof Error ? error.message : String(error);
+}
+
 /** How {@linkcode runTask} reports a failure, for tasks that are one process of several (e.g. an MPI rank). */
 export interface TaskOptions {
   /** Words after "error: " (e.g. "rank 1 of 8: "), read when the error happens. */
@@ -136,12 +142,7 @@ export async function runTask(main: () => Promise<void> | void, options: TaskOpt
     const error = e instanceof ConfigError ? usageErrorFrom(e) : e;
     const usage = error instanceof UsageError;
     // A library error that names fields (advice such as "lower {lr}") is said with flags here too.
-    const text = error instanceof FieldMessageError
-      ? error.describe(flagOf)
-      : error instanceof Error
-      ? error.message
-      : String(error);
-    const message = `${text}${usage ? " (see --help)" : ""}`;
+    const message = `${errorText(error)}${usage ? " (see --help)" : ""}`;
     console.error(`error: ${options.errorPrefix?.() ?? ""}${message}`);
     (options.exit ?? Deno.exit)(usage ? 2 : 1);
   }

@@ -6,7 +6,7 @@
  * most every 2 s, for the dashboard) and, at the end, `report.html` (the run's charts in one file).
  * @module
  */
-import { runTask, UsageError } from "./args.ts";
+import { flagOf, runTask, UsageError } from "./args.ts";
 import { statIfExists } from "../io/stat_if_exists.ts";
 import { registerFastKernels } from "../kernels/register.ts";
 import { initWebGPU } from "../kernels/webgpu_backend.ts";
@@ -76,6 +76,7 @@ if (import.meta.main) {
       result = await train(config, {
         collective,
         log: (m) => console.log(tty ? `\r${m}` : m),
+        nameOf: flagOf,
         progress: (p) => {
           progressFile.update(p);
           const line = formatProgress(p, { tty, width: columns });

@@ -22,7 +22,7 @@
  * @module
  */
 import { SCHEDULE_KINDS, type ScheduleConfig, type ScheduleKind } from "./lr_schedule.ts";
-import { ConfigError, literal } from "./config_error.ts";
+import { ConfigError, literal } from "../io/config_error.ts";
 import { ARCHITECTURES, type ArchName, type StemKind } from "../models/resnet_spec.ts";
 import { DATA_TRANSFORMS, type DataTransforms } from "../data/transforms.ts";
 import { IMAGE_DECODERS, type ImageDecoder } from "../data/decode_rgb.ts";

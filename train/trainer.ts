@@ -20,7 +20,7 @@ import { type EpochRecord, RunLog } from "./run_log.ts";
 export type { EpochRecord };
 import { SGD, weightDecayFilter } from "./sgd.ts";
 import { checkResumeConfig, ConfigError, resumeConflicts, type TrainConfig, trainConfigFromJSON } from "./config.ts";
-import { FieldMessageError, literal } from "./config_error.ts";
+import { FieldMessageError, literal } from "../io/config_error.ts";
 import { acquireRunLock } from "../io/run_lock.ts";
 import { makeDataParallelStep, makeTrainStep } from "./train_step.ts";
 import { type Collective, LocalCollective } from "../dist/collective.ts";
@@ -47,6 +47,8 @@ export interface ProgressEvent {
 export interface TrainHooks {
   /** Information and warnings for the user. */
   log?: (message: string) => void;
+  /** How `log` names a configuration field (a command line passes its flags); default: the field's own name. */
+  nameOf?: (field: string) => string;
   progress?: (event: ProgressEvent) => void;
   /** After each epoch: its record, and whether it improved on the best validation top-1 (it is then `best`). */
   epoch?: (record: EpochRecord, best: boolean) => void;
@@ -172,7 +174,7 @@ async function trainLocked(
     workers: config.workers,
     ...hooks.data,
     shard: collective.size > 1 ? { rank: collective.rank, size: collective.size } : undefined,
-  }, { onWarning: log, onProgress: log });
+  }, { onWarning: log, onProgress: log, nameOf: hooks.nameOf });
   const spec = resnetSpec(config.arch, {
     stem: config.stem,
     width: config.width,

@@ -1,7 +1,9 @@
 import { assert, assertEquals, rejects, throws } from "../assert.ts";
 import { launcherWorld } from "../../dist/launcher_env.ts";
 import { openCollective } from "../../dist/open_collective.ts";
-import { LocalCollective } from "../../dist/collective.ts";
+import { CollectiveTimeoutError, LocalCollective } from "../../dist/collective.ts";
+import { FieldMessageError } from "../../io/config_error.ts";
+import { flagOf } from "../../tasks/args.ts";
 import { openMpiLibrary } from "../../dist/mpi_library.ts";
 import { shardSlice } from "../../data/batch_plan.ts";
 import { DataParallel } from "../../train/data_parallel.ts";
@@ -76,4 +78,11 @@ Deno.test("DataParallel: another number of processes is refused on resume, or re
   assertEquals(dp.ownPartial({ partial: sums(3), rankPartials: [sums(1)] }), sums(1));
   assertEquals(await dp.fromRoot("test", () => Promise.resolve({ a: 1 })), { a: 1 });
   await rejects(() => new LocalCollective().broadcast(new Uint8Array(1), 1, "test"), /root 1 of a single process/);
+});
+
+Deno.test("CollectiveTimeoutError's advice names the timeout's field, which a command line says as its flag", () => {
+  const e = new CollectiveTimeoutError(1, 2, "the all-reduce of {step} 3", 8);
+  assert(e instanceof FieldMessageError);
+  assert(e.describe(flagOf).startsWith("the all-reduce of {step} 3 did not complete within 8 s"), e.message);
+  assert(e.describe(flagOf).endsWith("needs a larger --collective-timeout"), e.describe(flagOf));
 });
