@@ -16,6 +16,7 @@ import { locateCifar } from "./cifar_download.ts";
 import { IMAGE_DECODERS, type ImageDecoder } from "./decode_rgb.ts";
 import { decodeFolderSplit } from "./folder_arrays.ts";
 import { indexFolderDataset } from "./folder_dataset.ts";
+import { isFolderDataset } from "./folder_datasets.ts";
 import { indexImageNet } from "./imagenet_dataset.ts";
 import { loadSharp } from "./image_decode.ts";
 import { identityOrder } from "./random.ts";
@@ -132,9 +133,6 @@ export interface LoaderOptions {
 
 const DATASETS = ["cifar10", "cifar100", "synthetic", "folder", "imagenet"];
 
-/** Datasets of encoded images in class folders (or archives), decoded by sharp: the "folder" options apply. */
-const isFolderLike = (dataset: DataConfig["dataset"]) => dataset === "folder" || dataset === "imagenet";
-
 function checkConfig(config: DataConfig): void {
   const bad = (field: string, expected: string, value: unknown) => {
     throw new Error(`DataConfig.${field}: expected ${expected}, received ${JSON.stringify(value)}`);
@@ -168,10 +166,10 @@ function checkConfig(config: DataConfig): void {
   if (config.decoder !== undefined && !IMAGE_DECODERS.includes(config.decoder)) {
     bad("decoder", IMAGE_DECODERS.join(" | "), config.decoder);
   }
-  if (!isFolderLike(config.dataset) && config.transforms === "imagenet") {
+  if (!isFolderDataset(config.dataset) && config.transforms === "imagenet") {
     bad("transforms", `"cifar" (or nothing) for dataset ${config.dataset}`, config.transforms);
   }
-  if (isFolderLike(config.dataset) && config.decoder === "js" && config.transforms !== "cifar") {
+  if (isFolderDataset(config.dataset) && config.decoder === "js" && config.transforms !== "cifar") {
     bad("decoder", `"sharp" with transforms "imagenet" (the js decoder does not resize; use transforms "cifar")`, "js");
   }
   const [problem] = imageAugmentationProblems(imageAugmentationOf(config));

@@ -37,12 +37,12 @@ import {
   checkDecoderFits,
   type DatasetName,
   type EvalConfig,
-  isFolderDataset,
   recipeFor,
   type TrainConfig,
   trainConfigFromJSON,
 } from "./config.ts";
 import { ConfigError, literal } from "../io/config_error.ts";
+import { isFolderDataset } from "../data/folder_datasets.ts";
 
 /** Where the weights came from: a training checkpoint, or a bare weights file. */
 export type ModelSource = "checkpoint" | "weights";
