@@ -164,7 +164,7 @@ export { NonFiniteLossError, type ProgressEvent, train, type TrainHooks, type Tr
 export { FieldMessageError, literal } from "./io/config_error.ts";
 export type { EpochRecord } from "./train/run_log.ts";
 export { makeDataParallelStep, makeTrainStep, type StepOptions, type StepOutput } from "./train/train_step.ts";
-export { SGD, type SGDOptions, weightDecayFilter } from "./train/sgd.ts";
+export { SGD, type SGDConfig, type SGDOptions, sgdOptionsFor, weightDecayFilter } from "./train/sgd.ts";
 export { emaDecay, ModelEma } from "./train/model_ema.ts";
 export {
   learningRateAt,

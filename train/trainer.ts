@@ -18,7 +18,7 @@ import { learningRateAt, scheduleConfigFor } from "./lr_schedule.ts";
 import { type EpochRecord, RunLog } from "./run_log.ts";
 
 export type { EpochRecord };
-import { SGD, weightDecayFilter } from "./sgd.ts";
+import { SGD, sgdOptionsFor } from "./sgd.ts";
 import { checkResumeConfig, ConfigError, resumeConflicts, type TrainConfig, trainConfigFromJSON } from "./config.ts";
 import { FieldMessageError, literal } from "../io/config_error.ts";
 import { acquireRunLock } from "../io/run_lock.ts";
@@ -182,12 +182,7 @@ async function trainLocked(
     zeroInitResidual: config.zeroInitResidual,
   });
   const model = createResNet(spec, { seed: config.seed });
-  const optimizer = new SGD(model.parameters(), {
-    momentum: config.momentum,
-    nesterov: config.nesterov,
-    weightDecay: config.weightDecay,
-    decay: weightDecayFilter(config.weightDecayAll),
-  });
+  const optimizer = new SGD(model.parameters(), sgdOptionsFor(config));
   const dp = new DataParallel(collective);
   // torchvision's adjustment counts the images of a step on all ranks: world_size x the per-rank batch.
   const ema = config.modelEma ? new ModelEma(model, emaDecay(config, dp.size)) : undefined;
