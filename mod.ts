@@ -161,7 +161,7 @@ export {
   trainConfigFromJSON,
 } from "./train/config.ts";
 export { NonFiniteLossError, type ProgressEvent, train, type TrainHooks, type TrainResult } from "./train/trainer.ts";
-export { FieldMessageError, literal } from "./train/config_error.ts";
+export { FieldMessageError, literal } from "./io/config_error.ts";
 export type { EpochRecord } from "./train/run_log.ts";
 export {
   type DataParallelStep,
@@ -171,7 +171,7 @@ export {
   type StepOutput,
   type TrainStep,
 } from "./train/train_step.ts";
-export { SGD, type SGDOptions, weightDecayFilter } from "./train/sgd.ts";
+export { SGD, type SGDConfig, type SGDOptions, sgdOptionsFor, weightDecayFilter } from "./train/sgd.ts";
 export { emaDecay, ModelEma } from "./train/model_ema.ts";
 export {
   learningRateAt,

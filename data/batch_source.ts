@@ -5,6 +5,7 @@
  * (seed, epoch, sample index), so a batch is the same whichever worker builds it and whenever.
  * @module
  */
+import { templateOf } from "../io/config_error.ts";
 import { RandomStream } from "./batch_plan.ts";
 import { type ByteBlob, stringAt } from "./byte_blob.ts";
 import { type ImageStore, readImageBytes } from "./image_bytes.ts";
@@ -68,6 +69,7 @@ export interface BatchJob {
 export interface DecodeFailure {
   index: number;
   name: string;
+  /** Why, as a template naming config fields as `{field}` (io/config_error.ts's `templateOf`). */
   message: string;
 }
 
@@ -160,7 +162,7 @@ export function createBatchMaker(spec: SourceSpec): (job: BatchJob) => Promise<B
     for (let j = 0; j < n; j++) {
       const d = decoded[j], index = job.indices[j];
       if (d instanceof Error) {
-        failures.push({ index, name: stringAt(spec.nameTable, index), message: d.message });
+        failures.push({ index, name: stringAt(spec.nameTable, index), message: templateOf(d) });
         continue;
       }
       const crop = { top: 0, left: 0, flip: d.flip };

@@ -4,12 +4,18 @@
  * @module
  */
 /// <reference lib="deno.worker" />
+import { FieldMessageError } from "../io/config_error.ts";
 import { type BatchJob, type BatchResult, createBatchMaker, type SourceSpec } from "./batch_source.ts";
 
 /** Messages the pool sends to a worker. */
 export type WorkerRequest = { sources: SourceSpec[] } | { job: BatchJob };
 /** Messages a worker sends back. */
-export type WorkerReply = { result: BatchResult } | { id: number; error: string };
+export type WorkerReply = { result: BatchResult } | {
+  id: number;
+  error: string;
+  /** A FieldMessageError's template (its `{field}`s name config fields), for the main thread to rebuild it. */
+  template?: string;
+};
 
 let makers: ((job: BatchJob) => Promise<BatchResult>)[] = [];
 
@@ -27,6 +33,7 @@ self.onmessage = async (event: MessageEvent<WorkerRequest>) => {
       result.labels.buffer as ArrayBuffer,
     ]);
   } catch (e) {
-    self.postMessage({ id: job.id, error: (e as Error).stack ?? String(e) } satisfies WorkerReply);
+    const template = e instanceof FieldMessageError ? e.template : undefined;
+    self.postMessage({ id: job.id, error: (e as Error).stack ?? String(e), template } satisfies WorkerReply);
   }
 };

@@ -6,6 +6,7 @@
 import { createHash } from "node:crypto";
 import { join } from "node:path";
 import type { CifarLayout, CifarSource } from "./cifar_binary.ts";
+import { FieldMessageError, literal } from "../io/config_error.ts";
 import { statIfExists } from "../io/stat_if_exists.ts";
 
 /** Options of {@linkcode locateCifar}. */
@@ -30,10 +31,12 @@ export async function md5File(path: string): Promise<string> {
   return hash.digest("hex");
 }
 
+/** Where to put the data by hand, as a {@linkcode FieldMessageError} template (it names the `dataset` field). */
 function placeHint(layout: CifarLayout, dataDir: string): string {
-  return `Place ${layout.archive} (md5 ${layout.md5}, from ${layout.url}) at ${join(dataDir, layout.archive)}, or ` +
-    `its extracted ${layout.directory}/ directory at ${join(dataDir, layout.directory)}; ` +
-    "`--dataset synthetic` works offline.";
+  return literal(
+    `Place ${layout.archive} (md5 ${layout.md5}, from ${layout.url}) at ${join(dataDir, layout.archive)}, or ` +
+      `its extracted ${layout.directory}/ directory at ${join(dataDir, layout.directory)}; `,
+  ) + "{dataset} synthetic works offline.";
 }
 
 /**
@@ -54,16 +57,18 @@ export async function locateCifar(
     if (options.verifyExisting) {
       const md5 = await md5File(archive);
       if (md5 !== layout.md5) {
-        throw new Error(
-          `${archive}: md5 ${md5}, expected ${layout.md5} (incomplete or altered download). Delete it and run ` +
-            `\`deno task prepare --dataset ${layout.dataset}\` again. ${placeHint(layout, dataDir)}`,
+        throw new FieldMessageError(
+          `${literal(archive)}: md5 ${md5}, expected ${layout.md5} (incomplete or altered download). Delete it to ` +
+            `download it again. ${placeHint(layout, dataDir)}`,
         );
       }
     }
     return { kind: "archive", path: archive };
   }
   if (options.download === false) {
-    throw new Error(`${layout.dataset} not found under ${dataDir} and download is off. ${placeHint(layout, dataDir)}`);
+    throw new FieldMessageError(
+      `${layout.dataset} not found under ${literal(dataDir)} and download is off. ${placeHint(layout, dataDir)}`,
+    );
   }
   await downloadArchive(layout, archive, options);
   return { kind: "archive", path: archive };
@@ -77,11 +82,14 @@ async function downloadArchive(layout: CifarLayout, archive: string, options: Lo
   try {
     response = await fetcher(url);
   } catch (e) {
-    throw new Error(`Could not download ${url} (${(e as Error).message}). ${placeHint(layout, dataDir)}`, { cause: e });
+    const why = literal(`Could not download ${url} (${(e as Error).message}). `);
+    throw new FieldMessageError(why + placeHint(layout, dataDir), { cause: e });
   }
   if (!response.ok || !response.body) {
     await response.body?.cancel();
-    throw new Error(`Could not download ${url} (HTTP ${response.status}). ${placeHint(layout, dataDir)}`);
+    throw new FieldMessageError(
+      `${literal(`Could not download ${url} (HTTP ${response.status}).`)} ${placeHint(layout, dataDir)}`,
+    );
   }
   await Deno.mkdir(dataDir, { recursive: true });
   const partial = `${archive}.partial-${Deno.pid}`;
@@ -109,8 +117,8 @@ async function downloadArchive(layout: CifarLayout, archive: string, options: Lo
     ).pipeTo(file.writable);
     const md5 = hash.digest("hex");
     if (md5 !== layout.md5) {
-      throw new Error(
-        `${url}: downloaded ${received} bytes with md5 ${md5}, expected ${layout.md5}; nothing was kept. ` +
+      throw new FieldMessageError(
+        `${literal(url)}: downloaded ${received} bytes with md5 ${md5}, expected ${layout.md5}; nothing was kept. ` +
           placeHint(layout, dataDir),
       );
     }

@@ -6,6 +6,7 @@
  * where libjpeg (and so PIL and sharp) interpolates, a mean difference of about 2.5 levels in 255 on CIFAR-10.
  * @module
  */
+import { FieldMessageError } from "../io/config_error.ts";
 import { loadSharp, sharpRGB } from "./image_decode.ts";
 
 /** Which library decodes folder images: `sharp` (default) or `js` (jpeg-js, JPEG only, bundle-friendly). */
@@ -35,7 +36,9 @@ export async function decodeRGB(bytes: Uint8Array, decoder: ImageDecoder): Promi
     jpegPromise ??= import("jpeg-js").then((m) => m.default ?? m);
     const jpeg = await jpegPromise;
     if (bytes[0] !== 0xff || bytes[1] !== 0xd8) {
-      throw new Error("not a JPEG (no FF D8 start marker); the js decoder reads JPEG only, use --decoder sharp");
+      throw new FieldMessageError(
+        "not a JPEG (no FF D8 start marker); the js decoder reads JPEG only, use {decoder} sharp",
+      );
     }
     // tolerantDecoding off: a truncated file is an error, as with sharp's failOn "truncated".
     const image = jpeg.decode(bytes, { useTArray: true, formatAsRGBA: false, tolerantDecoding: false });

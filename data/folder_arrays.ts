@@ -4,6 +4,7 @@
  * more than the augmentation). Unreadable images and images of another size are reported and left out.
  * @module
  */
+import { FieldMessageError, templateOf } from "../io/config_error.ts";
 import { decodeRGB, type ImageDecoder } from "./decode_rgb.ts";
 import type { FolderSplit } from "./folder_dataset.ts";
 import { readImageBytes } from "./image_bytes.ts";
@@ -18,14 +19,14 @@ export interface DecodedSplit {
 }
 
 /**
- * Decodes all images of `split` with `decoder`; each must be `size`×`size`. `onFailure(name, message)` hears of each
- * image left out (it may throw to stop). The order of the kept images is the split's.
+ * Decodes all images of `split` with `decoder`; each must be `size`×`size`. `onFailure(name, why)` hears of each
+ * image left out (it may throw to stop); `why` is a template naming config fields as `{field}` (io/config_error.ts). The order of the kept images is the split's.
  */
 export async function decodeFolderSplit(
   split: FolderSplit,
   size: number,
   decoder: ImageDecoder,
-  onFailure: (name: string, message: string) => void,
+  onFailure: (name: string, why: string) => void,
   parallel = 8,
 ): Promise<DecodedSplit> {
   const n = split.labels.length, pixels = size * size * 3;
@@ -41,15 +42,15 @@ export async function decodeFolderSplit(
         const bytes = await readImageBytes(split, i);
         const image = await decodeRGB(bytes, decoder);
         if (image.height !== size || image.width !== size) {
-          throw new Error(
-            `is ${image.width}x${image.height}, expected ${size}x${size} (--transforms cifar trains on images at ` +
-              "their own size; see --image-size)",
+          throw new FieldMessageError(
+            `is ${image.width}x${image.height}, expected ${size}x${size} ({transforms} cifar trains on images at ` +
+              "their own size; see {imageSize})",
           );
         }
         images.set(image.pixels, i * pixels);
         ok[i] = 1;
       } catch (e) {
-        errors[i] = (e as Error).message;
+        errors[i] = templateOf(e);
       }
     }
   };

@@ -6,6 +6,7 @@
  * and alpha images come out as 3-channel sRGB. `sharp` is imported lazily so CIFAR/synthetic runs never load it.
  * @module
  */
+import { FieldMessageError, literal } from "../io/config_error.ts";
 import type { Random } from "./random.ts";
 import { evalResizeCrop, sampleResizedCrop } from "./transforms.ts";
 
@@ -24,9 +25,9 @@ const SHARP: string = "sharp";
  */
 export function loadSharp(threads?: number): Promise<SharpFactory> {
   sharpPromise ??= import(SHARP).catch((e) => {
-    throw new Error(
-      `cannot load sharp (libvips, a native addon): ${(e as Error).message}. Single-file bundles cannot carry it; ` +
-        "decode JPEGs in JavaScript instead with --decoder js (with --transforms cifar)",
+    throw new FieldMessageError(
+      `cannot load sharp (libvips, a native addon): ${literal((e as Error).message)}. Single-file bundles cannot ` +
+        "carry it; decode JPEGs in JavaScript instead with {decoder} js (with {transforms} cifar)",
     );
   }).then((m) => {
     const sharp = m.default;

@@ -5,6 +5,7 @@
  * (the official archives read in place, torchvision's extracted folders or Kaggle's layout: `imagenet_dataset.ts`).
  * @module
  */
+import { FieldMessageError, literal } from "../io/config_error.ts";
 import { type Shard, splitTrainVal } from "./batch_plan.ts";
 import type { DecodeFailure, SourceSpec } from "./batch_source.ts";
 import type { Batch, BatchLoader } from "./batch.ts";
@@ -15,6 +16,7 @@ import { locateCifar } from "./cifar_download.ts";
 import { IMAGE_DECODERS, type ImageDecoder } from "./decode_rgb.ts";
 import { decodeFolderSplit } from "./folder_arrays.ts";
 import { indexFolderDataset } from "./folder_dataset.ts";
+import { isFolderDataset } from "./folder_datasets.ts";
 import { indexImageNet } from "./imagenet_dataset.ts";
 import { loadSharp } from "./image_decode.ts";
 import { identityOrder } from "./random.ts";
@@ -118,6 +120,11 @@ export interface Loaders {
 export interface LoaderOptions {
   /** Skipped-image warnings. */
   onWarning?: (msg: string) => void;
+  /**
+   * How warnings name a configuration field, e.g. "decoder" (a command line passes its flags: `--decoder`); default:
+   * the field's own name.
+   */
+  nameOf?: (field: string) => string;
   /** Download progress. */
   onProgress?: (msg: string) => void;
   /** Replaces `fetch` for downloads (tests). */
@@ -125,9 +132,6 @@ export interface LoaderOptions {
 }
 
 const DATASETS = ["cifar10", "cifar100", "synthetic", "folder", "imagenet"];
-
-/** Datasets of encoded images in class folders (or archives), decoded by sharp: the "folder" options apply. */
-const isFolderLike = (dataset: DataConfig["dataset"]) => dataset === "folder" || dataset === "imagenet";
 
 function checkConfig(config: DataConfig): void {
   const bad = (field: string, expected: string, value: unknown) => {
@@ -162,10 +166,10 @@ function checkConfig(config: DataConfig): void {
   if (config.decoder !== undefined && !IMAGE_DECODERS.includes(config.decoder)) {
     bad("decoder", IMAGE_DECODERS.join(" | "), config.decoder);
   }
-  if (!isFolderLike(config.dataset) && config.transforms === "imagenet") {
+  if (!isFolderDataset(config.dataset) && config.transforms === "imagenet") {
     bad("transforms", `"cifar" (or nothing) for dataset ${config.dataset}`, config.transforms);
   }
-  if (isFolderLike(config.dataset) && config.decoder === "js" && config.transforms !== "cifar") {
+  if (isFolderDataset(config.dataset) && config.decoder === "js" && config.transforms !== "cifar") {
     bad("decoder", `"sharp" with transforms "imagenet" (the js decoder does not resize; use transforms "cifar")`, "js");
   }
   const [problem] = imageAugmentationProblems(imageAugmentationOf(config));
@@ -194,7 +198,7 @@ async function prepare(
   config: DataConfig,
   options: LoaderOptions,
   threads: number,
-  failures: { report: (key: string, name: string, message: string) => void; indexed: (trainImages: number) => void },
+  failures: { report: (key: string, name: string, why: string) => void; indexed: (trainImages: number) => void },
 ): Promise<Prepared> {
   const array = (
     split: { images: Uint8Array; labels: Uint8Array | Int32Array },
@@ -309,16 +313,18 @@ export async function createLoaders(config: DataConfig, options: LoaderOptions =
   const stats = { skippedImages: 0 };
   const skipped = new Set<string>();
   let trainImages = 0; // known once the data is indexed (folders) or read
-  const report = (key: string, name: string, message: string) => {
+  // `why` is a template (a decoder's advice names fields): the error keeps it, so a command line names its flags.
+  const report = (key: string, name: string, why: string) => {
     if (skipped.has(key)) return;
     const limit = config.maxSkippedImages ?? Math.max(10, Math.ceil(trainImages / 1000));
     skipped.add(key);
     stats.skippedImages++;
-    options.onWarning?.(`skipped ${name}: ${message} (${stats.skippedImages} skipped so far, limit ${limit})`);
+    const warning = `skipped ${literal(name)}: ${why} (${stats.skippedImages} skipped so far, limit ${limit})`;
+    options.onWarning?.(new FieldMessageError(warning).describe(options.nameOf ?? ((field) => field)));
     if (stats.skippedImages > limit) {
-      throw new Error(
+      throw new FieldMessageError(
         `${stats.skippedImages} images failed to decode, more than DataConfig.maxSkippedImages (${limit}); ` +
-          `the last was ${name}: ${message}`,
+          `the last was ${literal(name)}: ${why}`,
       );
     }
   };

@@ -4,6 +4,7 @@
  * runs exit instead of hanging on live workers.
  * @module
  */
+import { FieldMessageError } from "../io/config_error.ts";
 import type { BatchJob, BatchResult, SourceSpec } from "./batch_source.ts";
 import type { WorkerReply } from "./batch_worker.ts";
 
@@ -79,7 +80,13 @@ export class WorkerPool {
     this.#pending.delete(id);
     this.#load[pending.worker]--;
     if ("result" in reply) pending.resolve(reply.result);
-    else pending.reject(new Error(`decode worker ${pending.worker} failed: ${reply.error}`));
+    else {
+      const what = `decode worker ${pending.worker} failed: `;
+      // A FieldMessageError (e.g. "use {decoder} js") crosses the thread as its template and stays one.
+      pending.reject(
+        reply.template === undefined ? new Error(what + reply.error) : new FieldMessageError(what + reply.template),
+      );
+    }
   }
 
   #failWorker(worker: number, error: Error): void {

@@ -4,6 +4,7 @@
  * MPI implementation is in `mpi_collective.ts`.
  * @module
  */
+import { FieldMessageError, literal } from "../io/config_error.ts";
 
 /** Collective operations across the `size` processes of one training job; every rank calls them in the same order. */
 export interface Collective {
@@ -29,16 +30,16 @@ export interface Collective {
 }
 
 /** A rank waited longer than the collective timeout: another rank died, hung or took another path. */
-export class CollectiveTimeoutError extends Error {
+export class CollectiveTimeoutError extends FieldMessageError {
   /**
    * @param what the operation, e.g. "the gradient all-reduce of step 12" (the message leaves out `rank`: the task's
    *   error line names it); `seconds` the timeout that expired.
    */
   constructor(readonly rank: number, readonly size: number, what: string, seconds: number) {
     super(
-      `${what} did not complete within ${seconds} s: another rank died, hung or stopped ` +
+      `${literal(what)} did not complete within ${seconds} s: another rank died, hung or stopped ` +
         "early (see its output). A rank that is merely slow (e.g. rank 0 evaluating) " +
-        "needs a larger --collective-timeout",
+        "needs a larger {collectiveTimeout}",
     );
     this.name = "CollectiveTimeoutError";
   }

@@ -14,6 +14,7 @@
  * anything, so a model is never partially loaded.
  * @module
  */
+import { FieldMessageError, literal } from "./config_error.ts";
 import type { HostDType, StateDict } from "./host_tensor.ts";
 import { atomicWriteFile } from "./atomic_write.ts";
 import {
@@ -159,9 +160,10 @@ export function checkpointFromContents({ tensors, metadata }: SafetensorsContent
     throw new Error(`${source}: ${what}`);
   };
   if (metadata.format !== CHECKPOINT_FORMAT) {
-    bad(
-      `not a training checkpoint: ${METADATA_KEY}.format is ${JSON.stringify(metadata.format ?? null)}, expected ` +
-        `"${CHECKPOINT_FORMAT}" (a weights-only file can be used with --init, not --resume)`,
+    throw new FieldMessageError(
+      `${literal(source)}: not a training checkpoint: ${METADATA_KEY}.format is ` +
+        `${literal(JSON.stringify(metadata.format ?? null))}, expected "${CHECKPOINT_FORMAT}" (a weights-only file ` +
+        "can be used with {init}, not {resume})",
     );
   }
   const field = (key: string): string => {
@@ -242,9 +244,9 @@ export function weightsFromContents(
     ? splitOptimizerState(tensors)
     : { model: tensors, optimizer: new Map(), ema: new Map() };
   if (options.ema && ema.size === 0) {
-    throw new Error(
-      `${source}: holds no average of the weights (no "${EMA_PREFIX}" tensors): ` +
-        (isCheckpoint ? "its run was trained without --model-ema" : "it is a weights file, not a training checkpoint"),
+    throw new FieldMessageError(
+      `${literal(source)}: holds no average of the weights (no "${EMA_PREFIX}" tensors): ` +
+        (isCheckpoint ? "its run was trained without {modelEma}" : "it is a weights file, not a training checkpoint"),
     );
   }
   const dropped = [

@@ -62,7 +62,10 @@ export class DashboardServer {
     const host = new URL(request.url).hostname; // Deno.serve builds the URL from the Host header
     if (this.#loopbackOnly && !LOOPBACK_NAMES.has(host)) {
       return json(
-        { error: `requests to ${host} are refused: this dashboard answers loopback names only (see --host)` },
+        {
+          error: `requests to ${host} are refused: a dashboard on a loopback address answers loopback names only, ` +
+            "against DNS rebinding; bind it to another address to serve other names",
+        },
         403,
       );
     }

@@ -5,25 +5,89 @@
  * @module
  */
 import { parseArgs as nodeParseArgs, type ParseArgsConfig } from "node:util";
+import { distance } from "fastest-levenshtein";
 import { UsageError } from "./usage_error.ts";
-import { ConfigError, FieldMessageError } from "../train/config_error.ts";
+import { ConfigError, FieldMessageError } from "../io/config_error.ts";
 
 export { UsageError };
 
 /**
  * `parseArgs` from `node:util`, strict, with its errors (unknown option, missing value) turned into
- * {@linkcode UsageError}s that name the flag.
+ * {@linkcode UsageError}s that name the flag; an unknown flag close to a known one gets "did you mean --x?". A
+ * negative number after a flag that takes a value is that value (`--epochs -1` is `--epochs=-1`, so it reaches the
+ * flag's own check), where node would call it ambiguous.
  */
 export function parseArgs<T extends ParseArgsConfig>(config: T): ReturnType<typeof nodeParseArgs<T>> {
+  const args = joinNegativeValues(config.args ?? Deno.args, config.options ?? {});
   try {
-    return nodeParseArgs(config);
+    return nodeParseArgs<T>({ ...config, args });
   } catch (e) {
     if (e instanceof TypeError && "code" in e && String(e.code).startsWith("ERR_PARSE_ARGS")) {
-      const message = e.message.split(". To specify")[0];
-      throw new UsageError(message, /'(-[^' ]+)/.exec(message)?.[1]); // node quotes the flag: "Unknown option '--x'"
+      throw usageErrorOf(e.message, args, config);
     }
     throw e;
   }
+}
+
+/** Node's options: name -> type and short letter. */
+type Options = NonNullable<ParseArgsConfig["options"]>;
+
+/**
+ * `args` with each value-taking flag that is followed by a negative number written as one token: `["--lr", "-1"]`
+ * becomes `["--lr=-1"]`. No flag of ours is a digit, so `-1` can only be a value. Stops at `--`.
+ */
+function joinNegativeValues(args: readonly string[], options: Options): string[] {
+  const out: string[] = [];
+  for (let i = 0; i < args.length; i++) {
+    const arg = args[i];
+    if (arg === "--") return [...out, ...args.slice(i)];
+    const name = /^--([^=]+)$/.exec(arg)?.[1] ??
+      Object.entries(options).find(([, o]) => o.short !== undefined && arg === `-${o.short}`)?.[0];
+    if (name !== undefined && options[name]?.type === "string" && /^-\.?\d/.test(args[i + 1] ?? "")) {
+      out.push(`--${name}=${args[++i]}`);
+    } else out.push(arg);
+  }
+  return out;
+}
+
+/** Node's parse error `message` as a UsageError in our words, naming the flag (node quotes it: "'--x'"). */
+function usageErrorOf(message: string, args: readonly string[], config: ParseArgsConfig): UsageError {
+  const flag = /'(-[^' ]+)/.exec(message)?.[1];
+  if (flag && message.includes("argument is ambiguous")) {
+    // A value that starts with "-" but is no number, most often the next flag: "--out --lr".
+    const received = args.find((a, i) => i > 0 && args[i - 1] === flag && a.startsWith("-"));
+    const long = flag.startsWith("--")
+      ? flag
+      : `--${Object.entries(config.options ?? {}).find(([, o]) => `-${o.short}` === flag)?.[0]}`;
+    return new UsageError(
+      `${flag} expects a value; received "${received}" (write ${long}=${received} for a value starting with "-")`,
+      flag,
+    );
+  }
+  const text = message.split(". To specify")[0];
+  const suggestion = flag && message.startsWith("Unknown option") ? closestFlag(flag, config) : undefined;
+  return new UsageError(suggestion ? `${text}; did you mean ${suggestion}?` : text, flag);
+}
+
+/**
+ * The known long flag closest to the unknown `flag` by edit distance, when it is close: at most a third of the
+ * unknown name's letters, rounded up, differ (a swap of two counts as two). `--batchsize` -> `--batch-size`,
+ * `--prot` -> `--port`; `--learning-rate` -> none.
+ */
+function closestFlag(flag: string, config: ParseArgsConfig): string | undefined {
+  if (!flag.startsWith("--")) return undefined;
+  const name = flag.slice(2);
+  const options = Object.entries(config.options ?? {});
+  const known = [
+    ...options.map(([n]) => n),
+    ...(config.allowNegative ? options.filter(([, o]) => o.type === "boolean").map(([n]) => `no-${n}`) : []),
+  ];
+  let best: { name: string; d: number } | undefined;
+  for (const k of known) {
+    const d = distance(name, k);
+    if (!best || d < best.d) best = { name: k, d };
+  }
+  return best && best.d <= Math.ceil(name.length / 3) ? `--${best.name}` : undefined;
 }
 
 /** The command-line flag that sets configuration field `field`: `batchSize` is `--batch-size`. */
@@ -53,6 +117,12 @@ export function choiceFlag<C extends string>(flag: string, value: string, choice
   return value as C;
 }
 
+/** An error's message as the command line says it: a library's fields (`{lr}`) named as their flags (`--lr`). */
+export function errorText(error: unknown): string {
+  if (error instanceof FieldMessageError) return error.describe(flagOf);
+  return error instanceof Error ? error.message : String(error);
+}
+
 /** How {@linkcode runTask} reports a failure, for tasks that are one process of several (e.g. an MPI rank). */
 export interface TaskOptions {
   /** Words after "error: " (e.g. "rank 1 of 8: "), read when the error happens. */
@@ -72,12 +142,7 @@ export async function runTask(main: () => Promise<void> | void, options: TaskOpt
     const error = e instanceof ConfigError ? usageErrorFrom(e) : e;
     const usage = error instanceof UsageError;
     // A library error that names fields (advice such as "lower {lr}") is said with flags here too.
-    const text = error instanceof FieldMessageError
-      ? error.describe(flagOf)
-      : error instanceof Error
-      ? error.message
-      : String(error);
-    const message = `${text}${usage ? " (see --help)" : ""}`;
+    const message = `${errorText(error)}${usage ? " (see --help)" : ""}`;
     console.error(`error: ${options.errorPrefix?.() ?? ""}${message}`);
     (options.exit ?? Deno.exit)(usage ? 2 : 1);
   }

@@ -6,7 +6,7 @@
  * (e.g. `runs/NAME/eval.json`, which the dashboard and `deno task report` draw). `--help` lists every flag.
  * @module
  */
-import { runTask } from "./args.ts";
+import { flagOf, runTask } from "./args.ts";
 import { registerFastKernels } from "../kernels/register.ts";
 import { initWebGPU } from "../kernels/webgpu_backend.ts";
 import { describeSpec, evaluateCheckpoint } from "../train/evaluate_checkpoint.ts";
@@ -88,6 +88,7 @@ if (import.meta.main) {
     registerFastKernels();
     const evaluation = await evaluateCheckpoint(config, {
       onWarning: (m) => console.error(`warning: ${m}`),
+      nameOf: flagOf,
       onProgress: (m) => console.error(m),
     });
     if (config.saveLogits !== null) {

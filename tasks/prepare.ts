@@ -8,7 +8,7 @@
  * is missing, and decodes every image as evaluation does to list the files that do not decode.
  * @module
  */
-import { parseArgs } from "./args.ts";
+import { errorText, parseArgs } from "./args.ts";
 import { cifarLayout, readCifar } from "../data/cifar_binary.ts";
 import { locateCifar } from "../data/cifar_download.ts";
 import { IMAGENET_COUNTS, indexImageNet } from "../data/imagenet_dataset.ts";
@@ -81,7 +81,7 @@ export async function runPrepare(
     io.log(`prepare: ${dataset} ready at ${source.path} (${train.count} train, ${test.count} test records validated)`);
     return 0;
   } catch (e) {
-    io.error(`error: ${(e as Error).message}`);
+    io.error(`error: ${errorText(e)}`);
     return 1;
   }
 }
@@ -149,7 +149,7 @@ async function prepareImageNet(dir: string, decode: boolean, io: PrepareIO): Pro
     io.log(`prepare: imagenet ready at ${dir}${failed > 0 ? ` (${failed} images will be skipped)` : ""}`);
     return 0;
   } catch (e) {
-    io.error(`error: ${(e as Error).message}`);
+    io.error(`error: ${errorText(e)}`);
     return 1;
   }
 }

@@ -6,8 +6,9 @@
  * most every 2 s, for the dashboard) and, at the end, `report.html` (the run's charts in one file).
  * @module
  */
-import { runTask, UsageError } from "./args.ts";
+import { flagOf, runTask, UsageError } from "./args.ts";
 import { statIfExists } from "../io/stat_if_exists.ts";
+import { isFolderDataset } from "../data/folder_datasets.ts";
 import { registerFastKernels } from "../kernels/register.ts";
 import { initWebGPU } from "../kernels/webgpu_backend.ts";
 import { formatEpochSummary, formatProgress } from "./progress.ts";
@@ -35,7 +36,7 @@ if (import.meta.main) {
       }
     }
     // A folder or ImageNet dataset reads what is there (CIFAR downloads into --data-dir): a missing one is a typo.
-    if ((config.dataset === "folder" || config.dataset === "imagenet") && config.dataDir !== null) {
+    if (isFolderDataset(config.dataset) && config.dataDir !== null) {
       if (!(await statIfExists(config.dataDir))) {
         throw new UsageError(
           `--data-dir ${config.dataDir}: no such folder or archive (expected the ${config.dataset} dataset's files)`,
@@ -78,6 +79,7 @@ if (import.meta.main) {
       result = await train(config, {
         collective,
         log: (m) => console.log(tty ? `\r${m}` : m),
+        nameOf: flagOf,
         progress: (p) => {
           progressFile.update(p);
           const line = formatProgress(p, { tty, width: columns });

@@ -22,10 +22,11 @@
  * @module
  */
 import { SCHEDULE_KINDS, type ScheduleConfig, type ScheduleKind } from "./lr_schedule.ts";
-import { ConfigError, literal } from "./config_error.ts";
+import { ConfigError, literal } from "../io/config_error.ts";
 import { ARCHITECTURES, type ArchName, type StemKind } from "../models/resnet_spec.ts";
 import { DATA_TRANSFORMS, type DataTransforms } from "../data/transforms.ts";
 import { IMAGE_DECODERS, type ImageDecoder } from "../data/decode_rgb.ts";
+import { isFolderDataset } from "../data/folder_datasets.ts";
 import { AUTO_AUGMENT_POLICIES, type AutoAugmentPolicy, MAGNITUDE_BINS } from "../data/auto_augment.ts";
 
 export { ConfigError };
@@ -42,11 +43,6 @@ export type Arch = ArchName;
 export const DATASETS = ["cifar10", "cifar100", "folder", "imagenet", "synthetic"] as const;
 /** A dataset name. */
 export type DatasetName = typeof DATASETS[number];
-
-/** Datasets of encoded images decoded by sharp (`folder`, `imagenet`): the folder fields and defaults apply. */
-export function isFolderDataset(dataset: DatasetName): boolean {
-  return dataset === "folder" || dataset === "imagenet";
-}
 
 /** The network stem: CIFAR's 3x3 stride-1 conv without max pool, or ImageNet's 7x7/2 conv and 3x3/2 max pool. */
 export type Stem = StemKind;
@@ -576,14 +572,11 @@ export function checkTrainConfig(c: TrainConfig, given: ReadonlySet<keyof TrainC
   const fail = (field: keyof TrainConfig, template: string): never => {
     throw new ConfigError(field, template);
   };
-  if (c.dataset === "folder" && !c.dataDir) {
-    fail("dataDir", "{dataset} folder needs {dataDir} (a folder with one subfolder per class)");
-  }
-  if (c.dataset === "imagenet" && !c.dataDir) {
-    fail(
-      "dataDir",
-      "{dataset} imagenet needs {dataDir} (the folder holding the ILSVRC-2012 archives or train/ and val/)",
-    );
+  if (isFolderDataset(c.dataset) && !c.dataDir) {
+    const what = c.dataset === "folder"
+      ? "a folder with one subfolder per class"
+      : "the folder holding the ILSVRC-2012 archives or train/ and val/";
+    fail("dataDir", `{dataset} ${c.dataset} needs {dataDir} (${what})`);
   }
   if (c.dataset === "synthetic" && given.has("dataDir")) {
     fail("dataDir", "{dataDir} does not apply to {dataset} synthetic");
@@ -783,7 +776,7 @@ export function trainConfigFromJSON(value: unknown, where: string): TrainConfig 
   }
   // Fields added after the first checkpoints were written take the value those runs had.
   const old = value as Record<string, unknown>;
-  const folderLike = old.dataset === "folder" || old.dataset === "imagenet";
+  const folderLike = isFolderDataset(old.dataset);
   const transforms = old.transforms ?? (folderLike ? "imagenet" : "cifar");
   const v: Record<string, unknown> = {
     transforms,

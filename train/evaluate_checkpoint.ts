@@ -37,12 +37,12 @@ import {
   checkDecoderFits,
   type DatasetName,
   type EvalConfig,
-  isFolderDataset,
   recipeFor,
   type TrainConfig,
   trainConfigFromJSON,
 } from "./config.ts";
-import { ConfigError, literal } from "./config_error.ts";
+import { ConfigError, literal } from "../io/config_error.ts";
+import { isFolderDataset } from "../data/folder_datasets.ts";
 
 /** Where the weights came from: a training checkpoint, or a bare weights file. */
 export type ModelSource = "checkpoint" | "weights";
@@ -53,6 +53,8 @@ export interface EvaluateCheckpointOptions {
   onWarning?: (message: string) => void;
   /** Dataset download progress. */
   onProgress?: (message: string) => void;
+  /** How warnings name a configuration field (a command line passes its flags); default: the field's own name. */
+  nameOf?: (field: string) => string;
 }
 
 /** What {@linkcode evaluateCheckpoint} measured, and on what. */
@@ -122,7 +124,7 @@ export async function evaluateCheckpoint(
     transforms: data.transforms,
     decoder: data.decoder,
     augment: false,
-  }, { onWarning: options.onWarning, onProgress: options.onProgress });
+  }, { onWarning: options.onWarning, onProgress: options.onProgress, nameOf: options.nameOf });
   try {
     const loader = config.split === "val" ? loaders.val : loaders.test;
     if (!loader) {

@@ -65,6 +65,25 @@ export interface SGDOptions {
   implementation?: "auto" | "fused" | "ops";
 }
 
+/** The optimizer fields of a training configuration (`TrainConfig`'s, by shape: sgd.ts sits below config.ts). */
+export interface SGDConfig {
+  momentum: number;
+  nesterov: boolean;
+  weightDecay: number;
+  /** Decay BatchNorm parameters and biases too ({@linkcode weightDecayFilter}). */
+  weightDecayAll: boolean;
+}
+
+/** The {@linkcode SGD} options a training configuration asks for: the one reading of its optimizer fields. */
+export function sgdOptionsFor(config: SGDConfig): SGDOptions {
+  return {
+    momentum: config.momentum,
+    nesterov: config.nesterov,
+    weightDecay: config.weightDecay,
+    decay: weightDecayFilter(config.weightDecayAll),
+  };
+}
+
 /** SGD over named tfjs variables; see the module documentation for the exact update. */
 export class SGD {
   readonly momentum: number;

@@ -18,9 +18,9 @@ import { learningRateAt, scheduleConfigFor } from "./lr_schedule.ts";
 import { type EpochRecord, RunLog } from "./run_log.ts";
 
 export type { EpochRecord };
-import { SGD, weightDecayFilter } from "./sgd.ts";
+import { SGD, sgdOptionsFor } from "./sgd.ts";
 import { checkResumeConfig, ConfigError, resumeConflicts, type TrainConfig, trainConfigFromJSON } from "./config.ts";
-import { FieldMessageError, literal } from "./config_error.ts";
+import { FieldMessageError, literal } from "../io/config_error.ts";
 import { acquireRunLock } from "../io/run_lock.ts";
 import { makeDataParallelStep, makeTrainStep } from "./train_step.ts";
 import { type Collective, LocalCollective } from "../dist/collective.ts";
@@ -47,6 +47,8 @@ export interface ProgressEvent {
 export interface TrainHooks {
   /** Information and warnings for the user. */
   log?: (message: string) => void;
+  /** How `log` names a configuration field (a command line passes its flags); default: the field's own name. */
+  nameOf?: (field: string) => string;
   progress?: (event: ProgressEvent) => void;
   /** After each epoch: its record, and whether it improved on the best validation top-1 (it is then `best`). */
   epoch?: (record: EpochRecord, best: boolean) => void;
@@ -174,7 +176,7 @@ async function trainLocked(
       workers: config.workers,
       ...hooks.data,
       shard: collective.size > 1 ? { rank: collective.rank, size: collective.size } : undefined,
-    }, { onWarning: log, onProgress: log }));
+    }, { onWarning: log, onProgress: log, nameOf: hooks.nameOf }));
   const spec = resnetSpec(config.arch, {
     stem: config.stem,
     width: config.width,
@@ -182,12 +184,7 @@ async function trainLocked(
     zeroInitResidual: config.zeroInitResidual,
   });
   const model = createResNet(spec, { seed: config.seed });
-  const optimizer = new SGD(model.parameters(), {
-    momentum: config.momentum,
-    nesterov: config.nesterov,
-    weightDecay: config.weightDecay,
-    decay: weightDecayFilter(config.weightDecayAll),
-  });
+  const optimizer = new SGD(model.parameters(), sgdOptionsFor(config));
   const dp = new DataParallel(collective);
   // torchvision's adjustment counts the images of a step on all ranks: world_size x the per-rank batch.
   const ema = config.modelEma ? new ModelEma(model, emaDecay(config, dp.size)) : undefined;

@@ -20,7 +20,7 @@ import { createResNet, type ResNet } from "../models/resnet.ts";
 import { type ResNetSpec, resnetSpec } from "../models/resnet_spec.ts";
 import { resolveTrainConfig, type TrainConfig } from "../train/config.ts";
 import { learningRateAt, scheduleConfigFor } from "../train/lr_schedule.ts";
-import { SGD, weightDecayFilter } from "../train/sgd.ts";
+import { SGD, sgdOptionsFor } from "../train/sgd.ts";
 import { makeTrainStep, type StepOutput, type TrainStep } from "../train/train_step.ts";
 
 /** The images a {@linkcode BrowserTrainer} learns from: 32×32 HWC bytes, 10 classes. */
@@ -131,12 +131,7 @@ export class BrowserTrainer {
       zeroInitResidual: c.zeroInitResidual,
     });
     this.model = createResNet(this.spec, { seed: c.seed });
-    this.optimizer = new SGD(this.model.parameters(), {
-      momentum: c.momentum,
-      nesterov: c.nesterov,
-      weightDecay: c.weightDecay,
-      decay: weightDecayFilter(c.weightDecayAll),
-    });
+    this.optimizer = new SGD(this.model.parameters(), sgdOptionsFor(c));
     this.#step = makeTrainStep(this.model, this.optimizer, {
       labelSmoothing: c.labelSmoothing,
       clipGradNorm: c.clipGradNorm,

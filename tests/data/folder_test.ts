@@ -9,6 +9,8 @@ import {
   type Loaders,
 } from "../../data/loaders.ts";
 import { loadSharp } from "../../data/image_decode.ts";
+import { FieldMessageError } from "../../io/config_error.ts";
+import { flagOf } from "../../tasks/args.ts";
 import { CIFAR10_CLASS_NAMES } from "../../data/class_names.ts";
 import { join } from "node:path";
 
@@ -353,16 +355,24 @@ Deno.test("folder, transforms cifar: decoded once at their size by sharp or js; 
         transforms: "cifar",
         decoder,
         workers: 0,
-      }, { onWarning: (m) => warnings.push(m) });
+      }, { onWarning: (m) => warnings.push(m), nameOf: flagOf }); // as deno task train says them
       try {
         // sharp reads the PNG; jpeg-js reads JPEG only and says so.
         const kept = decoder === "sharp" ? 4 : 3;
         assertStrictEquals(loaders.train.numImages, kept);
         assertStrictEquals(loaders.stats.skippedImages, 6 - kept);
         assertStrictEquals(loaders.imageSize, size);
-        assert(warnings.some((w) => /wide\.jpg: is 20x16, expected 16x16 \(--transforms cifar/.test(w)), warnings[0]);
+        // The fields the advice names, as the caller names them (here as flags).
+        assert(
+          warnings.some((w) =>
+            /wide\.jpg: is 20x16, expected 16x16 \(--transforms cifar .*; see --image-size\)/.test(w)
+          ),
+          warnings[0],
+        );
         assert(warnings.some((w) => /cut\.jpg: \S/.test(w)), warnings.join("\n"));
-        if (decoder === "js") assert(warnings.some((w) => /2\.png: not a JPEG/.test(w)), warnings.join("\n"));
+        if (decoder === "js") {
+          assert(warnings.some((w) => /2\.png: not a JPEG.* use --decoder sharp \(/.test(w)), warnings.join("\n"));
+        }
         // Normalised by the kept training images' own statistics: solid red, green and gray (and green PNG).
         const imgs = decoder === "sharp"
           ? [RGB, PNG_RGB, [GRAY, GRAY, GRAY], PNG_RGB]
@@ -392,6 +402,26 @@ Deno.test("folder, transforms cifar: decoded once at their size by sharp or js; 
         await closeAll(loaders);
       }
     }
+    // Past the limit the run stops; its error keeps the advice's fields, which a command line says as flags.
+    const over = await createLoaders({
+      dataset: "folder",
+      dataDir: root,
+      valSplit: 0,
+      seed: 1,
+      batchSize: 2,
+      imageSize: size,
+      transforms: "cifar",
+      decoder: "js",
+      workers: 0,
+      maxSkippedImages: 0,
+    }).catch((e) => e);
+    assert(over instanceof FieldMessageError, String(over));
+    assert(
+      /the last was .*wide\.jpg: is 20x16, expected 16x16 \(--transforms cifar .*; see --image-size\)$/.test(
+        over.describe(flagOf),
+      ),
+      over.describe(flagOf),
+    );
     for (const decoder of ["sharp", "js"]) {
       const [green, red] = results[decoder];
       for (let c = 0; c < 3; c++) {

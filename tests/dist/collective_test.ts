@@ -1,7 +1,9 @@
 import { assert, assertEquals, rejects, throws } from "../assert.ts";
 import { launcherWorld } from "../../dist/launcher_env.ts";
 import { openCollective } from "../../dist/open_collective.ts";
-import { LocalCollective } from "../../dist/collective.ts";
+import { CollectiveTimeoutError, LocalCollective } from "../../dist/collective.ts";
+import { FieldMessageError } from "../../io/config_error.ts";
+import { flagOf } from "../../tasks/args.ts";
 import { openMpiLibrary } from "../../dist/mpi_library.ts";
 import { shardSlice } from "../../data/batch_plan.ts";
 import { DataParallel, rootFirst } from "../../train/data_parallel.ts";
@@ -133,4 +135,11 @@ Deno.test("rootFirst: the other ranks open the data only once rank 0 has, and st
   await rejects(() => other, /rank 0 failed opening the data, so rank 1 stops/);
   assertEquals(opened, false);
   assertEquals(await rootFirst(new LocalCollective(), "x", () => Promise.resolve(7)), 7);
+});
+
+Deno.test("CollectiveTimeoutError's advice names the timeout's field, which a command line says as its flag", () => {
+  const e = new CollectiveTimeoutError(1, 2, "the all-reduce of {step} 3", 8);
+  assert(e instanceof FieldMessageError);
+  assert(e.describe(flagOf).startsWith("the all-reduce of {step} 3 did not complete within 8 s"), e.message);
+  assert(e.describe(flagOf).endsWith("needs a larger --collective-timeout"), e.describe(flagOf));
 });

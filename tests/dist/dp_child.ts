@@ -23,7 +23,7 @@ import { type Collective, LocalCollective } from "../../dist/collective.ts";
 import { createLoaders } from "../../data/loaders.ts";
 import { resnetSpec } from "../../models/resnet_spec.ts";
 import { type BatchStat, createResNet } from "../../models/resnet.ts";
-import { SGD, weightDecayFilter } from "../../train/sgd.ts";
+import { SGD, sgdOptionsFor } from "../../train/sgd.ts";
 import { lossAndTop1 } from "../../train/losses.ts";
 import { learningRateAt, scheduleConfigFor } from "../../train/lr_schedule.ts";
 import { writeSafetensors } from "../../io/safetensors.ts";
@@ -92,12 +92,7 @@ async function reference(c: TrainConfig, steps: number): Promise<void> {
   const loaders = await createLoaders({ ...c, dataDir: "data", raReps: c.raSampler ? c.raReps : 1, ...DATA });
   const spec = resnetSpec(c.arch, { stem: c.stem, width: c.width, numClasses: loaders.numClasses });
   const model = createResNet(spec, { seed: c.seed });
-  const optimizer = new SGD(model.parameters(), {
-    momentum: c.momentum,
-    nesterov: c.nesterov,
-    weightDecay: c.weightDecay,
-    decay: weightDecayFilter(c.weightDecayAll),
-  });
+  const optimizer = new SGD(model.parameters(), sgdOptionsFor(c)); // the trainer's optimizer
   const schedule = scheduleConfigFor(c, loaders.train.batchesPerEpoch);
   const params = model.parameters();
   const nameOf = new Map([...params].map(([name, v]) => [v.name, name]));

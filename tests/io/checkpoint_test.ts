@@ -1,5 +1,6 @@
 import { assert, assertEquals, assertStrictEquals, rejects, throws } from "../assert.ts";
 import type { HostTensor, StateDict } from "../../io/host_tensor.ts";
+import { FieldMessageError } from "../../io/config_error.ts";
 import { resnetSpec } from "../../models/resnet_spec.ts";
 import { resnetPlan } from "../../models/resnet_plan.ts";
 import { stateLayout } from "../../models/state_layout.ts";
@@ -141,7 +142,11 @@ Deno.test("the weight average round-trips as ema.<name> and ema.n_averaged; weig
   assert(plain.dropped.includes("ema.n_averaged") && plain.dropped.includes("optim.fc.weight"));
   const averaged = decodeWeights(bytes, "ckpt", { ema: true });
   assertSameTensors(averaged.model, modelState(3));
-  throws(() => decodeWeights(encodeCheckpoint(state), "c2", { ema: true }), Error, "c2: holds no average");
+  throws(() => decodeWeights(encodeCheckpoint(state), "c2", { ema: true }), (err: unknown) => {
+    assert(err instanceof FieldMessageError && err.message.startsWith("c2: holds no average"), String(err));
+    assert(err.describe((f) => `<${f}>`).endsWith("its run was trained without <modelEma>"), err.message);
+    return true;
+  });
   // An average that does not match the model, or lacks its count, is refused naming the tensor.
   const wrong = new Map(ema).set("fc.bias", { dtype: "F32", shape: [3], data: new Float32Array(3) });
   throws(() => encodeCheckpoint({ ...state, ema: wrong }), Error, 'weight average "ema.fc.bias" is F32 [3]');
@@ -189,7 +194,7 @@ Deno.test("decodeCheckpoint rejects bad metadata and inconsistent optimizer stat
     return encodeSafetensors(tensors, m as Record<string, string>);
   };
   const cases: [Uint8Array, RegExp][] = [
-    [withMeta({ format: "pt" }), /^c\.st: not a training checkpoint: __metadata__\.format is "pt", expected .*--init/],
+    [withMeta({ format: "pt" }), /^c\.st: not a training checkpoint: __metadata__\.format is "pt", expected .*init/],
     [withMeta({ global_step: undefined }), /^c\.st: checkpoint metadata lacks "global_step"/],
     [withMeta({ epoch: "2.5" }), /^c\.st: checkpoint metadata "epoch" must be a non-negative integer, got "2\.5"/],
     [withMeta({ config: "{oops" }), /^c\.st: checkpoint metadata "config" is not valid JSON/],
@@ -221,6 +226,13 @@ Deno.test("decodeCheckpoint rejects bad metadata and inconsistent optimizer stat
     });
   }
   assertStrictEquals(messages.size, cases.length, "every failure has its own message");
+  // Its advice names the fields (a command line says them as flags); a path with braces stays a path.
+  throws(() => decodeCheckpoint(withMeta({ format: "pt" }), "{out}/c.st"), (err: unknown) => {
+    assert(err instanceof FieldMessageError, String(err));
+    const text = err.describe((f) => `<${f}>`);
+    assert(text.startsWith("{out}/c.st: ") && text.endsWith("used with <init>, not <resume>)"), text);
+    return true;
+  });
   // A damaged file fails in the safetensors layer, naming the file.
   throws(() => decodeCheckpoint(file.subarray(0, file.length - 4), "c.st"), /c\.st: file is truncated/);
 });

@@ -267,7 +267,8 @@ Deno.test("flags override the recipe and are converted to their types", () => {
 });
 
 Deno.test("unknown flags, positionals and missing values are UsageErrors naming the flag", () => {
-  usage(["--learning-rate", "0.1"], "--learning-rate", /Unknown option '--learning-rate'/);
+  usage(["--learning-rate", "0.1"], "--learning-rate", /Unknown option '--learning-rate'$/);
+  usage(["--batchsize", "64"], "--batchsize", /Unknown option '--batchsize'; did you mean --batch-size\?$/);
   usage(["-x"], "-x", /Unknown option '-x'/);
   usage(["--lr"], "--lr", /argument missing/);
   usage(["resnet18"], undefined, /Unexpected argument 'resnet18'/);
@@ -281,7 +282,11 @@ Deno.test("bad values are UsageErrors naming the flag and the value", () => {
   usage(["--epochs", "2.5"], "--epochs", /--epochs expects an integer, got "2.5"/);
   usage(["--epochs", "0"], "--epochs", /--epochs must be in \[1, 1000000\], got "0"/);
   usage(["--batch-size=-4"], "--batch-size", /--batch-size must be in \[1, 1000000\], got "-4"/);
-  usage(["--batch-size", "-4"], "--batch-size", /argument is ambiguous/);
+  usage(["--batch-size", "-4"], "--batch-size", /--batch-size must be in \[1, 1000000\], got "-4"/);
+  usage(["--epochs", "-1"], "--epochs", /--epochs must be in \[1, 1000000\], got "-1"/);
+  usage(["--epochs=-1"], "--epochs", /--epochs must be in \[1, 1000000\], got "-1"/);
+  usage(["--lr", "-0.5"], "--lr", /--lr must be in \(0, 1000\], got "-0.5"/);
+  usage(["--out", "--lr", "0.1"], "--out", /--out expects a value; received "--lr"/);
   usage(["--momentum", "1"], "--momentum", /--momentum must be in \[0, 1\), got "1"/);
   usage(["--label-smoothing", "1"], "--label-smoothing", /got "1"/);
   usage(["--val-split=-1"], "--val-split", /got "-1"/);

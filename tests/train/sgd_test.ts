@@ -2,7 +2,15 @@ import * as tf from "@tensorflow/tfjs";
 import { assert, assertEquals, throws } from "../assert.ts";
 import { initWebGPU } from "../../kernels/webgpu_backend.ts";
 import type { StateDict } from "../../io/host_tensor.ts";
-import { decayAllFilter, defaultWeightDecayFilter, SGD, type SGDOptions, weightDecayFilter } from "../../train/sgd.ts";
+import {
+  decayAllFilter,
+  defaultWeightDecayFilter,
+  SGD,
+  type SGDOptions,
+  sgdOptionsFor,
+  weightDecayFilter,
+} from "../../train/sgd.ts";
+import { resolveTrainConfig } from "../../train/config.ts";
 
 await initWebGPU();
 // Run every op as a GPU shader: by default tfjs-webgpu computes ops on tiny CPU-resident tensors (like these test
@@ -320,6 +328,21 @@ Deno.test("defaultWeightDecayFilter decays conv and fc weights, not BN parameter
     assertEquals(weightDecayFilter(true)(name, p), true, name);
     p.dispose();
   }
+});
+
+Deno.test("sgdOptionsFor reads a training configuration's optimizer fields, weightDecayAll as the filter", () => {
+  const bn = tf.variable(tf.zeros([8])), conv = tf.variable(tf.zeros([8, 3, 3, 3]));
+  for (const weightDecayAll of [false, true]) {
+    const config = resolveTrainConfig({ momentum: 0.8, nesterov: false, weightDecay: 1e-3, weightDecayAll });
+    const { decay, ...rest } = sgdOptionsFor(config);
+    assertEquals(rest, { momentum: 0.8, nesterov: false, weightDecay: 1e-3 });
+    assertEquals(
+      [decay("bn1.weight", bn), decay("conv1.weight", conv)],
+      [weightDecayAll, true],
+      `all ${weightDecayAll}`,
+    );
+  }
+  [bn, conv].forEach((v) => v.dispose());
 });
 
 Deno.test("many parameters over several dispatches, first and later steps mixed, match the tfjs-ops implementation", async () => {

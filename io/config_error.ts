@@ -3,7 +3,8 @@
  * knows fields, not command lines. Its message is a template in which `{field}` marks each field named, so that the
  * command-line layer can say `--batch-size` where the library says `batchSize` (see `tasks/args.ts`). Values from
  * outside (paths, user strings) go into a template through {@linkcode literal}, so that a path holding `{out}` stays
- * a path.
+ * a path. It lives in `io/`, the lowest library layer but the kernels, so that every layer above (data, dist, io
+ * itself) can name fields rather than flags.
  * @module
  */
 
@@ -14,8 +15,8 @@
 export class FieldMessageError extends Error {
   /** The message with each field written `{field}`. */
   readonly template: string;
-  constructor(template: string) {
-    super(renderTemplate(template, (f) => f));
+  constructor(template: string, options?: ErrorOptions) {
+    super(renderTemplate(template, (f) => f), options);
     this.template = template;
   }
 
@@ -39,6 +40,15 @@ export class ConfigError extends FieldMessageError {
 /** `text` escaped for a {@linkcode ConfigError} template: its `{` are doubled, so it is shown as it is. */
 export function literal(text: string): string {
   return text.replaceAll("{", "{{");
+}
+
+/**
+ * `error`'s message as a template, for a message built from it: a {@linkcode FieldMessageError}'s own template (its
+ * fields stay fields), any other error's text escaped with {@linkcode literal}.
+ */
+export function templateOf(error: unknown): string {
+  if (error instanceof FieldMessageError) return error.template;
+  return literal(error instanceof Error ? error.message : String(error));
 }
 
 function renderTemplate(template: string, nameOf: (field: string) => string): string {

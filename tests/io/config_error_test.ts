@@ -1,5 +1,5 @@
 import { assertEquals, throws } from "../assert.ts";
-import { ConfigError, literal } from "../../train/config_error.ts";
+import { ConfigError, literal } from "../../io/config_error.ts";
 import { checkResumeConfig, resolveTrainConfig } from "../../train/config.ts";
 import { runTask, usageErrorFrom } from "../../tasks/args.ts";
 import { NonFiniteLossError } from "../../train/trainer.ts";
