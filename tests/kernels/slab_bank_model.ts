@@ -156,8 +156,10 @@ export function slabModel(program: GemmProgram): SlabModel {
   const held = { As: new Map<number, string>(), Bs: new Map<number, string>() };
   const key = (e: Element) => `${e.k},${e.outer}`;
 
-  // Stores: `{ let kk = ...; let oo = ...; As[i] = pA0; }` or, per component, `Bs[i][c] = pB0.x; ...`.
-  const seen = new Set<string>();
+  // Stores: `{ let kk = ...; let oo = ...; As[i] = pA0; }` or, per component, `Bs[i][c] = pB0.x; ...`. The first
+  // store of each register fills buffer 0; with two buffers, the one in the slab loop fills the other buffer.
+  const slabWords = { As: t.tileM * t.tileK, Bs: t.tileN * t.tileK };
+  const firstStore = new Map<string, (e: Env) => number>();
   for (
     const block of code.matchAll(
       /\{ ((?:let \w+ = [^;]+; )+)((?:[AB]s\[[^\]]+\](?:\[[^\]]+\])? = p[AB]\d+(?:\.[xyzw])?; ?)+)\}/g,
@@ -172,13 +174,28 @@ export function slabModel(program: GemmProgram): SlabModel {
     for (const s of block[2].matchAll(/([AB]s)\[([^\]]+)\](?:\[([^\]]+)\])? = (p[AB]\d+)(?:\.([xyzw]))?;/g)) {
       const [, smem, index, component, reg, lane] = s;
       const id = `${reg}.${lane ?? ""}`;
-      if (seen.has(id)) continue; // the stores into the second buffer: same layout, one slab further
-      seen.add(id);
       const operand = smem as "As" | "Bs";
       const vec4 = operand === "As" ? !!spec.aVec4 : !!spec.bVec4;
       const alongK = (operand === "As" ? spec.aContiguous : spec.bContiguous) === "k";
       const fIndex = compileIndex(index), fComponent = component ? compileIndex(component) : undefined;
       const word = (e: Env) => 4 * fIndex(e) + (fComponent ? fComponent(e) : 0);
+      const first = firstStore.get(id);
+      if (first) {
+        // The store into buffer 1 - cur (cur = 0 here): the same layout, one slab further.
+        for (let tid = 0; tid < threads; tid++) {
+          const e = env(tid);
+          if (word(e) !== first(e) + slabWords[operand]) {
+            mismatches.push(
+              `thread ${tid}: ${reg} stored into the other buffer at word ${word(e)}, not ${
+                first(e) + slabWords[operand]
+              }`,
+            );
+            break;
+          }
+        }
+        continue;
+      }
+      firstStore.set(id, word);
       // A staging register holds the element at (k0 + kk, base + oo), vec4: and the next three along the operand's
       // contiguous index; `lane` picks one of them.
       const lanes = !vec4 ? [0] : lane ? ["xyzw".indexOf(lane)] : [0, 1, 2, 3];
@@ -197,7 +214,6 @@ export function slabModel(program: GemmProgram): SlabModel {
       accesses[operand].push({ kind: "store", width: whole ? 4 : 1, words: (tid) => word(env(tid)) });
     }
   }
-  const slabWords = { As: t.tileM * t.tileK, Bs: t.tileN * t.tileK };
   for (const operand of ["As", "Bs"] as const) {
     if (held[operand].size !== slabWords[operand]) {
       mismatches.push(`${operand}: ${held[operand].size} words stored, the slab has ${slabWords[operand]}`);
@@ -224,6 +240,12 @@ export function slabModel(program: GemmProgram): SlabModel {
     else reads.push({ kk, name: m[2], index: m[3] });
   }
   if (pendingRows.length > 0) throw new Error("A rows read after the last k step");
+  // Every k step's reads were found (a format the patterns miss must not pass as conflict-free).
+  const bReads = t.tileK * (t.threadN / 4);
+  const aReads = spec.aContiguous === "k" ? (t.tileK / 4) * t.threadM : t.tileK * (t.threadM / 4);
+  const found = (p: string) => reads.filter((r) => r.name.startsWith(p)).length;
+  if (found("b") !== bReads) mismatches.push(`${found("b")} B reads found, the slab has ${bReads}`);
+  if (found("a") + found("r") !== aReads) mismatches.push(`${found("a") + found("r")} A reads found, need ${aReads}`);
   for (const r of reads) {
     const i = Number(r.name.slice(1));
     const operand = r.name.startsWith("b") ? "Bs" : "As";
