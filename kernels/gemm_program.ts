@@ -10,7 +10,7 @@
  * @module
  */
 import type { WebGPUProgram } from "@tensorflow/tfjs-backend-webgpu";
-import { type GemmTiling, tileThreads } from "./gemm_tiling.ts";
+import { type GemmTile, type GemmTiling, tileThreads } from "./gemm_tiling.ts";
 
 /** What a {@linkcode GemmProgram} computes. Every number is baked into the shader as a constant. */
 export interface GemmSpec {
@@ -67,6 +67,39 @@ interface SlabCode {
 }
 
 /**
+ * The XOR swizzle of B's slab when B is contiguous along k: column vec4 `nv` of slab row k lives at vec4
+ * `k · TN/4 + (nv ^ s(k))`, with s(k) = ⌊k/4⌋·G + k mod G, G = 32/TK, a value below 8.
+ *
+ * Why: a staging register of such a B holds four k of one column n (a vec4 along k), which the [TK][TN] slab stores as
+ * four 32-bit component stores into four rows. A warp's 32 threads cover TK/4 groups of four k × 128/TK columns, and
+ * without the swizzle every row starts at bank 0 (TN is a multiple of 32), so threads storing the same column in
+ * different rows collide: 4-way (vec4 loads with TK 16), 16-way (scalar loads, each thread one k). With s, the rows
+ * ⌊k/4⌋ = 0, 1, ... of the same component move the warp's 128/TK columns to disjoint groups of 4 banks (vec4 loads: no
+ * conflict), and the k within a group of 4 are spread too (scalar loads: 2-way with TK 16, the least possible, since a
+ * warp's 32 scalars then span 2 columns, i.e. 2 of a vec4's 4 banks, × 16 rows).
+ * The layout keeps [TK][TN]'s size (no padding: 128×128×16 stays 16 KiB per buffer) and its inner-loop reads: the
+ * thread at tx reads the vec4s tx + TX·j of row k, now at (tx ^ s(k)) + TX·j since s < 8 and TX is a multiple of 8,
+ * so the 8 threads of a quarter warp (consecutive tx from a multiple of 8) still read 8 different bank groups.
+ * Undefined (no swizzle) for B contiguous along n, whose stores are whole rows already, or for a tile where the
+ * identities above do not hold.
+ */
+export function bSwizzle(tile: GemmTile, bContiguous: "k" | "n"): ((k: number) => number) | undefined {
+  const threadsX = tile.tileN / tile.threadN;
+  if (bContiguous !== "k" || ![4, 8, 16, 32].includes(tile.tileK) || tile.tileN % 32 !== 0 || threadsX % 8 !== 0) {
+    return undefined;
+  }
+  const g = 32 / tile.tileK;
+  return (k) => Math.floor(k / 4) * g + (k % g);
+}
+
+/** {@linkcode bSwizzle}'s s(k) in WGSL, for `k` a non-negative i32 expression. */
+function swizzleWgsl(tileK: number, k: string): string {
+  const g = 32 / tileK;
+  const e = /^(\w+|\(.*\))$/.test(k) ? k : `(${k})`;
+  return g === 1 ? `${e} / 4` : `${e} / 4 * ${g} + ${e} % ${g}`;
+}
+
+/**
  * Stages one tileK-deep slab of A (`which` "A": outer index m, tile TM) or B ("B": outer index n, tile TN) in
  * workgroup memory as vec4, laid out [TK][tile outer] (`outerMajor` false: a vec4 holds four outer elements at one
  * k) or [tile outer][TK] (`outerMajor`: a vec4 holds four k of one outer element). Neighbouring threads take
@@ -74,7 +107,8 @@ interface SlabCode {
  * `vec4`, four at a time. With `outerMajor` and k contiguous, a thread's four k are one aligned vec4 store and
  * neighbouring threads store neighbouring vec4s (no bank conflict); scalars land on neighbouring words. The
  * per-thread loop is unrolled here so that the staging values live in registers, which lets the next slab's global
- * loads be issued before the current slab is multiplied.
+ * loads be issued before the current slab is multiplied. With `swizzled` ([TK][tile outer] only), the outer vec4s of
+ * each row are permuted by {@linkcode bSwizzle}.
  */
 function slabCode(
   which: "A" | "B",
@@ -84,7 +118,9 @@ function slabCode(
   tileOuter: number,
   tileK: number,
   threads: number,
+  swizzled = false,
 ): SlabCode {
+  if (swizzled && (outerMajor || outerContiguous)) throw new Error("only a [TK][tile] slab along k is swizzled");
   if (outerMajor && outerContiguous) throw new Error("an outer-major slab is only for operands contiguous along k");
   const [o, base, limit, smem] = which === "A" ? ["m", "m0", "M", "As"] : ["n", "n0", "N", "Bs"];
   const call = which === "A" ? `loadA(bi, ${o}, k)` : `loadB(bi, k, ${o})`;
@@ -110,14 +146,16 @@ function slabCode(
         ? `${smem}[${off} + (oo * ${tileK} + kk) / 4] = ${reg(i)};`
         : `${smem}[${off} + (oo * ${tileK} + kk) / 4][kk % 4] = ${reg(i)};`;
     }
-    if (!vec4) return `${smem}[${off} + (kk * ${tileOuter} + oo) / 4][oo % 4] = ${reg(i)};`;
+    // Element (k, oo) of a swizzled slab: component oo % 4 of vec4 (oo / 4) ^ s(k) of row k.
+    const at = (k: string) =>
+      swizzled
+        ? `${smem}[${off} + ${k} * ${tileOuter / 4} + ((oo / 4) ^ (${swizzleWgsl(tileK, k)}))][oo % 4]`
+        : `${smem}[${off} + (${k} * ${tileOuter} + oo) / 4][oo % 4]`;
+    if (!vec4) return `${at("kk")} = ${reg(i)};`;
     // Four consecutive outer elements at one k: one aligned vec4 of the slab row.
     if (outerContiguous) return `${smem}[${off} + (kk * ${tileOuter} + oo) / 4] = ${reg(i)};`;
     // Four consecutive k at one outer element: one component in each of four slab rows.
-    return ["x", "y", "z", "w"].map((c, j) =>
-      `${smem}[${off} + ((kk + ${j}) * ${tileOuter} + oo) / 4][oo % 4] = ${reg(i)}.${c};`
-    )
-      .join(" ");
+    return ["x", "y", "z", "w"].map((c, j) => `${at(`(kk + ${j})`)} = ${reg(i)}.${c};`).join(" ");
   };
   const ids = [...Array(iterations).keys()];
   return {
@@ -210,7 +248,9 @@ export class GemmProgram implements WebGPUProgram {
     // A contiguous along k is staged [TM][TK] (vec4 stores of four k); along m, and B always, [TK][tile].
     const aOuterMajor = s.aContiguous === "k";
     const slabA = slabCode("A", s.aContiguous === "m", !!s.aVec4, aOuterMajor, t.tileM, t.tileK, threads);
-    const slabB = slabCode("B", s.bContiguous === "n", !!s.bVec4, false, t.tileN, t.tileK, threads);
+    // B along k: XOR-swizzled rows, so that its four-row component stores do not conflict (see bSwizzle).
+    const swizzle = bSwizzle(t, s.bContiguous);
+    const slabB = slabCode("B", s.bContiguous === "n", !!s.bVec4, false, t.tileN, t.tileK, threads, !!swizzle);
     const rm4 = t.threadM / 4; // vec4s of A per thread per k
     const rn4 = t.threadN / 4; // vec4s of B (and accumulators per row) per thread per k
     const tx4 = t.tileN / t.threadN; // threads along N
@@ -240,8 +280,13 @@ export class GemmProgram implements WebGPUProgram {
       }`);
     }
     // The k loop over one slab, unrolled: straight-line code with constant offsets from aOff and bOff.
-    const bReads = (kk: number) =>
-      Array.from({ length: rn4 }, (_, j) => `let b${j} = Bs[bOff + ${kk * (t.tileN / 4) + tx4 * j}];`);
+    // Swizzled: column vec4 tx + TX·j of row kk is at (tx ^ s(kk)) + TX·j, and bOff ^ s(kk) = cur·bSize + (tx ^ s(kk))
+    // (bSize is a multiple of 8, s(kk) < 8): one XOR per k step.
+    const bReads = (kk: number) => {
+      const sk = swizzle?.(kk) ?? 0;
+      const base = sk === 0 ? "bOff" : `(bOff ^ ${sk})`;
+      return Array.from({ length: rn4 }, (_, j) => `let b${j} = Bs[${base} + ${kk * (t.tileN / 4) + tx4 * j}];`);
+    };
     const steps: string[] = [];
     if (!aOuterMajor) {
       for (let kk = 0; kk < t.tileK; kk++) {
@@ -343,7 +388,9 @@ const K_PER_SPLIT = ${t.kPerSplit};
 const SLABS = ${t.kPerSplit / t.tileK};
 
 // ${buffers} A slab(s) [${aOuterMajor ? "TM][TK" : "TK][TM"}] and B slab(s) [TK][TN], as vec4 so that the inner loop
-// reads 128 bits at a time.
+// reads 128 bits at a time.${
+      swizzle ? "\n// B's rows are XOR-swizzled: column vec4 nv of row k is at k * TN / 4 + (nv ^ s(k)), s(k) < 8." : ""
+    }
 var<workgroup> As: array<vec4<f32>, ${buffers * aSize}>;
 var<workgroup> Bs: array<vec4<f32>, ${buffers * bSize}>;
 

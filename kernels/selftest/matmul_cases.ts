@@ -106,6 +106,14 @@ const TILE_PROBLEMS: { c: MatMulCase; tiles: readonly GemmTile[]; splitK: number
     tiles: GEMM_TILES.filter((t) => t.tileM === 128 && t.tileN === 64),
     splitK: 2,
   },
+  // B transposed (vec4 along k, the layout of backprop-input's w): its slab rows are XOR-swizzled. N = 136 fills
+  // every column of the first 128-wide tile, so a read that misses the swizzle gets a wrong nonzero column, which the
+  // convolution cases (N ≤ 6: most columns zero) could miss.
+  {
+    c: [[20, 36], [136, 36], false, true],
+    tiles: GEMM_TILES.filter((t) => t.tileM === 128 && t.tileN === 128),
+    splitK: 2,
+  },
 ];
 
 /** BatchMatMul on every GEMM tile with split-K, forced through the kernel's tiling option. */

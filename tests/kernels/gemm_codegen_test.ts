@@ -1,12 +1,19 @@
 /**
  * What the GEMM generator emits, checked on the WGSL text without a GPU: properties that decide speed on a GPU
- * (bank conflicts, barriers, unrolling) and that the float64 comparisons of conv_tiles_test.ts cannot see.
- * Workgroup-memory banks are modelled as on NVIDIA and AMD: 32 banks of 4 bytes; a 128-bit access is served a
- * quarter of a warp (8 threads) at a time, so those 8 threads must touch 8 different groups of 4 banks.
+ * (bank conflicts, barriers, unrolling) and that the float64 comparisons of conv_tiles_test.ts cannot see. Bank
+ * conflicts and the slab layouts are computed from the WGSL by slab_bank_model.ts (32 banks of 4 bytes; 32-bit
+ * accesses served 32 threads at a time, 128-bit ones a quarter warp at a time).
  */
 import { assert, assertEquals } from "../assert.ts";
-import { GemmProgram } from "../../kernels/gemm_program.ts";
-import { GEMM_TILES, type GemmTile, SOFTWARE_GEMM_TILES, splitTiling } from "../../kernels/gemm_tiling.ts";
+import { bSwizzle, GemmProgram, type UntiledGemmSpec } from "../../kernels/gemm_program.ts";
+import {
+  GEMM_TILES,
+  type GemmTile,
+  SOFTWARE_GEMM_TILES,
+  splitTiling,
+  tileStorageBytes,
+} from "../../kernels/gemm_tiling.ts";
+import { type BankWays, compileIndex, slabLoop, slabModel } from "./slab_bank_model.ts";
 import { convBackpropFilterSpec, convBackpropInputSpec } from "../../kernels/conv_gemm_specs.ts";
 import { convGeometry } from "../../kernels/conv_geometry.ts";
 
@@ -18,23 +25,29 @@ const dw = convBackpropFilterSpec(geometry);
 /** Backprop-input: A and B contiguous along k (vec4). */
 const dx = convBackpropInputSpec(geometry);
 
-function wgsl(spec: typeof dw, tile: GemmTile, buffers: 1 | 2): string {
-  return new GemmProgram({ ...spec, tiling: splitTiling(tile, spec.k, 1, buffers) }).getUserCode();
+function program(spec: UntiledGemmSpec, tile: GemmTile, buffers: 1 | 2): GemmProgram {
+  return new GemmProgram({ ...spec, tiling: splitTiling(tile, spec.k, 1, buffers) });
 }
 
-/** The body of the slab loop `for (var s ...) { ... }`. */
-function slabLoop(code: string): string {
-  const start = code.indexOf("for (var s = 0; s < SLABS; s++)");
-  // A constant trip count: Tint (Chrome) rejects a barrier under a loop bounded by kBegin/kEnd, which derive from
-  // workgroupId, a private variable in tfjs's prelude ("must only be called from uniform control flow").
-  assert(start >= 0, "a slab loop with a constant trip count");
-  let depth = 0;
-  for (let i = code.indexOf("{", start); i < code.length; i++) {
-    if (code[i] === "{") depth++;
-    if (code[i] === "}" && --depth === 0) return code.slice(start, i + 1);
-  }
-  throw new Error("unbalanced braces");
+function wgsl(spec: UntiledGemmSpec, tile: GemmTile, buffers: 1 | 2): string {
+  return program(spec, tile, buffers).getUserCode();
 }
+
+/** Every operand layout a slab stages: A along m or k, B along n or k, read from global memory as vec4 or scalars. */
+const LAYOUTS = (["m", "k"] as const).flatMap((a) =>
+  (["n", "k"] as const).flatMap((b) =>
+    [true, false].map((vec4): UntiledGemmSpec => ({
+      ...dx,
+      key: `layout_${a}${b}${vec4 ? 4 : 1}`,
+      aContiguous: a,
+      bContiguous: b,
+      aVec4: vec4,
+      bVec4: vec4,
+    }))
+  )
+);
+const layoutName = (s: UntiledGemmSpec) =>
+  `A along ${s.aContiguous}, B along ${s.bContiguous}, ${s.aVec4 ? "vec4" : "scalar"}`;
 
 Deno.test("the k steps of a slab are straight-line code: no loop inside the slab loop", () => {
   for (const tile of TILES) {
@@ -50,11 +63,13 @@ Deno.test("the k steps of a slab are straight-line code: no loop inside the slab
 
 Deno.test("two slab buffers: one barrier per slab, and the next slab goes to the other buffer", () => {
   for (const tile of TILES) {
-    for (const [buffers, barriers] of [[1, 2], [2, 1]] as const) {
-      const code = wgsl(dw, tile, buffers);
+    for (const [buffers, barriers, spec] of [[1, 2, dw], [2, 1, dw], [1, 2, dx], [2, 1, dx]] as const) {
+      const code = wgsl(spec, tile, buffers);
       const loop = slabLoop(code);
       assertEquals(loop.match(/workgroupBarrier\(\)/g)?.length, barriers, `${name(tile)}, ${buffers} buffer(s)`);
+      // No padding, also with B swizzled (dx): one buffer of 128×128×16 is 16 KiB, WebGPU's default limit.
       const aVec4s = buffers * (tile.tileM * tile.tileK) / 4, bVec4s = buffers * (tile.tileN * tile.tileK) / 4;
+      assertEquals(16 * (aVec4s + bVec4s), tileStorageBytes(tile, buffers), name(tile));
       assert(code.includes(`var<workgroup> As: array<vec4<f32>, ${aVec4s}>;`), name(tile));
       assert(code.includes(`var<workgroup> Bs: array<vec4<f32>, ${bVec4s}>;`), name(tile));
       if (buffers === 2) {
@@ -69,49 +84,64 @@ Deno.test("two slab buffers: one barrier per slab, and the next slab goes to the
   }
 });
 
-/** Bank groups (vec4 slots: 8 per 32 banks) hit by threads 0..7 of a quarter warp. */
-function conflictWays(vec4Indices: number[]): number {
-  const count = new Map<number, Set<number>>();
-  for (const i of vec4Indices) {
-    const g = ((i % 8) + 8) % 8;
-    if (!count.has(g)) count.set(g, new Set());
-    count.get(g)!.add(i);
+Deno.test("the WGSL index evaluator of the bank model truncates like i32 and binds ^ loosest", () => {
+  assertEquals(compileIndex("(oo / 4) ^ (kk / 4 * 2 + kk % 2)")({ oo: 13, kk: 9 }), 3 ^ 5);
+  assertEquals(compileIndex("bOff ^ 3 + 1")({ bOff: 16 }), 16 ^ 4);
+  assertEquals(compileIndex("(0 - 7) / 2")({}), -3);
+  let error = "";
+  try {
+    compileIndex("a[1]");
+  } catch (e) {
+    error = String(e);
   }
-  return Math.max(...[...count.values()].map((s) => s.size));
-}
+  assert(error.includes("a[1]"), error);
+});
 
-Deno.test("B is read from workgroup memory without bank conflicts, with 4 and with 8 columns per thread", () => {
+Deno.test("every slab read gets the element the multiply needs, for every tile, operand layout and buffer count", () => {
+  // Catches a store and a read that disagree on the layout (e.g. a swizzle on one side only) without a GPU.
   for (const tile of TILES) {
-    const code = wgsl(dw, tile, 2);
-    // bOff = cur * S + tx * STRIDE; the reads are Bs[bOff + constant].
-    const off = code.match(/let bOff = cur \* \d+ \+ tx(?: \* (\d+))?;/);
-    assert(off, name(tile));
-    const txStride = Number(off[1] ?? 1);
-    const constants = [...code.matchAll(/Bs\[bOff \+ (\d+)\]/g)].map((m) => Number(m[1]));
-    assertEquals(constants.length, tile.tileK * (tile.threadN / 4), `${name(tile)}: one read per vec4 per k`);
-    const threadsX = tile.tileN / tile.threadN;
-    for (const c of constants) {
-      // The 8 threads of a quarter warp share ty and have consecutive tx (threadsX ≥ 8 on every tile).
-      assert(threadsX >= 8, name(tile));
-      const ways = conflictWays([...Array(8).keys()].map((tx) => tx * txStride + c));
-      assertEquals(ways, 1, `${name(tile)}: B read at +${c} is a ${ways}-way bank conflict`);
+    for (const spec of LAYOUTS) {
+      for (const buffers of [1, 2] as const) {
+        const { mismatches } = slabModel(program(spec, tile, buffers));
+        const where = `${name(tile)}, ${layoutName(spec)}, ${buffers} buffer(s)`;
+        assertEquals(mismatches, [], `${where}: ${mismatches.slice(0, 3).join("; ")}`);
+      }
     }
   }
 });
 
-Deno.test("operands contiguous along k are stored into workgroup memory as whole vec4s without bank conflicts", () => {
+/**
+ * Modelled worst bank conflicts (1: none) of slab stores and inner-loop reads. Everything is conflict-free but the
+ * stores of B along k read as scalars with TK 16: a warp's 32 threads then store 16 k × 2 columns, and 2 columns
+ * use 2 of a vec4's 4 banks, so 16 rows share 8 × 2 banks at best (2-way; 16-way before the swizzle). Before the
+ * swizzle (2026-12-01), B along k read as vec4 stored 4-way (TK 16) or 2-way (TK 8).
+ */
+function expectedWays(tile: GemmTile, spec: UntiledGemmSpec): BankWays {
+  const scalarBAlongK = spec.bContiguous === "k" && !spec.bVec4;
+  return { aStore: 1, aRead: 1, bStore: scalarBAlongK && tile.tileK === 16 ? 2 : 1, bRead: 1 };
+}
+
+Deno.test("slab stores and reads of A and B are free of bank conflicts on every tile (model)", () => {
   for (const tile of TILES) {
-    const code = wgsl(dx, tile, 2);
-    // dx's A is vec4 along k: [TM][TK] slab rows, one vec4 store per staging register, no component stores.
-    const stores = [...code.matchAll(/As\[([^\]]*)\](\[[^\]]*\])? = pA\d+;/g)];
-    assert(stores.length > 0, name(tile));
-    for (const s of stores) {
-      assertEquals(s[2], undefined, `${name(tile)}: component store ${s[0]}`);
-      assertEquals(s[1].replace(/^.*? \+ /, ""), `(oo * ${tile.tileK} + kk) / 4`, `${name(tile)}: ${s[0]}`);
+    for (const spec of LAYOUTS) {
+      for (const buffers of [1, 2] as const) {
+        const { ways } = slabModel(program(spec, tile, buffers));
+        const where = `${name(tile)}, ${layoutName(spec)}, ${buffers} buffer(s)`;
+        const want = expectedWays(tile, spec);
+        assertEquals(ways, want, `${where}: ${JSON.stringify(ways)}, expected ${JSON.stringify(want)}`);
+      }
     }
-    // Thread t of the slab stores row oo = t / (TK/4), vec4 kk/4 = t % (TK/4): neighbouring vec4s.
-    const perRow = tile.tileK / 4;
-    const ways = conflictWays([...Array(8).keys()].map((t) => Math.floor(t / perRow) * perRow + (t % perRow)));
-    assertEquals(ways, 1, name(tile));
+  }
+});
+
+Deno.test("B is swizzled only where it is stored along k, with s(k) < 8 on every tile", () => {
+  for (const tile of TILES) {
+    assertEquals(bSwizzle(tile, "n"), undefined, name(tile));
+    const s = bSwizzle(tile, "k");
+    assert(s, name(tile));
+    for (let k = 0; k < tile.tileK; k++) assert(s(k) >= 0 && s(k) < 8, `${name(tile)}: s(${k}) = ${s(k)}`);
+    // dw's B (along n) keeps its plain reads; dx's B reads through the swizzle.
+    assert(!/Bs\[\(bOff \^/.test(wgsl(dw, tile, 2)), name(tile));
+    assert(/Bs\[\(bOff \^ \d\) \+ \d+\]/.test(wgsl(dx, tile, 2)), name(tile));
   }
 });
