@@ -1,0 +1,144 @@
+/**
+ * A replayed training step (`bench/step_replay.ts`) is the same computation as tfjs's: two identical models take the
+ * same batches and learning rates, one through tfjs all along, the other through tfjs until recorded, then through
+ * replays; every parameter, momentum buffer and BN running statistic, and each step's loss, must be equal bit for
+ * bit (same programs on the same data in the same order: nothing may differ).
+ * @module
+ */
+import * as tf from "@tensorflow/tfjs";
+import type { WebGPUBackend } from "@tensorflow/tfjs-backend-webgpu";
+import { assert, assertEquals, throws } from "../assert.ts";
+import { initWebGPU, throwOnWebGPUErrors } from "../../kernels/webgpu_backend.ts";
+import { registerFastKernels } from "../../kernels/register.ts";
+import { resnet18 } from "../../models/zoo.ts";
+import { defaultWeightDecayFilter, SGD } from "../../train/sgd.ts";
+import { makeTrainStep } from "../../train/train_step.ts";
+import type { StateDict } from "../../io/host_tensor.ts";
+import { gpuBufferOf, installStepRecorder } from "../../bench/step_recorder.ts";
+import { recordReplay, signaturePeriod } from "../../bench/step_replay.ts";
+
+await initWebGPU();
+registerFastKernels();
+
+const N = 2, SIZE = 16;
+/** Untimed tfjs steps before recording (pipelines, momentum buffers, bind-group cache, pool). */
+const WARMUP = 5;
+/** Steps recorded by tfjs. */
+const RECORDED = 4;
+/** Steps replayed: a whole number of cycles of 2. */
+const REPLAYED = 4;
+const STEPS = WARMUP + RECORDED + REPLAYED;
+
+/** Deterministic batch i: [N, 16, 16, 3] float32, [N] int32 labels; a different learning rate each step. */
+function batch(i: number): { x: Float32Array<ArrayBuffer>; labels: Int32Array<ArrayBuffer>; lr: number } {
+  const x = Float32Array.from({ length: N * SIZE * SIZE * 3 }, (_, j) => Math.sin(0.37 * j + 1.3 * i));
+  const labels = Int32Array.from({ length: N }, (_, j) => (3 * i + 7 * j) % 10);
+  return { x, labels, lr: 0.1 * (1 - i / STEPS) + 0.001 };
+}
+
+function trainer() {
+  const model = resnet18({ width: 2, numClasses: 10, stem: "cifar" });
+  const sgd = new SGD(model.parameters(), {
+    momentum: 0.9,
+    nesterov: true,
+    weightDecay: 5e-4,
+    decay: defaultWeightDecayFilter,
+  });
+  const step = makeTrainStep(model, sgd, { labelSmoothing: 0.1, clipGradNorm: 0 });
+  /** tfjs step i, as the trainer runs it: new tensors from host data. */
+  const run = (i: number) => {
+    const b = batch(i);
+    const x = tf.tensor4d(b.x, [N, SIZE, SIZE, 3]);
+    const labels = tf.tensor1d(b.labels, "int32");
+    const out = step(x, labels, b.lr);
+    const buffers = {
+      lr: b.lr,
+      inputs: new Map([["x", gpuBufferOf(x)], ["labels", gpuBufferOf(labels)]]),
+      outputs: new Map([["loss", gpuBufferOf(out.loss)], ["correct", gpuBufferOf(out.correct)]]),
+    };
+    tf.dispose([x, labels]);
+    return { out, buffers };
+  };
+  return { model, sgd, run };
+}
+
+/** Model and optimizer state, float32 bits by name; `num_batches_tracked` apart (a host counter). */
+async function state(model: ReturnType<typeof resnet18>, sgd: SGD) {
+  const bits = (dict: StateDict, prefix: string) =>
+    [...dict].filter(([name]) => !name.endsWith("num_batches_tracked")).map((
+      [name, t],
+    ) => [prefix + name, [...new Uint32Array((t.data as Float32Array).buffer)]] as const);
+  const modelState = await model.exportState();
+  const tracked = Number((modelState.get("bn1.num_batches_tracked")!.data as BigInt64Array)[0]);
+  return { tensors: new Map([...bits(modelState, ""), ...bits(await sgd.exportState(), "optim.")]), tracked };
+}
+
+Deno.test("replayed steps leave every weight, momentum and BN statistic bit-identical to tfjs's steps", async () => {
+  const device = (tf.backend() as WebGPUBackend).device;
+  const recorder = installStepRecorder(); // before the first step: bind groups are created then
+  try {
+    const a = trainer();
+    const lossesA: number[] = [];
+    for (let i = 0; i < STEPS; i++) {
+      const { out } = a.run(i);
+      lossesA.push((await out.loss.data())[0]);
+      tf.dispose([out.loss, out.correct]);
+    }
+    const expected = await state(a.model, a.sgd);
+    a.model.dispose();
+    a.sgd.dispose();
+
+    const b = trainer();
+    let i = 0;
+    for (; i < WARMUP; i++) {
+      const { out } = b.run(i);
+      tf.dispose([out.loss, out.correct]);
+    }
+    const replay = recordReplay(device, recorder, () => {
+      const { out, buffers } = b.run(i++);
+      tf.dispose([out.loss, out.correct]);
+      return buffers;
+    }, RECORDED);
+    assertEquals(replay.period, 2, "the BN statistics' buffers alternate: a cycle of two steps");
+    const lossesB: number[] = [];
+    for (; i < STEPS; i++) {
+      const { x, labels, lr } = batch(i);
+      const outputs = replay.run(new Map<string, ArrayBufferView<ArrayBuffer>>([["x", x], ["labels", labels]]), lr);
+      lossesB.push((await replay.read(outputs.get("loss")!))[0]);
+    }
+    assert(replay.inSync);
+    throwOnWebGPUErrors("in the replayed steps");
+    assertEquals(lossesB, lossesA.slice(WARMUP + RECORDED), "losses of the replayed steps");
+    const actual = await state(b.model, b.sgd);
+    assertEquals([...actual.tensors.keys()], [...expected.tensors.keys()]);
+    for (const [name, value] of expected.tensors) {
+      const got = actual.tensors.get(name)!;
+      const differ = value.findIndex((v, j) => v !== got[j]);
+      assertEquals(differ, -1, `${name} differs at element ${differ}`);
+    }
+    // What a replay does not do: tfjs's host-side counters stay where the recording left them.
+    assertEquals(actual.tracked, expected.tracked - REPLAYED);
+    replay.destroy();
+    b.model.dispose();
+    b.sgd.dispose();
+  } finally {
+    recorder.remove();
+  }
+});
+
+Deno.test("signaturePeriod finds the smallest repeat, and none where the steps do not repeat", () => {
+  const [p, q, r] = [["a"], ["b"], ["c"]];
+  assertEquals(signaturePeriod([p, p, p]), 1);
+  assertEquals(signaturePeriod([p, q, p, q]), 2);
+  assertEquals(signaturePeriod([p, q, r]), undefined);
+  assertEquals(signaturePeriod([p, q, p, r]), undefined);
+});
+
+Deno.test("a recorder refuses to be installed twice", () => {
+  const recorder = installStepRecorder();
+  try {
+    throws(() => installStepRecorder(), /already installed/);
+  } finally {
+    recorder.remove();
+  }
+});
