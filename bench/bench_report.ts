@@ -4,6 +4,7 @@
  */
 import type { OpCase, OpTiming } from "./op_bench.ts";
 import type { TrainBenchResult } from "./train_step_bench.ts";
+import type { StepReplayBenchResult } from "./step_replay_bench.ts";
 
 /** The resolved configuration of one bench run (JSON-serialisable; echoed in the report). */
 export interface BenchConfig {
@@ -31,6 +32,11 @@ export interface BenchConfig {
   ops: boolean;
   /** Time the training step. */
   train: boolean;
+  /**
+   * Also time the step replayed with raw WebGPU next to tfjs's (`step_replay_bench.ts`, an experiment); optional so
+   * that reports from before it still read.
+   */
+  replay?: boolean;
 }
 
 /** One row of the per-op table. */
@@ -61,8 +67,11 @@ export interface BenchReport {
   date: string;
   /** The resolved configuration. */
   config: BenchConfig;
-  /** Training-step throughput, WebGPU call counts and CPU time per step with our kernels. */
-  train?: TrainBenchResult;
+  /**
+   * Training-step throughput, WebGPU call counts and CPU time per step with our kernels; with `--replay`, `replay`:
+   * tfjs's step and its raw-WebGPU replay side by side.
+   */
+  train?: TrainBenchResult & { replay?: StepReplayBenchResult };
   /** The per-op table. */
   ops?: OpRow[];
   /** The stock run (with --compare-stock). */

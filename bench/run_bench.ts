@@ -17,6 +17,7 @@ import type { BenchConfig, BenchReport, OpRow } from "./bench_report.ts";
 import { opOutput, resnetOpCases, resnetStridedOpCases, timeOp } from "./op_bench.ts";
 import { relativeError } from "../kernels/selftest/relative_error.ts";
 import { benchTrainStep } from "./train_step_bench.ts";
+import { benchStepReplay } from "./step_replay_bench.ts";
 
 /**
  * Most timed launches per op when stock is compared: stock's backprop-filter is ~1000× slower than ours on a GPU.
@@ -55,6 +56,13 @@ export async function runBench(
     report.train = await benchTrainStep(model, opts);
     model.dispose();
     throwOnWebGPUErrors("in the training step with our kernels");
+    if (config.replay) {
+      log("training step, tfjs and replayed with raw WebGPU (bench/step_replay.ts), new batch and lr every step");
+      const replayModel = createResNet(spec, { seed: 0 });
+      report.train.replay = await benchStepReplay(replayModel, opts);
+      replayModel.dispose();
+      throwOnWebGPUErrors("in the replayed training step");
+    }
     if (config.compareStock) {
       // All stock: tfjs's kernels, the composite batch norm (tf.moments + tf.batchNorm + tf.relu), SGD as tfjs ops;
       // the same warm-up and timed steps as ours.

@@ -6,15 +6,16 @@
  * Like `gpu_call_counter.ts` it wraps methods of the WebGPU classes' prototypes. Two layers:
  *
  * - Always, from {@linkcode installStepRecorder} on: `GPUDevice.createBindGroup` (each bind group's descriptor, so
- *   that a replay can rebuild one with another uniform buffer), `createBuffer` (staging buffers of uploads are created
- *   `mappedAtCreation`) and `GPUQueue.writeBuffer` to uniform buffers (their content). In a steady-state step these
- *   are called once or never, so the tracking costs the timed tfjs steps nothing measurable. Install it before the
- *   model's first step: bind groups are cached (`kernels/bind_group_cache.ts`) and created over the first steps only.
- * - Only inside {@linkcode StepRecorder.record}: the command encoder, compute pass and queue calls.
+ *   that a replay can rebuild one with another uniform buffer) and `GPUQueue.writeBuffer` to uniform buffers (their
+ *   content). A steady-state step with a constant learning rate calls neither (a new learning rate: 2 uniform writes
+ *   and 7 bind groups on lavapipe), so this costs the timed tfjs steps nothing measurable. Install it before the
+ *   first step of the process that uses the step's shapes: bind groups are cached (`kernels/bind_group_cache.ts`)
+ *   across models, and created over the first steps only.
+ * - Only inside {@linkcode StepRecorder.record}: buffer creation and mapping (tfjs uploads a tensor through a buffer
+ *   it creates mapped: the host's bytes are kept), command encoders, compute passes and submits.
  *
- * What a recording does not see: host writes through `getMappedRange` (tfjs uploads a tensor into a staging buffer it
- * creates mapped, then copies it: such a copy is kept as an upload from a named input, see {@linkcode StepRecording}),
- * and anything tfjs keeps on the host (the `num_batches_tracked` counters, a tensor's cached CPU values).
+ * What a recording does not see: anything tfjs keeps on the host (the `num_batches_tracked` counters, a tensor's
+ * cached CPU values), and which bytes of an upload are data rather than constants (the caller names its inputs).
  * @module
  */
 import * as tf from "@tensorflow/tfjs";
@@ -155,39 +156,6 @@ export function installStepRecorder(): StepRecorder {
         descriptors.set(group, { layout: d.layout, entries: [...d.entries].map((e) => ({ ...e })) });
         return group;
       }));
-    undo.push(wrap(GPUDevice.prototype, "createBuffer", (original) =>
-      function (this: unknown, ...args) {
-        const buffer = original.apply(this, args) as GPUBuffer;
-        const d = args[0] as GPUBufferDescriptor;
-        if (d.mappedAtCreation && active) {
-          active.created.set(buffer, new Uint8Array(d.size));
-          active.mapped.set(buffer, []);
-        }
-        return buffer;
-      }));
-    undo.push(wrap(GPUBuffer.prototype, "getMappedRange", (original) =>
-      function (this: unknown, ...args) {
-        const range = original.apply(this, args) as ArrayBuffer;
-        active?.mapped.get(this as GPUBuffer)?.push({ offset: (args[0] as number | undefined) ?? 0, range });
-        return range;
-      }));
-    undo.push(wrap(GPUBuffer.prototype, "unmap", (original) =>
-      function (this: unknown, ...args) {
-        const ranges = active?.mapped.get(this as GPUBuffer);
-        if (ranges) {
-          // The host's writes, before unmap detaches the ranges.
-          const bytes = active!.created.get(this as GPUBuffer)!;
-          for (const { offset, range } of ranges) bytes.set(new Uint8Array(range), offset);
-          active!.mapped.delete(this as GPUBuffer);
-        }
-        return original.apply(this, args);
-      }));
-    undo.push(wrap(GPUDevice.prototype, "createCommandEncoder", (original) =>
-      function (this: unknown, ...args) {
-        const encoder = original.apply(this, args) as GPUCommandEncoder;
-        active?.encoders.set(encoder, []);
-        return encoder;
-      }));
     undo.push(wrap(GPUQueue.prototype, "writeBuffer", (original) =>
       function (this: unknown, ...args) {
         const [buffer, offset, data, dataOffset, size] = args as [GPUBuffer, number, BufferSource, number?, number?];
@@ -199,119 +167,170 @@ export function installStepRecorder(): StepRecorder {
         }
         return original.apply(this, args);
       }));
-    undo.push(wrap(GPUQueue.prototype, "submit", (original) =>
-      function (this: unknown, ...args) {
-        if (active) {
-          const commands: RecordedCommand[] = [];
-          for (const buffer of args[0] as GPUCommandBuffer[]) {
-            const recorded = active.finished.get(buffer);
-            if (!recorded) fail("a command buffer encoded before the recording started was submitted");
-            else commands.push(...recorded);
-            active.finished.delete(buffer);
-          }
-          active.events.push({ kind: "submit", commands });
-          active.submits++;
-        }
-        return original.apply(this, args);
-      }));
-    const commandsOf = (encoder: GPUCommandEncoder) => {
-      const list = active?.encoders.get(encoder);
-      if (active && !list) fail("a command encoder opened before the recording started was used");
-      return list;
-    };
-    undo.push(wrap(GPUCommandEncoder.prototype, "beginComputePass", (original) =>
-      function (this: unknown, ...args) {
-        const pass = original.apply(this, args) as GPUComputePassEncoder;
-        const list = commandsOf(this as GPUCommandEncoder);
-        if (list) {
-          const state = { dispatches: [] as RecordedDispatch[], groups: [] as GPUBindGroup[] };
-          active!.passes.set(pass, state);
-          list.push({ kind: "pass", dispatches: state.dispatches });
-        }
-        return pass;
-      }));
-    undo.push(wrap(GPUCommandEncoder.prototype, "copyBufferToBuffer", (original) =>
-      function (this: unknown, ...args) {
-        const list = commandsOf(this as GPUCommandEncoder);
-        if (list) {
-          if (args.length < 5) fail("copyBufferToBuffer without offsets");
-          const [src, srcOffset, dst, dstOffset, size] = args as [GPUBuffer, number, GPUBuffer, number, number];
-          list.push({ kind: "copy", src, srcOffset, dst, dstOffset, size });
-        }
-        return original.apply(this, args);
-      }));
-    undo.push(wrap(GPUCommandEncoder.prototype, "clearBuffer", (original) =>
-      function (this: unknown, ...args) {
-        const list = commandsOf(this as GPUCommandEncoder);
-        const [buffer, offset = 0, size] = args as [GPUBuffer, number?, number?];
-        list?.push({ kind: "clear", buffer, offset, size: size ?? buffer.size - offset });
-        return original.apply(this, args);
-      }));
-    undo.push(wrap(GPUCommandEncoder.prototype, "finish", (original) =>
-      function (this: unknown, ...args) {
-        const buffer = original.apply(this, args) as GPUCommandBuffer;
-        const list = commandsOf(this as GPUCommandEncoder);
-        if (list) {
-          active!.finished.set(buffer, list);
-          active!.encoders.delete(this as GPUCommandEncoder);
-        }
-        return buffer;
-      }));
-    const passOf = (pass: unknown) => {
-      const state = active?.passes.get(pass as GPUComputePassEncoder);
-      if (active && !state) fail("a compute pass begun before the recording started was used");
-      return state;
-    };
-    undo.push(wrap(GPUComputePassEncoder.prototype, "setPipeline", (original) =>
-      function (this: unknown, ...args) {
-        const state = passOf(this);
-        if (state) state.pipeline = args[0] as GPUComputePipeline;
-        return original.apply(this, args);
-      }));
-    undo.push(wrap(GPUComputePassEncoder.prototype, "setBindGroup", (original) =>
-      function (this: unknown, ...args) {
-        const state = passOf(this);
-        if (state) {
-          const offsets = args[2] as ArrayLike<number> | undefined;
-          if (offsets && offsets.length > 0) fail("setBindGroup with dynamic offsets");
-          state.groups[args[0] as number] = args[1] as GPUBindGroup;
-        }
-        return original.apply(this, args);
-      }));
-    undo.push(
-      wrap(GPUComputePassEncoder.prototype, "dispatchWorkgroups", (original) =>
-        function (this: unknown, ...args) {
-          const state = passOf(this);
-          if (state) {
-            const [x, y = 1, z = 1] = args as number[];
-            if (!state.pipeline) fail("a dispatch without a pipeline");
-            state.dispatches.push({ pipeline: state.pipeline!, bindGroups: [...state.groups], workgroups: [x, y, z] });
-            active!.dispatches++;
-          }
-          return original.apply(this, args);
-        }),
-    );
-    undo.push(
-      wrap(
-        GPUComputePassEncoder.prototype,
-        "dispatchWorkgroupsIndirect",
-        (original) =>
-          function (this: unknown, ...args) {
-            if (passOf(this)) {
-              fail("an indirect dispatch");
-            }
-            return original.apply(this, args);
-          },
-      ),
-    );
   } catch (e) {
     undoAll();
     throw e;
   }
+  /** The wrappers that record a step, installed by `record` only: none slows the steps outside it. */
+  const wrapStep = (): () => void => {
+    const undo: (() => void)[] = [];
+    const undoAll = () => undo.splice(0).reverse().forEach((u) => u());
+    try {
+      undo.push(wrap(GPUDevice.prototype, "createBuffer", (original) =>
+        function (this: unknown, ...args) {
+          const buffer = original.apply(this, args) as GPUBuffer;
+          const d = args[0] as GPUBufferDescriptor;
+          if (d.mappedAtCreation && active) {
+            active.created.set(buffer, new Uint8Array(d.size));
+            active.mapped.set(buffer, []);
+          }
+          return buffer;
+        }));
+      undo.push(wrap(GPUBuffer.prototype, "getMappedRange", (original) =>
+        function (this: unknown, ...args) {
+          const range = original.apply(this, args) as ArrayBuffer;
+          active?.mapped.get(this as GPUBuffer)?.push({ offset: (args[0] as number | undefined) ?? 0, range });
+          return range;
+        }));
+      undo.push(wrap(GPUBuffer.prototype, "unmap", (original) =>
+        function (this: unknown, ...args) {
+          const ranges = active?.mapped.get(this as GPUBuffer);
+          if (ranges) {
+            // The host's writes, before unmap detaches the ranges.
+            const bytes = active!.created.get(this as GPUBuffer)!;
+            for (const { offset, range } of ranges) bytes.set(new Uint8Array(range), offset);
+            active!.mapped.delete(this as GPUBuffer);
+          }
+          return original.apply(this, args);
+        }));
+      undo.push(wrap(GPUDevice.prototype, "createCommandEncoder", (original) =>
+        function (this: unknown, ...args) {
+          const encoder = original.apply(this, args) as GPUCommandEncoder;
+          active?.encoders.set(encoder, []);
+          return encoder;
+        }));
+      undo.push(wrap(GPUQueue.prototype, "submit", (original) =>
+        function (this: unknown, ...args) {
+          if (active) {
+            const commands: RecordedCommand[] = [];
+            for (const buffer of args[0] as GPUCommandBuffer[]) {
+              const recorded = active.finished.get(buffer);
+              if (!recorded) fail("a command buffer encoded before the recording started was submitted");
+              else commands.push(...recorded);
+              active.finished.delete(buffer);
+            }
+            active.events.push({ kind: "submit", commands });
+            active.submits++;
+          }
+          return original.apply(this, args);
+        }));
+      const commandsOf = (encoder: GPUCommandEncoder) => {
+        const list = active?.encoders.get(encoder);
+        if (active && !list) fail("a command encoder opened before the recording started was used");
+        return list;
+      };
+      undo.push(wrap(GPUCommandEncoder.prototype, "beginComputePass", (original) =>
+        function (this: unknown, ...args) {
+          const pass = original.apply(this, args) as GPUComputePassEncoder;
+          const list = commandsOf(this as GPUCommandEncoder);
+          if (list) {
+            const state = { dispatches: [] as RecordedDispatch[], groups: [] as GPUBindGroup[] };
+            active!.passes.set(pass, state);
+            list.push({ kind: "pass", dispatches: state.dispatches });
+          }
+          return pass;
+        }));
+      undo.push(
+        wrap(GPUCommandEncoder.prototype, "copyBufferToBuffer", (original) =>
+          function (this: unknown, ...args) {
+            const list = commandsOf(this as GPUCommandEncoder);
+            if (list) {
+              if (args.length < 5) fail("copyBufferToBuffer without offsets");
+              const [src, srcOffset, dst, dstOffset, size] = args as [GPUBuffer, number, GPUBuffer, number, number];
+              list.push({ kind: "copy", src, srcOffset, dst, dstOffset, size });
+            }
+            return original.apply(this, args);
+          }),
+      );
+      undo.push(wrap(GPUCommandEncoder.prototype, "clearBuffer", (original) =>
+        function (this: unknown, ...args) {
+          const list = commandsOf(this as GPUCommandEncoder);
+          const [buffer, offset = 0, size] = args as [GPUBuffer, number?, number?];
+          list?.push({ kind: "clear", buffer, offset, size: size ?? buffer.size - offset });
+          return original.apply(this, args);
+        }));
+      undo.push(wrap(GPUCommandEncoder.prototype, "finish", (original) =>
+        function (this: unknown, ...args) {
+          const buffer = original.apply(this, args) as GPUCommandBuffer;
+          const list = commandsOf(this as GPUCommandEncoder);
+          if (list) {
+            active!.finished.set(buffer, list);
+            active!.encoders.delete(this as GPUCommandEncoder);
+          }
+          return buffer;
+        }));
+      const passOf = (pass: unknown) => {
+        const state = active?.passes.get(pass as GPUComputePassEncoder);
+        if (active && !state) fail("a compute pass begun before the recording started was used");
+        return state;
+      };
+      undo.push(wrap(GPUComputePassEncoder.prototype, "setPipeline", (original) =>
+        function (this: unknown, ...args) {
+          const state = passOf(this);
+          if (state) state.pipeline = args[0] as GPUComputePipeline;
+          return original.apply(this, args);
+        }));
+      undo.push(wrap(GPUComputePassEncoder.prototype, "setBindGroup", (original) =>
+        function (this: unknown, ...args) {
+          const state = passOf(this);
+          if (state) {
+            const offsets = args[2] as ArrayLike<number> | undefined;
+            if (offsets && offsets.length > 0) fail("setBindGroup with dynamic offsets");
+            state.groups[args[0] as number] = args[1] as GPUBindGroup;
+          }
+          return original.apply(this, args);
+        }));
+      undo.push(
+        wrap(GPUComputePassEncoder.prototype, "dispatchWorkgroups", (original) =>
+          function (this: unknown, ...args) {
+            const state = passOf(this);
+            if (state) {
+              const [x, y = 1, z = 1] = args as number[];
+              if (!state.pipeline) fail("a dispatch without a pipeline");
+              state.dispatches.push({
+                pipeline: state.pipeline!,
+                bindGroups: [...state.groups],
+                workgroups: [x, y, z],
+              });
+              active!.dispatches++;
+            }
+            return original.apply(this, args);
+          }),
+      );
+      undo.push(
+        wrap(
+          GPUComputePassEncoder.prototype,
+          "dispatchWorkgroupsIndirect",
+          (original) =>
+            function (this: unknown, ...args) {
+              if (passOf(this)) {
+                fail("an indirect dispatch");
+              }
+              return original.apply(this, args);
+            },
+        ),
+      );
+    } catch (e) {
+      undoAll();
+      throw e;
+    }
+    return undoAll;
+  };
   installed = true;
   let removed = false;
   return {
     record(fn) {
+      if (removed) throw new Error("StepRecorder.record: the recorder was removed");
       if (active) throw new Error("StepRecorder.record: already recording");
       active = {
         events: [],
@@ -325,9 +344,11 @@ export function installStepRecorder(): StepRecorder {
       };
       let step: ReturnType<typeof fn>;
       const recorded = active;
+      const unwrap = wrapStep();
       try {
         step = fn();
       } finally {
+        unwrap();
         active = undefined;
       }
       if (recorded.error) throw new Error(`StepRecorder.record: the step cannot be replayed: ${recorded.error}`);

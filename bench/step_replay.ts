@@ -35,18 +35,36 @@ function firstF32(bytes: Uint8Array<ArrayBuffer> | undefined): number | undefine
   return bytes && bytes.byteLength >= 4 ? new DataView(bytes.buffer, bytes.byteOffset).getFloat32(0, true) : undefined;
 }
 
-/** Whether `d` is a dispatch of the SGD whose uniform (its last binding) holds `lr` as its first f32. */
+/**
+ * The uniform buffer holding `lr` (its first f32) when `pipeline` is the multi-tensor SGD's (its uniform is the last
+ * binding), else undefined.
+ * @throws {Error} when that uniform does not start with `lr`, or its bind group or content was made before the
+ *   recorder was installed (unknown).
+ */
 function lrUniformOf(
   recorder: StepRecorder,
   pipeline: GPUComputePipeline,
   descriptor: BindGroupDescriptorCopy | undefined,
   lr: number,
 ): GPUBuffer | undefined {
-  if (!pipeline.label.startsWith(SGD_PIPELINE_PREFIX) || !descriptor) return undefined;
+  if (!pipeline.label.startsWith(SGD_PIPELINE_PREFIX)) return undefined;
+  if (!descriptor) {
+    throw new Error(
+      `StepReplay: the bind group of SGD pipeline "${pipeline.label}" was created before installStepRecorder; ` +
+        "install it before the first step with this learning rate",
+    );
+  }
   const last = descriptor.entries[descriptor.entries.length - 1];
   const buffer = (last.resource as GPUBufferBinding).buffer;
   if (!(buffer instanceof GPUBuffer) || (buffer.usage & GPUBufferUsage.UNIFORM) === 0) return undefined;
-  const value = firstF32(recorder.uniformContent(buffer));
+  const content = recorder.uniformContent(buffer);
+  if (!content) {
+    throw new Error(
+      `StepReplay: the uniform of SGD pipeline "${pipeline.label}" was written before installStepRecorder; ` +
+        "install it before the first step with this learning rate",
+    );
+  }
+  const value = firstF32(content);
   if (value !== Math.fround(lr)) {
     throw new Error(
       `StepReplay: the uniform of SGD pipeline "${pipeline.label}" starts with ${value}, not the step's lr ${lr} ` +
@@ -60,8 +78,10 @@ function lrUniformOf(
  * One line per command of `recording`, naming buffers by a number per buffer object, uniform buffers by their
  * content (the SGD's learning rate as `lr`) and buffers created during the step by their size: equal signatures of two
  * steps mean the same programs on the same buffers, so a replay of one is the other (given the new batch, labels and
- * lr). `ids` numbers buffers and pipelines across the calls that share it.
- * @throws {Error} for a bind group created before the recorder was installed (its buffers are unknown).
+ * lr). `ids` numbers buffers, pipelines and bind groups across the calls that share it. A bind group created before
+ * the recorder was installed (descriptor unknown) is named by its identity: the bind-group cache returns the same
+ * object for the same pipeline and buffers.
+ * @throws {Error} for an SGD bind group or uniform created before the recorder was installed (see `lrUniformOf`).
  */
 export function stepSignature(
   recorder: StepRecorder,
@@ -98,11 +118,10 @@ export function stepSignature(
         for (const d of c.dispatches) {
           const groups = d.bindGroups.map((g) => {
             const descriptor = recorder.descriptorOf(g);
-            if (!descriptor) {
-              throw new Error("stepSignature: a bind group created before installStepRecorder; install it earlier");
-            }
+            // Made before the recorder was installed: cached, so the same object as long as its buffers are the same.
+            if (!descriptor && !d.pipeline.label.startsWith(SGD_PIPELINE_PREFIX)) return `group${id(g)}`;
             const lrBuffer = lrUniformOf(recorder, d.pipeline, descriptor, lr);
-            return descriptor.entries.map((e) => {
+            return descriptor!.entries.map((e) => {
               const r = e.resource as GPUBufferBinding;
               if (!(r.buffer instanceof GPUBuffer)) return `${e.binding}:?`;
               const range = `${r.offset ?? 0}:${r.size ?? "all"}`;

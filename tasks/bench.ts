@@ -4,7 +4,7 @@
  * the same process (the same warm-up and repetitions on both sides).
  *
  *     deno task bench [--arch resnet18] [--batch-size N] [--input 32] [--width 64] [--steps N] [--warmup N]
- *                     [--kernels LIST] [--compare-stock] [--json] [--skip-ops] [--skip-train] [--data]
+ *                     [--kernels LIST] [--compare-stock] [--replay] [--json] [--skip-ops] [--skip-train] [--data]
  *
  * Defaults are full size (batch 128, width 64) on a GPU and CI-sized (batch 8, width 8, 16×16) on a software
  * adapter such as llvmpipe. The benchmark itself is `bench/run_bench.ts`; this file parses and prints.
@@ -18,10 +18,11 @@ import { ARCHITECTURES } from "../models/resnet_spec.ts";
 import type { BenchConfig, BenchReport } from "../bench/bench_report.ts";
 import type { OpTiming } from "../bench/op_bench.ts";
 import type { TrainBenchResult } from "../bench/train_step_bench.ts";
+import type { StepReplayBenchResult } from "../bench/step_replay_bench.ts";
 import { runBench } from "../bench/run_bench.ts";
 
 const USAGE = "usage: deno task bench [--arch resnet18] [--batch-size N] [--input N] [--width N] [--steps N] " +
-  "[--warmup N] [--kernels LIST] [--compare-stock] [--json] [--skip-ops] [--skip-train] [--data]";
+  "[--warmup N] [--kernels LIST] [--compare-stock] [--replay] [--json] [--skip-ops] [--skip-train] [--data]";
 
 /**
  * Parses `--kernels`: a comma-separated subset of {@linkcode FAST_KERNEL_NAMES}, or "none" (our fused batch norm and
@@ -66,6 +67,7 @@ export function parseBenchArgs(args: string[], adapter: Pick<AdapterReport, "isF
       json: { type: "boolean", default: false },
       "skip-ops": { type: "boolean", default: false },
       "skip-train": { type: "boolean", default: false },
+      replay: { type: "boolean", default: false },
     },
     strict: true,
     allowPositionals: false,
@@ -94,6 +96,7 @@ export function parseBenchArgs(args: string[], adapter: Pick<AdapterReport, "isF
     compareStock: values["compare-stock"]!,
     ops: !values["skip-ops"],
     train: !values["skip-train"],
+    replay: values.replay!,
     json: values.json!,
   };
 }
@@ -113,6 +116,22 @@ function stepCountsTable(ours: TrainBenchResult, stock?: TrainBenchResult): stri
   return [
     head,
     ...rows.map(([label, f]) => label.padEnd(26) + f(ours).padStart(10) + (stock ? f(stock).padStart(10) : "")),
+  ];
+}
+
+/** tfjs's step and its replay side by side (`--replay`). */
+function replayTable(r: StepReplayBenchResult): string[] {
+  const rows: [string, string, string][] = [
+    ["CPU ms (JS + encoding)", r.tfjsCpuMsPerStep.toFixed(2), r.replayCpuMsPerStep.toFixed(2)],
+    ["ms inside queue.submit", r.tfjsSubmitMsPerStep.toFixed(1), r.replaySubmitMsPerStep.toFixed(1)],
+    ["wall ms", r.tfjsMsPerStep.toFixed(1), r.replayMsPerStep.toFixed(1)],
+    ["dispatches", r.tfjsDispatchesPerStep.toFixed(1), r.replayDispatchesPerStep.toFixed(1)],
+    ["queue submits", r.tfjsSubmitsPerStep.toFixed(1), r.replaySubmitsPerStep.toFixed(1)],
+  ];
+  return [
+    `replay (new batch and lr each step, ${r.steps} steps each, cycle of ${r.period}):`,
+    "per training step".padEnd(26) + "tfjs".padStart(10) + "replay".padStart(10),
+    ...rows.map(([label, a, b]) => label.padEnd(26) + a.padStart(10) + b.padStart(10)),
   ];
 }
 
@@ -136,6 +155,7 @@ export function formatReport(report: BenchReport): string {
         }x`;
     }
     lines.push(line, ...stepCountsTable(report.train, stockTrain));
+    if (report.train.replay) lines.push(...replayTable(report.train.replay));
   }
   if (report.ops) {
     const hasStock = report.ops.some((r) => r.stock);
@@ -169,7 +189,9 @@ export async function main(args: string[]): Promise<number> {
         "timings with our kernels;\n--compare-stock also runs stock tfjs in the same process (same warm-up and " +
         "repetitions) and checks our ops'\noutputs against stock's. --kernels: which of ours to use (all, none, or " +
         `a comma-separated subset of\n${FAST_KERNEL_NAMES.join(", ")}). Defaults: batch 128, width 64, input 32 on a ` +
-        "GPU; batch 8, width 8, input 16\non a software adapter. --data: the input pipeline instead.",
+        "GPU; batch 8, width 8, input 16\non a software adapter. --replay: also the step replayed with raw WebGPU " +
+        "next to tfjs's, a new batch and lr\nevery step on both sides (an experiment, bench/step_replay.ts). --data: " +
+        "the input pipeline instead.",
     );
     return 0;
   }

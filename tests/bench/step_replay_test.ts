@@ -16,6 +16,9 @@ import { makeTrainStep } from "../../train/train_step.ts";
 import type { StateDict } from "../../io/host_tensor.ts";
 import { gpuBufferOf, installStepRecorder } from "../../bench/step_recorder.ts";
 import { recordReplay, signaturePeriod } from "../../bench/step_replay.ts";
+import { runBench } from "../../bench/run_bench.ts";
+import type { BenchConfig, BenchReport } from "../../bench/bench_report.ts";
+import { formatReport, parseBenchArgs } from "../../tasks/bench.ts";
 
 await initWebGPU();
 registerFastKernels();
@@ -35,6 +38,9 @@ function batch(i: number): { x: Float32Array<ArrayBuffer>; labels: Int32Array<Ar
   const labels = Int32Array.from({ length: N }, (_, j) => (3 * i + 7 * j) % 10);
   return { x, labels, lr: 0.1 * (1 - i / STEPS) + 0.001 };
 }
+
+/** A report around `config`, for formatReport. */
+const report = (config: BenchConfig): BenchReport => ({ adapter: "test", isFallbackAdapter: true, date: "", config });
 
 function trainer() {
   const model = resnet18({ width: 2, numClasses: 10, stem: "cifar" });
@@ -141,4 +147,19 @@ Deno.test("a recorder refuses to be installed twice", () => {
   } finally {
     recorder.remove();
   }
+});
+
+Deno.test("bench --replay reports the replayed step next to tfjs's: the same dispatches in one submit", async () => {
+  const adapter = await initWebGPU();
+  // Width 4: other shapes than the tests above, whose bind groups this run's recorder did not see created.
+  const args = ["--batch-size", "2", "--input", "16", "--width", "4", "--warmup", "3", "--steps", "2"];
+  const { json: _, ...config } = parseBenchArgs([...args, "--skip-ops", "--replay"], adapter);
+  const { train } = await runBench(config, adapter, () => {});
+  const r = train!.replay!;
+  // One submit a step, and the readback's after the last (counted, as on the tfjs side).
+  assertEquals([r.period, r.steps, r.replaySubmitsPerStep], [2, 2, (2 + 1) / 2]);
+  assertEquals(r.replayDispatchesPerStep, r.tfjsDispatchesPerStep);
+  assertEquals(r.tfjsDispatchesPerStep, train!.dispatchesPerStep);
+  assert([r.tfjsCpuMsPerStep, r.replayCpuMsPerStep, r.replayMsPerStep].every((ms) => ms > 0), JSON.stringify(r));
+  assert(/replay \(new batch and lr each step/.test(formatReport({ ...report(config), train })));
 });
