@@ -18,7 +18,7 @@ import type { TrainBenchOptions } from "./train_step_bench.ts";
 export interface StepReplayBenchResult {
   /** Steps in the replayed cycle (2 for a ResNet: the BN statistics' buffers alternate). */
   period: number;
-  /** Timed steps of each side. */
+  /** Timed steps of each side: `--steps` rounded up to whole cycles in each of 4 blocks per side. */
   steps: number;
   /** tfjs: milliseconds of JavaScript and encoding per step (tensor creation and the step call, minus submits). */
   tfjsCpuMsPerStep: number;
@@ -39,6 +39,9 @@ export interface StepReplayBenchResult {
   replaySubmitsPerStep: number;
 }
 
+/** Timed blocks per side, alternating: tfjs, replay, tfjs, ... */
+const BLOCKS = 4;
+
 /** Host data of a random batch: [N, H, W, 3] float32 and [N] int32 labels. */
 function hostBatch(n: number, size: number, classes: number, seed: number) {
   let s = seed * 7919 + 1;
@@ -50,8 +53,8 @@ function hostBatch(n: number, size: number, classes: number, seed: number) {
 }
 
 /**
- * Runs `options.warmup` tfjs steps, `options.steps` timed tfjs steps, records four steps, then `options.steps` timed
- * replayed steps, on `model` (updated by all of them). Our kernels and the bind-group cache must be active.
+ * Runs `options.warmup` tfjs steps, records four, then about `options.steps` timed steps of each side (rounded up to
+ * whole cycles) in alternating blocks, tfjs then replay, on `model` (updated by all of them). Our kernels and the bind-group cache must be active.
  */
 export async function benchStepReplay(model: ResNet, options: TrainBenchOptions): Promise<StepReplayBenchResult> {
   const { batchSize, input, warmup, steps } = options;
@@ -87,8 +90,14 @@ export async function benchStepReplay(model: ResNet, options: TrainBenchOptions)
       const { out } = tfjsStep();
       tf.dispose([out.loss, out.correct]);
     }
+    /** Totals of timed blocks of steps of one side. */
+    const totals = () => ({ steps: 0, cpu: 0, submit: 0, wall: 0, dispatches: 0, submits: 0 });
     /** Runs `n` steps through `one` (which returns a readback of its loss for the last), timed with a counter. */
-    const timed = async (n: number, one: (last: boolean) => Promise<unknown> | undefined) => {
+    const timed = async (
+      n: number,
+      one: (last: boolean) => Promise<unknown> | undefined,
+      sum: ReturnType<typeof totals>,
+    ) => {
       const counter = installGpuCallCounter();
       let counts: GpuCallCounts;
       let cpu = 0, submit = 0;
@@ -106,23 +115,21 @@ export async function benchStepReplay(model: ResNet, options: TrainBenchOptions)
       } finally {
         counter.remove();
       }
-      const wall = performance.now() - t0;
-      return {
-        cpu: (cpu - submit) / n,
-        submit: submit / n,
-        wall: wall / n,
-        dispatches: counts.dispatches / n,
-        submits: counts.submits / n,
-      };
+      sum.wall += performance.now() - t0;
+      sum.steps += n;
+      sum.cpu += cpu - submit;
+      sum.submit += submit;
+      sum.dispatches += counts.dispatches;
+      sum.submits += counts.submits;
     };
-    const tfjs = await timed(steps, (last) => {
+    const tfjsBlock = (last: boolean) => {
       const { out } = tfjsStep();
       if (!last) {
         tf.dispose([out.loss, out.correct]);
         return undefined;
       }
       return out.loss.data().finally(() => tf.dispose([out.loss, out.correct]));
-    });
+    };
     const device = (tf.backend() as WebGPUBackend).device;
     const replay = recordReplay(device, recorder, () => {
       const { out, buffers } = tfjsStep();
@@ -133,23 +140,32 @@ export async function benchStepReplay(model: ResNet, options: TrainBenchOptions)
       const inputs = batches.map((b) =>
         new Map<string, ArrayBufferView<ArrayBuffer>>([["x", b.x], ["labels", b.labels]])
       );
-      const replayed = await timed(steps, (last) => {
+      const replayBlock = (last: boolean) => {
         const outputs = replay.run(inputs[i % 2], lrOf(i++));
         return last ? replay.read(outputs.get("loss")!) : undefined;
-      });
+      };
+      // Alternating blocks, so that both sides see the same load on a shared machine. A block is a whole number of
+      // cycles: after it tfjs's view of the buffers is right again, and its next step is the recorded cycle's first.
+      const p = replay.period;
+      const block = Math.max(p, Math.ceil(steps / BLOCKS / p) * p);
+      const t = totals(), r = totals();
+      for (let done = 0; done < steps; done += block) {
+        await timed(block, tfjsBlock, t);
+        await timed(block, replayBlock, r);
+      }
       return {
-        period: replay.period,
-        steps,
-        tfjsCpuMsPerStep: tfjs.cpu,
-        tfjsSubmitMsPerStep: tfjs.submit,
-        tfjsMsPerStep: tfjs.wall,
-        tfjsDispatchesPerStep: tfjs.dispatches,
-        tfjsSubmitsPerStep: tfjs.submits,
-        replayCpuMsPerStep: replayed.cpu,
-        replaySubmitMsPerStep: replayed.submit,
-        replayMsPerStep: replayed.wall,
-        replayDispatchesPerStep: replayed.dispatches,
-        replaySubmitsPerStep: replayed.submits,
+        period: p,
+        steps: t.steps,
+        tfjsCpuMsPerStep: t.cpu / t.steps,
+        tfjsSubmitMsPerStep: t.submit / t.steps,
+        tfjsMsPerStep: t.wall / t.steps,
+        tfjsDispatchesPerStep: t.dispatches / t.steps,
+        tfjsSubmitsPerStep: t.submits / t.steps,
+        replayCpuMsPerStep: r.cpu / r.steps,
+        replaySubmitMsPerStep: r.submit / r.steps,
+        replayMsPerStep: r.wall / r.steps,
+        replayDispatchesPerStep: r.dispatches / r.steps,
+        replaySubmitsPerStep: r.submits / r.steps,
       };
     } finally {
       replay.destroy();

@@ -1,7 +1,7 @@
 /**
  * A replayed training step (`bench/step_replay.ts`) is the same computation as tfjs's: two identical models take the
  * same batches and learning rates, one through tfjs all along, the other through tfjs until recorded, then through
- * replays; every parameter, momentum buffer and BN running statistic, and each step's loss, must be equal bit for
+ * replays, then through tfjs again; every parameter, momentum buffer and BN running statistic, and each step's loss, must be equal bit for
  * bit (same programs on the same data in the same order: nothing may differ).
  * @module
  */
@@ -30,7 +30,9 @@ const WARMUP = 5;
 const RECORDED = 4;
 /** Steps replayed: a whole number of cycles of 2. */
 const REPLAYED = 4;
-const STEPS = WARMUP + RECORDED + REPLAYED;
+/** tfjs steps after the replayed ones: tfjs takes over where the replay left the buffers. */
+const AFTER = 2;
+const STEPS = WARMUP + RECORDED + REPLAYED + AFTER;
 
 /** Deterministic batch i: [N, 16, 16, 3] float32, [N] int32 labels; a different learning rate each step. */
 function batch(i: number): { x: Float32Array<ArrayBuffer>; labels: Int32Array<ArrayBuffer>; lr: number } {
@@ -79,7 +81,7 @@ async function state(model: ReturnType<typeof resnet18>, sgd: SGD) {
   return { tensors: new Map([...bits(modelState, ""), ...bits(await sgd.exportState(), "optim.")]), tracked };
 }
 
-Deno.test("replayed steps leave every weight, momentum and BN statistic bit-identical to tfjs's steps", async () => {
+Deno.test("replayed steps, and tfjs's steps after them, leave every weight, momentum and BN statistic bit-identical to tfjs's steps", async () => {
   const device = (tf.backend() as WebGPUBackend).device;
   const recorder = installStepRecorder(); // before the first step: bind groups are created then
   try {
@@ -107,14 +109,19 @@ Deno.test("replayed steps leave every weight, momentum and BN statistic bit-iden
     }, RECORDED);
     assertEquals(replay.period, 2, "the BN statistics' buffers alternate: a cycle of two steps");
     const lossesB: number[] = [];
-    for (; i < STEPS; i++) {
+    for (; i < STEPS - AFTER; i++) {
       const { x, labels, lr } = batch(i);
       const outputs = replay.run(new Map<string, ArrayBufferView<ArrayBuffer>>([["x", x], ["labels", labels]]), lr);
       lossesB.push((await replay.read(outputs.get("loss")!))[0]);
     }
     assert(replay.inSync);
     throwOnWebGPUErrors("in the replayed steps");
-    assertEquals(lossesB, lossesA.slice(WARMUP + RECORDED), "losses of the replayed steps");
+    for (; i < STEPS; i++) {
+      const { out } = b.run(i);
+      lossesB.push((await out.loss.data())[0]);
+      tf.dispose([out.loss, out.correct]);
+    }
+    assertEquals(lossesB, lossesA.slice(WARMUP + RECORDED), "losses of the replayed steps, then of tfjs's again");
     const actual = await state(b.model, b.sgd);
     assertEquals([...actual.tensors.keys()], [...expected.tensors.keys()]);
     for (const [name, value] of expected.tensors) {
