@@ -14,7 +14,7 @@ import { resnet18 } from "../../models/zoo.ts";
 import { defaultWeightDecayFilter, SGD } from "../../train/sgd.ts";
 import { makeTrainStep } from "../../train/train_step.ts";
 import type { StateDict } from "../../io/host_tensor.ts";
-import { gpuBufferOf, installStepRecorder } from "../../bench/step_recorder.ts";
+import { gpuBufferOf, installStepRecorder, type QueueEvent } from "../../bench/step_recorder.ts";
 import { recordReplay, signaturePeriod } from "../../bench/step_replay.ts";
 import { runBench } from "../../bench/run_bench.ts";
 import type { BenchConfig, BenchReport } from "../../bench/bench_report.ts";
@@ -154,6 +154,71 @@ Deno.test("a recorder refuses to be installed twice", () => {
   } finally {
     recorder.remove();
   }
+});
+
+Deno.test("the recorder keeps passes, copies, uploads, writes and submits in order, and refuses what it cannot replay", () => {
+  const device = (tf.backend() as WebGPUBackend).device;
+  const module = device.createShaderModule({
+    code: "@group(0) @binding(0) var<storage, read_write> v: array<f32>;\n" +
+      "@compute @workgroup_size(1) fn main() { v[0] = v[0] + 1.0; }",
+  });
+  const pipeline = device.createComputePipeline({ layout: "auto", compute: { module, entryPoint: "main" } });
+  const usage = GPUBufferUsage.STORAGE | GPUBufferUsage.COPY_DST | GPUBufferUsage.COPY_SRC;
+  const target = device.createBuffer({ size: 16, usage });
+  const recorder = installStepRecorder();
+  try {
+    const group = device.createBindGroup({
+      layout: pipeline.getBindGroupLayout(0),
+      entries: [{ binding: 0, resource: { buffer: target } }],
+    });
+    assertEquals(recorder.descriptorOf(group)?.entries.length, 1);
+    const { result, recording } = recorder.record(() => {
+      device.queue.writeBuffer(target, 4, new Float32Array([2, 3]), 1, 1); // element 1 only: 3
+      const staging = device.createBuffer({ size: 16, usage: GPUBufferUsage.COPY_SRC, mappedAtCreation: true });
+      new Float32Array(staging.getMappedRange()).set([7, 8, 9, 10]);
+      staging.unmap();
+      const encoder = device.createCommandEncoder();
+      encoder.copyBufferToBuffer(staging, 0, target, 0, 16);
+      const pass = encoder.beginComputePass();
+      pass.setPipeline(pipeline);
+      pass.setBindGroup(0, group);
+      pass.dispatchWorkgroups(2, 3);
+      pass.dispatchWorkgroups(1);
+      pass.end();
+      device.queue.submit([encoder.finish()]);
+      return { result: "done", inputs: new Map([["v", target]]), outputs: new Map() };
+    });
+    assertEquals(result, "done");
+    assertEquals([recording.dispatches, recording.submits], [2, 1]);
+    assertEquals(recording.events.map((e) => e.kind), ["write", "submit"]);
+    const write = recording.events[0] as Extract<QueueEvent, { kind: "write" }>;
+    assertEquals([write.offset, [...new Float32Array(write.bytes.buffer)]], [4, [3]]);
+    const [copy, pass] = (recording.events[1] as Extract<QueueEvent, { kind: "submit" }>).commands;
+    assertEquals(copy.kind === "copy" && [copy.upload, copy.size, copy.dst === target], ["v", 16, true]);
+    const staged = copy.kind === "copy" ? recording.created.get(copy.src) : undefined;
+    assertEquals([...new Float32Array(staged!.buffer)], [7, 8, 9, 10], "the host's bytes, kept before unmap");
+    assertEquals(pass.kind === "pass" && pass.dispatches.map((d) => [d.workgroups, d.bindGroups[0] === group]), [
+      [[2, 3, 1], true],
+      [[1, 1, 1], true],
+    ]);
+    // An encoder opened outside the recording: its commands would be missing from it.
+    const early = device.createCommandEncoder();
+    throws(() =>
+      recorder.record(() => {
+        early.beginComputePass().end();
+        device.queue.submit([early.finish()]);
+        return { result: 0, inputs: new Map(), outputs: new Map() };
+      }), /cannot be replayed: a command encoder opened before the recording started/);
+    throws(() =>
+      recorder.record(() => {
+        device.createCommandEncoder().beginComputePass().end();
+        return { result: 0, inputs: new Map(), outputs: new Map() };
+      }), /encoded but not submitted/);
+  } finally {
+    recorder.remove();
+    target.destroy();
+  }
+  throws(() => recorder.record(() => ({ result: 0, inputs: new Map(), outputs: new Map() })), /removed/);
 });
 
 Deno.test("bench --replay reports the replayed step next to tfjs's: the same dispatches in one submit", async () => {
