@@ -388,6 +388,23 @@ export function installStepRecorder(): StepRecorder {
   };
 }
 
+/**
+ * The GPU buffers tfjs's pool has handed out and not taken back on the active webgpu backend: those of live tensors
+ * (and of disposed ones whose release waits for the next submit). A replay must find the same set as when it was
+ * recorded: another set means a tensor made or freed since, which the replay could overwrite or whose buffer it
+ * still names (tfjs-backend-webgpu 4.22's `bufferManager.usedBuffers`).
+ * @throws {Error} when this tfjs lacks it.
+ */
+export function tfjsLiveBuffers(): GPUBuffer[] {
+  const manager = (tf.backend() as unknown as { bufferManager?: { usedBuffers?: Map<string, GPUBuffer[]> } })
+    .bufferManager;
+  const used = manager?.usedBuffers;
+  if (!(used instanceof Map)) {
+    throw new Error("tfjsLiveBuffers: this tfjs-backend-webgpu has no bufferManager.usedBuffers");
+  }
+  return [...used.values()].flat();
+}
+
 /** The GPU buffer holding `tensor` on the active webgpu backend (uploading it first if it is still on the host). */
 export function gpuBufferOf(tensor: tf.TensorInfo): GPUBuffer {
   const backend = tf.backend() as WebGPUBackend;

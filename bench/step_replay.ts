@@ -25,7 +25,13 @@
  *   ({@linkcode StepReplay.inSync}).
  * @module
  */
-import type { BindGroupDescriptorCopy, RecordedCommand, StepRecorder, StepRecording } from "./step_recorder.ts";
+import {
+  type BindGroupDescriptorCopy,
+  type RecordedCommand,
+  type StepRecorder,
+  type StepRecording,
+  tfjsLiveBuffers,
+} from "./step_recorder.ts";
 
 /** The key prefix of the multi-tensor SGD's pipelines (`kernels/multi_tensor_sgd.ts`), whose uniform holds the lr. */
 const SGD_PIPELINE_PREFIX = "sgd_";
@@ -168,6 +174,20 @@ interface PreparedStep {
   dispatches: number;
 }
 
+/** {@linkcode StepReplay.run} found that the recording no longer matches tfjs's state. */
+export class StaleRecordingError extends Error {
+  override name = "StaleRecordingError";
+}
+
+/** Options of {@linkcode StepReplay}. */
+export interface StepReplayOptions {
+  /**
+   * The buffers tfjs holds for live tensors (`tfjsLiveBuffers`), called when the replay is made and before each run:
+   * a run refuses when the set changed (see {@linkcode StaleRecordingError}). Without it, nothing is checked.
+   */
+  liveBuffers?: () => GPUBuffer[];
+}
+
 /** A cycle of recorded steps (see the module documentation), replayed one step per {@linkcode StepReplay.run}. */
 export class StepReplay {
   /** Steps in the cycle (2 for a ResNet training step: the BN statistics' buffers alternate). */
@@ -177,17 +197,43 @@ export class StepReplay {
   readonly #own: GPUBuffer[] = [];
   #next = 0;
   #lr = new Float32Array(1);
+  readonly #liveBuffers?: () => GPUBuffer[];
+  readonly #live: Set<GPUBuffer>;
 
   /**
    * Prepares `recordings` (consecutive steps of one cycle, in order, each with the lr it ran with) for replay; the
    * first replayed step is the one after the last recording, which must therefore be the cycle's first again.
    * @throws {Error} for a recorded write the replay cannot repeat, or a bind group the recorder did not see created.
    */
-  constructor(device: GPUDevice, recorder: StepRecorder, recordings: { recording: StepRecording; lr: number }[]) {
+  constructor(
+    device: GPUDevice,
+    recorder: StepRecorder,
+    recordings: { recording: StepRecording; lr: number }[],
+    options: StepReplayOptions = {},
+  ) {
     if (recordings.length === 0) throw new Error("StepReplay: no recordings");
     this.#device = device;
     this.period = recordings.length;
     this.#steps = recordings.map(({ recording, lr }) => this.#prepare(recorder, recording, lr));
+    this.#liveBuffers = options.liveBuffers;
+    this.#live = new Set(options.liveBuffers?.() ?? []);
+  }
+
+  /**
+   * Throws unless tfjs holds the same buffers as when the replay was made. Between runs only whole cycles of tfjs
+   * steps keep them (a BN statistics variable swaps buffers every step), and a tensor made or freed since changes them.
+   */
+  #checkLive(): void {
+    if (!this.#liveBuffers) return;
+    const now = this.#liveBuffers();
+    const unknown = now.filter((b) => !this.#live.has(b)).length;
+    if (unknown > 0 || now.length !== this.#live.size) {
+      throw new StaleRecordingError(
+        `StepReplay.run: tfjs holds ${now.length} buffers, ${unknown} of them not held when recorded ` +
+          `(${this.#live.size} then): a tensor made or freed since, or tfjs steps that were not whole cycles of ` +
+          `${this.period}; record again`,
+      );
+    }
   }
 
   #buffer(size: number, usage: number, bytes?: Uint8Array<ArrayBuffer>): GPUBuffer {
@@ -291,9 +337,12 @@ export class StepReplay {
    * Encodes and submits the next step of the cycle with `inputs` (by the names given to the recorder; the bytes of
    * each must be as many as the recorded upload) and learning rate `lr`.
    * @returns the buffers of the step's named outputs (valid until the next run).
+   * @throws {StaleRecordingError} when tfjs's live buffers changed since the recording (see
+   *   {@linkcode StepReplayOptions.liveBuffers}).
    * @throws {Error} for a missing input or one of another size.
    */
   run(inputs: Map<string, ArrayBufferView<ArrayBuffer>>, lr: number): Map<string, GPUBuffer> {
+    this.#checkLive();
     const step = this.#steps[this.#next];
     const queue = this.#device.queue;
     for (const [name, buffer] of step.uploads) {
@@ -366,7 +415,8 @@ export interface RecordableStep {
 /**
  * Records `steps` consecutive tfjs steps (`runStep` runs one, with the next batch and lr), checks that their
  * signatures repeat with some period p (steady state), and returns the replay of the last p recordings: its first
- * run is the step after the last recorded one.
+ * run is the step after the last recorded one. `runStep` must dispose what the step returns: the replay checks before
+ * each run that tfjs holds the buffers it held after the last recorded step (`tfjsLiveBuffers`).
  * @throws {Error} when the recorded steps do not repeat (more warm-up needed, or a step that changes every time).
  */
 export function recordReplay(
@@ -395,5 +445,5 @@ export function recordReplay(
         `); the first difference is at line ${first}: ${signatures.map((s) => s[first]).join(" / ")}`,
     );
   }
-  return new StepReplay(device, recorder, recorded.slice(steps - period));
+  return new StepReplay(device, recorder, recorded.slice(steps - period), { liveBuffers: tfjsLiveBuffers });
 }

@@ -10,6 +10,7 @@ import type { WebGPUBackend } from "@tensorflow/tfjs-backend-webgpu";
 import { assert, assertEquals, throws } from "../assert.ts";
 import { initWebGPU, throwOnWebGPUErrors } from "../../kernels/webgpu_backend.ts";
 import { registerFastKernels } from "../../kernels/register.ts";
+import { submitPendingWork } from "../../kernels/bind_group_cache.ts";
 import { resnet18 } from "../../models/zoo.ts";
 import { defaultWeightDecayFilter, SGD } from "../../train/sgd.ts";
 import { makeTrainStep } from "../../train/train_step.ts";
@@ -38,7 +39,7 @@ const STEPS = WARMUP + RECORDED + REPLAYED + AFTER;
 function batch(i: number): { x: Float32Array<ArrayBuffer>; labels: Int32Array<ArrayBuffer>; lr: number } {
   const x = Float32Array.from({ length: N * SIZE * SIZE * 3 }, (_, j) => Math.sin(0.37 * j + 1.3 * i));
   const labels = Int32Array.from({ length: N }, (_, j) => (3 * i + 7 * j) % 10);
-  return { x, labels, lr: 0.1 * (1 - i / STEPS) + 0.001 };
+  return { x, labels, lr: 0.1 * (1 - i / (STEPS + 2)) + 0.001 }; // positive for the steps after STEPS too
 }
 
 /** A report around `config`, for formatReport. */
@@ -131,6 +132,25 @@ Deno.test("replayed steps, and tfjs's steps after them, leave every weight, mome
     }
     // What a replay does not do: tfjs's host-side counters stay where the recording left them.
     assertEquals(actual.tracked, expected.tracked - REPLAYED);
+
+    // Stale recordings are refused: a tensor alive across the run, a tfjs step short of a whole cycle. exportState's
+    // reads and copies above reordered tfjs's free lists, after which a step takes other buffers and the check refuses
+    // the replay even after whole cycles; sorting them as every step's end does puts the recorded buffers back.
+    submitPendingWork();
+    const inputs = new Map<string, ArrayBufferView<ArrayBuffer>>([["x", batch(0).x], ["labels", batch(0).labels]]);
+    const live = tf.fill([300], 2);
+    await live.data(); // submitted: its buffer is tfjs's from now until it is disposed
+    throws(() => replay.run(inputs, 0.01), {
+      name: "StaleRecordingError",
+      message: /1 of them not held when recorded/,
+    });
+    live.dispose();
+    const { out } = b.run(STEPS);
+    tf.dispose([out.loss, out.correct]);
+    throws(() => replay.run(inputs, 0.01), { name: "StaleRecordingError", message: /not whole cycles of 2/ });
+    const again = b.run(STEPS + 1).out; // a whole cycle again
+    tf.dispose([again.loss, again.correct]);
+    replay.run(inputs, 0.01);
     replay.destroy();
     b.model.dispose();
     b.sgd.dispose();
