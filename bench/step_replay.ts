@@ -14,15 +14,19 @@
  *   uniform buffer. The bind-group cache keeps uniform buffers by content, so a new learning rate is a new uniform
  *   buffer and new bind groups (7 on lavapipe) in tfjs's step; the replay gives each such dispatch a bind group over a
  *   uniform buffer of its own whose first f32 it rewrites each step.
- * - **The gradient seed**: `tf.variableGrads` uploads `ones([])` every step into a new 4-byte buffer created mapped
- *   (the pool's 4-byte buffers are all pending release then). The replay copies the recorded bytes (1.0) back into the
- *   recorded buffer at the start of each step, so nothing else may have written it since.
+ * - **The gradient seed**: `tf.variableGrads` uploads `ones([])` every step, into a new 4-byte buffer created mapped
+ *   when the pool's 4-byte buffers are all pending release, else through a staging copy. The replay copies the
+ *   recorded bytes (1.0) into the recorded buffer each step: at the start for a new buffer (nothing in the step used
+ *   it before), at the recorded point for a copy.
  * - **The loss and correct count**: new 4-byte buffers every step in tfjs; the replay writes the recorded ones.
  * - **The BN running statistics**: `ResNet.updateRunningStats` assigns the new [4, C] statistics tensor to the
  *   variable, so the variable's buffer alternates between two buffers of the pool: steady state is a cycle of two
  *   steps, not one. The replay keeps one recording per step of the cycle ({@linkcode StepReplay.period}); tfjs's view
  *   of the model (which buffer each variable owns) agrees with the replayed data only after a whole number of cycles
  *   ({@linkcode StepReplay.inSync}).
+ *
+ * A replay is only valid while tfjs holds the same buffers as after the recording: each run checks it
+ * ({@linkcode StaleRecordingError}).
  * @module
  */
 import {
@@ -171,7 +175,6 @@ interface PreparedStep {
   /** [replay's copy, recorded buffer] of each buffer the step created mapped and did not only copy from. */
   constants: [GPUBuffer, GPUBuffer][];
   outputs: Map<string, GPUBuffer>;
-  dispatches: number;
 }
 
 /** {@linkcode StepReplay.run} found that the recording no longer matches tfjs's state. */
@@ -250,7 +253,6 @@ export class StepReplay {
       lrUniforms: [],
       constants: [],
       outputs: recording.outputs,
-      dispatches: recording.dispatches,
     };
     const ownUniform = new Map<GPUBuffer, GPUBuffer>();
     const copiedFrom = new Set<GPUBuffer>();
@@ -321,11 +323,6 @@ export class StepReplay {
       ]);
     }
     return step;
-  }
-
-  /** Dispatches of the next replayed step. */
-  get dispatches(): number {
-    return this.#steps[this.#next].dispatches;
   }
 
   /** Whether a whole number of cycles has been replayed: tfjs's view of which buffer holds what is right again. */
