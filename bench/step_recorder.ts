@@ -60,7 +60,8 @@ export interface StepRecording {
   /**
    * Buffers created `mappedAtCreation` during the step, with the bytes the host wrote before `unmap` (zeros where it
    * wrote nothing): tfjs's upload staging buffers (copied from, then destroyed after the submit) and tensors tfjs
-   * uploaded into a new pool buffer directly (bound by dispatches: the gradient seed `ones([])` of every step).
+   * uploaded into a new pool buffer directly (bound by dispatches: tfjs's `variableGrads` seed `ones([])`, made every
+   * step before `makeTrainStep` kept one).
    */
   created: Map<GPUBuffer, Uint8Array<ArrayBuffer>>;
   /** Dispatches in the step. */

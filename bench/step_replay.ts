@@ -14,10 +14,10 @@
  *   uniform buffer. The bind-group cache keeps uniform buffers by content, so a new learning rate is a new uniform
  *   buffer and new bind groups (7 on lavapipe) in tfjs's step; the replay gives each such dispatch a bind group over a
  *   uniform buffer of its own whose first f32 it rewrites each step.
- * - **The gradient seed**: `tf.variableGrads` uploads `ones([])` every step, into a new 4-byte buffer created mapped
- *   when the pool's 4-byte buffers are all pending release, else through a staging copy. The replay copies the
- *   recorded bytes (1.0) into the recorded buffer each step: at the start for a new buffer (nothing in the step used
- *   it before), at the recorded point for a copy.
+ * - **Constants tfjs uploads every step** (`tf.variableGrads`'s gradient seed `ones([])`, before `makeTrainStep` kept
+ *   one): into a new buffer created mapped, or through a staging copy. The replay copies the recorded bytes into the
+ *   recorded buffer each step: at the start for a new buffer (nothing in the step used it before), at the recorded
+ *   point for a copy.
  * - **The loss and correct count**: new 4-byte buffers every step in tfjs; the replay writes the recorded ones.
  * - **The BN running statistics**: `ResNet.updateRunningStats` assigns the new [4, C] statistics tensor to the
  *   variable, so the variable's buffer alternates between two buffers of the pool: steady state is a cycle of two

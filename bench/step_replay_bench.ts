@@ -67,8 +67,8 @@ export async function benchStepReplay(model: ResNet, options: TrainBenchOptions)
     weightDecay: 5e-4,
     decay: defaultWeightDecayFilter,
   });
+  const step = makeTrainStep(model, sgd, { labelSmoothing: 0.1, clipGradNorm: 0 });
   try {
-    const step = makeTrainStep(model, sgd, { labelSmoothing: 0.1, clipGradNorm: 0 });
     const batches = [0, 1].map((seed) => hostBatch(batchSize, input, model.spec.numClasses, seed));
     const lrOf = (i: number) => 0.01 * (1 - i / (warmup + 2 * steps + 8)); // a schedule: new every step
     let i = 0;
@@ -171,6 +171,7 @@ export async function benchStepReplay(model: ResNet, options: TrainBenchOptions)
       replay.destroy();
     }
   } finally {
+    step.dispose();
     sgd.dispose();
     recorder.remove();
   }

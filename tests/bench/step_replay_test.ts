@@ -16,7 +16,7 @@ import { defaultWeightDecayFilter, SGD } from "../../train/sgd.ts";
 import { makeTrainStep } from "../../train/train_step.ts";
 import type { StateDict } from "../../io/host_tensor.ts";
 import { gpuBufferOf, installStepRecorder, type QueueEvent } from "../../bench/step_recorder.ts";
-import { recordReplay, signaturePeriod } from "../../bench/step_replay.ts";
+import { recordReplay, signaturePeriod, StepReplay } from "../../bench/step_replay.ts";
 import { runBench } from "../../bench/run_bench.ts";
 import type { BenchConfig, BenchReport } from "../../bench/bench_report.ts";
 import { formatReport, parseBenchArgs } from "../../tasks/bench.ts";
@@ -68,7 +68,7 @@ function trainer() {
     tf.dispose([x, labels]);
     return { out, buffers };
   };
-  return { model, sgd, run };
+  return { model, sgd, step, run };
 }
 
 /** Model and optimizer state, float32 bits by name; `num_batches_tracked` apart (a host counter). */
@@ -96,6 +96,7 @@ Deno.test("replayed steps, and tfjs's steps after them, leave every weight, mome
     const expected = await state(a.model, a.sgd);
     a.model.dispose();
     a.sgd.dispose();
+    a.step.dispose();
 
     const b = trainer();
     let i = 0;
@@ -154,6 +155,7 @@ Deno.test("replayed steps, and tfjs's steps after them, leave every weight, mome
     replay.destroy();
     b.model.dispose();
     b.sgd.dispose();
+    b.step.dispose();
   } finally {
     recorder.remove();
   }
@@ -254,4 +256,57 @@ Deno.test("bench --replay reports the replayed step next to tfjs's: the same dis
   assertEquals(r.tfjsDispatchesPerStep, train!.dispatchesPerStep);
   assert([r.tfjsCpuMsPerStep, r.replayCpuMsPerStep, r.replayMsPerStep].every((ms) => ms > 0), JSON.stringify(r));
   assert(/replay \(new batch and lr each step/.test(formatReport({ ...report(config), train })));
+});
+
+Deno.test("a replay restores what the step uploaded each time: a buffer made mapped, and a staging copy", async () => {
+  const device = (tf.backend() as WebGPUBackend).device;
+  const module = device.createShaderModule({
+    code: "@group(0) @binding(0) var<storage, read_write> v: array<f32>;\n" +
+      "@group(0) @binding(1) var<storage, read> c: array<f32>;\n" +
+      "@group(0) @binding(2) var<storage, read> d: array<f32>;\n" +
+      "@compute @workgroup_size(1) fn main() { v[0] = v[0] + c[0]; v[1] = v[1] + d[0]; }",
+  });
+  const pipeline = device.createComputePipeline({ layout: "auto", compute: { module, entryPoint: "main" } });
+  const usage = GPUBufferUsage.STORAGE | GPUBufferUsage.COPY_DST | GPUBufferUsage.COPY_SRC;
+  const v = device.createBuffer({ size: 8, usage });
+  const d = device.createBuffer({ size: 4, usage }); // a pool buffer the step uploads into through a staging copy
+  const recorder = installStepRecorder();
+  let c: GPUBuffer | undefined;
+  try {
+    const { recording } = recorder.record(() => {
+      c = device.createBuffer({ size: 4, usage, mappedAtCreation: true }); // a tensor made on the host, uploaded
+      new Float32Array(c.getMappedRange()).set([5]);
+      c.unmap();
+      const staging = device.createBuffer({ size: 4, usage: GPUBufferUsage.COPY_SRC, mappedAtCreation: true });
+      new Float32Array(staging.getMappedRange()).set([7]);
+      staging.unmap();
+      const encoder = device.createCommandEncoder();
+      encoder.copyBufferToBuffer(staging, 0, d, 0, 4);
+      const pass = encoder.beginComputePass();
+      pass.setPipeline(pipeline);
+      pass.setBindGroup(
+        0,
+        device.createBindGroup({
+          layout: pipeline.getBindGroupLayout(0),
+          entries: [v, c, d].map((buffer, binding) => ({ binding, resource: { buffer } })),
+        }),
+      );
+      pass.dispatchWorkgroups(1);
+      pass.end();
+      device.queue.submit([encoder.finish()]);
+      staging.destroy(); // as tfjs does after the submit
+      return { result: 0, inputs: new Map(), outputs: new Map([["v", v]]) };
+    });
+    const replay = new StepReplay(device, recorder, [{ recording, lr: 0 }]);
+    // Whatever wrote them since (tfjs's pool hands them to other tensors), each replay uploads the same bytes again.
+    device.queue.writeBuffer(c!, 0, new Float32Array([100]));
+    device.queue.writeBuffer(d, 0, new Float32Array([1000]));
+    replay.run(new Map(), 0);
+    const out = replay.run(new Map(), 0).get("v")!;
+    assertEquals([...await replay.read(out)], [3 * 5, 3 * 7]);
+    replay.destroy();
+  } finally {
+    recorder.remove();
+    for (const b of [v, d, c]) b?.destroy();
+  }
 });
