@@ -7,8 +7,8 @@
  *
  * - Always, from {@linkcode installStepRecorder} on: `GPUDevice.createBindGroup` (each bind group's descriptor, so
  *   that a replay can rebuild one with another uniform buffer) and `GPUQueue.writeBuffer` to uniform buffers (their
- *   content). A steady-state step with a constant learning rate calls neither (a new learning rate: 2 uniform writes
- *   and 7 bind groups on lavapipe), so this costs the timed tfjs steps nothing measurable. Install it before the
+ *   content). A steady-state step calls no `createBindGroup` and, with a constant learning rate, no `writeBuffer` (a
+ *   new learning rate: one small write per SGD dispatch), so this costs the timed tfjs steps nothing measurable. Install it before the
  *   first step of the process that uses the step's shapes: bind groups are cached (`kernels/bind_group_cache.ts`)
  *   across models, and created over the first steps only.
  * - Only inside {@linkcode StepRecorder.record}: buffer creation and mapping (tfjs uploads a tensor through a buffer
@@ -27,6 +27,12 @@ export interface RecordedDispatch {
   /** Bind group of each group index set before the dispatch. */
   bindGroups: GPUBindGroup[];
   workgroups: [number, number, number];
+  /**
+   * What each uniform buffer its bind groups name held at the dispatch (as far as the recorder saw it written): a
+   * direct program's uniforms are one buffer per program rewritten when they change (`kernels/direct_program.ts`),
+   * so the buffer's last content is not necessarily the one this dispatch read.
+   */
+  uniforms: Map<GPUBuffer, Uint8Array<ArrayBuffer>>;
 }
 
 /** What a step's command buffers hold, in order. */
@@ -298,10 +304,19 @@ export function installStepRecorder(): StepRecorder {
             if (state) {
               const [x, y = 1, z = 1] = args as number[];
               if (!state.pipeline) fail("a dispatch without a pipeline");
+              const read = new Map<GPUBuffer, Uint8Array<ArrayBuffer>>();
+              for (const g of state.groups) {
+                for (const e of descriptors.get(g)?.entries ?? []) {
+                  const b = (e.resource as GPUBufferBinding).buffer;
+                  const content = b instanceof GPUBuffer ? uniforms.get(b) : undefined;
+                  if (content) read.set(b, content);
+                }
+              }
               state.dispatches.push({
                 pipeline: state.pipeline!,
                 bindGroups: [...state.groups],
                 workgroups: [x, y, z],
+                uniforms: read,
               });
               active!.dispatches++;
             }

@@ -11,9 +11,9 @@
  *   command stream, written with `queue.writeBuffer` before the submit.
  * - **The labels**: the same, but into one of two pool buffers, alternately (see the period below).
  * - **The learning rate**: the multi-tensor SGD (`kernels/multi_tensor_sgd.ts`) passes it as the first f32 of its
- *   uniform buffer. The bind-group cache keeps uniform buffers by content, so a new learning rate is a new uniform
- *   buffer and new bind groups (7 on lavapipe) in tfjs's step; the replay gives each such dispatch a bind group over a
- *   uniform buffer of its own whose first f32 it rewrites each step.
+ *   uniform buffer, one per program key rewritten in place when it changes (`kernels/direct_program.ts`); the replay
+ *   gives each such dispatch a bind group over a uniform buffer of its own whose first f32 it rewrites each step, and
+ *   checks that every other uniform a dispatch reads still holds what the recorded step read.
  * - **Constants tfjs uploads every step** (`tf.variableGrads`'s gradient seed `ones([])`, before `makeTrainStep` kept
  *   one): into a new buffer created mapped, or through a staging copy. The replay copies the recorded bytes into the
  *   recorded buffer each step: at the start for a new buffer (nothing in the step used it before), at the recorded
@@ -32,6 +32,7 @@
 import {
   type BindGroupDescriptorCopy,
   type RecordedCommand,
+  type RecordedDispatch,
   type StepRecorder,
   type StepRecording,
   tfjsLiveBuffers,
@@ -52,11 +53,11 @@ function firstF32(bytes: Uint8Array<ArrayBuffer> | undefined): number | undefine
  *   recorder was installed (unknown).
  */
 function lrUniformOf(
-  recorder: StepRecorder,
-  pipeline: GPUComputePipeline,
+  dispatch: RecordedDispatch,
   descriptor: BindGroupDescriptorCopy | undefined,
   lr: number,
 ): GPUBuffer | undefined {
+  const pipeline = dispatch.pipeline;
   if (!pipeline.label.startsWith(SGD_PIPELINE_PREFIX)) return undefined;
   if (!descriptor) {
     throw new Error(
@@ -67,7 +68,7 @@ function lrUniformOf(
   const last = descriptor.entries[descriptor.entries.length - 1];
   const buffer = (last.resource as GPUBufferBinding).buffer;
   if (!(buffer instanceof GPUBuffer) || (buffer.usage & GPUBufferUsage.UNIFORM) === 0) return undefined;
-  const content = recorder.uniformContent(buffer);
+  const content = dispatch.uniforms.get(buffer);
   if (!content) {
     throw new Error(
       `StepReplay: the uniform of SGD pipeline "${pipeline.label}" was written before installStepRecorder; ` +
@@ -130,13 +131,13 @@ export function stepSignature(
             const descriptor = recorder.descriptorOf(g);
             // Made before the recorder was installed: cached, so the same object as long as its buffers are the same.
             if (!descriptor && !d.pipeline.label.startsWith(SGD_PIPELINE_PREFIX)) return `group${id(g)}`;
-            const lrBuffer = lrUniformOf(recorder, d.pipeline, descriptor, lr);
+            const lrBuffer = lrUniformOf(d, descriptor, lr);
             return descriptor!.entries.map((e) => {
               const r = e.resource as GPUBufferBinding;
               if (!(r.buffer instanceof GPUBuffer)) return `${e.binding}:?`;
               const range = `${r.offset ?? 0}:${r.size ?? "all"}`;
               if ((r.buffer.usage & GPUBufferUsage.UNIFORM) === 0) return `${e.binding}:${buffer(r.buffer)}:${range}`;
-              const content = [...recorder.uniformContent(r.buffer) ?? []];
+              const content = [...d.uniforms.get(r.buffer) ?? []];
               const text = r.buffer === lrBuffer ? `lr,${content.slice(4).join(",")}` : content.join(",");
               return `${e.binding}:u(${text}):${range}`;
             }).join(" ");
@@ -262,7 +263,7 @@ export class StepReplay {
       else if ((event.buffer.usage & GPUBufferUsage.UNIFORM) === 0 || !recorder.uniformContent(event.buffer)) {
         throw new Error(
           `StepReplay: the step wrote ${event.bytes.byteLength} bytes into a buffer with queue.writeBuffer; ` +
-            "only uniform buffers written once (the bind-group cache's) can be replayed",
+            "only uniform buffers can be (those of the bind-group cache and of direct programs)",
         );
       }
     }
@@ -287,14 +288,26 @@ export class StepReplay {
           workgroups: d.workgroups,
           bindGroups: d.bindGroups.map((g) => {
             const descriptor = recorder.descriptorOf(g);
-            const uniform = lrUniformOf(recorder, d.pipeline, descriptor, lr);
-            if (!uniform) return g;
+            const uniform = lrUniformOf(d, descriptor, lr);
+            if (!uniform) {
+              // Another uniform is bound as it is: it must still hold what this dispatch read.
+              for (const [buffer, content] of d.uniforms) {
+                const now = recorder.uniformContent(buffer);
+                if (!now || now.length !== content.length || now.some((v, i) => v !== content[i])) {
+                  throw new Error(
+                    `StepReplay: the uniforms of pipeline "${d.pipeline.label}" were rewritten after this step read ` +
+                      "them; only the SGD's learning rate can change between replayed steps",
+                  );
+                }
+              }
+              return g;
+            }
             let own = ownUniform.get(uniform);
             if (!own) {
               own = this.#buffer(
                 uniform.size,
                 GPUBufferUsage.UNIFORM | GPUBufferUsage.COPY_DST,
-                recorder.uniformContent(uniform),
+                d.uniforms.get(uniform),
               );
               ownUniform.set(uniform, own);
               step.lrUniforms.push(own);

@@ -41,10 +41,19 @@ export interface FolderIndex {
 
 type Listing = Map<string, Map<string, string[]>>; // split -> class -> member names
 
-function checkedIndex(root: string, listing: Listing): { classNames: string[]; testFolder: "val" | "test" } {
+function checkedIndex(
+  root: string,
+  listing: Listing,
+  unfollowed = 0,
+): { classNames: string[]; testFolder: "val" | "test" } {
   const train = listing.get("train");
   if (!train || train.size === 0) {
-    throw new Error(`${root}: no train/<class>/<image> files found (expected an ImageNet-style class-folder tree)`);
+    const links = unfollowed > 0
+      ? `; ${unfollowed} symbolic link${unfollowed === 1 ? "" : "s"} could not be followed (missing target?)`
+      : "";
+    throw new Error(
+      `${root}: no train/<class>/<image> files found (expected an ImageNet-style class-folder tree)${links}`,
+    );
   }
   const testFolder = listing.has("val") ? "val" : listing.has("test") ? "test" : undefined;
   if (!testFolder) throw new Error(`${root}: has train/ but neither val/<class>/ nor test/<class>/ images`);
@@ -70,21 +79,24 @@ function ordered(listing: Listing, split: string, classNames: string[]): { membe
 /** Reads the class-folder tree under the directory `root`. */
 async function indexDirectory(root: string): Promise<FolderIndex> {
   const listing: Listing = new Map();
+  let unfollowed = 0;
   for (const split of ["train", "val", "test"]) {
     const splitDir = join(root, split);
     if (!(await statIfExists(splitDir))?.isDirectory) continue;
     const classes = new Map<string, string[]>();
     for await (const entry of readDirFollowingLinks(splitDir)) {
+      if (entry.unfollowed) unfollowed++;
       if (!entry.isDirectory) continue;
       const files: string[] = [];
       for await (const f of readDirFollowingLinks(join(splitDir, entry.name))) {
+        if (f.unfollowed) unfollowed++;
         if (f.isFile && isImageName(f.name)) files.push(join(splitDir, entry.name, f.name));
       }
       if (files.length > 0) classes.set(entry.name, files);
     }
     if (classes.size > 0) listing.set(split, classes);
   }
-  const { classNames, testFolder } = checkedIndex(root, listing);
+  const { classNames, testFolder } = checkedIndex(root, listing, unfollowed);
   const build = (split: string): FolderSplit => {
     const { members: paths, labels } = ordered(listing, split, classNames);
     return { paths, names: paths, labels };

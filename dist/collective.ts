@@ -19,8 +19,12 @@ export interface Collective {
    * @throws {CollectiveTimeoutError} when another rank does not join within the timeout.
    */
   allReduceSum(data: Float32Array | Float64Array, what: string): Promise<void>;
-  /** Copies rank `root`'s `data` into every rank's `data` (same length everywhere). */
-  broadcast(data: Uint8Array, root: number, what: string): Promise<void>;
+  /**
+   * Copies rank `root`'s `data` into every rank's `data` (same length everywhere). `timeoutSeconds` replaces the
+   * collective's timeout for this call; `Infinity` waits as long as `root` takes (a rank that dies still ends the job
+   * through the launcher).
+   */
+  broadcast(data: Uint8Array, root: number, what: string, timeoutSeconds?: number): Promise<void>;
   /** Every rank's `data` (same length everywhere), in rank order. */
   allGather(data: Uint8Array, what: string): Promise<Uint8Array[]>;
   /** Ends the job on every rank at once (after a fatal error on this one); never returns. */

@@ -72,7 +72,7 @@ export class MpiCollective implements Collective {
     if (buffer !== data) data.set(buffer);
   }
 
-  async broadcast(data: Uint8Array, root: number, what: string): Promise<void> {
+  async broadcast(data: Uint8Array, root: number, what: string, timeoutSeconds?: number): Promise<void> {
     if (!Number.isInteger(root) || root < 0 || root >= this.size) {
       throw new RangeError(`broadcast: root must be a rank in [0, ${this.size - 1}], got ${root}`);
     }
@@ -82,6 +82,7 @@ export class MpiCollective implements Collective {
       what,
       (request) => this.#lib.fn.MPI_Ibcast(buffer, data.length, byte, root, commWorld, request),
       "MPI_Ibcast",
+      timeoutSeconds,
     );
     if (buffer !== data) data.set(buffer);
   }
@@ -125,7 +126,13 @@ export class MpiCollective implements Collective {
   }
 
   /** Starts a non-blocking operation and polls MPI_Test (which also drives its progress) until done or timed out. */
-  async #run(what: string, start: (request: Uint8Array) => number, name: string): Promise<void> {
+  async #run(
+    what: string,
+    start: (request: Uint8Array) => number,
+    name: string,
+    timeoutSeconds?: number,
+  ): Promise<void> {
+    const timeoutMs = timeoutSeconds === undefined ? this.#timeoutMs : timeoutSeconds * 1000;
     if (this.#finalized) throw new Error(`${what}: MPI was already finalized`);
     const request = new Uint8Array(new ArrayBuffer(this.#lib.requestBytes));
     check(this.#lib, start(request), name);
@@ -141,8 +148,8 @@ export class MpiCollective implements Collective {
       if (flag[0] !== 0) return;
       const now = performance.now();
       const waited = now - started;
-      if (waited > this.#timeoutMs) {
-        throw new CollectiveTimeoutError(this.rank, this.size, what, this.#timeoutMs / 1000);
+      if (waited > timeoutMs) {
+        throw new CollectiveTimeoutError(this.rank, this.size, what, timeoutMs / 1000);
       }
       if (waited > 1000 || now - yielded > 20) {
         await new Promise((r) => setTimeout(r, waited > 1000 ? 1 : 0));

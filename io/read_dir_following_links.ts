@@ -4,23 +4,30 @@
  * @module
  */
 import { join } from "node:path";
-import { statIfExists } from "./stat_if_exists.ts";
 
-/** One entry: `isFile` / `isDirectory` describe what a link points to; a broken link is neither. */
+/** One entry: `isFile` / `isDirectory` describe what a link points to; a link that cannot be followed is neither. */
 export interface FollowedEntry {
   name: string;
   isFile: boolean;
   isDirectory: boolean;
+  /** A symbolic link whose target is missing, unreadable or a loop (skipped, as `os.path.isfile` says False). */
+  unfollowed: boolean;
 }
 
 /** The entries of `dir` (in the order the system lists them), links resolved with one `stat` each. */
 export async function* readDirFollowingLinks(dir: string): AsyncGenerator<FollowedEntry> {
   for await (const e of Deno.readDir(dir)) {
     if (!e.isSymlink) {
-      yield { name: e.name, isFile: e.isFile, isDirectory: e.isDirectory };
+      yield { name: e.name, isFile: e.isFile, isDirectory: e.isDirectory, unfollowed: false };
       continue;
     }
-    const target = await statIfExists(join(dir, e.name)); // undefined for a broken link: skipped, as by isfile
-    yield { name: e.name, isFile: target?.isFile ?? false, isDirectory: target?.isDirectory ?? false };
+    // Any failure (a missing target, a loop, no permission) makes the link neither file nor folder, as in Python.
+    const target = await Deno.stat(join(dir, e.name)).catch(() => undefined);
+    yield {
+      name: e.name,
+      isFile: target?.isFile ?? false,
+      isDirectory: target?.isDirectory ?? false,
+      unfollowed: target === undefined,
+    };
   }
 }

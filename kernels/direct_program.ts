@@ -13,7 +13,7 @@
 import * as tf from "@tensorflow/tfjs";
 import type { WebGPUBackend } from "@tensorflow/tfjs-backend-webgpu";
 import { cachedBindGroup } from "./bind_group_cache.ts";
-import { webgpuInternals } from "./webgpu_internals.ts";
+import { type WebGPUInternals, webgpuInternals } from "./webgpu_internals.ts";
 import { materializeSum, type PendingSum, pendingSum, settleReadersOf } from "./deferred_split_k.ts";
 
 /** One storage binding: `var<storage, read|read_write> name: array<type>` at the binding's index. */
@@ -121,13 +121,9 @@ export function runDirectProgram(program: DirectProgram): void {
   const device = backend.device;
   const pipeline = pipelineFor(device, program);
   const resources: GPUBindingResource[] = buffers.map((buffer) => ({ buffer }));
-  if (program.uniforms?.length) {
-    // From tfjs's pool, released at the next submit: a buffer rewritten each step could be overwritten (queue.writeBuffer
-    // runs at once) before an earlier, still unsubmitted dispatch has read it.
-    resources.push(internals.makeUniforms(program.uniforms.map((f) => ({ type: "float32", data: [f.value] }))));
-  }
-  const bindGroup = cachedBindGroup(device, pipeline, resources);
   internals.ensureCommandEncoderReady();
+  if (program.uniforms?.length) resources.push(uniformsOf(internals, program.key, program.uniforms));
+  const bindGroup = cachedBindGroup(device, pipeline, resources);
   if (!internals.computePassEncoder) internals.computePassEncoder = internals.commandEncoder!.beginComputePass({});
   const pass = internals.computePassEncoder;
   pass.setPipeline(pipeline);
@@ -140,6 +136,54 @@ export function runDirectProgram(program: DirectProgram): void {
     internals.endComputePassEncoder();
     internals.submitQueue();
   }
+}
+
+/** A program key's uniform buffer: what it holds and the command encoder of the last dispatch that read it. */
+interface LiveUniforms {
+  buffer: GPUBuffer;
+  /** What the buffer holds; null before the first write. */
+  values: Float32Array<ArrayBuffer> | null;
+  readBy: GPUCommandEncoder | null;
+}
+
+const liveUniforms = new WeakMap<GPUDevice, Map<string, LiveUniforms>>();
+
+/**
+ * The uniform binding of the program `key` holding `fields`: one buffer per key, rewritten in place when the values
+ * change. Values that change every step (the SGD's learning rate, a mixup's λ) thus keep one buffer and one bind
+ * group per program; uniforms cached by content (tfjs's `makeUniforms` under the bind-group cache) made a buffer and
+ * a bind group per distinct learning rate, every step of a schedule. `queue.writeBuffer` takes effect before the
+ * next submit, so when a dispatch recorded since the last submit still reads the old values, tfjs's pending work is
+ * submitted first. The command encoder must be ready (tfjs makes a new one after each submit).
+ */
+function uniformsOf(internals: WebGPUInternals, key: string, fields: { value: number }[]): GPUBufferBinding {
+  let byKey = liveUniforms.get(internals.device);
+  if (!byKey) liveUniforms.set(internals.device, byKey = new Map());
+  let live = byKey.get(key);
+  const values = Float32Array.from(fields, (f) => f.value);
+  if (!live) {
+    const buffer = internals.device.createBuffer({
+      label: `${key} uniforms`,
+      size: Math.max(16, Math.ceil(values.byteLength / 16) * 16), // a uniform struct of f32s: 16-byte multiple
+      usage: GPUBufferUsage.UNIFORM | GPUBufferUsage.COPY_DST,
+    });
+    byKey.set(key, live = { buffer, values: null, readBy: null });
+  }
+  const held = live.values;
+  if (!held || held.length !== values.length || !values.every((v, i) => Object.is(v, held[i]))) {
+    if (values.byteLength > live.buffer.size) {
+      throw new Error(`runDirectProgram (${key}): ${values.length} uniforms, the key's first run had fewer`);
+    }
+    if (live.readBy !== null && live.readBy === internals.commandEncoder) {
+      internals.endComputePassEncoder();
+      internals.submitQueue();
+      internals.ensureCommandEncoderReady();
+    }
+    internals.device.queue.writeBuffer(live.buffer, 0, values);
+    live.values = values;
+  }
+  live.readBy = internals.commandEncoder;
+  return { buffer: live.buffer };
 }
 
 /**

@@ -56,6 +56,7 @@ function usageErrorOf(message: string, args: readonly string[], config: ParseArg
   if (flag && message.includes("argument is ambiguous")) {
     // A value that starts with "-" but is no number, most often the next flag: "--out --lr".
     const received = args.find((a, i) => i > 0 && args[i - 1] === flag && a.startsWith("-"));
+    if (received === undefined) return new UsageError(message.split(". To specify")[0], flag); // e.g. grouped "-ho"
     const long = flag.startsWith("--")
       ? flag
       : `--${Object.entries(config.options ?? {}).find(([, o]) => `-${o.short}` === flag)?.[0]}`;

@@ -48,36 +48,6 @@ export async function checkSameConfig(collective: Collective, config: TrainConfi
   );
 }
 
-/**
- * Runs `open` on rank 0 first and on the other ranks once it has succeeded there: what `open` builds once and leaves
- * on disk for the others (an ImageNet archive index, `data/imagenet_index_file.ts`) is built by one process instead
- * of all of them at once. When rank 0's `open` throws, the other ranks stop too, saying so (rank 0's message is the
- * cause), instead of waiting until the collective's timeout. With one process it is `open()`.
- * @throws {Error} what rank 0's `open` threw (on rank 0), or that rank 0 failed (on the others).
- */
-export async function rootFirst<T>(collective: Collective, what: string, open: () => Promise<T>): Promise<T> {
-  if (collective.size === 1) return await open();
-  const ok = new Uint8Array([1]);
-  if (collective.rank === 0) {
-    let result: T;
-    try {
-      result = await open();
-    } catch (e) {
-      // The others learn of the failure; rank 0's own error is the one worth reading, so it is thrown regardless.
-      await collective.broadcast(new Uint8Array([0]), 0, what).catch(() => {});
-      throw e;
-    }
-    await collective.broadcast(ok, 0, what);
-    return result;
-  }
-  const status = new Uint8Array(1);
-  await collective.broadcast(status, 0, what);
-  if (status[0] !== ok[0]) {
-    throw new Error(`rank 0 failed ${what}, so rank ${collective.rank} stops: see rank 0's error`);
-  }
-  return await open();
-}
-
 /** `data` of rank 0 on every rank, of any length (its length travels first). */
 async function broadcastBytes(collective: Collective, data: Uint8Array, what: string): Promise<Uint8Array> {
   const length = new Float64Array([data.length]);
@@ -103,13 +73,36 @@ export class DataParallel {
   }
 
   /**
-   * Orders a step that rank 0 must finish before the others start (e.g. resuming, which may complete an interrupted
-   * save): every rank calls it before (`after` false) and after (`after` true) the step; the other ranks wait in the
-   * first call, rank 0 releases them in the second.
+   * Runs `run` on rank 0 first and on the other ranks once it has succeeded there: what it leaves on disk for the
+   * others (an ImageNet archive index, `data/imagenet_index_file.ts`; a CIFAR download; a resumed run's completed
+   * save) is then made by one process instead of all at once. When rank 0's `run` throws, the other ranks stop too,
+   * saying so (rank 0's message is the cause), instead of waiting until the collective's timeout. The others wait up
+   * to `timeoutSeconds` (default: the collective's; `Infinity`: as long as rank 0 takes, for work such as indexing
+   * ImageNet from a cold disk, which may take longer than any collective should). With one process it is `run()`.
+   * @throws {Error} what rank 0's `run` threw (on rank 0), or that rank 0 failed (on the others).
    */
-  async rootFirst(what: string, after = false): Promise<void> {
-    if (this.size === 1 || this.isRoot !== after) return;
-    await this.collective.allReduceSum(new Float32Array(1), `rank 0's ${what}`);
+  async rootFirst<T>(what: string, run: () => Promise<T>, timeoutSeconds?: number): Promise<T> {
+    const collective = this.collective;
+    if (collective.size === 1) return await run();
+    const ok = new Uint8Array([1]);
+    if (collective.rank === 0) {
+      let result: T;
+      try {
+        result = await run();
+      } catch (e) {
+        // The others learn of the failure; rank 0's own error is the one worth reading, so it is thrown regardless.
+        await collective.broadcast(new Uint8Array([0]), 0, what).catch(() => {});
+        throw e;
+      }
+      await collective.broadcast(ok, 0, what);
+      return result;
+    }
+    const status = new Uint8Array(1);
+    await collective.broadcast(status, 0, `rank 0's ${what}`, timeoutSeconds);
+    if (status[0] !== ok[0]) {
+      throw new Error(`rank 0 failed ${what}, so rank ${collective.rank} stops: see rank 0's error`);
+    }
+    return await run();
   }
 
   /**

@@ -57,7 +57,8 @@ export interface DataParallelStep {
  */
 function stepParts(model: ResNet, optimizer: SGD, options: StepOptions) {
   const params = model.parameters();
-  const order = [...params.keys()];
+  // As tf.variableGrads: a variable made non-trainable (frozen) gets no gradient and is not updated.
+  const order = [...params.keys()].filter((n) => params.get(n)!.trainable);
   const variables = order.map((n) => params.get(n)!);
   // d loss / d loss: tfjs's variableGrads makes `ones([])` each step, an upload through a new staging buffer (the one
   // buffer a steady-state step created); this one is uploaded once and kept. The engine never disposes a given seed.
@@ -80,8 +81,12 @@ function stepParts(model: ResNet, optimizer: SGD, options: StepOptions) {
       true,
     );
     // In the parameter order: every rank of a data-parallel job flattens them alike. A parameter the loss does not
-    // reach (none in a ResNet) gets no gradient, as with tf.variableGrads.
+    // reach (none in a ResNet) gets no gradient, as with tf.variableGrads; reaching none is an error, as there.
     const named = new Map(order.flatMap((n, i) => grads[i] ? [[n, grads[i]] as const] : []));
+    if (named.size === 0) {
+      tf.dispose([value, correct!, ...stats.map((s) => s.stats), ...(input !== x ? [input] : [])]);
+      throw new Error(`the loss reaches none of the model's ${order.length} trainable parameters`);
+    }
     return { loss: value as tf.Scalar, correct: correct!, grads: named, stats, mixed: input !== x ? input : undefined };
   };
   const apply = (g: Gradients, lr: number): StepOutput => {

@@ -24,7 +24,7 @@ import { FieldMessageError, literal } from "../io/config_error.ts";
 import { acquireRunLock } from "../io/run_lock.ts";
 import { makeDataParallelStep, makeTrainStep } from "./train_step.ts";
 import { type Collective, LocalCollective } from "../dist/collective.ts";
-import { checkSameConfig, DataParallel, rootFirst } from "./data_parallel.ts";
+import { checkSameConfig, DataParallel } from "./data_parallel.ts";
 import { emaDecay, ModelEma } from "./model_ema.ts";
 import { batchMixFor } from "../data/batch_mix.ts";
 
@@ -157,8 +157,8 @@ async function trainLocked(
   collective: Collective,
 ): Promise<TrainResult> {
   await initWebGPU();
-  // Rank 0 first: an ImageNet archive index is then built once and read by the others.
-  const loaders = await rootFirst(collective, "opening the data", () =>
+  const dp = new DataParallel(collective);
+  const open = () =>
     createLoaders({
       dataset: config.dataset,
       dataDir: config.dataDir || "data",
@@ -176,7 +176,12 @@ async function trainLocked(
       workers: config.workers,
       ...hooks.data,
       shard: collective.size > 1 ? { rank: collective.rank, size: collective.size } : undefined,
-    }, { onWarning: log, onProgress: log, nameOf: hooks.nameOf }));
+    }, { onWarning: log, onProgress: log, nameOf: hooks.nameOf });
+  // Datasets that leave files for the others (ImageNet's archive index, a CIFAR download): rank 0 first, the others
+  // wait as long as it takes (indexing ImageNet's archives from a cold disk can outlast any collective timeout).
+  const leavesFiles = ["imagenet", "cifar10", "cifar100"].includes(config.dataset);
+  if (leavesFiles && dp.size > 1) log(`rank 0 opens the data first; ranks 1-${dp.size - 1} wait for it`);
+  const loaders = leavesFiles ? await dp.rootFirst("opening the data", open, Infinity) : await open();
   const spec = resnetSpec(config.arch, {
     stem: config.stem,
     width: config.width,
@@ -185,7 +190,6 @@ async function trainLocked(
   });
   const model = createResNet(spec, { seed: config.seed });
   const optimizer = new SGD(model.parameters(), sgdOptionsFor(config));
-  const dp = new DataParallel(collective);
   // torchvision's adjustment counts the images of a step on all ranks: world_size x the per-rank batch.
   const ema = config.modelEma ? new ModelEma(model, emaDecay(config, dp.size)) : undefined;
   try {
@@ -237,55 +241,54 @@ async function runLoop(
 
   let restartEpoch = false;
   // Rank 0 resumes first (under --resume auto it may complete an interrupted save), then the others read the file.
-  if (config.resume) await dp.rootFirst("resume");
   const resumed = config.resume
-    ? await saver.resume(config.resume, (point) => {
-      const saved = trainConfigFromJSON(point.config, `${point.path} metadata`);
-      checkResumeConfig(saved, config, point.path);
-      checkResumeExtras(point.rng, point.path);
-      // The data folder may move, but not change its classes: labels would be permuted without a word.
-      const [was, now] = [point.classNames.join(", "), loaders.classNames.join(", ")];
-      const folder = literal(String(config.dataDir));
-      if (was !== now && !config.allowConfigChange) {
-        throw new ConfigError(
-          "dataDir",
-          `${literal(point.path)} was trained on the classes [${literal(was)}], but {dataDir} ${folder} holds ` +
-            `[${literal(now)}]`,
+    ? await dp.rootFirst("resuming", () =>
+      saver.resume(config.resume!, (point) => {
+        const saved = trainConfigFromJSON(point.config, `${point.path} metadata`);
+        checkResumeConfig(saved, config, point.path);
+        checkResumeExtras(point.rng, point.path);
+        // The data folder may move, but not change its classes: labels would be permuted without a word.
+        const [was, now] = [point.classNames.join(", "), loaders.classNames.join(", ")];
+        const folder = literal(String(config.dataDir));
+        if (was !== now && !config.allowConfigChange) {
+          throw new ConfigError(
+            "dataDir",
+            `${literal(point.path)} was trained on the classes [${literal(was)}], but {dataDir} ${folder} holds ` +
+              `[${literal(now)}]`,
+          );
+        }
+        // Nor its images: another count draws other images into every batch, so the run would not continue exactly.
+        const trainImages = (point.rng as Partial<ResumeExtras>).trainImages;
+        const dataChanged = trainImages !== undefined && trainImages !== loaders.train.numImages;
+        if (dataChanged && !config.allowConfigChange) {
+          throw new ConfigError(
+            "dataDir",
+            `${literal(point.path)} was trained on ${trainImages} training images, but {dataDir} ${folder} gives ` +
+              `${loaders.train.numImages} now (after {valSplit} ${config.valSplit}), so every batch would hold other ` +
+              "images. Restore the data as it was, or set {allowConfigChange} to continue from the checkpoint's weights " +
+              "with its epoch started again",
+          );
+        }
+        if (dataChanged) {
+          log(`warning: ${point.path} was trained on ${trainImages} training images, now ${loaders.train.numImages}`);
+        }
+        const changes = resumeConflicts(saved, config);
+        if (changes.length > 0) {
+          const list = changes.map((c) => `${c.field} ${JSON.stringify(c.saved)} -> ${JSON.stringify(c.now)}`);
+          log(`warning: continuing ${point.path} under a changed configuration: ${list.join(", ")}`);
+        }
+        // Under another batch size, split, seed, image count or number of processes (allowConfigChange), a mid-epoch
+        // position means other images.
+        // (Checked first, so that its warning is said whatever else changed.)
+        const worldChanged = dp.checkResumeWorld(
+          (point.rng as ResumeExtras).worldSize ?? 1,
+          point.path,
+          config.allowConfigChange,
+          log,
         );
-      }
-      // Nor its images: another count draws other images into every batch, so the run would not continue exactly.
-      const trainImages = (point.rng as Partial<ResumeExtras>).trainImages;
-      const dataChanged = trainImages !== undefined && trainImages !== loaders.train.numImages;
-      if (dataChanged && !config.allowConfigChange) {
-        throw new ConfigError(
-          "dataDir",
-          `${literal(point.path)} was trained on ${trainImages} training images, but {dataDir} ${folder} gives ` +
-            `${loaders.train.numImages} now (after {valSplit} ${config.valSplit}), so every batch would hold other ` +
-            "images. Restore the data as it was, or set {allowConfigChange} to continue from the checkpoint's weights " +
-            "with its epoch started again",
-        );
-      }
-      if (dataChanged) {
-        log(`warning: ${point.path} was trained on ${trainImages} training images, now ${loaders.train.numImages}`);
-      }
-      const changes = resumeConflicts(saved, config);
-      if (changes.length > 0) {
-        const list = changes.map((c) => `${c.field} ${JSON.stringify(c.saved)} -> ${JSON.stringify(c.now)}`);
-        log(`warning: continuing ${point.path} under a changed configuration: ${list.join(", ")}`);
-      }
-      // Under another batch size, split, seed, image count or number of processes (allowConfigChange), a mid-epoch
-      // position means other images.
-      // (Checked first, so that its warning is said whatever else changed.)
-      const worldChanged = dp.checkResumeWorld(
-        (point.rng as ResumeExtras).worldSize ?? 1,
-        point.path,
-        config.allowConfigChange,
-        log,
-      );
-      restartEpoch = worldChanged || dataChanged || changes.some((c) => ORDER_FIELDS.includes(c.field));
-    })
+        restartEpoch = worldChanged || dataChanged || changes.some((c) => ORDER_FIELDS.includes(c.field));
+      }))
     : null;
-  if (config.resume) await dp.rootFirst("resume", true);
   if (resumed) {
     ({ dataPosition: position, globalStep } = resumed);
     partial = dp.ownPartial(resumed.rng as ResumeExtras);

@@ -105,3 +105,41 @@ Deno.test("a step with mixup or cutmix issues exactly one dispatch more (the mix
   optimizer.dispose();
   model.dispose();
 });
+
+Deno.test("a new learning rate every step creates no buffer and no bind group: the SGD's uniforms are rewritten in place", async () => {
+  const model = resnet18({ width: 2, numClasses: 10, stem: "cifar" });
+  const optimizer = new SGD(model.parameters(), {
+    momentum: 0.9,
+    nesterov: true,
+    weightDecay: 5e-4,
+    decay: weightDecayFilter(false),
+  });
+  const step = makeTrainStep(model, optimizer, { labelSmoothing: 0.1, clipGradNorm: 0 });
+  const x = tf.randomNormal([2, 16, 16, 3], 0, 1, "float32", 1) as tf.Tensor4D;
+  const y = tf.tensor1d([1, 2], "int32");
+  const run = async (lr: number, counted: boolean) => {
+    const counter = counted ? installGpuCallCounter() : undefined;
+    try {
+      const out = step(x, y, lr);
+      await out.loss.data();
+      tf.dispose([out.loss, out.correct]);
+      return counter?.counts();
+    } finally {
+      counter?.remove();
+    }
+  };
+  for (let i = 0; i < 6; i++) await run(0.1, false); // warm: pipelines, bind groups, the pool's order
+  const same = (await run(0.1, true))!;
+  const changed = (await run(0.05, true))!;
+  // A cosine schedule's next value: the same work, plus the uniform bytes of each SGD program.
+  assertEquals(
+    { buffers: changed.buffersCreated, bindGroups: changed.bindGroupsCreated, dispatches: changed.dispatches },
+    { buffers: 0, bindGroups: 0, dispatches: same.dispatches },
+  );
+  assertEquals(changed.submits, same.submits, "the lr's rewrite must not add a submit (the last step's was submitted)");
+  assertEquals(same.bytesUploaded, 0);
+  tf.dispose([x, y]);
+  step.dispose();
+  optimizer.dispose();
+  model.dispose();
+});

@@ -158,6 +158,7 @@ Deno.test("folder: links to images and to class folders are followed (ImageFolde
       }
     }
     await Deno.symlink(join(dir, "gone.jpg"), join(linked, "train", "ant", "broken.jpg"));
+    await Deno.symlink(join(linked, "train", "ant", "loop.jpg"), join(linked, "train", "ant", "loop.jpg"));
     const [real, links] = [await indexFolderDataset(root), await indexFolderDataset(linked)];
     assertEquals(links.classNames, real.classNames);
     assertEquals([...links.train.labels], [...real.train.labels]);
@@ -165,6 +166,16 @@ Deno.test("folder: links to images and to class folders are followed (ImageFolde
     assertEquals(
       links.train.paths!.map((p) => p.slice(linked.length)),
       real.train.paths!.map((p) => p.slice(root.length)),
+    );
+    // Links into a disk that is not mounted: the error says why nothing was found.
+    const dangling = join(dir, "dangling");
+    await Deno.mkdir(join(dangling, "train", "ant"), { recursive: true });
+    for (const f of ["a.jpg", "b.jpg"]) {
+      await Deno.symlink(join(dir, "unmounted", f), join(dangling, "train", "ant", f));
+    }
+    await rejects(
+      () => indexFolderDataset(dangling),
+      /dangling: no train\/<class>\/<image> files found .*; 2 symbolic links could not be followed/,
     );
   } finally {
     await Deno.remove(dir, { recursive: true });

@@ -231,6 +231,25 @@ Deno.test("training steps do not grow the number of live tensors, and disposing 
   assertEquals(tf.memory().numTensors, start, "the step keeps a tensor after dispose()");
 });
 
+Deno.test("a frozen (non-trainable) parameter keeps its values; the others move", async () => {
+  const model = resnet18({ stem: "cifar", width: 2, numClasses: 10 });
+  const optimizer = new SGD(model.parameters(), { momentum: 0.9, nesterov: false, weightDecay: 0, decay: () => false });
+  const fc = model.parameters().get("fc.weight")!;
+  fc.trainable = false;
+  const step = makeTrainStep(model, optimizer, { labelSmoothing: 0, clipGradNorm: 0 });
+  const x = tf.randomNormal([4, 8, 8, 3], 0, 1, "float32", 3) as tf.Tensor4D;
+  const y = tf.tensor1d([0, 1, 2, 3], "int32");
+  const conv = model.parameters().get("conv1.weight")!;
+  const [fcBefore, convBefore] = [await fc.data(), await conv.data()];
+  tf.dispose(Object.values(step(x, y, 0.5)));
+  assertEquals(await fc.data(), fcBefore);
+  assert((await conv.data()).some((v, i) => v !== convBefore[i]), "conv1.weight did not move");
+  tf.dispose([x, y]);
+  step.dispose();
+  optimizer.dispose();
+  model.dispose();
+});
+
 Deno.test("a data-parallel step whose all-reduce fails (a timeout a library caller catches) leaves no tensor behind", async () => {
   const model = resnet18({ stem: "cifar", width: 2, numClasses: 10 });
   const optimizer = new SGD(model.parameters(), { momentum: 0.9, nesterov: false, weightDecay: 0, decay: () => false });
