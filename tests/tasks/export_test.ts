@@ -161,3 +161,24 @@ Deno.test("deno task export: exit 0 on success, 2 on a bad command line, 1 on a 
     await rejects(Deno.stat(`${dir}/n.safetensors`), Deno.errors.NotFound, "nothing written on failure");
   });
 });
+
+Deno.test("deno task export refuses to write over its own checkpoint, by any name, exit 2", async () => {
+  await withCheckpoint(async (dir, checkpoint) => {
+    const before = await Deno.readFile(checkpoint);
+    await Deno.symlink(checkpoint, `${dir}/link.safetensors`);
+    await Deno.link(checkpoint, `${dir}/hard.safetensors`);
+    for (const out of [checkpoint, `${dir}/./last.safetensors`, `${dir}/link.safetensors`, `${dir}/hard.safetensors`]) {
+      const same = await run("--checkpoint", checkpoint, "--out", out);
+      assertStrictEquals(same.code, 2, `${out}: ${same.stderr}`);
+      assert(
+        same.stderr.startsWith(`error: --out ${out} is the file of --checkpoint ${checkpoint}: the export would`),
+        same.stderr,
+      );
+      assertEquals(await Deno.readFile(checkpoint), before, `${out}: the checkpoint is untouched`);
+    }
+    // The other way round too: the checkpoint named through the link.
+    const viaLink = await run("--checkpoint", `${dir}/link.safetensors`, "--out", checkpoint);
+    assertStrictEquals(viaLink.code, 2, viaLink.stderr);
+    assertEquals(await Deno.readFile(checkpoint), before);
+  });
+});
