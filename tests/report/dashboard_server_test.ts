@@ -208,6 +208,29 @@ Deno.test("deno task dashboard listens on 127.0.0.1 by default and stops on SIGT
   }
 });
 
+Deno.test("a --port that is taken is named, for the dashboard and the demo, exit 1", async () => {
+  const holder = Deno.listen({ hostname: "127.0.0.1", port: 0 });
+  const port = (holder.addr as Deno.NetAddr).port;
+  try {
+    const r = await new Deno.Command(Deno.execPath(), {
+      args: ["run", "-A", `${TASKS}dashboard.ts`, "--runs", "/nonexistent", "--port", String(port)],
+    }).output();
+    const err = new TextDecoder().decode(r.stderr);
+    assertEquals(err, `error: --port ${port}: address already in use (another dashboard? choose another --port)\n`);
+    assertEquals(r.code, 1);
+    // deno task demo says so before it bundles its page.
+    const demo = await new Deno.Command(Deno.execPath(), {
+      args: ["run", "-A", `${TASKS}demo.ts`, "--port", String(port)],
+    }).output();
+    const demoErr = new TextDecoder().decode(demo.stderr);
+    assertEquals(demoErr, `error: --port ${port}: address already in use (another demo? choose another --port)\n`);
+    assertEquals(new TextDecoder().decode(demo.stdout), "", "nothing bundled");
+    assertEquals(demo.code, 1);
+  } finally {
+    holder.close();
+  }
+});
+
 Deno.test("requests addressed to another name are refused (DNS rebinding), unless the server is bound elsewhere", async () => {
   await withServer(async ({ port }) => {
     const get = async (host: string) => {
