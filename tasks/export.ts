@@ -39,6 +39,8 @@ Options:
   --out FILE          weights file to write (required), e.g. model.safetensors; replaced atomically
   --ema               write the exponential moving average of the weights (a run trained with --model-ema)
   -h, --help          this text
+
+In PyTorch: python3 docs/safetensors_to_torchvision.py FILE builds the matching torchvision ResNet and loads it.
 `;
 
 /** Metadata keys carried over from a checkpoint into the exported file (harmless to torch, useful to `eval`). */
