@@ -5,7 +5,7 @@
  * @module
  */
 import { parseArgs as nodeParseArgs, type ParseArgsConfig } from "node:util";
-import { distance } from "fastest-levenshtein";
+import { suggestFlags, suggestionText } from "./flag_suggestions.ts";
 import { UsageError } from "./usage_error.ts";
 import { ConfigError, FieldMessageError } from "../io/config_error.ts";
 
@@ -13,9 +13,9 @@ export { UsageError };
 
 /**
  * `parseArgs` from `node:util`, strict, with its errors (unknown option, missing value) turned into
- * {@linkcode UsageError}s that name the flag; an unknown flag close to a known one gets "did you mean --x?". A
- * negative number after a flag that takes a value is that value (`--epochs -1` is `--epochs=-1`, so it reaches the
- * flag's own check), where node would call it ambiguous.
+ * {@linkcode UsageError}s that name the flag; an unknown flag gets "did you mean --x?" when one is close (see
+ * `suggestFlags` in `flag_suggestions.ts`). A negative number after a flag that takes a value is that value
+ * (`--epochs -1` is `--epochs=-1`, so it reaches the flag's own check), where node would call it ambiguous.
  */
 export function parseArgs<T extends ParseArgsConfig>(config: T): ReturnType<typeof nodeParseArgs<T>> {
   const args = joinNegativeValues(config.args ?? Deno.args, config.options ?? {});
@@ -66,29 +66,17 @@ function usageErrorOf(message: string, args: readonly string[], config: ParseArg
     );
   }
   const text = message.split(". To specify")[0];
-  const suggestion = flag && message.startsWith("Unknown option") ? closestFlag(flag, config) : undefined;
-  return new UsageError(suggestion ? `${text}; did you mean ${suggestion}?` : text, flag);
+  if (!flag?.startsWith("--") || !message.startsWith("Unknown option")) return new UsageError(text, flag);
+  return new UsageError(`${text}${suggestionText(suggestFlags(flag.slice(2), knownFlags(config)))}`, flag);
 }
 
-/**
- * The known long flag closest to the unknown `flag` by edit distance, when it is close: at most a third of the
- * unknown name's letters, rounded up, differ (a swap of two counts as two). `--batchsize` -> `--batch-size`,
- * `--prot` -> `--port`; `--learning-rate` -> none.
- */
-function closestFlag(flag: string, config: ParseArgsConfig): string | undefined {
-  if (!flag.startsWith("--")) return undefined;
-  const name = flag.slice(2);
+/** The long flags of `config` without dashes, with allowNegative's `no-` forms of its booleans. */
+function knownFlags(config: ParseArgsConfig): string[] {
   const options = Object.entries(config.options ?? {});
-  const known = [
+  return [
     ...options.map(([n]) => n),
     ...(config.allowNegative ? options.filter(([, o]) => o.type === "boolean").map(([n]) => `no-${n}`) : []),
   ];
-  let best: { name: string; d: number } | undefined;
-  for (const k of known) {
-    const d = distance(name, k);
-    if (!best || d < best.d) best = { name: k, d };
-  }
-  return best && best.d <= Math.ceil(name.length / 3) ? `--${best.name}` : undefined;
 }
 
 /** The command-line flag that sets configuration field `field`: `batchSize` is `--batch-size`. */

@@ -6,6 +6,7 @@
  */
 import { parseArgs, runTask, UsageError } from "./args.ts";
 import { DashboardServer } from "../report/dashboard_server.ts";
+import { servePort } from "./serve_port.ts";
 
 /** What the command line sets. */
 export interface DashboardArgs {
@@ -71,14 +72,18 @@ if (import.meta.main) {
     if (args === "help") return void console.log(dashboardHelp());
     const loopback = ["127.0.0.1", "localhost", "::1"].includes(args.host);
     const dashboard = new DashboardServer({ root: args.runs, loopbackOnly: loopback });
-    const server = Deno.serve({
-      hostname: args.host,
-      port: args.port,
-      onListen: ({ hostname, port }) => {
-        const host = hostname.includes(":") ? `[${hostname}]` : hostname;
-        console.log(`dashboard of ${args.runs}/ at http://${host}:${port}/ (Ctrl-C to stop)`);
+    const server = servePort(
+      {
+        hostname: args.host,
+        port: args.port,
+        onListen: ({ hostname, port }) => {
+          const host = hostname.includes(":") ? `[${hostname}]` : hostname;
+          console.log(`dashboard of ${args.runs}/ at http://${host}:${port}/ (Ctrl-C to stop)`);
+        },
       },
-    }, dashboard.handle);
+      dashboard.handle,
+      "dashboard",
+    );
     const stop = () => {
       dashboard.close();
       server.shutdown();

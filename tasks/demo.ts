@@ -7,6 +7,7 @@
 import { parseArgs, runTask, UsageError } from "./args.ts";
 import { bundleWebApp } from "../web/bundle.ts";
 import { DemoServer } from "../web/demo_server.ts";
+import { servePort } from "./serve_port.ts";
 
 /** What the command line sets. */
 export interface DemoArgs {
@@ -68,13 +69,16 @@ if (import.meta.main) {
       console.log(demoHelp());
       return;
     }
+    // The port first, so that a taken one is said before the bundling (seconds); requests wait for the page.
+    const demo = Promise.withResolvers<DemoServer>();
+    const server = servePort(
+      { hostname: "127.0.0.1", port: args.port, onListen: () => {} },
+      async (request) => (await demo.promise).handle(request),
+      "demo",
+    );
     console.log("bundling the page's script (deno bundle --platform browser)...");
-    const demo = new DemoServer({ script: await bundleWebApp(), files: args.files });
-    const server = Deno.serve({
-      hostname: "127.0.0.1",
-      port: args.port,
-      onListen: ({ port }) => console.log(`demo on http://127.0.0.1:${port}/  (self-test: /?selftest)`),
-    }, demo.handle);
+    demo.resolve(new DemoServer({ script: await bundleWebApp(), files: args.files }));
+    console.log(`demo on http://127.0.0.1:${server.addr.port}/  (self-test: /?selftest)`);
     await server.finished;
   });
 }

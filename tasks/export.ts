@@ -39,6 +39,8 @@ Options:
   --out FILE          weights file to write (required), e.g. model.safetensors; replaced atomically
   --ema               write the exponential moving average of the weights (a run trained with --model-ema)
   -h, --help          this text
+
+In PyTorch: python3 docs/safetensors_to_torchvision.py FILE builds the matching torchvision ResNet and loads it.
 `;
 
 /** Metadata keys carried over from a checkpoint into the exported file (harmless to torch, useful to `eval`). */
@@ -65,14 +67,35 @@ export function parseExportArgs(args: string[]): ExportOptions | "help" {
   return { checkpoint: values.checkpoint, out: values.out, ema: values.ema };
 }
 
-/** Reads the checkpoint at `options.checkpoint` and writes its model weights alone to `options.out`, atomically. */
+/**
+ * Reads the checkpoint at `options.checkpoint` and writes its model weights alone to `options.out`, atomically.
+ * @throws {UsageError} when `options.out` is the checkpoint itself (by another name, a link to it or a hard link),
+ * which the export would replace by the bare weights: the training state lost.
+ */
 export async function exportWeights(options: ExportOptions): Promise<ExportResult> {
+  if (await sameFile(options.checkpoint, options.out)) {
+    throw new UsageError(
+      `--out ${options.out} is the file of --checkpoint ${options.checkpoint}: the export would replace the ` +
+        `checkpoint by its bare weights (choose another --out)`,
+      "--out",
+    );
+  }
   const { model, metadata, dropped } = await loadWeights(options.checkpoint, { ema: options.ema });
   const extra: Record<string, string> = {};
   for (const key of KEPT_METADATA) if (metadata[key] !== undefined) extra[key] = metadata[key];
   const out = encodeWeights(model, extra);
   await atomicWriteFile(options.out, out);
   return { tensors: model.size, dropped: dropped.length, bytes: out.length };
+}
+
+/** Whether paths `a` and `b` name one existing file: the same real path, or the same device and inode. */
+async function sameFile(a: string, b: string): Promise<boolean> {
+  const stat = (p: string) =>
+    Deno.stat(p).catch((e) => (e instanceof Deno.errors.NotFound ? undefined : Promise.reject(e)));
+  const [sa, sb] = await Promise.all([stat(a), stat(b)]);
+  if (!sa || !sb) return false;
+  if (sa.ino !== null && sb.ino !== null) return sa.dev === sb.dev && sa.ino === sb.ino;
+  return (await Deno.realPath(a)) === (await Deno.realPath(b));
 }
 
 if (import.meta.main) {

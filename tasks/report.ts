@@ -5,6 +5,7 @@
  * @module
  */
 import { parseArgs, runTask, UsageError } from "./args.ts";
+import { join } from "node:path";
 import { statIfExists } from "../io/stat_if_exists.ts";
 import { writeRunReport } from "../report/write_report.ts";
 
@@ -37,13 +38,27 @@ export function parseReportArgs(argv: string[]): string[] | "help" {
   return parsed.positionals;
 }
 
+/**
+ * Checks that `run` is a run folder: one that holds `config.json` or `metrics.jsonl` (what `deno task train` writes
+ * first), so that a report is never written into some other folder.
+ * @throws {UsageError} naming the folder when it is missing or holds neither file.
+ */
+export async function checkRunFolder(run: string): Promise<void> {
+  if (!(await statIfExists(run))?.isDirectory) throw new UsageError(`${run}: no such run folder`, "RUN");
+  for (const file of ["config.json", "metrics.jsonl"]) {
+    if ((await statIfExists(join(run, file)))?.isFile) return;
+  }
+  throw new UsageError(
+    `${run}: not a run folder (it holds neither config.json nor metrics.jsonl, which deno task train writes)`,
+    "RUN",
+  );
+}
+
 if (import.meta.main) {
   await runTask(async () => {
     const runs = parseReportArgs(Deno.args);
     if (runs === "help") return void console.log(reportHelp());
-    for (const run of runs) {
-      if (!(await statIfExists(run))?.isDirectory) throw new UsageError(`${run}: no such run folder`, "RUN");
-    }
+    for (const run of runs) await checkRunFolder(run);
     for (const run of runs) {
       const { path, skipped } = await writeRunReport(run);
       for (const s of skipped) console.error(`warning: skipped ${s}`);

@@ -25,7 +25,7 @@ export const TRAIN_FLAGS: readonly FlagSpec<keyof TrainConfig>[] = [
   { key: "dataset", help: "dataset", shownDefault: "cifar10" },
   {
     key: "dataDir",
-    help: "dataset folder (required for folder, imagenet)",
+    help: "needed by folder (train/<class>/ + val/ or test/<class>/, or .tar/.tar.gz of them), imagenet",
     shownDefault: "data",
   },
   {

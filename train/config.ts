@@ -574,7 +574,7 @@ export function checkTrainConfig(c: TrainConfig, given: ReadonlySet<keyof TrainC
   };
   if (isFolderDataset(c.dataset) && !c.dataDir) {
     const what = c.dataset === "folder"
-      ? "a folder with one subfolder per class"
+      ? "a folder holding train/<class>/ and val/<class>/ or test/<class>/ images, or .tar/.tar.gz archives of that tree"
       : "the folder holding the ILSVRC-2012 archives or train/ and val/";
     fail("dataDir", `{dataset} ${c.dataset} needs {dataDir} (${what})`);
   }

@@ -208,6 +208,61 @@ Deno.test("deno task dashboard listens on 127.0.0.1 by default and stops on SIGT
   }
 });
 
+Deno.test("a --port that is taken is named, for the dashboard and the demo, exit 1", async () => {
+  const holder = Deno.listen({ hostname: "127.0.0.1", port: 0 });
+  const port = (holder.addr as Deno.NetAddr).port;
+  try {
+    const r = await new Deno.Command(Deno.execPath(), {
+      args: ["run", "-A", `${TASKS}dashboard.ts`, "--runs", "/nonexistent", "--port", String(port)],
+    }).output();
+    const err = new TextDecoder().decode(r.stderr);
+    assertEquals(err, `error: --port ${port}: address already in use (another dashboard? choose another --port)\n`);
+    assertEquals(r.code, 1);
+    // deno task demo says so before it bundles its page.
+    const demo = await new Deno.Command(Deno.execPath(), {
+      args: ["run", "-A", `${TASKS}demo.ts`, "--port", String(port)],
+    }).output();
+    const demoErr = new TextDecoder().decode(demo.stderr);
+    assertEquals(demoErr, `error: --port ${port}: address already in use (another demo? choose another --port)\n`);
+    assertEquals(new TextDecoder().decode(demo.stdout), "", "nothing bundled");
+    assertEquals(demo.code, 1);
+  } finally {
+    holder.close();
+  }
+});
+
+Deno.test("deno task report refuses a folder that is no run (neither config.json nor metrics.jsonl), exit 2", async () => {
+  const tmp = await Deno.makeTempDir({ prefix: "report_task_test_" });
+  const report = async (dir: string) => {
+    const r = await new Deno.Command(Deno.execPath(), { args: ["run", "-A", `${TASKS}report.ts`, dir] }).output();
+    return { code: r.code, stderr: new TextDecoder().decode(r.stderr) };
+  };
+  try {
+    const photos = `${tmp}/photos`;
+    await Deno.mkdir(photos);
+    await Deno.writeTextFile(`${photos}/notes.txt`, "not a run");
+    await Deno.mkdir(`${photos}/config.json`); // a folder of that name is no configuration
+    const refused = await report(photos);
+    assertEquals(refused.code, 2, refused.stderr);
+    assert(
+      refused.stderr.startsWith(`error: ${photos}: not a run folder (it holds neither config.json nor metrics.jsonl`),
+      refused.stderr,
+    );
+    assertEquals([...Deno.readDirSync(photos)].map((e) => e.name).sort(), ["config.json", "notes.txt"], "no report");
+    // Either file makes a run folder: a run that has only begun, or metrics without their configuration.
+    await writeFixtureRun(`${tmp}/begun`, []);
+    await Deno.mkdir(`${tmp}/metrics_only`);
+    await appendFixtureEpoch(`${tmp}/metrics_only`, 1, 0.5);
+    for (const dir of [`${tmp}/begun`, `${tmp}/metrics_only`]) {
+      const ok = await report(dir);
+      assertEquals(ok.code, 0, `${dir}: ${ok.stderr}`);
+      assert((await Deno.stat(`${dir}/report.html`)).isFile, dir);
+    }
+  } finally {
+    await Deno.remove(tmp, { recursive: true });
+  }
+});
+
 Deno.test("requests addressed to another name are refused (DNS rebinding), unless the server is bound elsewhere", async () => {
   await withServer(async ({ port }) => {
     const get = async (host: string) => {

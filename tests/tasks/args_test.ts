@@ -55,6 +55,63 @@ Deno.test("every task that parses flags suggests the flag meant", () => {
   }
 });
 
+Deno.test("torchvision's and timm's names, prefixes and whole words beat edit distance", () => {
+  const train = (...a: string[]) => () => parseTrainArgs(a);
+  const eval_ = (...a: string[]) => () => parseEvalArgs(["--checkpoint", "x", ...a]);
+  const cases: [() => unknown, string, string][] = [
+    [train("--batch", "4"), "--batch", "--batch-size"], // 2 edits from --arch
+    [train("--sched", "cosine"), "--sched", "--schedule"], // 2 edits from --seed
+    [train("--warmup", "5"), "--warmup", "--warmup-epochs"],
+    [train("--data", "x"), "--data", "--data-dir"], // a leading word beats the start of --dataset
+    [train("--epoch", "3"), "--epoch", "--epochs"], // the start of a flag beats a later word's (--warmup-epochs)
+    [train("--output", "x"), "--output", "--out"],
+    [train("--output-dir", "x"), "--output-dir", "--out"],
+    [train("--model", "resnet50"), "--model", "--arch"], // not --model-ema
+    [train("--data-path", "x"), "--data-path", "--data-dir"],
+    [train("--lr-scheduler", "step"), "--lr-scheduler", "--schedule"],
+    [train("--lr-warmup-epochs", "5"), "--lr-warmup-epochs", "--warmup-epochs"],
+    [train("--smoothing", "0.1"), "--smoothing", "--label-smoothing"],
+    [train("--decay", "0"), "--decay", "--weight-decay, --weight-decay-all or --model-ema-decay"], // at most 3
+    [eval_("--logits", "x.npy"), "--logits", "--save-logits"],
+    [eval_("--logit", "x.npy"), "--logit", "--save-logits"],
+    [train("--weights", "x"), "--weights", "--init"],
+    [eval_("--weights", "x"), "--weights", "--checkpoint"], // torchvision's --test-only --weights
+    [eval_("--model", "resnet18"), "--model", "--arch"],
+    [eval_("--data-path", "x"), "--data-path", "--data-dir"],
+  ];
+  for (const [run, flag, meant] of cases) {
+    usage(run, flag, new RegExp(`^deno task \\w+: Unknown option '${flag}'; did you mean ${meant}\\?$`), flag);
+  }
+  // eval has no --out: torchvision's --output-dir is not turned into a flag it lacks.
+  usage(eval_("--output-dir", "x"), "--output-dir", /Unknown option '--output-dir'$/);
+});
+
+Deno.test("flags of torchvision and timm that mean something we lack get no misleading suggestion", () => {
+  // Each was "did you mean" a flag of another meaning: --out, --weight-decay.
+  usage(
+    () => parseTrainArgs(["--opt", "adamw"]),
+    "--opt",
+    /Unknown option '--opt' \(the optimizer is always SGD here, with --momentum/,
+  );
+  usage(
+    () => parseTrainArgs(["--norm-weight-decay", "0"]),
+    "--norm-weight-decay",
+    /Unknown option '--norm-weight-decay' \(here BatchNorm parameters are not decayed, .*--weight-decay-all\)$/,
+  );
+  usage(
+    () => parseTrainArgs(["--test-only"]),
+    "--test-only",
+    /'--test-only' \(evaluate a checkpoint with deno task eval/,
+  );
+  // The stricter distance for short names: a changed letter is not a typo, a dropped, added or swapped one is.
+  usage(() => parse("--opt"), "--opt", /^Unknown option '--opt'$/); // one letter from --out, in a task without notes
+  usage(() => parse("--epocs"), "--epocs", /did you mean --epochs\?$/); // 6 letters, 1 edit
+  usage(() => parse("--ecohs"), "--ecohs", /^Unknown option '--ecohs'$/); // 6 letters, 2 edits
+  usage(() => parse("--outt"), "--outt", /did you mean --out\?$/);
+  usage(() => parseDashboardArgs(["--prot", "80"]), "--prot", /did you mean --port\?$/);
+  usage(() => parseDashboardArgs(["--post", "80"]), "--post", /Unknown option '--post'$/);
+});
+
 Deno.test("a negative number after a flag is its value, in both forms", () => {
   assertEquals(parse("--epochs", "-1").values.epochs, "-1");
   assertEquals(parse("--epochs=-1").values.epochs, "-1");

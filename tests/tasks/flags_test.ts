@@ -324,7 +324,11 @@ Deno.test("contradictory flags are UsageErrors naming a flag", () => {
   usage(["--final-div-factor", "5", "--schedule", "constant"], "--final-div-factor", /only applies/);
   usage(["--min-lr", "0.1"], "--min-lr", /only applies to --schedule cosine/);
   usage(["--momentum", "0"], "--nesterov", /--nesterov needs --momentum > 0/);
-  usage(["--dataset", "folder"], "--data-dir", /--dataset folder needs --data-dir/);
+  usage(
+    ["--dataset", "folder"],
+    "--data-dir",
+    /--dataset folder needs --data-dir \(a folder holding train\/<class>\/ and val\/<class>\/ or test\/<class>\/ .*\.tar/,
+  );
   usage(["--dataset", "synthetic", "--data-dir", "x"], "--data-dir", /does not apply to --dataset synthetic/);
   usage(["--weight-decay", "0", "--weight-decay-all"], "--weight-decay-all", /no effect with --weight-decay 0/);
   usage(["--transforms", "cifar"], "--transforms", /--transforms applies to --dataset folder and imagenet only/);
@@ -407,6 +411,11 @@ Deno.test("--help lists every flag with its default", () => {
   assert(help.includes("0.2 for cifar10/cifar100/synthetic, 0.1 for folder"), "per-dataset defaults");
   assert(help.includes("onecycle for cifar10/cifar100/synthetic, step for folder"));
   assert(lines.every((l) => l.length <= 120), "fits 120 columns");
+  // What a folder dataset's --data-dir holds: a class-folder tree per split, not one class per subfolder.
+  assert(
+    /--data-dir PATH +needed by folder \(train\/<class>\/ \+ val\/ or test\/<class>\/, or \.tar/.test(help),
+    "--data-dir help",
+  );
   // The recipes, each with its group of defaults as flags, and what the new one lacks.
   const recipes = help.slice(help.indexOf("\nRecipes"));
   for (const r of RECIPES) assert(new RegExp(`\\n  ${r} +${RECIPE_SPECS[r].summary.slice(0, 20)}`).test(recipes), r);
