@@ -35,6 +35,7 @@ import { type EvalResult, evaluate } from "./evaluate.ts";
 import {
   type Arch,
   checkDecoderFits,
+  checkImageSizeFits,
   type DatasetName,
   type EvalConfig,
   recipeFor,
@@ -274,6 +275,7 @@ function resolveData(config: EvalConfig, train: TrainConfig | null, path: string
       throw new ConfigError(key, `{${key}} applies to {dataset} folder and imagenet only`);
     }
   }
+  checkImageSizeFits(dataset, config.imageSize);
   const folder = isFolderDataset(dataset);
   const transforms = folder ? config.transforms ?? (sameData ? train.transforms : "imagenet") : undefined;
   const decoder = folder ? config.decoder ?? (sameData ? train.decoder : "sharp") : undefined;

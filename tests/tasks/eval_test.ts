@@ -384,6 +384,11 @@ Deno.test({
           [["--checkpoint", bare, "--dataset", "synthetic", "--split", "val"], 2, /--split val needs a training/],
           [["--checkpoint", bare, "--dataset", "synthetic", "--width", "8"], 2, /--width 8 contradicts/],
           [["--checkpoint", checkpoint, "--arch", "resnet50"], 2, /--arch resnet50 contradicts/],
+          [
+            ["--checkpoint", checkpoint, "--image-size", "64"],
+            2,
+            /--image-size 64 applies to --dataset folder and imagenet only \(synthetic images are always 32x32\)/,
+          ],
         ];
         const results = await Promise.all(cases.map(([args]) => runEval(...args)));
         results.forEach((out, i) => {
