@@ -44,6 +44,7 @@ type Listing = Map<string, Map<string, string[]>>; // split -> class -> member n
 function checkedIndex(
   root: string,
   listing: Listing,
+  options: FolderOptions,
   unfollowed = 0,
 ): { classNames: string[]; testFolder: "val" | "test" } {
   const train = listing.get("train");
@@ -57,6 +58,9 @@ function checkedIndex(
   }
   const testFolder = listing.has("val") ? "val" : listing.has("test") ? "test" : undefined;
   if (!testFolder) throw new Error(`${root}: has train/ but neither val/<class>/ nor test/<class>/ images`);
+  if (listing.has("val") && listing.has("test")) {
+    options.onWarning?.(`${root}: val/ and test/ both exist: val/ is the evaluation split; test/ is ignored`);
+  }
   const classNames = [...train.keys()].sort();
   for (const cls of listing.get(testFolder)!.keys()) {
     if (!train.has(cls)) throw new Error(`${root}: ${testFolder}/${cls}/ is a class that train/ does not have`);
@@ -77,7 +81,7 @@ function ordered(listing: Listing, split: string, classNames: string[]): { membe
 }
 
 /** Reads the class-folder tree under the directory `root`. */
-async function indexDirectory(root: string): Promise<FolderIndex> {
+async function indexDirectory(root: string, options: FolderOptions): Promise<FolderIndex> {
   const listing: Listing = new Map();
   let unfollowed = 0;
   for (const split of ["train", "val", "test"]) {
@@ -96,7 +100,7 @@ async function indexDirectory(root: string): Promise<FolderIndex> {
     }
     if (classes.size > 0) listing.set(split, classes);
   }
-  const { classNames, testFolder } = checkedIndex(root, listing, unfollowed);
+  const { classNames, testFolder } = checkedIndex(root, listing, options, unfollowed);
   const build = (split: string): FolderSplit => {
     const { members: paths, labels } = ordered(listing, split, classNames);
     return { paths, names: paths, labels };
@@ -110,6 +114,8 @@ const MEMBER = /^(?:.*\/)?(train|val|test)\/([^/]+)\/([^/]+)$/;
 export interface FolderOptions {
   /** Bytes of `.tar.gz` images held in memory at most (default: a quarter of the machine's memory). */
   maxInMemoryBytes?: number;
+  /** Said once when the tree holds both val/ and test/ (val/ is evaluated, test/ ignored). */
+  onWarning?: (message: string) => void;
 }
 
 /** A quarter of the machine's memory: packing the images into shared memory briefly holds them twice. */
@@ -166,7 +172,7 @@ async function indexArchives(root: string, archives: string[], options: FolderOp
       for (const m of await indexTar(archive)) add(archive, m.name, { archive: i, offset: m.offset, size: m.size });
     }
   }
-  const { classNames, testFolder } = checkedIndex(root, listing);
+  const { classNames, testFolder } = checkedIndex(root, listing, options);
   const build = async (split: string): Promise<FolderSplit> => {
     const { members, labels } = ordered(listing, split, classNames);
     const found = members.map((name) => contents.get(name)!);
@@ -208,7 +214,7 @@ export async function indexFolderDataset(root: string, options: FolderOptions = 
   const info = await statIfExists(root);
   if (!info) throw new Error(`${root}: not found (expected a class-folder directory or a .tar/.tar.gz of one)`);
   if (!info.isDirectory) return indexArchives(root, [root], options);
-  if ((await statIfExists(join(root, "train")))?.isDirectory) return indexDirectory(root);
+  if ((await statIfExists(join(root, "train")))?.isDirectory) return indexDirectory(root, options);
   const archives: string[] = [];
   for await (const entry of readDirFollowingLinks(root)) {
     if (entry.isFile && ARCHIVE.test(entry.name)) archives.push(join(root, entry.name));

@@ -253,7 +253,12 @@ async function prepare(
   if (config.dataset === "imagenet") {
     index = await indexImageNet(config.dataDir);
     for (const note of index.notes) options.onWarning?.(note);
-  } else index = await indexFolderDataset(config.dataDir, { maxInMemoryBytes: config.maxInMemoryBytes });
+  } else {
+    index = await indexFolderDataset(config.dataDir, {
+      maxInMemoryBytes: config.maxInMemoryBytes,
+      onWarning: options.onWarning,
+    });
+  }
   failures.indexed(index.train.labels.length);
   const decoder = config.decoder ?? "sharp";
   // A decoder that cannot load is one error now, not a warning per image later (e.g. sharp in a bundle).

@@ -476,3 +476,33 @@ Deno.test({
     }
   },
 });
+
+Deno.test("folder: with val/ and test/ both present, val/ is evaluated and test/ ignored, said once", async () => {
+  const dir = await Deno.makeTempDir();
+  try {
+    const root = join(dir, "three");
+    // Nothing is decoded while indexing: names are enough.
+    for (const name of ["train/a/1.jpg", "train/b/1.jpg", "val/a/2.jpg", "test/a/3.jpg", "test/b/4.jpg"]) {
+      await Deno.mkdir(join(root, name, ".."), { recursive: true });
+      await Deno.writeFile(join(root, name), new Uint8Array([1]));
+    }
+    await tar(["-cf", join(dir, "three.tar"), "-C", dir, "three"]);
+    const said = `${root}: val/ and test/ both exist: val/ is the evaluation split; test/ is ignored`;
+    for (const source of [root, join(dir, "three.tar")]) {
+      const warnings: string[] = [];
+      const index = await indexFolderDataset(source, { onWarning: (m) => warnings.push(m) });
+      assertEquals([index.testFolder, index.test.labels.length], ["val", 1]);
+      assertEquals(warnings, [said.replace(root, source)]);
+    }
+    // Through the loaders' warning callback, as deno task train and eval print it.
+    const warnings: string[] = [];
+    const loaders = await createLoaders(
+      { dataset: "folder", dataDir: root, valSplit: 0, seed: 0, batchSize: 1, imageSize: 8, workers: 0 },
+      { onWarning: (m) => warnings.push(m) },
+    );
+    await closeAll(loaders);
+    assertEquals([loaders.test.numImages, warnings], [1, [said]]);
+  } finally {
+    await Deno.remove(dir, { recursive: true });
+  }
+});
