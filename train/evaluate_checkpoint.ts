@@ -44,6 +44,7 @@ import {
 } from "./config.ts";
 import { ConfigError, literal } from "../io/config_error.ts";
 import { isFolderDataset } from "../data/folder_datasets.ts";
+import { statIfExists } from "../io/stat_if_exists.ts";
 
 /** Where the weights came from: a training checkpoint, or a bare weights file. */
 export type ModelSource = "checkpoint" | "weights";
@@ -112,6 +113,14 @@ export async function evaluateCheckpoint(
   // Everything is checked (names, shapes, dtypes) before a model is built, so errors name the file.
   const state = checkStateDictShapes(resolved.model, expected, path);
   const data = resolveData(config, resolved.train, path);
+  if (isFolderDataset(data.dataset) && config.dataDir === null && !(await statIfExists(data.dataDir))) {
+    // Only a recorded folder can be missing here: without one, resolveData asked for dataDir.
+    throw new ConfigError(
+      "dataDir",
+      `${literal(data.dataDir)}, the data folder recorded in ${literal(path)}, is not found (moved or deleted?): ` +
+        `pass {dataDir} with where the ${data.dataset} data is now`,
+    );
+  }
   // Fixed-size datasets are checked before any data is read (or downloaded); folders once they are indexed.
   checkClassCount(spec.numClasses, data.dataset, KNOWN_CLASS_COUNTS[data.dataset], config, path);
 

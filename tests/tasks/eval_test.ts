@@ -399,6 +399,22 @@ Deno.test({
         });
       });
 
+      await t.step(
+        "a data folder recorded in the checkpoint that has moved: named as such, --data-dir advised",
+        async () => {
+          const moved = `${dir}/moved.safetensors`;
+          const gone = `${dir}/messy`; // never created
+          await writeCheckpoint(moved, state, trainConfig("--dataset", "folder", "--data-dir", gone), spec);
+          const out = await runEval("--checkpoint", moved);
+          assertStrictEquals(out.code, 2, out.stderr);
+          assertStrictEquals(
+            out.stderr.trim(),
+            `error: ${gone}, the data folder recorded in ${moved}, is not found (moved or deleted?): pass --data-dir ` +
+              "with where the folder data is now (see --help)",
+          );
+        },
+      );
+
       await t.step("deno task export output: its arch_spec metadata is used and must fit the tensors", async () => {
         const exported = `${dir}/exported.safetensors`;
         await exportWeights({ checkpoint, out: exported });
