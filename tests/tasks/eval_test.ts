@@ -384,6 +384,18 @@ Deno.test({
           [["--checkpoint", bare, "--dataset", "synthetic", "--split", "val"], 2, /--split val needs a training/],
           [["--checkpoint", bare, "--dataset", "synthetic", "--width", "8"], 2, /--width 8 contradicts/],
           [["--checkpoint", checkpoint, "--arch", "resnet50"], 2, /--arch resnet50 contradicts/],
+          // Output paths are checked before the evaluation, not after it.
+          [
+            ["--checkpoint", checkpoint, "--out-json", `${dir}/nodir/e.json`],
+            2,
+            /^error: --out-json \S+nodir\/e\.json: the folder \S+nodir does not exist \(see --help\)\n$/,
+          ],
+          [
+            ["--checkpoint", checkpoint, "--save-logits", `${dir}/nodir/l.npy`],
+            2,
+            /^error: --save-logits \S+nodir\/l\.npy: the folder \S+nodir does not exist/,
+          ],
+          [["--checkpoint", checkpoint, "--out-json", dir], 2, /^error: --out-json \S+: is a folder; expected a file/],
           [
             ["--checkpoint", checkpoint, "--image-size", "64"],
             2,
