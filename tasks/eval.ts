@@ -83,6 +83,21 @@ export function formatEvalReport(report: EvalReport, extra: { epoch?: number } =
 }
 
 /**
+ * A progress reporter for {@linkcode evaluateCheckpoint}'s `onImages`: one line (`evaluated 2,560/10,000 images`)
+ * each time another tenth of the images is done, so that a long evaluation is seen to advance.
+ */
+export function progressLines(print: (line: string) => void): (done: number, total: number) => void {
+  let tenths = 0;
+  const count = (n: number) => n.toLocaleString("en-US");
+  return (done, total) => {
+    const now = Math.floor((done * 10) / total);
+    if (now <= tenths) return;
+    tenths = now;
+    print(`evaluated ${count(done)}/${count(total)} images`);
+  };
+}
+
+/**
  * Checks, before minutes of evaluation, that `path` (the value of `flag`) can be written: its folder exists and
  * takes a new file (one is made and removed at once), and `path` is no folder.
  * @throws {UsageError} naming the flag.
@@ -115,6 +130,7 @@ if (import.meta.main) {
       onWarning: (m) => console.error(`warning: ${m}`),
       nameOf: flagOf,
       onProgress: (m) => console.error(m),
+      onImages: progressLines((line) => console.error(line)), // stderr: --json keeps stdout one object
     });
     const report = evalReport(config.checkpoint, evaluation);
     // The results first: a file that cannot be written after all (a full disk) must not lose minutes of evaluation.

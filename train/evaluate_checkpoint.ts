@@ -55,6 +55,8 @@ export interface EvaluateCheckpointOptions {
   onWarning?: (message: string) => void;
   /** Dataset download progress. */
   onProgress?: (message: string) => void;
+  /** After each batch: images evaluated so far, of `total` (an evaluation of 10,000 images takes minutes). */
+  onImages?: (done: number, total: number) => void;
   /** How warnings name a configuration field (a command line passes its flags); default: the field's own name. */
   nameOf?: (field: string) => string;
 }
@@ -150,6 +152,7 @@ export async function evaluateCheckpoint(
       const { result, logits } = await evaluate(model, loader, loaders.numClasses, {
         classNames: loaders.classNames,
         keepLogits: config.saveLogits !== null,
+        onImages: options.onImages,
       });
       return {
         result,

@@ -24,7 +24,13 @@ import { UsageError, usageErrorFrom } from "../../tasks/args.ts";
 import { parseEvalArgs } from "../../tasks/eval_flags.ts";
 import { parseTrainArgs } from "../../tasks/train_flags.ts";
 import { exportWeights } from "../../tasks/export.ts";
-import { abbreviateNames, type EvalReport, formatEvalReport, MAX_PRINTED_CONFUSION } from "../../tasks/eval.ts";
+import {
+  abbreviateNames,
+  type EvalReport,
+  formatEvalReport,
+  MAX_PRINTED_CONFUSION,
+  progressLines,
+} from "../../tasks/eval.ts";
 
 // ---------------------------------------------------------------------------------------------------------------
 // Spec inference (pure: names and shapes from stateLayout, no tensors).
@@ -152,6 +158,20 @@ Deno.test("formatEvalReport: header, metrics, per-class table and a confusion ma
   assertEquals(lines[header + 1].trim().split(/\s+/), ["airpl", "autom", "bird"]);
   assertEquals(lines[header + 2].trim().split(/\s+/), ["airplane", "3", "1", "0"]);
   assertEquals(lines[header + 3].trim().split(/\s+/), ["automobile", "0", "2", "2"]);
+});
+
+Deno.test("progressLines: one line per tenth of the images, thousands separated, the last at the end", () => {
+  const lines: string[] = [];
+  const report = progressLines((l) => lines.push(l));
+  for (let done = 256; done < 10_000; done += 256) report(done, 10_000);
+  report(10_000, 10_000);
+  assertStrictEquals(lines.length, 10);
+  assertEquals(lines.slice(0, 2), ["evaluated 1,024/10,000 images", "evaluated 2,048/10,000 images"]);
+  assertStrictEquals(lines.at(-1), "evaluated 10,000/10,000 images");
+  // A single batch says it once.
+  const one: string[] = [];
+  progressLines((l) => one.push(l))(12, 12);
+  assertEquals(one, ["evaluated 12/12 images"]);
 });
 
 Deno.test("evalReportFromJSON accepts a report and names the field of a broken one", () => {
@@ -302,6 +322,9 @@ Deno.test({
           `${dir}/eval.json`,
         );
         assertStrictEquals(out.code, 0, out.stderr);
+        // Progress on stderr, once per tenth done: batches of 100 of 512 images.
+        const progress = out.stderr.split("\n").filter((l) => l.startsWith("evaluated "));
+        assertEquals(progress, [100, 200, 300, 400, 500, 512].map((n) => `evaluated ${n}/512 images`));
         const r = fromCheckpoint = lastJsonLine(out.stdout);
         // --out-json writes the same object, in a form the run report accepts.
         const saved = JSON.parse(await Deno.readTextFile(`${dir}/eval.json`));
