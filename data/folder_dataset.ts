@@ -48,7 +48,9 @@ function checkedIndex(
   unfollowed = 0,
 ): { classNames: string[]; testFolder: "val" | "test" } {
   const train = listing.get("train");
-  if (!train || train.size === 0) {
+  // Without training images, the classes a trained model recorded still give the labels.
+  const recorded = !train || train.size === 0 ? options.classNames : undefined;
+  if (!recorded && (!train || train.size === 0)) {
     const links = unfollowed > 0
       ? `; ${unfollowed} symbolic link${unfollowed === 1 ? "" : "s"} could not be followed (missing target?)`
       : "";
@@ -57,13 +59,21 @@ function checkedIndex(
     );
   }
   const testFolder = listing.has("val") ? "val" : listing.has("test") ? "test" : undefined;
-  if (!testFolder) throw new Error(`${root}: has train/ but neither val/<class>/ nor test/<class>/ images`);
+  if (!testFolder) {
+    throw new Error(`${root}: ${recorded ? "holds" : "has train/ but"} neither val/<class>/ nor test/<class>/ images`);
+  }
   if (listing.has("val") && listing.has("test")) {
     options.onWarning?.(`${root}: val/ and test/ both exist: val/ is the evaluation split; test/ is ignored`);
   }
-  const classNames = [...train.keys()].sort();
+  const classNames = recorded ? [...recorded] : [...train!.keys()].sort();
+  const known = new Set(classNames);
   for (const cls of listing.get(testFolder)!.keys()) {
-    if (!train.has(cls)) throw new Error(`${root}: ${testFolder}/${cls}/ is a class that train/ does not have`);
+    if (known.has(cls)) continue;
+    throw new Error(
+      recorded
+        ? `${root}: ${testFolder}/${cls}/ is not one of the ${recorded.length} classes the model was trained on`
+        : `${root}: ${testFolder}/${cls}/ is a class that train/ does not have`,
+    );
   }
   return { classNames, testFolder };
 }
@@ -72,7 +82,7 @@ function checkedIndex(
 function ordered(listing: Listing, split: string, classNames: string[]): { members: string[]; labels: Int32Array } {
   const members: string[] = [], labels: number[] = [];
   classNames.forEach((cls, label) => {
-    for (const member of (listing.get(split)!.get(cls) ?? []).sort()) {
+    for (const member of (listing.get(split)?.get(cls) ?? []).sort()) {
       members.push(member);
       labels.push(label);
     }
@@ -116,6 +126,12 @@ export interface FolderOptions {
   maxInMemoryBytes?: number;
   /** Said once when the tree holds both val/ and test/ (val/ is evaluated, test/ ignored). */
   onWarning?: (message: string) => void;
+  /**
+   * The classes (label i = classNames[i]) when the tree has no train/ images: a trained model's, which its run
+   * recorded, so that val/ or test/ alone can be evaluated (the train split is then empty). With train/ images,
+   * their folders give the classes as always.
+   */
+  classNames?: readonly string[];
 }
 
 /** A quarter of the machine's memory: packing the images into shared memory briefly holds them twice. */
@@ -207,20 +223,26 @@ const ARCHIVE = /\.(tar|tar\.gz|tgz)$/i;
  * Indexes the class-folder dataset at `root`: a directory holding `train/` (and `val/` or `test/`); a directory
  * holding no `train/` but `.tar`/`.tar.gz` archives of the tree (e.g. `train.tar.gz` and `test.tar.gz`); or one
  * such archive. Inside archives the tree may sit at the top or under leading folders.
- * @throws {Error} naming `root` when it is missing, has no `train/` images, no `val/`/`test/` images, or an
- * evaluation class that training lacks.
+ * @throws {Error} naming `root` when it is missing, has no `train/` images (and no `options.classNames`), no
+ * `val/`/`test/` images, or an evaluation class that training lacks.
  */
 export async function indexFolderDataset(root: string, options: FolderOptions = {}): Promise<FolderIndex> {
   const info = await statIfExists(root);
   if (!info) throw new Error(`${root}: not found (expected a class-folder directory or a .tar/.tar.gz of one)`);
   if (!info.isDirectory) return indexArchives(root, [root], options);
   if ((await statIfExists(join(root, "train")))?.isDirectory) return indexDirectory(root, options);
+  if (options.classNames) {
+    for (const split of ["val", "test"]) {
+      if ((await statIfExists(join(root, split)))?.isDirectory) return indexDirectory(root, options);
+    }
+  }
   const archives: string[] = [];
   for await (const entry of readDirFollowingLinks(root)) {
     if (entry.isFile && ARCHIVE.test(entry.name)) archives.push(join(root, entry.name));
   }
   if (archives.length === 0) {
-    throw new Error(`${root}: holds neither a train/ folder nor .tar/.tar.gz archives of a class-folder tree`);
+    const folders = options.classNames ? "train/, val/ or test/" : "train/";
+    throw new Error(`${root}: holds neither a ${folders} folder nor .tar/.tar.gz archives of a class-folder tree`);
   }
   return indexArchives(root, archives.sort(), options);
 }
