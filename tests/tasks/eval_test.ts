@@ -434,6 +434,15 @@ Deno.test({
         });
       });
 
+      await t.step("a file that fails to be written after all: the results were printed before", async () => {
+        // 250 characters pass the up-front check; the atomic write's temporary name beside it is too long.
+        const long = `${dir}/${"e".repeat(245)}.json`;
+        const out = await runEval("--checkpoint", checkpoint, "--json", "--batch-size", `${BATCH}`, "--out-json", long);
+        assertStrictEquals(out.code, 1, out.stderr);
+        assert(/^error: .*e\.json/m.test(out.stderr), out.stderr);
+        assertEquals(lastJsonLine(out.stdout), fromCheckpoint);
+      });
+
       await t.step(
         "a data folder recorded in the checkpoint that has moved: named as such, --data-dir advised",
         async () => {
