@@ -44,10 +44,13 @@ type Listing = Map<string, Map<string, string[]>>; // split -> class -> member n
 function checkedIndex(
   root: string,
   listing: Listing,
+  options: FolderOptions,
   unfollowed = 0,
 ): { classNames: string[]; testFolder: "val" | "test" } {
   const train = listing.get("train");
-  if (!train || train.size === 0) {
+  // Without training images, the classes a trained model recorded still give the labels.
+  const recorded = !train || train.size === 0 ? options.classNames : undefined;
+  if (!recorded && (!train || train.size === 0)) {
     const links = unfollowed > 0
       ? `; ${unfollowed} symbolic link${unfollowed === 1 ? "" : "s"} could not be followed (missing target?)`
       : "";
@@ -56,10 +59,21 @@ function checkedIndex(
     );
   }
   const testFolder = listing.has("val") ? "val" : listing.has("test") ? "test" : undefined;
-  if (!testFolder) throw new Error(`${root}: has train/ but neither val/<class>/ nor test/<class>/ images`);
-  const classNames = [...train.keys()].sort();
+  if (!testFolder) {
+    throw new Error(`${root}: ${recorded ? "holds" : "has train/ but"} neither val/<class>/ nor test/<class>/ images`);
+  }
+  if (listing.has("val") && listing.has("test")) {
+    options.onWarning?.(`${root}: val/ and test/ both exist: val/ is the evaluation split; test/ is ignored`);
+  }
+  const classNames = recorded ? [...recorded] : [...train!.keys()].sort();
+  const known = new Set(classNames);
   for (const cls of listing.get(testFolder)!.keys()) {
-    if (!train.has(cls)) throw new Error(`${root}: ${testFolder}/${cls}/ is a class that train/ does not have`);
+    if (known.has(cls)) continue;
+    throw new Error(
+      recorded
+        ? `${root}: ${testFolder}/${cls}/ is not one of the ${recorded.length} classes the model was trained on`
+        : `${root}: ${testFolder}/${cls}/ is a class that train/ does not have`,
+    );
   }
   return { classNames, testFolder };
 }
@@ -68,7 +82,7 @@ function checkedIndex(
 function ordered(listing: Listing, split: string, classNames: string[]): { members: string[]; labels: Int32Array } {
   const members: string[] = [], labels: number[] = [];
   classNames.forEach((cls, label) => {
-    for (const member of (listing.get(split)!.get(cls) ?? []).sort()) {
+    for (const member of (listing.get(split)?.get(cls) ?? []).sort()) {
       members.push(member);
       labels.push(label);
     }
@@ -77,7 +91,7 @@ function ordered(listing: Listing, split: string, classNames: string[]): { membe
 }
 
 /** Reads the class-folder tree under the directory `root`. */
-async function indexDirectory(root: string): Promise<FolderIndex> {
+async function indexDirectory(root: string, options: FolderOptions): Promise<FolderIndex> {
   const listing: Listing = new Map();
   let unfollowed = 0;
   for (const split of ["train", "val", "test"]) {
@@ -96,7 +110,7 @@ async function indexDirectory(root: string): Promise<FolderIndex> {
     }
     if (classes.size > 0) listing.set(split, classes);
   }
-  const { classNames, testFolder } = checkedIndex(root, listing, unfollowed);
+  const { classNames, testFolder } = checkedIndex(root, listing, options, unfollowed);
   const build = (split: string): FolderSplit => {
     const { members: paths, labels } = ordered(listing, split, classNames);
     return { paths, names: paths, labels };
@@ -110,6 +124,14 @@ const MEMBER = /^(?:.*\/)?(train|val|test)\/([^/]+)\/([^/]+)$/;
 export interface FolderOptions {
   /** Bytes of `.tar.gz` images held in memory at most (default: a quarter of the machine's memory). */
   maxInMemoryBytes?: number;
+  /** Said once when the tree holds both val/ and test/ (val/ is evaluated, test/ ignored). */
+  onWarning?: (message: string) => void;
+  /**
+   * The classes (label i = classNames[i]) when the tree has no train/ images: a trained model's, which its run
+   * recorded, so that val/ or test/ alone can be evaluated (the train split is then empty). With train/ images,
+   * their folders give the classes as always.
+   */
+  classNames?: readonly string[];
 }
 
 /** A quarter of the machine's memory: packing the images into shared memory briefly holds them twice. */
@@ -166,7 +188,7 @@ async function indexArchives(root: string, archives: string[], options: FolderOp
       for (const m of await indexTar(archive)) add(archive, m.name, { archive: i, offset: m.offset, size: m.size });
     }
   }
-  const { classNames, testFolder } = checkedIndex(root, listing);
+  const { classNames, testFolder } = checkedIndex(root, listing, options);
   const build = async (split: string): Promise<FolderSplit> => {
     const { members, labels } = ordered(listing, split, classNames);
     const found = members.map((name) => contents.get(name)!);
@@ -201,20 +223,26 @@ const ARCHIVE = /\.(tar|tar\.gz|tgz)$/i;
  * Indexes the class-folder dataset at `root`: a directory holding `train/` (and `val/` or `test/`); a directory
  * holding no `train/` but `.tar`/`.tar.gz` archives of the tree (e.g. `train.tar.gz` and `test.tar.gz`); or one
  * such archive. Inside archives the tree may sit at the top or under leading folders.
- * @throws {Error} naming `root` when it is missing, has no `train/` images, no `val/`/`test/` images, or an
- * evaluation class that training lacks.
+ * @throws {Error} naming `root` when it is missing, has no `train/` images (and no `options.classNames`), no
+ * `val/`/`test/` images, or an evaluation class that training lacks.
  */
 export async function indexFolderDataset(root: string, options: FolderOptions = {}): Promise<FolderIndex> {
   const info = await statIfExists(root);
   if (!info) throw new Error(`${root}: not found (expected a class-folder directory or a .tar/.tar.gz of one)`);
   if (!info.isDirectory) return indexArchives(root, [root], options);
-  if ((await statIfExists(join(root, "train")))?.isDirectory) return indexDirectory(root);
+  if ((await statIfExists(join(root, "train")))?.isDirectory) return indexDirectory(root, options);
+  if (options.classNames) {
+    for (const split of ["val", "test"]) {
+      if ((await statIfExists(join(root, split)))?.isDirectory) return indexDirectory(root, options);
+    }
+  }
   const archives: string[] = [];
   for await (const entry of readDirFollowingLinks(root)) {
     if (entry.isFile && ARCHIVE.test(entry.name)) archives.push(join(root, entry.name));
   }
   if (archives.length === 0) {
-    throw new Error(`${root}: holds neither a train/ folder nor .tar/.tar.gz archives of a class-folder tree`);
+    const folders = options.classNames ? "train/, val/ or test/" : "train/";
+    throw new Error(`${root}: holds neither a ${folders} folder nor .tar/.tar.gz archives of a class-folder tree`);
   }
   return indexArchives(root, archives.sort(), options);
 }

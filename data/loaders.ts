@@ -91,6 +91,18 @@ export interface DataConfig {
   /** Folder datasets in `.tar.gz` archives: bytes of images held in memory at most (default a quarter of the
    *  machine's memory; packing them briefly needs twice that). A `.tar` or a directory is read in place instead. */
   maxInMemoryBytes?: number;
+  /**
+   * Evaluating a trained model (not part of the stored config), folder datasets with `transforms: "cifar"`: the
+   * mean/std its run normalised with, used instead of the training images' own; those are then not decoded at all
+   * unless `valSplit` holds images out of them (the train loader is empty).
+   */
+  normalization?: Normalization;
+  /**
+   * Evaluating a trained model (not part of the stored config), `folder` dataset: the classes its run recorded
+   * (label i = classNames[i]), which give the labels when the folder has no train/ images, so that test/ or val/
+   * alone is enough (the train split is then empty). With train/ images, their folders give the classes as always.
+   */
+  classNames?: readonly string[];
   /** Synthetic dataset: training images (default 1,024: a demo that learns within a minute on a software adapter). */
   syntheticTrain?: number;
   /** Synthetic dataset: test images (default 512). */
@@ -168,6 +180,15 @@ function checkConfig(config: DataConfig): void {
   }
   if (!isFolderDataset(config.dataset) && config.transforms === "imagenet") {
     bad("transforms", `"cifar" (or nothing) for dataset ${config.dataset}`, config.transforms);
+  }
+  const n = config.normalization;
+  const triple = (x: unknown, positive: boolean) =>
+    Array.isArray(x) && x.length === 3 && x.every((v) => Number.isFinite(v) && (!positive || v > 0));
+  if (n !== undefined && (!triple(n?.mean, false) || !triple(n?.std, true))) {
+    bad("normalization", "{ mean: [r, g, b], std: [r, g, b] } (stds > 0)", n);
+  }
+  if (config.classNames !== undefined && !config.classNames.every((c) => typeof c === "string")) {
+    bad("classNames", "an array of strings", config.classNames);
   }
   if (isFolderDataset(config.dataset) && config.decoder === "js" && config.transforms !== "cifar") {
     bad("decoder", `"sharp" with transforms "imagenet" (the js decoder does not resize; use transforms "cifar")`, "js");
@@ -253,7 +274,13 @@ async function prepare(
   if (config.dataset === "imagenet") {
     index = await indexImageNet(config.dataDir);
     for (const note of index.notes) options.onWarning?.(note);
-  } else index = await indexFolderDataset(config.dataDir, { maxInMemoryBytes: config.maxInMemoryBytes });
+  } else {
+    index = await indexFolderDataset(config.dataDir, {
+      maxInMemoryBytes: config.maxInMemoryBytes,
+      onWarning: options.onWarning,
+      classNames: config.classNames,
+    });
+  }
   failures.indexed(index.train.labels.length);
   const decoder = config.decoder ?? "sharp";
   // A decoder that cannot load is one error now, not a warning per image later (e.g. sharp in a bundle).
@@ -261,10 +288,20 @@ async function prepare(
   const report = failures.report;
   if (config.transforms === "cifar") {
     const size = config.imageSize ?? 32;
-    const train = await decodeFolderSplit(index.train, size, decoder, (n, m) => report(`train:${n}`, n, m));
+    const recorded = config.normalization;
+    // A recorded normalisation is all an evaluation of the test split needs of the training images.
+    const train = recorded && config.valSplit === 0
+      ? { images: new Uint8Array(0), labels: new Int32Array(0) }
+      : await decodeFolderSplit(index.train, size, decoder, (n, m) => report(`train:${n}`, n, m));
+    if (!recorded && train.labels.length === 0) {
+      throw new Error(
+        `${config.dataDir}: no training images to take the mean/std of transforms "cifar" from ` +
+          "(DataConfig.normalization gives them instead)",
+      );
+    }
     const test = await decodeFolderSplit(index.test, size, decoder, (n, m) => report(`test:${n}`, n, m));
     // Normalised with the training images' own statistics, as CIFAR's published mean/std are CIFAR's.
-    const norm = channelStats(train.images);
+    const norm = recorded ?? channelStats(train.images);
     return {
       train: array(train, norm, size),
       test: array(test, norm, size),

@@ -7,7 +7,8 @@
  *   `AveragedModel.state_dict()` holds the same tensors as `module.<name>` and `n_averaged`,
  * - in `__metadata__` (strings; JSON where structured): `format` = {@linkcode CHECKPOINT_FORMAT}, `epoch`,
  *   `global_step`, `data_position` (`{"epoch","batch"}`), `rng`, `config`, `best_metric` (number or `null`),
- *   `class_names` (array) and `arch_spec`.
+ *   `class_names` (array), `arch_spec` and `normalization` (`{"mean": [r, g, b], "std": [r, g, b]}`, in [0, 1] units:
+ *   what the inputs were normalised with, torchvision's `Normalize(mean, std)`; absent from older checkpoints).
  *
  * A weights-only file (as exported from torchvision, or by `deno task export`) loads with {@linkcode loadWeights}.
  * Nothing here touches a model: callers check names and shapes with {@linkcode checkStateDictShapes} before applying
@@ -45,6 +46,32 @@ export interface DataPosition {
   batch: number;
 }
 
+/**
+ * Per-channel mean and std, in [0, 1] units, that a model's input images were normalised with (torchvision's
+ * `Normalize(mean, std)` after `ToTensor()`).
+ */
+export interface InputNormalization {
+  mean: [number, number, number];
+  std: [number, number, number];
+}
+
+/**
+ * Checks a recorded normalisation (checkpoint or weights metadata, `config.json`): three finite means and three
+ * positive finite stds.
+ * @throws {Error} naming `where` and what it holds.
+ */
+export function normalizationFromJSON(value: unknown, where: string): InputNormalization {
+  const triple = (x: unknown, positive: boolean) =>
+    Array.isArray(x) && x.length === 3 && x.every((v) => Number.isFinite(v) && (!positive || v > 0));
+  const v = value as Partial<InputNormalization> | null;
+  if (typeof v !== "object" || v === null || !triple(v.mean, false) || !triple(v.std, true)) {
+    throw new Error(
+      `${where} must be {"mean": [r, g, b], "std": [r, g, b]} (stds > 0), got ${JSON.stringify(value)}`,
+    );
+  }
+  return { mean: [...v.mean!] as InputNormalization["mean"], std: [...v.std!] as InputNormalization["std"] };
+}
+
 /** Everything a run needs to continue exactly where it stopped. */
 export interface CheckpointState {
   /** The model's state dict, torchvision names and layouts, torchvision order. */
@@ -72,6 +99,8 @@ export interface CheckpointState {
   classNames: string[];
   /** Architecture description, JSON-serialisable (enough to rebuild the model). */
   archSpec: unknown;
+  /** What the inputs were normalised with; absent in checkpoints written before it was recorded. */
+  normalization?: InputNormalization;
 }
 
 /** A weights-only view of a file: the model tensors and whatever metadata the file carries. */
@@ -140,6 +169,13 @@ export function encodeCheckpoint(state: CheckpointState): Uint8Array {
     class_names: JSON.stringify(state.classNames),
     arch_spec: json("archSpec", state.archSpec),
   };
+  if (state.normalization !== undefined) {
+    try {
+      metadata.normalization = JSON.stringify(normalizationFromJSON(state.normalization, "normalization"));
+    } catch (err) {
+      bad((err as Error).message);
+    }
+  }
   const tensors: StateDict = new Map(state.model);
   for (const [name, tensor] of state.optimizer) tensors.set(OPTIM_PREFIX + name, tensor);
   for (const [name, tensor] of state.ema ?? []) tensors.set(EMA_PREFIX + name, tensor);
@@ -194,6 +230,9 @@ export function checkpointFromContents({ tensors, metadata }: SafetensorsContent
   if (!Array.isArray(classNames) || !classNames.every((c) => typeof c === "string")) {
     bad(`checkpoint metadata "class_names" must be an array of strings, got ${field("class_names")}`);
   }
+  const normalization = metadata.normalization === undefined
+    ? undefined
+    : normalizationFromJSON(parsed("normalization"), `${source}: checkpoint metadata "normalization"`);
   const { model, optimizer, ema } = splitOptimizerState(tensors);
   checkOptimizerMatchesModel(model, optimizer, (what) => bad(what));
   checkEmaMatchesModel(model, ema, (what) => bad(what));
@@ -209,6 +248,7 @@ export function checkpointFromContents({ tensors, metadata }: SafetensorsContent
     bestMetric: bestMetric as number | null,
     classNames: classNames as string[],
     archSpec: parsed("arch_spec"),
+    ...(normalization ? { normalization } : {}),
   };
 }
 

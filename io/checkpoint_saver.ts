@@ -10,7 +10,7 @@
  * @module
  */
 import type { StateDict } from "./host_tensor.ts";
-import { type CheckpointState, type DataPosition, loadCheckpoint } from "./checkpoint.ts";
+import { type CheckpointState, type DataPosition, type InputNormalization, loadCheckpoint } from "./checkpoint.ts";
 import { join } from "node:path";
 import { atomicWriteFile } from "./atomic_write.ts";
 import {
@@ -38,6 +38,8 @@ export interface RunIdentity {
   classNames: string[];
   /** Architecture description, JSON-serialisable (enough to rebuild the model). */
   archSpec: unknown;
+  /** What the inputs are normalised with (recorded so that evaluation and other frameworks can do the same). */
+  normalization?: InputNormalization;
 }
 
 /** Where training stands at a save. */
@@ -125,6 +127,7 @@ export class CheckpointSaver {
       bestMetric: isBest ? metric! : this.#bestMetric,
       classNames: this.#options.run.classNames,
       archSpec: this.#options.run.archSpec,
+      ...(this.#options.run.normalization ? { normalization: this.#options.run.normalization } : {}),
     };
     if (!this.#tempFilesCleared) {
       await removeStaleTempFiles(this.dir);

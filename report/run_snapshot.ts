@@ -99,8 +99,9 @@ export async function readRunSnapshot(dir: string, name: string): Promise<RunSna
       skipped.push(`${log.configPath}: not a configuration object`);
     } else {
       rawConfig = value as Record<string, unknown>;
-      // The trainer writes the TrainConfig plus the model's spec and the class names (train/trainer.ts).
-      const { spec: _spec, classNames: _classNames, ...train } = rawConfig;
+      // The trainer writes the TrainConfig plus the model's spec, the class names and the input normalisation
+      // (train/trainer.ts).
+      const { spec: _spec, classNames: _classNames, normalization: _normalization, ...train } = rawConfig;
       config = trainConfigFromJSON(train, log.configPath);
     }
   } catch (e) {

@@ -6,7 +6,9 @@
  * (e.g. `runs/NAME/eval.json`, which the dashboard and `deno task report` draw). `--help` lists every flag.
  * @module
  */
-import { flagOf, runTask } from "./args.ts";
+import { dirname } from "node:path";
+import { flagOf, runTask, UsageError } from "./args.ts";
+import { statIfExists } from "../io/stat_if_exists.ts";
 import { registerFastKernels } from "../kernels/register.ts";
 import { initWebGPU } from "../kernels/webgpu_backend.ts";
 import { describeSpec, evaluateCheckpoint } from "../train/evaluate_checkpoint.ts";
@@ -80,32 +82,70 @@ export function formatEvalReport(report: EvalReport, extra: { epoch?: number } =
   return lines.join("\n");
 }
 
+/**
+ * A progress reporter for {@linkcode evaluateCheckpoint}'s `onImages`: one line (`evaluated 2,560/10,000 images`)
+ * each time another tenth of the images is done, so that a long evaluation is seen to advance.
+ */
+export function progressLines(print: (line: string) => void): (done: number, total: number) => void {
+  let tenths = 0;
+  const count = (n: number) => n.toLocaleString("en-US");
+  return (done, total) => {
+    const now = Math.floor((done * 10) / total);
+    if (now <= tenths) return;
+    tenths = now;
+    print(`evaluated ${count(done)}/${count(total)} images`);
+  };
+}
+
+/**
+ * Checks, before minutes of evaluation, that `path` (the value of `flag`) can be written: its folder exists and
+ * takes a new file (one is made and removed at once), and `path` is no folder.
+ * @throws {UsageError} naming the flag.
+ */
+export async function checkOutputPath(path: string, flag: string): Promise<void> {
+  const folder = dirname(path);
+  const bad = (why: string): never => {
+    throw new UsageError(`${flag} ${path}: ${why}`, flag);
+  };
+  const info = await statIfExists(folder);
+  if (!info) bad(`the folder ${folder} does not exist`);
+  if (!info!.isDirectory) bad(`${folder} is not a folder`);
+  if ((await statIfExists(path))?.isDirectory) bad("is a folder; expected a file name");
+  try {
+    await Deno.remove(await Deno.makeTempFile({ dir: folder, prefix: ".eval-write-check-" }));
+  } catch (e) {
+    bad(`cannot write in ${folder}: ${(e as Error).message}`);
+  }
+}
+
 if (import.meta.main) {
   await runTask(async () => {
     const config = parseEvalArgs(Deno.args);
     if (config === "help") return void console.log(evalHelp());
+    if (config.outJson !== null) await checkOutputPath(config.outJson, "--out-json");
+    if (config.saveLogits !== null) await checkOutputPath(config.saveLogits, "--save-logits");
     await initWebGPU();
     registerFastKernels();
     const evaluation = await evaluateCheckpoint(config, {
       onWarning: (m) => console.error(`warning: ${m}`),
       nameOf: flagOf,
       onProgress: (m) => console.error(m),
+      onImages: progressLines((line) => console.error(line)), // stderr: --json keeps stdout one object
     });
+    const report = evalReport(config.checkpoint, evaluation);
+    // The results first: a file that cannot be written after all (a full disk) must not lose minutes of evaluation.
+    if (config.json) console.log(JSON.stringify(report));
+    else console.log(formatEvalReport(report, { epoch: evaluation.epoch }));
     if (config.saveLogits !== null) {
       // [numImages, numClasses] float32 in dataset order, written atomically.
       await writeNpy(config.saveLogits, evaluation.logits!, [evaluation.numImages, evaluation.numClasses]);
+      if (!config.json) {
+        console.log(`\nlogits: ${config.saveLogits} [${evaluation.numImages}, ${evaluation.numClasses}] float32`);
+      }
     }
-    const report = evalReport(config.checkpoint, evaluation);
     if (config.outJson !== null) {
       // Atomic, so the dashboard, which reads the run folder while we write, never sees half a report.
       await atomicWriteFile(config.outJson, new TextEncoder().encode(JSON.stringify(report) + "\n"));
-    }
-    if (config.json) console.log(JSON.stringify(report));
-    else {
-      console.log(formatEvalReport(report, { epoch: evaluation.epoch }));
-      if (config.saveLogits !== null) {
-        console.log(`\nlogits: ${config.saveLogits} [${evaluation.numImages}, ${evaluation.numClasses}] float32`);
-      }
     }
   });
 }

@@ -51,7 +51,7 @@ export const EVAL_FLAGS: readonly FlagSpec<keyof EvalConfig>[] = [
   },
   {
     key: "imageSize",
-    help: "bare weights: image side",
+    help: "folder/imagenet: image side (bare weights: what they were trained at)",
     shownDefault: "32 (cifar) / 224",
   },
   {

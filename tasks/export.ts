@@ -1,8 +1,8 @@
 /**
  * `deno task export --checkpoint PATH --out model.safetensors`: writes a checkpoint's model weights alone, under
  * torchvision's names and layouts, so that `model.load_state_dict(safetensors.torch.load_file(path), strict=True)`
- * accepts them: no `optim.` tensors, and `__metadata__` reduced to `format: "pt"` plus the architecture and class
- * names when the checkpoint has them. `--ema` writes the checkpoint's average of the weights (`--model-ema`) instead.
+ * accepts them: no `optim.` tensors, and `__metadata__` reduced to `format: "pt"` plus the architecture, the class
+ * names and the input normalisation (`normalization`: `{"mean": [...], "std": [...]}`) when the checkpoint has them. `--ema` writes the checkpoint's average of the weights (`--model-ema`) instead.
  * @module
  */
 import { parseArgs, runTask, UsageError } from "./args.ts";
@@ -44,7 +44,7 @@ In PyTorch: python3 docs/safetensors_to_torchvision.py FILE builds the matching 
 `;
 
 /** Metadata keys carried over from a checkpoint into the exported file (harmless to torch, useful to `eval`). */
-const KEPT_METADATA = ["arch_spec", "class_names"];
+const KEPT_METADATA = ["arch_spec", "class_names", "normalization"];
 
 /** Parses the export task's command line. Returns "help" for --help. @throws {UsageError} */
 export function parseExportArgs(args: string[]): ExportOptions | "help" {

@@ -564,6 +564,20 @@ export function checkDecoderFits(
 }
 
 /**
+ * The image-size rule training and evaluation share: only folder datasets (folder, imagenet) are decoded at a chosen
+ * size; CIFAR and synthetic images are 32x32 whatever {imageSize} says.
+ * @throws {ConfigError} naming `imageSize`.
+ */
+export function checkImageSizeFits(dataset: DatasetName, imageSize: number | null | undefined): void {
+  if (!isFolderDataset(dataset) && imageSize !== null && imageSize !== undefined && imageSize !== 32) {
+    throw new ConfigError(
+      "imageSize",
+      `{imageSize} ${imageSize} applies to {dataset} folder and imagenet only (${dataset} images are always 32x32)`,
+    );
+  }
+}
+
+/**
  * The rules between fields of a resolved TrainConfig. `given` holds the fields set explicitly (the rest come from
  * the recipe): a recipe's default never contradicts, an explicitly set field that has no effect does.
  * @throws {ConfigError} naming the field at fault.
@@ -587,6 +601,8 @@ export function checkTrainConfig(c: TrainConfig, given: ReadonlySet<keyof TrainC
     }
   }
   checkDecoderFits(c.decoder, c.transforms);
+  // Only when set: configurations recorded before this rule may hold another size, which never had an effect.
+  if (given.has("imageSize")) checkImageSizeFits(c.dataset, c.imageSize);
   if (given.has("milestones") && c.schedule !== "multistep") {
     fail("milestones", `{milestones} only applies to {schedule} multistep, not ${c.schedule}`);
   }

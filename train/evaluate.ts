@@ -26,11 +26,16 @@ export async function evaluate(
   model: ResNet,
   loader: BatchLoader,
   numClasses: number,
-  options: { classNames?: string[]; keepLogits?: boolean } = {},
+  options: {
+    classNames?: string[];
+    keepLogits?: boolean;
+    /** After each batch: images evaluated so far, of `total` (the loader's). */
+    onImages?: (done: number, total: number) => void;
+  } = {},
 ): Promise<Evaluation> {
   const acc = new EvalAccumulator(numClasses, options.classNames);
   const kept = options.keepLogits ? new Float32Array(loader.numImages * numClasses) : undefined;
-  let at = 0;
+  let at = 0, done = 0;
   for await (const b of loader.batches(0)) {
     const logits = tf.tidy(() => {
       const x = tf.tensor4d(b.images, [b.size, b.height, b.width, 3]);
@@ -42,6 +47,8 @@ export async function evaluate(
     acc.addLogits(data, b.labels);
     kept?.set(data, at);
     at += data.length;
+    done += b.size;
+    options.onImages?.(done, loader.numImages);
   }
   return { result: acc.result(), logits: kept };
 }

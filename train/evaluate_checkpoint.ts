@@ -3,8 +3,9 @@
  * model over a dataset split.
  *
  * - A training checkpoint (`__metadata__.format` = `resnet-webgpu-checkpoint/1`) carries the architecture, the class
- *   names and the training configuration (dataset, data folder, validation split, seed, image size); `--dataset` and
- *   `--data-dir` may point it at other data.
+ *   names, the input normalisation and the training configuration (dataset, data folder, validation split, seed,
+ *   image size); `--dataset` and `--data-dir` may point it at other data. With the normalisation and class names
+ *   recorded, a folder dataset's test split needs no train/ folder (`--split val`, held out of train/, does).
  * - A bare weights file (torchvision's `state_dict` saved with `safetensors.torch.save_file`, or `deno task export`
  *   output) carries tensors and at most `arch_spec`/`class_names` metadata: without `arch_spec` the architecture is
  *   inferred from the tensor names and shapes ({@linkcode inferResNetSpec}); `--dataset` is then required.
@@ -16,7 +17,7 @@
 export { describeSpec, inferResNetSpec } from "../models/resnet_from_state.ts";
 import { CIFAR100_CLASS_NAMES, CIFAR10_CLASS_NAMES } from "../data/class_names.ts";
 import type { ImageDecoder } from "../data/decode_rgb.ts";
-import { createLoaders, type Loaders } from "../data/loaders.ts";
+import { createLoaders, type DataConfig, type Loaders } from "../data/loaders.ts";
 import { addMissingBatchCounters, expectedShapes, inferResNetSpec, specFromJSON } from "../models/resnet_from_state.ts";
 import type { DataTransforms } from "../data/transforms.ts";
 import { SYNTHETIC_CLASSES } from "../data/synthetic.ts";
@@ -28,6 +29,8 @@ import {
   CHECKPOINT_FORMAT,
   checkpointFromContents,
   checkStateDictShapes,
+  type InputNormalization,
+  normalizationFromJSON,
   weightsFromContents,
 } from "../io/checkpoint.ts";
 import { decodeSafetensors } from "../io/safetensors.ts";
@@ -35,6 +38,7 @@ import { type EvalResult, evaluate } from "./evaluate.ts";
 import {
   type Arch,
   checkDecoderFits,
+  checkImageSizeFits,
   type DatasetName,
   type EvalConfig,
   recipeFor,
@@ -43,6 +47,7 @@ import {
 } from "./config.ts";
 import { ConfigError, literal } from "../io/config_error.ts";
 import { isFolderDataset } from "../data/folder_datasets.ts";
+import { statIfExists } from "../io/stat_if_exists.ts";
 
 /** Where the weights came from: a training checkpoint, or a bare weights file. */
 export type ModelSource = "checkpoint" | "weights";
@@ -53,6 +58,8 @@ export interface EvaluateCheckpointOptions {
   onWarning?: (message: string) => void;
   /** Dataset download progress. */
   onProgress?: (message: string) => void;
+  /** After each batch: images evaluated so far, of `total` (an evaluation of 10,000 images takes minutes). */
+  onImages?: (done: number, total: number) => void;
   /** How warnings name a configuration field (a command line passes its flags); default: the field's own name. */
   nameOf?: (field: string) => string;
 }
@@ -111,6 +118,14 @@ export async function evaluateCheckpoint(
   // Everything is checked (names, shapes, dtypes) before a model is built, so errors name the file.
   const state = checkStateDictShapes(resolved.model, expected, path);
   const data = resolveData(config, resolved.train, path);
+  if (isFolderDataset(data.dataset) && config.dataDir === null && !(await statIfExists(data.dataDir))) {
+    // Only a recorded folder can be missing here: without one, resolveData asked for dataDir.
+    throw new ConfigError(
+      "dataDir",
+      `${literal(data.dataDir)}, the data folder recorded in ${literal(path)}, is not found (moved or deleted?): ` +
+        `pass {dataDir} with where the ${data.dataset} data is now`,
+    );
+  }
   // Fixed-size datasets are checked before any data is read (or downloaded); folders once they are indexed.
   checkClassCount(spec.numClasses, data.dataset, KNOWN_CLASS_COUNTS[data.dataset], config, path);
 
@@ -124,6 +139,9 @@ export async function evaluateCheckpoint(
     transforms: data.transforms,
     decoder: data.decoder,
     augment: false,
+    // What the model's run recorded replaces what its training images would give (normalisation, classes), so
+    // that the split evaluated is all the data needed; an older file without them reads the training images.
+    ...recordedData(data, config, resolved),
   }, { onWarning: options.onWarning, onProgress: options.onProgress, nameOf: options.nameOf });
   try {
     const loader = config.split === "val" ? loaders.val : loaders.test;
@@ -140,6 +158,7 @@ export async function evaluateCheckpoint(
       const { result, logits } = await evaluate(model, loader, loaders.numClasses, {
         classNames: loaders.classNames,
         keepLogits: config.saveLogits !== null,
+        onImages: options.onImages,
       });
       return {
         result,
@@ -195,6 +214,8 @@ interface ResolvedModel {
   train: TrainConfig | null;
   /** Class names recorded with the weights, if any. */
   classNames: string[] | null;
+  /** The input normalisation recorded with the weights (checkpoints and exports since it is recorded), if any. */
+  normalization: InputNormalization | null;
   epoch?: number;
 }
 
@@ -210,7 +231,15 @@ function resolveModel(
     const state = checkpointFromContents(contents, path);
     const train = trainConfigFromJSON(state.config, `${path} metadata "config"`);
     const spec = specFromJSON(state.archSpec, `${path} metadata "arch_spec"`);
-    return { source: "checkpoint", model: state.model, spec, train, classNames: state.classNames, epoch: state.epoch };
+    return {
+      source: "checkpoint",
+      model: state.model,
+      spec,
+      train,
+      classNames: state.classNames,
+      normalization: state.normalization ?? null,
+      epoch: state.epoch,
+    };
   }
   // A bare weights file: metadata is optional and advisory; the tensors decide.
   const weights = weightsFromContents(contents);
@@ -232,6 +261,14 @@ function resolveModel(
       onWarning?.(`${path}: ignoring metadata "class_names": ${(e as Error).message}`);
     }
   }
+  let normalization: InputNormalization | null = null;
+  if (weights.metadata.normalization !== undefined) {
+    try {
+      normalization = normalizationFromJSON(JSON.parse(weights.metadata.normalization), `metadata "normalization"`);
+    } catch (e) {
+      onWarning?.(`${path}: ignoring ${(e as Error).message}`);
+    }
+  }
   if (config.dataset === null) {
     throw new ConfigError(
       "dataset",
@@ -244,6 +281,7 @@ function resolveModel(
     spec: spec ?? inferResNetSpec(weights.model, path),
     train: null,
     classNames,
+    normalization,
   };
 }
 
@@ -274,6 +312,7 @@ function resolveData(config: EvalConfig, train: TrainConfig | null, path: string
       throw new ConfigError(key, `{${key}} applies to {dataset} folder and imagenet only`);
     }
   }
+  checkImageSizeFits(dataset, config.imageSize);
   const folder = isFolderDataset(dataset);
   const transforms = folder ? config.transforms ?? (sameData ? train.transforms : "imagenet") : undefined;
   const decoder = folder ? config.decoder ?? (sameData ? train.decoder : "sharp") : undefined;
@@ -312,6 +351,26 @@ function resolveData(config: EvalConfig, train: TrainConfig | null, path: string
     transforms,
     decoder,
   };
+}
+
+/**
+ * What the data loaders take from the model's record: a folder dataset with transforms "cifar" is normalised with
+ * the recorded mean/std (what the model was trained on) instead of the training images'; the test split of a
+ * `folder` dataset without train/ images is labelled by the recorded classes, when nothing else needs train/.
+ */
+function recordedData(
+  data: ResolvedData,
+  config: EvalConfig,
+  resolved: ResolvedModel,
+): Pick<DataConfig, "normalization" | "classNames"> {
+  if (!isFolderDataset(data.dataset)) return {};
+  const normalization = data.transforms === "cifar" && resolved.normalization ? resolved.normalization : undefined;
+  // The imagenet transforms normalise with ImageNet's constants: only "cifar" needs train/ for its statistics.
+  const trainNotNeeded = config.split === "test" && (data.transforms !== "cifar" || normalization !== undefined);
+  const classNames = data.dataset === "folder" && trainNotNeeded && resolved.classNames
+    ? resolved.classNames
+    : undefined;
+  return { ...(normalization ? { normalization } : {}), ...(classNames ? { classNames } : {}) };
 }
 
 function warnOnClassNames(

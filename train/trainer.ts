@@ -233,7 +233,9 @@ async function runLoop(
   }
   const schedule = scheduleConfigFor(config, stepsPerEpoch);
   const runLog = new RunLog(config.out);
-  const run = { config, classNames: loaders.classNames, archSpec: spec };
+  // The normalisation is recorded: a folder's under --transforms cifar is its training images' own (data/loaders.ts).
+  const normalization = { mean: loaders.mean, std: loaders.std };
+  const run = { config, classNames: loaders.classNames, archSpec: spec, normalization };
   const saver = new CheckpointSaver(config.out, { model, optimizer, ema, run, keep: config.keep, log });
   let position = { epoch: 0, batch: 0 };
   let globalStep = 0;
@@ -306,7 +308,7 @@ async function runLoop(
   } else if (config.init) {
     await initFrom(config.init, model, log);
   }
-  if (dp.isRoot) await runLog.writeConfig({ ...config, spec, classNames: loaders.classNames });
+  if (dp.isRoot) await runLog.writeConfig({ ...config, spec, classNames: loaders.classNames, normalization });
 
   const stepOptions = { labelSmoothing: config.labelSmoothing, clipGradNorm: config.clipGradNorm };
   const step = makeTrainStep(model, optimizer, stepOptions);

@@ -233,6 +233,7 @@ export class BrowserTrainer {
       bestMetric: null,
       classNames: this.data.classNames,
       archSpec: this.spec,
+      normalization: this.data.normalization,
     });
   }
 

@@ -476,3 +476,110 @@ Deno.test({
     }
   },
 });
+
+Deno.test("folder: with val/ and test/ both present, val/ is evaluated and test/ ignored, said once", async () => {
+  const dir = await Deno.makeTempDir();
+  try {
+    const root = join(dir, "three");
+    // Nothing is decoded while indexing: names are enough.
+    for (const name of ["train/a/1.jpg", "train/b/1.jpg", "val/a/2.jpg", "test/a/3.jpg", "test/b/4.jpg"]) {
+      await Deno.mkdir(join(root, name, ".."), { recursive: true });
+      await Deno.writeFile(join(root, name), new Uint8Array([1]));
+    }
+    await tar(["-cf", join(dir, "three.tar"), "-C", dir, "three"]);
+    const said = `${root}: val/ and test/ both exist: val/ is the evaluation split; test/ is ignored`;
+    for (const source of [root, join(dir, "three.tar")]) {
+      const warnings: string[] = [];
+      const index = await indexFolderDataset(source, { onWarning: (m) => warnings.push(m) });
+      assertEquals([index.testFolder, index.test.labels.length], ["val", 1]);
+      assertEquals(warnings, [said.replace(root, source)]);
+    }
+    // Through the loaders' warning callback, as deno task train and eval print it.
+    const warnings: string[] = [];
+    const loaders = await createLoaders(
+      { dataset: "folder", dataDir: root, valSplit: 0, seed: 0, batchSize: 1, imageSize: 8, workers: 0 },
+      { onWarning: (m) => warnings.push(m) },
+    );
+    await closeAll(loaders);
+    assertEquals([loaders.test.numImages, warnings], [1, [said]]);
+  } finally {
+    await Deno.remove(dir, { recursive: true });
+  }
+});
+
+Deno.test("folder, evaluating a trained model: recorded classes and normalisation make test/ alone enough", async () => {
+  const dir = await Deno.makeTempDir();
+  try {
+    const size = 16;
+    const root = await makeSmallTree(dir, size);
+    const recorded = {
+      mean: [0.25, 0.5, 0.75] as [number, number, number],
+      std: [0.5, 0.25, 0.125] as [number, number, number],
+    };
+    const config = {
+      dataset: "folder" as const,
+      dataDir: root,
+      valSplit: 0,
+      seed: 1,
+      batchSize: 2,
+      imageSize: size,
+      transforms: "cifar" as const,
+      workers: 0,
+    };
+    // With train/ there, the recorded mean/std replace its statistics and its images are not even decoded.
+    const warnings: string[] = [];
+    let l = await createLoaders({ ...config, normalization: recorded }, { onWarning: (m) => warnings.push(m) });
+    try {
+      assertEquals([l.mean, l.std, l.train.numImages, l.test.numImages, warnings], [
+        recorded.mean,
+        recorded.std,
+        0,
+        2,
+        [], // the broken training images were never read
+      ]);
+      const [test] = await collect(l.test);
+      for (const [k, rgb] of [[0, PNG_RGB], [1, RGB]] as const) {
+        for (let c = 0; c < 3; c++) {
+          const byte = (test.images[k * size * size * 3 + c] * recorded.std[c] + recorded.mean[c]) * 255;
+          assert(Math.abs(byte - rgb[c]) < 3, `image ${k} channel ${c}: ${byte} vs ${rgb[c]}`);
+        }
+      }
+    } finally {
+      await closeAll(l);
+    }
+    // Validation images are held out of train/, which is then decoded (and normalised as recorded).
+    l = await createLoaders({ ...config, valSplit: 1, normalization: recorded });
+    await closeAll(l);
+    assertEquals([l.mean, l.train.numImages + l.val!.numImages], [recorded.mean, 4]);
+
+    await Deno.remove(join(root, "train"), { recursive: true });
+    await rejects(indexFolderDataset(root), /small: holds neither a train\/ folder nor \.tar\/\.tar\.gz archives/);
+    // The classes come from the record: test/ need not hold them all, but may hold no other.
+    const index = await indexFolderDataset(root, { classNames: ["a", "b", "c"] });
+    assertEquals([index.classNames, [...index.test.labels], index.train.labels.length], [["a", "b", "c"], [0, 1], 0]);
+    await rejects(
+      indexFolderDataset(root, { classNames: ["a", "c"] }),
+      /small: test\/b\/ is not one of the 2 classes the model was trained on/,
+    );
+    await Deno.mkdir(join(root, "train")); // an empty train/ is no train/
+    assertEquals((await indexFolderDataset(root, { classNames: ["a", "b"] })).test.labels.length, 2);
+    l = await createLoaders({ ...config, normalization: recorded, classNames: ["a", "b"] });
+    await closeAll(l);
+    assertEquals([l.classNames, l.test.numImages, l.train.numImages], [["a", "b"], 2, 0]);
+    // The imagenet transforms normalise with fixed constants: the classes are all they need.
+    l = await createLoaders({ ...config, transforms: "imagenet", classNames: ["a", "b"] });
+    try {
+      assertEquals([l.mean, l.test.numImages], [IMAGENET_NORMALIZATION.mean, 2]);
+      assertStrictEquals((await collect(l.test)).length, 1);
+    } finally {
+      await closeAll(l);
+    }
+    // Without a recorded normalisation, transforms cifar has nothing to take its mean/std from.
+    await rejects(
+      createLoaders({ ...config, classNames: ["a", "b"] }),
+      /small: no training images to take the mean\/std of transforms "cifar" from/,
+    );
+  } finally {
+    await Deno.remove(dir, { recursive: true });
+  }
+});

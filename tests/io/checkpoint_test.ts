@@ -79,6 +79,7 @@ function checkpointState(globalStep: number, seed = 1): CheckpointState {
     bestMetric: 0.8125,
     classNames: ["airplane", "automobile", "bird"],
     archSpec: { arch: "resnet18", stem: "cifar", width: 2, numClasses: 10 },
+    normalization: { mean: [0.49, 0.48, 0.45], std: [0.25, 0.24, 0.26] },
   };
 }
 
@@ -120,6 +121,12 @@ Deno.test("checkpoint round trip is bit-exact: model, momentum buffers and every
     decodeCheckpoint(encodeCheckpoint({ ...state, bestMetric: null, rng: undefined })).bestMetric,
     null,
   );
+  // Checkpoints written before the normalisation was recorded have none, and read back without it.
+  const { normalization: _n, ...older } = state;
+  const file = encodeCheckpoint(older);
+  assertStrictEquals(decodeSafetensors(file).metadata.normalization, undefined);
+  assertStrictEquals("normalization" in decodeCheckpoint(file), false);
+  assertEquals(decodeSafetensors(encodeCheckpoint(state)).metadata.normalization, JSON.stringify(state.normalization));
 });
 
 Deno.test("the weight average round-trips as ema.<name> and ema.n_averaged; weights files read it only with ema", () => {
@@ -181,6 +188,7 @@ Deno.test("a checkpoint is plain safetensors: bare torchvision names, optim.<nam
     best_metric: "0.8125",
     class_names: '["airplane","automobile","bird"]',
     arch_spec: JSON.stringify(state.archSpec),
+    normalization: '{"mean":[0.49,0.48,0.45],"std":[0.25,0.24,0.26]}',
   });
 });
 
@@ -204,6 +212,11 @@ Deno.test("decodeCheckpoint rejects bad metadata and inconsistent optimizer stat
     ],
     [withMeta({ best_metric: '"high"' }), /"best_metric" must be a number or null, got "high"/],
     [withMeta({ class_names: "[1,2]" }), /"class_names" must be an array of strings, got \[1,2\]/],
+    [
+      withMeta({ normalization: '{"mean":[0.5,0.5],"std":[1,1,1]}' }),
+      /^c\.st: checkpoint metadata "normalization" must be \{"mean": \[r, g, b\], "std": \[r, g, b\]\} \(stds > 0\), got \{"mean":\[0\.5,0\.5\]/,
+    ],
+    [withMeta({ normalization: '{"mean":[0,0,0],"std":[1,0,1]}' }), /"normalization" must be .*"std":\[1,0,1\]/],
   ];
   const stray = new Map(tensors);
   stray.set("optim.nope.weight", { dtype: "F32", shape: [1], data: new Float32Array(1) });
@@ -246,6 +259,10 @@ Deno.test("encodeCheckpoint refuses states it could not restore faithfully", () 
     [{ bestMetric: NaN }, /bestMetric must be a finite number or null, got NaN/],
     [{ classNames: [1] as unknown as string[] }, /classNames must be an array of strings/],
     [{ rng: { big: 1n } }, /rng is not JSON-serialisable/],
+    [
+      { normalization: { mean: [0, 0, NaN], std: [1, 1, 1] } },
+      /cannot encode checkpoint: normalization must be \{"mean": \[r, g, b\], "std": \[r, g, b\]\}/,
+    ],
     [{ model: new Map([...s.model, ["optim.x", s.model.get("fc.bias")!]]) }, /"optim\.x" uses the reserved prefix/],
     [{ optimizer: new Map([["fc.bias", s.model.get("fc.weight")!]]) }, /"optim\.fc\.bias" is F32 \[10,16\] but/],
   ];

@@ -70,7 +70,12 @@ export async function writeFixtureRun(
 ): Promise<TrainConfig> {
   const config = fixtureConfig(dir, ...(options.flags ?? []));
   const log = new RunLog(dir);
-  await log.writeConfig({ ...config, spec: FIXTURE_EVAL.spec, classNames: ["a", "b", "c"] });
+  await log.writeConfig({
+    ...config,
+    spec: FIXTURE_EVAL.spec,
+    classNames: ["a", "b", "c"],
+    normalization: { mean: [0.5, 0.5, 0.5], std: [0.25, 0.25, 0.25] }, // as train/trainer.ts writes it
+  });
   for (let e = 1; e <= top1s.length; e++) await log.appendEpoch(fixtureRecord(config, e, top1s[e - 1]));
   if (options.eval) await Deno.writeTextFile(`${dir}/eval.json`, JSON.stringify(FIXTURE_EVAL));
   if (options.running) {

@@ -24,7 +24,13 @@ import { UsageError, usageErrorFrom } from "../../tasks/args.ts";
 import { parseEvalArgs } from "../../tasks/eval_flags.ts";
 import { parseTrainArgs } from "../../tasks/train_flags.ts";
 import { exportWeights } from "../../tasks/export.ts";
-import { abbreviateNames, type EvalReport, formatEvalReport, MAX_PRINTED_CONFUSION } from "../../tasks/eval.ts";
+import {
+  abbreviateNames,
+  type EvalReport,
+  formatEvalReport,
+  MAX_PRINTED_CONFUSION,
+  progressLines,
+} from "../../tasks/eval.ts";
 
 // ---------------------------------------------------------------------------------------------------------------
 // Spec inference (pure: names and shapes from stateLayout, no tensors).
@@ -152,6 +158,20 @@ Deno.test("formatEvalReport: header, metrics, per-class table and a confusion ma
   assertEquals(lines[header + 1].trim().split(/\s+/), ["airpl", "autom", "bird"]);
   assertEquals(lines[header + 2].trim().split(/\s+/), ["airplane", "3", "1", "0"]);
   assertEquals(lines[header + 3].trim().split(/\s+/), ["automobile", "0", "2", "2"]);
+});
+
+Deno.test("progressLines: one line per tenth of the images, thousands separated, the last at the end", () => {
+  const lines: string[] = [];
+  const report = progressLines((l) => lines.push(l));
+  for (let done = 256; done < 10_000; done += 256) report(done, 10_000);
+  report(10_000, 10_000);
+  assertStrictEquals(lines.length, 10);
+  assertEquals(lines.slice(0, 2), ["evaluated 1,024/10,000 images", "evaluated 2,048/10,000 images"]);
+  assertStrictEquals(lines.at(-1), "evaluated 10,000/10,000 images");
+  // A single batch says it once.
+  const one: string[] = [];
+  progressLines((l) => one.push(l))(12, 12);
+  assertEquals(one, ["evaluated 12/12 images"]);
 });
 
 Deno.test("evalReportFromJSON accepts a report and names the field of a broken one", () => {
@@ -302,6 +322,9 @@ Deno.test({
           `${dir}/eval.json`,
         );
         assertStrictEquals(out.code, 0, out.stderr);
+        // Progress on stderr, once per tenth done: batches of 100 of 512 images.
+        const progress = out.stderr.split("\n").filter((l) => l.startsWith("evaluated "));
+        assertEquals(progress, [100, 200, 300, 400, 500, 512].map((n) => `evaluated ${n}/512 images`));
         const r = fromCheckpoint = lastJsonLine(out.stdout);
         // --out-json writes the same object, in a form the run report accepts.
         const saved = JSON.parse(await Deno.readTextFile(`${dir}/eval.json`));
@@ -384,6 +407,23 @@ Deno.test({
           [["--checkpoint", bare, "--dataset", "synthetic", "--split", "val"], 2, /--split val needs a training/],
           [["--checkpoint", bare, "--dataset", "synthetic", "--width", "8"], 2, /--width 8 contradicts/],
           [["--checkpoint", checkpoint, "--arch", "resnet50"], 2, /--arch resnet50 contradicts/],
+          // Output paths are checked before the evaluation, not after it.
+          [
+            ["--checkpoint", checkpoint, "--out-json", `${dir}/nodir/e.json`],
+            2,
+            /^error: --out-json \S+nodir\/e\.json: the folder \S+nodir does not exist \(see --help\)\n$/,
+          ],
+          [
+            ["--checkpoint", checkpoint, "--save-logits", `${dir}/nodir/l.npy`],
+            2,
+            /^error: --save-logits \S+nodir\/l\.npy: the folder \S+nodir does not exist/,
+          ],
+          [["--checkpoint", checkpoint, "--out-json", dir], 2, /^error: --out-json \S+: is a folder; expected a file/],
+          [
+            ["--checkpoint", checkpoint, "--image-size", "64"],
+            2,
+            /--image-size 64 applies to --dataset folder and imagenet only \(synthetic images are always 32x32\)/,
+          ],
         ];
         const results = await Promise.all(cases.map(([args]) => runEval(...args)));
         results.forEach((out, i) => {
@@ -393,6 +433,31 @@ Deno.test({
           assertStrictEquals(out.stdout.trim(), "", `${args.join(" ")} printed a report`);
         });
       });
+
+      await t.step("a file that fails to be written after all: the results were printed before", async () => {
+        // 250 characters pass the up-front check; the atomic write's temporary name beside it is too long.
+        const long = `${dir}/${"e".repeat(245)}.json`;
+        const out = await runEval("--checkpoint", checkpoint, "--json", "--batch-size", `${BATCH}`, "--out-json", long);
+        assertStrictEquals(out.code, 1, out.stderr);
+        assert(/^error: .*e\.json/m.test(out.stderr), out.stderr);
+        assertEquals(lastJsonLine(out.stdout), fromCheckpoint);
+      });
+
+      await t.step(
+        "a data folder recorded in the checkpoint that has moved: named as such, --data-dir advised",
+        async () => {
+          const moved = `${dir}/moved.safetensors`;
+          const gone = `${dir}/messy`; // never created
+          await writeCheckpoint(moved, state, trainConfig("--dataset", "folder", "--data-dir", gone), spec);
+          const out = await runEval("--checkpoint", moved);
+          assertStrictEquals(out.code, 2, out.stderr);
+          assertStrictEquals(
+            out.stderr.trim(),
+            `error: ${gone}, the data folder recorded in ${moved}, is not found (moved or deleted?): pass --data-dir ` +
+              "with where the folder data is now (see --help)",
+          );
+        },
+      );
 
       await t.step("deno task export output: its arch_spec metadata is used and must fit the tensors", async () => {
         const exported = `${dir}/exported.safetensors`;

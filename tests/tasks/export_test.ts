@@ -72,6 +72,7 @@ async function withCheckpoint(fn: (dir: string, checkpoint: string) => Promise<v
         bestMetric: 0.5,
         classNames: ["a", "b"],
         archSpec: { arch: "resnet18" },
+        normalization: { mean: [0.5, 0.25, 0.125], std: [0.2, 0.3, 0.4] },
       }),
     );
     await fn(dir, checkpoint);
@@ -96,7 +97,13 @@ Deno.test("exportWeights writes exactly the model's tensors, byte for byte, with
         Array.from(t.data as Iterable<number | bigint>),
       ], name);
     }
-    assertEquals(metadata, { format: "pt", arch_spec: '{"arch":"resnet18"}', class_names: '["a","b"]' });
+    // The normalisation too: what a torchvision user must feed the model (README: evaluating elsewhere).
+    assertEquals(metadata, {
+      format: "pt",
+      arch_spec: '{"arch":"resnet18"}',
+      class_names: '["a","b"]',
+      normalization: '{"mean":[0.5,0.25,0.125],"std":[0.2,0.3,0.4]}',
+    });
     assertStrictEquals(result.bytes, (await Deno.stat(`${dir}/model.safetensors`)).size);
     // Exporting an exported file is the identity (a weights file is accepted as input too).
     await exportWeights({ checkpoint: `${dir}/model.safetensors`, out: `${dir}/again.safetensors` });

@@ -245,6 +245,10 @@ Deno.test("flags override the recipe and are converted to their types", () => {
     "0",
     "--image-size",
     "40",
+    "--dataset", // --image-size applies to folder datasets only
+    "folder",
+    "--data-dir",
+    "d",
   );
   assertEquals(
     [c.epochs, c.batchSize, c.lr, c.nesterov, c.weightDecay, c.schedule, c.milestones, c.gamma, c.warmupEpochs],
@@ -338,6 +342,18 @@ Deno.test("contradictory flags are UsageErrors naming a flag", () => {
     /--decoder applies to --dataset folder and imagenet only/,
   );
   usage(["--dataset", "folder", "--data-dir", "d", "--decoder", "js"], "--decoder", /needs --transforms cifar/);
+  // CIFAR-style data is 32x32 whatever the flag says: a size it would silently ignore is refused.
+  for (const dataset of ["synthetic", "cifar10", "cifar100"]) {
+    usage(
+      ["--dataset", dataset, "--image-size", "64"],
+      "--image-size",
+      new RegExp(
+        `--image-size 64 applies to --dataset folder and imagenet only \\(${dataset} images are always 32x32\\)`,
+      ),
+    );
+  }
+  assertEquals(train("--dataset", "synthetic", "--image-size", "32").imageSize, 32);
+  assertEquals(train("--dataset", "folder", "--data-dir", "d", "--image-size", "64").imageSize, 64);
   usage(
     ["--dataset", "folder", "--data-dir", "d", "--transforms", "big"],
     "--transforms",

@@ -13,6 +13,7 @@ import { parseTrainArgs } from "../../tasks/train_flags.ts";
 import { evaluateCheckpoint } from "../../train/evaluate_checkpoint.ts";
 import { loadSharp } from "../../data/image_decode.ts";
 import { generateSynthetic } from "../../data/synthetic.ts";
+import { createLoaders } from "../../data/loaders.ts";
 import { makeDataParallelStep, makeTrainStep } from "../../train/train_step.ts";
 import type { Collective } from "../../dist/collective.ts";
 import { NonFiniteLossError, train, type TrainHooks } from "../../train/trainer.ts";
@@ -340,6 +341,38 @@ Deno.test("a class folder of small JPEGs trains with --transforms cifar --decode
     asCommandLine(evaluateCheckpoint(evalArgs("--dataset", "synthetic", "--decoder", "sharp") as EvalConfig)),
     /--decoder applies to --dataset folder and imagenet only/,
   );
+  // The mean/std the run normalised with (its training images' own) are recorded, in the checkpoint and config.json.
+  const loaders = await createLoaders({
+    dataset: "folder",
+    dataDir: root,
+    valSplit: 0,
+    seed: 0,
+    batchSize: 12,
+    transforms: "cifar",
+    decoder: "js",
+    workers: 0,
+  });
+  await Promise.all([loaders.train.close(), loaders.test.close()]);
+  assertEquals(state.normalization, { mean: loaders.mean, std: loaders.std });
+  assertEquals(saved.normalization, state.normalization);
+  // eval uses them, so the test split alone is enough: the same result without train/.
+  await Deno.rename(`${root}/train`, `${root}/train-moved`);
+  try {
+    const alone = await evaluateCheckpoint(evalArgs() as EvalConfig);
+    assertEquals(
+      [alone.result.count, alone.result.top1, alone.result.loss],
+      [12, evaluation.result.top1, evaluation.result.loss],
+    );
+    // A checkpoint from before they were recorded still takes them from train/, which it needs.
+    const { normalization: _n, ...older } = state;
+    await Deno.writeFile(`${out}/older.safetensors`, encodeCheckpoint(older));
+    await rejects(
+      evaluateCheckpoint(parseEvalArgs(["--checkpoint", `${out}/older.safetensors`]) as EvalConfig),
+      /jpegs: holds neither a train\/ folder nor \.tar\/\.tar\.gz archives/,
+    );
+  } finally {
+    await Deno.rename(`${root}/train-moved`, `${root}/train`);
+  }
 });
 
 Deno.test({
