@@ -284,7 +284,7 @@ async function runLoop(
           (point.rng as ResumeExtras).worldSize ?? 1,
           point.path,
           config.allowConfigChange,
-          log,
+          (warning) => log(new FieldMessageError(warning).describe(hooks.nameOf ?? ((field) => field))),
         );
         restartEpoch = worldChanged || dataChanged || changes.some((c) => ORDER_FIELDS.includes(c.field));
       }))
