@@ -143,11 +143,19 @@ export async function train(config: TrainConfig, hooks: TrainHooks = {}): Promis
   // One process per run folder, taken before the data is loaded so that a second run stops at once.
   await Deno.mkdir(config.out, { recursive: true });
   const lock = await acquireRunLock(config.out, (m) => log(`warning: ${m}`));
+  let result: TrainResult;
   try {
-    return await trainLocked(config, hooks, log, collective);
-  } finally {
-    await lock.release();
+    result = await trainLocked(config, hooks, log, collective);
+  } catch (e) {
+    // The error that stopped the run is the one to tell: a lock that cannot be removed too (the same read-only or full
+    // disk, most often) is a warning, and the next run takes the stale lock over.
+    await lock.release().catch((r) =>
+      log(`warning: ${lock.path} not removed (${r instanceof Error ? r.message : r}); the next run takes it over`)
+    );
+    throw e;
   }
+  await lock.release();
+  return result;
 }
 
 async function trainLocked(
