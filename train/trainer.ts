@@ -22,6 +22,7 @@ import { SGD, sgdOptionsFor } from "./sgd.ts";
 import { checkResumeConfig, ConfigError, resumeConflicts, type TrainConfig, trainConfigFromJSON } from "./config.ts";
 import { FieldMessageError, literal } from "../io/config_error.ts";
 import { acquireRunLock } from "../io/run_lock.ts";
+import { makeRunFolder } from "./run_folder.ts";
 import { makeDataParallelStep, makeTrainStep } from "./train_step.ts";
 import { type Collective, LocalCollective } from "../dist/collective.ts";
 import { checkSameConfig, DataParallel } from "./data_parallel.ts";
@@ -141,7 +142,7 @@ export async function train(config: TrainConfig, hooks: TrainHooks = {}): Promis
   await checkSameConfig(collective, config);
   if (collective.rank !== 0) return await trainLocked(config, hooks, log, collective);
   // One process per run folder, taken before the data is loaded so that a second run stops at once.
-  await Deno.mkdir(config.out, { recursive: true });
+  await makeRunFolder(config.out);
   const lock = await acquireRunLock(config.out, (m) => log(`warning: ${m}`));
   let result: TrainResult;
   try {

@@ -505,6 +505,28 @@ Deno.test("a full disk or a read-only folder during a save stops the run by name
   await Deno.remove(`${tmp}/EROFS/run.lock`);
 });
 
+const rejectsAsUsage = (run: () => Promise<unknown>, field: string, message: string) =>
+  rejects(run, (e: Error) => {
+    assert(e instanceof ConfigError, String(e));
+    assertEquals([e.field, usageErrorFrom(e).message], [field, message]);
+    return true;
+  });
+
+Deno.test("a run folder that cannot be created is refused by name", async () => {
+  const mkdir = Deno.mkdir;
+  (Deno as { mkdir: typeof Deno.mkdir }).mkdir = (path) =>
+    Promise.reject(new Error(`Read-only file system (os error 30): mkdir '${path}'`));
+  try {
+    await rejectsAsUsage(
+      () => train(config(`${tmp}/read-only/run`), { data: DATA }),
+      "out",
+      `--out ${tmp}/read-only/run: cannot create the run folder (Read-only file system)`,
+    );
+  } finally {
+    (Deno as { mkdir: typeof Deno.mkdir }).mkdir = mkdir;
+  }
+});
+
 Deno.test("a --resume or --init file that does not exist is a usage error naming the flag, before the GPU starts", async () => {
   for (const flag of ["--resume", "--init"]) {
     const { code, stderr } = await trainTask(
