@@ -21,8 +21,8 @@ export type { EpochRecord };
 import { SGD, sgdOptionsFor } from "./sgd.ts";
 import { checkResumeConfig, ConfigError, resumeConflicts, type TrainConfig, trainConfigFromJSON } from "./config.ts";
 import { FieldMessageError, literal } from "../io/config_error.ts";
-import { acquireRunLock } from "../io/run_lock.ts";
-import { makeRunFolder } from "./run_folder.ts";
+import { acquireRunLock, type RunLock } from "../io/run_lock.ts";
+import { makeRunFolder, removeEmptyRunFolder } from "./run_folder.ts";
 import { makeDataParallelStep, makeTrainStep } from "./train_step.ts";
 import { type Collective, LocalCollective } from "../dist/collective.ts";
 import { checkSameConfig, DataParallel } from "./data_parallel.ts";
@@ -142,8 +142,14 @@ export async function train(config: TrainConfig, hooks: TrainHooks = {}): Promis
   await checkSameConfig(collective, config);
   if (collective.rank !== 0) return await trainLocked(config, hooks, log, collective);
   // One process per run folder, taken before the data is loaded so that a second run stops at once.
-  await makeRunFolder(config.out);
-  const lock = await acquireRunLock(config.out, (m) => log(`warning: ${m}`));
+  const created = await makeRunFolder(config.out);
+  let lock: RunLock;
+  try {
+    lock = await acquireRunLock(config.out, (m) => log(`warning: ${m}`));
+  } catch (e) {
+    if (created) await removeEmptyRunFolder(config.out);
+    throw e;
+  }
   let result: TrainResult;
   try {
     result = await trainLocked(config, hooks, log, collective);
@@ -153,6 +159,8 @@ export async function train(config: TrainConfig, hooks: TrainHooks = {}): Promis
     await lock.release().catch((r) =>
       log(`warning: ${lock.path} not removed (${r instanceof Error ? r.message : r}); the next run takes it over`)
     );
+    // A failed start (no data, a bad split) leaves no empty folder behind for the dashboard to list.
+    if (created) await removeEmptyRunFolder(config.out);
     throw e;
   }
   await lock.release();

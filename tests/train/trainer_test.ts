@@ -527,6 +527,26 @@ Deno.test("a run folder that cannot be created is refused by name", async () => 
   }
 });
 
+/** The names and modification times of what `dir` holds. */
+const listing = (dir: string) =>
+  [...Deno.readDirSync(dir)].map((e) => `${e.name} ${Deno.statSync(`${dir}/${e.name}`).mtime?.getTime()}`).sort();
+
+Deno.test("a failed start removes the run folder it created, and leaves one that existed", async () => {
+  const out = `${tmp}/new/run`;
+  const tooLarge = "--val-split must be an integer in [0, 95] (the training set has 96 images), received 96";
+  await rejectsAsUsage(() => train(config(out, "--val-split=96"), { data: DATA }), "valSplit", tooLarge);
+  assertEquals(await Deno.stat(out).then(() => "left", () => "removed"), "removed");
+  await Deno.mkdir(out);
+  await rejectsAsUsage(() => train(config(out, "--val-split=96"), { data: DATA }), "valSplit", tooLarge);
+  assertEquals(listing(out), [], "the folder it did not create stays, empty");
+  await Deno.remove(out);
+  // The command line: a usage error naming the flag (the synthetic set has 1024 training images), no folder left.
+  const { code, stderr } = await trainTask("--dataset=synthetic", "--width=2", "--val-split=1024", `--out=${out}`);
+  assertEquals(code, 2, stderr);
+  assert(stderr.startsWith("error: --val-split must be an integer in [0, 1023] (the training set has 1024 "), stderr);
+  assertEquals(await Deno.stat(out).then(() => "left", () => "removed"), "removed");
+});
+
 Deno.test("a --resume or --init file that does not exist is a usage error naming the flag, before the GPU starts", async () => {
   for (const flag of ["--resume", "--init"]) {
     const { code, stderr } = await trainTask(
