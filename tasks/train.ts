@@ -14,6 +14,7 @@ import { initWebGPU } from "../kernels/webgpu_backend.ts";
 import { formatEpochSummary, formatProgress } from "./progress.ts";
 import { parseTrainArgs, trainHelp } from "./train_flags.ts";
 import { train } from "../train/trainer.ts";
+import { checkRunFolder } from "../train/run_folder.ts";
 import { progressWriter } from "../report/run_progress.ts";
 import { writeRunReport } from "../report/write_report.ts";
 import { openCollective } from "../dist/open_collective.ts";
@@ -46,6 +47,8 @@ if (import.meta.main) {
     }
     // Under mpirun/srun: this process is one rank of a data-parallel job (MPI is loaded only then).
     collective = openCollective({ timeoutSeconds: config.collectiveTimeout });
+    // A folder that holds a run and no --resume: said before the GPU starts (train() checks again under the lock).
+    if (collective.rank === 0) await checkRunFolder(config);
     const adapter = await initWebGPU();
     registerFastKernels();
     // Rank 0 alone prints and writes the run's files (the trainer calls no hook on the others).

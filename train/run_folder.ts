@@ -1,10 +1,68 @@
 /**
- * The run folder (`out`) at the start and the failed end of a run: creating it with an error that names the field, and
- * removing it again when a run that created it failed before writing anything.
+ * The run folder (`out`) at the start and the failed end of a run: whether it already holds a run that a new one would
+ * mix its logs and checkpoints into, creating it with an error that names the field, and removing it again when a run
+ * that created it failed before writing anything.
  * @module
  */
+import { basename, join } from "node:path";
 import { ConfigError, literal } from "../io/config_error.ts";
+import { BEST_CHECKPOINT, LAST_CHECKPOINT, listStepCheckpoints } from "../io/checkpoint_dir.ts";
 import { statIfExists } from "../io/stat_if_exists.ts";
+import { RunLog } from "./run_log.ts";
+import type { TrainConfig } from "./config.ts";
+
+/** What a run folder holds of an earlier run. */
+export interface HeldRun {
+  /** The last epoch logged in `metrics.jsonl` (0: none). */
+  epochs: number;
+  /** The file name of its newest checkpoint (`last`, else the newest step file, else `best`), if any. */
+  checkpoint?: string;
+}
+
+/** What run folder `out` holds of a run: logged epochs or a checkpoint; null when neither (absent, empty, new). */
+export async function heldRun(out: string): Promise<HeldRun | null> {
+  // Lenient: a damaged log still holds a run, and this is no place to fail on it.
+  const { records } = await new RunLog(out).readMetricsLenient();
+  const epochs = records.at(-1)?.epoch ?? 0;
+  const steps = await listStepCheckpoints(out);
+  const names = [LAST_CHECKPOINT, ...steps.reverse().map((s) => basename(s.path))];
+  let checkpoint: string | undefined;
+  for (const name of [...names, BEST_CHECKPOINT]) {
+    if ((await statIfExists(join(out, name)))?.isFile) {
+      checkpoint = name;
+      break;
+    }
+  }
+  return epochs > 0 || checkpoint !== undefined ? { epochs, ...(checkpoint && { checkpoint }) } : null;
+}
+
+/**
+ * Refuses a run folder whose earlier run this one would overwrite or append to: without `resume` a folder that holds
+ * a run (a new run would log its epoch 1 after the old epochs and rewrite `config.json` beside the old checkpoints);
+ * with `resume` "auto" a folder that holds logged epochs but no checkpoint (the new run's logs would follow them).
+ * Checks only; call it before anything in the folder is written.
+ * @throws {ConfigError} on field `out`.
+ */
+export async function checkRunFolder(config: Pick<TrainConfig, "out" | "resume">): Promise<void> {
+  if (config.resume !== null && config.resume !== "auto") return; // an explicit checkpoint: its epoch says where
+  const held = await heldRun(config.out);
+  if (held === null) return;
+  const out = literal(config.out);
+  const epochs = held.epochs === 0 ? "no epoch finished" : `${held.epochs} epoch${held.epochs === 1 ? "" : "s"}`;
+  if (config.resume === null) {
+    throw new ConfigError(
+      "out",
+      `{out} ${out} already holds a run (${epochs}, ${held.checkpoint ?? "no checkpoint"}); ` +
+        (held.checkpoint ? "continue it with {resume} auto, or choose another {out}" : "choose another {out}"),
+    );
+  }
+  if (held.checkpoint === undefined) {
+    throw new ConfigError(
+      "out",
+      `{out} ${out} holds the logs of a run (${epochs}) but no checkpoint to continue from; choose another {out}`,
+    );
+  }
+}
 
 /**
  * Creates run folder `out` (and its parents) unless it exists; returns whether it did, so that a run that fails before

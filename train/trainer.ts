@@ -22,7 +22,7 @@ import { SGD, sgdOptionsFor } from "./sgd.ts";
 import { checkResumeConfig, ConfigError, resumeConflicts, type TrainConfig, trainConfigFromJSON } from "./config.ts";
 import { FieldMessageError, literal } from "../io/config_error.ts";
 import { acquireRunLock, type RunLock } from "../io/run_lock.ts";
-import { makeRunFolder, removeEmptyRunFolder } from "./run_folder.ts";
+import { checkRunFolder, makeRunFolder, removeEmptyRunFolder } from "./run_folder.ts";
 import { makeDataParallelStep, makeTrainStep } from "./train_step.ts";
 import { type Collective, LocalCollective } from "../dist/collective.ts";
 import { checkSameConfig, DataParallel } from "./data_parallel.ts";
@@ -152,6 +152,8 @@ export async function train(config: TrainConfig, hooks: TrainHooks = {}): Promis
   }
   let result: TrainResult;
   try {
+    // Under the lock, before anything is written: a folder that holds a run is continued (resume) or left alone.
+    await checkRunFolder(config);
     result = await trainLocked(config, hooks, log, collective);
   } catch (e) {
     // The error that stopped the run is the one to tell: a lock that cannot be removed too (the same read-only or full

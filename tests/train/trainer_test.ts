@@ -16,6 +16,7 @@ import { generateSynthetic } from "../../data/synthetic.ts";
 import { makeDataParallelStep, makeTrainStep } from "../../train/train_step.ts";
 import type { Collective } from "../../dist/collective.ts";
 import { NonFiniteLossError, train, type TrainHooks } from "../../train/trainer.ts";
+import { RunLog } from "../../train/run_log.ts";
 
 await initWebGPU();
 registerFastKernels();
@@ -344,14 +345,14 @@ Deno.test("a class folder of small JPEGs trains with --transforms cifar --decode
 
 const TRAIN_TASK = new URL("../../tasks/train.ts", import.meta.url).pathname;
 
-/** `deno run tasks/train.ts ...args`: exit code and stderr. */
-async function trainTask(...args: string[]): Promise<{ code: number; stderr: string }> {
-  const { code, stderr } = await new Deno.Command(Deno.execPath(), {
+/** `deno run tasks/train.ts ...args`: exit code, stdout and stderr. */
+async function trainTask(...args: string[]): Promise<{ code: number; stdout: string; stderr: string }> {
+  const { code, stdout, stderr } = await new Deno.Command(Deno.execPath(), {
     args: ["run", "-A", TRAIN_TASK, ...args],
-    stdout: "null",
     env: { NO_COLOR: "1" },
   }).output();
-  return { code, stderr: new TextDecoder().decode(stderr) };
+  const text = new TextDecoder();
+  return { code, stdout: text.decode(stdout), stderr: text.decode(stderr) };
 }
 
 Deno.test("resume refuses a checkpoint of another configuration, naming each field, unless told to continue", async () => {
@@ -545,6 +546,53 @@ Deno.test("a failed start removes the run folder it created, and leaves one that
   assertEquals(code, 2, stderr);
   assert(stderr.startsWith("error: --val-split must be an integer in [0, 1023] (the training set has 1024 "), stderr);
   assertEquals(await Deno.stat(out).then(() => "left", () => "removed"), "removed");
+});
+
+Deno.test("a run folder that holds a run is refused without --resume, before anything in it is written", async () => {
+  const out = `${tmp}/held`;
+  await Deno.mkdir(out, { recursive: true });
+  const runLog = new RunLog(out);
+  for (const epoch of [1, 2, 3]) {
+    const record = { epoch, step: 4 * epoch, lr: 0.1, train_loss: 1, train_top1: 0.5, time: 1, images_per_second: 1 };
+    await runLog.appendEpoch(record);
+  }
+  await runLog.writeConfig({ the: "first run" });
+  await Deno.writeFile(`${out}/last.safetensors`, new Uint8Array(8)); // its name is what counts here
+  const before = listing(out);
+  const refusal = `--out ${out} already holds a run (3 epochs, last.safetensors); continue it with --resume auto, ` +
+    "or choose another --out";
+  await rejectsAsUsage(() => train(config(out), { data: DATA }), "out", refusal);
+  assertEquals(listing(out), before, "config.json untouched, no lock left");
+  // The command line says it with exit status 2, before the GPU starts.
+  const { code, stdout, stderr } = await trainTask("--dataset=synthetic", "--width=2", `--out=${out}`);
+  assertEquals([code, stderr], [2, `error: ${refusal} (see --help)\n`]);
+  assert(!stdout.includes("WebGPU adapter"), stdout);
+  assertEquals(listing(out), before);
+  // A checkpoint alone holds a run too (killed in epoch 1, before any epoch was logged).
+  const mid = `${tmp}/held-mid`;
+  await Deno.mkdir(mid);
+  await Deno.writeFile(`${mid}/checkpoint-000000003.safetensors`, new Uint8Array(8));
+  await rejectsAsUsage(
+    () => train(config(mid), { data: DATA }),
+    "out",
+    `--out ${mid} already holds a run (no epoch finished, checkpoint-000000003.safetensors); continue it with ` +
+      "--resume auto, or choose another --out",
+  );
+  // Logs without a checkpoint: --resume auto would start anew and log its epoch 1 after epoch 3.
+  await Deno.remove(`${out}/last.safetensors`);
+  await rejectsAsUsage(
+    () => train(config(out, "--resume=auto"), { data: DATA }),
+    "out",
+    `--out ${out} holds the logs of a run (3 epochs) but no checkpoint to continue from; choose another --out`,
+  );
+});
+
+Deno.test("--resume auto in a new folder starts a new run", async () => {
+  const out = `${tmp}/auto-new`;
+  const messages: string[] = [];
+  const result = await train(config(out, "--resume=auto", "--epochs=1"), { data: DATA, log: (m) => messages.push(m) });
+  assert(messages.includes(`no checkpoint in ${out} to resume from; starting a new run`), messages.join("\n"));
+  assertEquals([result.globalStep, result.epochs.length], [4, 1]);
 });
 
 Deno.test("a --resume or --init file that does not exist is a usage error naming the flag, before the GPU starts", async () => {
