@@ -53,6 +53,12 @@ export interface TrainHooks {
   progress?: (event: ProgressEvent) => void;
   /** After each epoch: its record, and whether it improved on the best validation top-1 (it is then `best`). */
   epoch?: (record: EpochRecord, best: boolean) => void;
+  /**
+   * Where training stands, without a GPU readback: once when the loop starts (at the resumed position, if any) and
+   * after each optimizer step. `epoch` counts from 1; `globalStep` is the number of steps done. For a message on
+   * Ctrl-C, say.
+   */
+  position?: (at: { epoch: number; globalStep: number }) => void;
   /** Test hook: return right after this global step, as if the process were killed (nothing more is saved). */
   stopAfterStep?: number;
   /** Test hook: make the loss of this global step (1-based) NaN. */
@@ -138,7 +144,7 @@ export async function train(config: TrainConfig, hooks: TrainHooks = {}): Promis
   const collective = hooks.collective ?? new LocalCollective();
   // Rank 0 alone speaks, writes and holds the lock; the others train.
   const log = collective.rank === 0 ? hooks.log ?? (() => {}) : () => {};
-  if (collective.rank !== 0) hooks = { ...hooks, log, progress: undefined, epoch: undefined };
+  if (collective.rank !== 0) hooks = { ...hooks, log, progress: undefined, epoch: undefined, position: undefined };
   await checkSameConfig(collective, config);
   if (collective.rank !== 0) return await trainLocked(config, hooks, log, collective);
   // One process per run folder, taken before the data is loaded so that a second run stops at once.
@@ -364,6 +370,7 @@ async function runLoop(
   };
 
   try {
+    hooks.position?.({ epoch: Math.min(position.epoch + 1, config.epochs), globalStep });
     for (let epoch = position.epoch; epoch < config.epochs; epoch++) {
       const startBatch = epoch === position.epoch ? position.batch : 0;
       const sums = epoch === position.epoch ? partial : { lossSum: 0, correct: 0, seen: 0 };
@@ -412,6 +419,7 @@ async function runLoop(
           seen += b.size;
           imagesThisSession += b.size;
           globalStep++;
+          hooks.position?.({ epoch: epoch + 1, globalStep });
           // The loader's slot, not a count: a batch none of whose images decode is skipped, and counting would drift.
           batch = b.index + 1;
 
