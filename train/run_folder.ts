@@ -37,31 +37,21 @@ export async function heldRun(out: string): Promise<HeldRun | null> {
 }
 
 /**
- * Refuses a run folder whose earlier run this one would overwrite or append to: without `resume` a folder that holds
- * a run (a new run would log its epoch 1 after the old epochs and rewrite `config.json` beside the old checkpoints);
- * with `resume` "auto" a folder that holds logged epochs but no checkpoint (the new run's logs would follow them).
- * Checks only; call it before anything in the folder is written.
+ * Refuses a run folder that already holds a run when `resume` is not set: a new run would log its epoch 1 after the
+ * old epochs and rewrite `config.json` beside the old checkpoints. Checks only; call it before anything in the folder
+ * is written. (`--resume auto` in a folder without a checkpoint starts anew, rewriting any logged epochs.)
  * @throws {ConfigError} on field `out`.
  */
 export async function checkRunFolder(config: Pick<TrainConfig, "out" | "resume">): Promise<void> {
-  if (config.resume !== null && config.resume !== "auto") return; // an explicit checkpoint: its epoch says where
+  if (config.resume !== null) return;
   const held = await heldRun(config.out);
   if (held === null) return;
-  const out = literal(config.out);
   const epochs = held.epochs === 0 ? "no epoch finished" : `${held.epochs} epoch${held.epochs === 1 ? "" : "s"}`;
-  if (config.resume === null) {
-    throw new ConfigError(
-      "out",
-      `{out} ${out} already holds a run (${epochs}, ${held.checkpoint ?? "no checkpoint"}); ` +
-        (held.checkpoint ? "continue it with {resume} auto, or choose another {out}" : "choose another {out}"),
-    );
-  }
-  if (held.checkpoint === undefined) {
-    throw new ConfigError(
-      "out",
-      `{out} ${out} holds the logs of a run (${epochs}) but no checkpoint to continue from; choose another {out}`,
-    );
-  }
+  throw new ConfigError(
+    "out",
+    `{out} ${literal(config.out)} already holds a run (${epochs}, ${held.checkpoint ?? "no checkpoint"}); ` +
+      `${held.checkpoint ? "continue it" : "start it anew"} with {resume} auto, or choose another {out}`,
+  );
 }
 
 /**

@@ -328,8 +328,15 @@ async function runLoop(
       partial = { lossSum: 0, correct: 0, seen: 0 };
     }
     if (dp.isRoot) await runLog.truncateAfter(position.epoch);
-  } else if (config.init) {
-    await initFrom(config.init, model, log);
+  } else {
+    // --resume auto without a checkpoint starts anew. Logged epochs there are those of a run killed between an epoch's
+    // metrics and its checkpoint (metrics go first, run_log.ts): the new run writes them again.
+    const dropped = config.resume === "auto" && dp.isRoot ? await runLog.truncateAfter(0) : 0;
+    if (dropped > 0) {
+      const epochs = `${dropped} logged epoch${dropped === 1 ? "" : "s"}`;
+      log(`warning: ${runLog.metricsPath}: dropped ${epochs} that no checkpoint holds; this run logs them anew`);
+    }
+    if (config.init) await initFrom(config.init, model, log);
   }
   if (dp.isRoot) await runLog.writeConfig({ ...config, spec, classNames: loaders.classNames });
 

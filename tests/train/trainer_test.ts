@@ -578,12 +578,23 @@ Deno.test("a run folder that holds a run is refused without --resume, before any
     `--out ${mid} already holds a run (no epoch finished, checkpoint-000000003.safetensors); continue it with ` +
       "--resume auto, or choose another --out",
   );
-  // Logs without a checkpoint: --resume auto would start anew and log its epoch 1 after epoch 3.
+  // Logs without a checkpoint (killed between epoch 1's metrics and its checkpoint): --resume auto starts anew.
   await Deno.remove(`${out}/last.safetensors`);
   await rejectsAsUsage(
-    () => train(config(out, "--resume=auto"), { data: DATA }),
+    () => train(config(out), { data: DATA }),
     "out",
-    `--out ${out} holds the logs of a run (3 epochs) but no checkpoint to continue from; choose another --out`,
+    `--out ${out} already holds a run (3 epochs, no checkpoint); start it anew with --resume auto, or choose another ` +
+      "--out",
+  );
+  const messages: string[] = [];
+  const result = await train(config(out, "--resume=auto", "--epochs=1"), { data: DATA, log: (m) => messages.push(m) });
+  assertEquals(result.epochs.length, 1);
+  assertEquals((await runLog.readMetrics()).map((r) => [r.epoch, r.train_loss]), [[1, result.epochs[0].train_loss]]);
+  assert(
+    messages.includes(
+      `warning: ${out}/metrics.jsonl: dropped 3 logged epochs that no checkpoint holds; this run logs them anew`,
+    ),
+    messages.join("\n"),
   );
 });
 
