@@ -39,7 +39,7 @@ export async function heldRun(out: string): Promise<HeldRun | null> {
 /**
  * Refuses a run folder that already holds a run when `resume` is not set: a new run would log its epoch 1 after the
  * old epochs and rewrite `config.json` beside the old checkpoints. Checks only; call it before anything in the folder
- * is written. (`--resume auto` in a folder without a checkpoint starts anew, rewriting any logged epochs.)
+ * is written. (`resume` "auto" in a folder without a checkpoint starts anew, rewriting any logged epochs.)
  * @throws {ConfigError} on field `out`.
  */
 export async function checkRunFolder(config: Pick<TrainConfig, "out" | "resume">): Promise<void> {
