@@ -5,6 +5,7 @@
  * @module
  */
 import { identityOrder, keyedRandom, permutation } from "./random.ts";
+import { ConfigError } from "../io/config_error.ts";
 
 /**
  * Stream tags that keep the independent uses of one seed apart: `augment` draws the crop and flip, `autoAugment` and
@@ -23,13 +24,17 @@ export interface TrainValSplit {
 /**
  * Holds `valSplit` of `n` training samples out for validation, chosen by a permutation keyed by `seed` alone (not by
  * epoch), so every run with the same seed holds out the same images.
- * @throws {RangeError} if `valSplit` is negative, fractional, or leaves no training samples.
+ * @throws {ConfigError} on field `valSplit` if it is negative, fractional, or leaves no training samples (a command
+ *   line says its flag).
  */
 export function splitTrainVal(n: number, valSplit: number, seed: number): TrainValSplit {
   // An empty training set (e.g. ImageNet's validation archive alone, for evaluation) splits into nothing.
   if (!Number.isInteger(valSplit) || valSplit < 0 || (valSplit > 0 && valSplit >= n)) {
     const range = n === 0 ? "0" : `an integer in [0, ${n - 1}]`;
-    throw new RangeError(`valSplit must be ${range} (the training set has ${n} images), received ${valSplit}`);
+    throw new ConfigError(
+      "valSplit",
+      `{valSplit} must be ${range} (the training set has ${n} images), received ${valSplit}`,
+    );
   }
   if (valSplit === 0) return { train: identityOrder(n), val: new Uint32Array(0) };
   const order = permutation(n, keyedRandom(seed, RandomStream.split));

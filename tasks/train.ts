@@ -14,7 +14,10 @@ import { initWebGPU } from "../kernels/webgpu_backend.ts";
 import { formatEpochSummary, formatProgress } from "./progress.ts";
 import { parseTrainArgs, trainHelp } from "./train_flags.ts";
 import { train } from "../train/trainer.ts";
+import { checkRunFolder } from "../train/run_folder.ts";
 import { progressWriter } from "../report/run_progress.ts";
+import { LAST_CHECKPOINT, listStepCheckpoints } from "../io/checkpoint_dir.ts";
+import { join } from "node:path";
 import { writeRunReport } from "../report/write_report.ts";
 import { openCollective } from "../dist/open_collective.ts";
 import { type Collective, LocalCollective } from "../dist/collective.ts";
@@ -46,6 +49,22 @@ if (import.meta.main) {
     }
     // Under mpirun/srun: this process is one rank of a data-parallel job (MPI is loaded only then).
     collective = openCollective({ timeoutSeconds: config.collectiveTimeout });
+    // Ctrl-C: say where the run stopped and what to continue from, then exit 130 as the shell expects. No save starts
+    // here: checkpoints are written atomically, so the newest one on disk is whole (a half-written temporary file
+    // is removed by the next run's first save).
+    let at: { epoch: number; globalStep: number } | null = null;
+    let tty = false;
+    let flushProgress = () => Promise.resolve();
+    Deno.addSignalListener("SIGINT", async () => {
+      if (collective.rank === 0) {
+        await flushProgress(); // no progress.json write cut short
+        const line = interruptedMessage(at, await latestCheckpoint(config.out));
+        console.error(tty ? `\n${line}` : line); // after a bar redrawn in place, on a line of its own
+      }
+      Deno.exit(130);
+    });
+    // A folder that holds a run and no --resume: said before the GPU starts (train() checks again under the lock).
+    if (collective.rank === 0) await checkRunFolder(config);
     const adapter = await initWebGPU();
     registerFastKernels();
     // Rank 0 alone prints and writes the run's files (the trainer calls no hook on the others).
@@ -64,7 +83,7 @@ if (import.meta.main) {
     // Open MPI's mpirun gives each rank a pseudo-terminal of 0 columns: a bar redrawn there came out as a row of cut
     // fragments, so a terminal without a size gets the plain lines of a log.
     const columns = Deno.stdout.isTerminal() ? terminalColumns() : 0;
-    const tty = columns > 0;
+    tty = columns > 0;
     const encoder = new TextEncoder();
     let progressFailed = false;
     const progressFile = progressWriter(config.out, {
@@ -74,12 +93,14 @@ if (import.meta.main) {
         progressFailed = true;
       },
     });
+    flushProgress = () => progressFile.flush();
     let result;
     try {
       result = await train(config, {
         collective,
         log: (m) => console.log(tty ? `\r${m}` : m),
         nameOf: flagOf,
+        position: (p) => at = p,
         progress: (p) => {
           progressFile.update(p);
           const line = formatProgress(p, { tty, width: columns });
@@ -138,6 +159,28 @@ export function rankTaskOptions(collective: () => Collective): TaskOptions {
     errorPrefix: () => several() ? `rank ${collective().rank} of ${collective().size}: ` : "",
     exit: (code) => several() ? collective().abort(code) : Deno.exit(code),
   };
+}
+
+/**
+ * The line Ctrl-C leaves: where training stood (`at`: null before it started) and the checkpoint `--resume auto`
+ * continues from, or that there is none yet.
+ */
+export function interruptedMessage(at: { epoch: number; globalStep: number } | null, checkpoint?: string): string {
+  const where = at ? `interrupted at epoch ${at.epoch}, step ${at.globalStep}` : "interrupted before training started";
+  return checkpoint
+    ? `${where}; the latest checkpoint is ${checkpoint} (continue with --resume auto)`
+    : `${where}; no checkpoint was written yet (the next run starts anew)`;
+}
+
+/**
+ * The newest checkpoint of run folder `out`, the one `--resume auto` continues from: the newest step file, else
+ * `last.safetensors` (all there is with `--keep 0`); undefined when there is none.
+ */
+export async function latestCheckpoint(out: string): Promise<string | undefined> {
+  const newest = (await listStepCheckpoints(out)).at(-1)?.path;
+  if (newest !== undefined) return newest;
+  const last = join(out, LAST_CHECKPOINT);
+  return (await statIfExists(last))?.isFile ? last : undefined;
 }
 
 /** The terminal's columns, 0 when it has no size (or says none). */

@@ -6,8 +6,8 @@
  */
 import { assert, assertEquals } from "./assert.ts";
 
-/** Folders below `train/` whose strings must not name our flags. */
-const FOLDERS = ["kernels", "io", "dist", "models", "data", "report"];
+/** Library folders (up to `train/`) whose strings must not name our flags. */
+const FOLDERS = ["kernels", "io", "dist", "models", "data", "train", "report"];
 /** Flags of other programs, which a message may well name. */
 const OTHER_PROGRAMS = [/srun --mpi=/];
 

@@ -7,6 +7,7 @@
  */
 import type { Collective } from "../dist/collective.ts";
 import type { TrainConfig } from "./config.ts";
+import { ConfigError, literal } from "../io/config_error.ts";
 
 /** Running sums of an epoch on one rank (or over all of them). */
 export interface EpochSums {
@@ -109,19 +110,27 @@ export class DataParallel {
    * Whether a checkpoint written by a job of `savedSize` processes may continue in this one. The global batch (and so
    * which samples make up each step) follows the number of processes, so another number is refused, or with
    * `allowConfigChange` accepted with the current epoch restarted (returns true then).
-   * @throws {Error} naming the checkpoint and both sizes.
+   * @param warn given the warning, a {@linkcode ConfigError}-style template (`{allowConfigChange}` names the field).
+   * @throws {ConfigError} on field `resume`, naming the checkpoint and both sizes.
    */
-  checkResumeWorld(savedSize: number, path: string, allowConfigChange: boolean, log: (m: string) => void): boolean {
+  checkResumeWorld(
+    savedSize: number,
+    path: string,
+    allowConfigChange: boolean,
+    warn: (template: string) => void,
+  ): boolean {
     if (savedSize === this.size) return false;
-    const what = `${path} was written by a job of ${savedSize} process${savedSize === 1 ? "" : "es"}, this job has ` +
-      `${this.size}: the global batch (--batch-size x processes) and so every step's images would differ`;
+    const processes = (n: number) => `${n} process${n === 1 ? "" : "es"}`;
+    const what = `${literal(path)} was written by a job of ${processes(savedSize)}, this job has ${this.size}: the ` +
+      "global batch ({batchSize} x processes) and so every step's images would differ";
     if (!allowConfigChange) {
-      throw new Error(
-        `${what}. Resume with ${savedSize} process${savedSize === 1 ? "" : "es"} for an exact continuation, or ` +
-          "pass --allow-config-change to continue under the new global batch from the start of the current epoch",
+      throw new ConfigError(
+        "resume",
+        `${what}. Resume with ${processes(savedSize)} for an exact continuation, or set {allowConfigChange} to ` +
+          "continue under the new global batch from the start of the current epoch",
       );
     }
-    log(`warning: ${what}; continuing from the start of the epoch (--allow-config-change)`);
+    warn(`warning: ${what}; continuing from the start of the epoch ({allowConfigChange})`);
     return true;
   }
 

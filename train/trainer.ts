@@ -21,7 +21,8 @@ export type { EpochRecord };
 import { SGD, sgdOptionsFor } from "./sgd.ts";
 import { checkResumeConfig, ConfigError, resumeConflicts, type TrainConfig, trainConfigFromJSON } from "./config.ts";
 import { FieldMessageError, literal } from "../io/config_error.ts";
-import { acquireRunLock } from "../io/run_lock.ts";
+import { acquireRunLock, type RunLock } from "../io/run_lock.ts";
+import { checkRunFolder, makeRunFolder, removeEmptyRunFolder } from "./run_folder.ts";
 import { makeDataParallelStep, makeTrainStep } from "./train_step.ts";
 import { type Collective, LocalCollective } from "../dist/collective.ts";
 import { checkSameConfig, DataParallel } from "./data_parallel.ts";
@@ -52,6 +53,12 @@ export interface TrainHooks {
   progress?: (event: ProgressEvent) => void;
   /** After each epoch: its record, and whether it improved on the best validation top-1 (it is then `best`). */
   epoch?: (record: EpochRecord, best: boolean) => void;
+  /**
+   * Where training stands, without a GPU readback: once when the loop starts (at the resumed position, if any) and
+   * after each optimizer step. `epoch` counts from 1; `globalStep` is the number of steps done. For a message on
+   * Ctrl-C, say.
+   */
+  position?: (at: { epoch: number; globalStep: number }) => void;
   /** Test hook: return right after this global step, as if the process were killed (nothing more is saved). */
   stopAfterStep?: number;
   /** Test hook: make the loss of this global step (1-based) NaN. */
@@ -137,17 +144,35 @@ export async function train(config: TrainConfig, hooks: TrainHooks = {}): Promis
   const collective = hooks.collective ?? new LocalCollective();
   // Rank 0 alone speaks, writes and holds the lock; the others train.
   const log = collective.rank === 0 ? hooks.log ?? (() => {}) : () => {};
-  if (collective.rank !== 0) hooks = { ...hooks, log, progress: undefined, epoch: undefined };
+  if (collective.rank !== 0) hooks = { ...hooks, log, progress: undefined, epoch: undefined, position: undefined };
   await checkSameConfig(collective, config);
   if (collective.rank !== 0) return await trainLocked(config, hooks, log, collective);
   // One process per run folder, taken before the data is loaded so that a second run stops at once.
-  await Deno.mkdir(config.out, { recursive: true });
-  const lock = await acquireRunLock(config.out, (m) => log(`warning: ${m}`));
+  const created = await makeRunFolder(config.out);
+  let lock: RunLock;
   try {
-    return await trainLocked(config, hooks, log, collective);
-  } finally {
-    await lock.release();
+    lock = await acquireRunLock(config.out, (m) => log(`warning: ${m}`));
+  } catch (e) {
+    if (created) await removeEmptyRunFolder(config.out);
+    throw e;
   }
+  let result: TrainResult;
+  try {
+    // Under the lock, before anything is written: a folder that holds a run is continued (resume) or left alone.
+    await checkRunFolder(config);
+    result = await trainLocked(config, hooks, log, collective);
+  } catch (e) {
+    // The error that stopped the run is the one to tell: a lock that cannot be removed too (the same read-only or full
+    // disk, most often) is a warning, and the next run takes the stale lock over.
+    await lock.release().catch((r) =>
+      log(`warning: ${lock.path} not removed (${r instanceof Error ? r.message : r}); the next run takes it over`)
+    );
+    // A failed start (no data, a bad split) leaves no empty folder behind for the dashboard to list.
+    if (created) await removeEmptyRunFolder(config.out);
+    throw e;
+  }
+  await lock.release();
+  return result;
 }
 
 async function trainLocked(
@@ -286,7 +311,7 @@ async function runLoop(
           (point.rng as ResumeExtras).worldSize ?? 1,
           point.path,
           config.allowConfigChange,
-          log,
+          (warning) => log(new FieldMessageError(warning).describe(hooks.nameOf ?? ((field) => field))),
         );
         restartEpoch = worldChanged || dataChanged || changes.some((c) => ORDER_FIELDS.includes(c.field));
       }))
@@ -305,8 +330,15 @@ async function runLoop(
       partial = { lossSum: 0, correct: 0, seen: 0 };
     }
     if (dp.isRoot) await runLog.truncateAfter(position.epoch);
-  } else if (config.init) {
-    await initFrom(config.init, model, log);
+  } else {
+    // --resume auto without a checkpoint starts anew. Logged epochs there are those of a run killed between an epoch's
+    // metrics and its checkpoint (metrics go first, run_log.ts): the new run writes them again.
+    const dropped = config.resume === "auto" && dp.isRoot ? await runLog.truncateAfter(0) : 0;
+    if (dropped > 0) {
+      const epochs = `${dropped} logged epoch${dropped === 1 ? "" : "s"}`;
+      log(`warning: ${runLog.metricsPath}: dropped ${epochs} that no checkpoint holds; this run logs them anew`);
+    }
+    if (config.init) await initFrom(config.init, model, log);
   }
   if (dp.isRoot) await runLog.writeConfig({ ...config, spec, classNames: loaders.classNames, normalization });
 
@@ -347,6 +379,7 @@ async function runLoop(
   };
 
   try {
+    hooks.position?.({ epoch: Math.min(position.epoch + 1, config.epochs), globalStep });
     for (let epoch = position.epoch; epoch < config.epochs; epoch++) {
       const startBatch = epoch === position.epoch ? position.batch : 0;
       const sums = epoch === position.epoch ? partial : { lossSum: 0, correct: 0, seen: 0 };
@@ -395,6 +428,7 @@ async function runLoop(
           seen += b.size;
           imagesThisSession += b.size;
           globalStep++;
+          hooks.position?.({ epoch: epoch + 1, globalStep });
           // The loader's slot, not a count: a batch none of whose images decode is skipped, and counting would drift.
           batch = b.index + 1;
 

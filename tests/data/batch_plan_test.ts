@@ -8,6 +8,7 @@ import {
   splitTrainVal,
 } from "../../data/batch_plan.ts";
 import { hashKeys, keyedRandom, permutation } from "../../data/random.ts";
+import { ConfigError } from "../../io/config_error.ts";
 
 const range = (n: number) => Uint32Array.from({ length: n }, (_, i) => i);
 
@@ -43,6 +44,14 @@ Deno.test("splitTrainVal: disjoint, complete, sorted, deterministic per seed, di
   assert(splitTrainVal(100, 10, 43).val.join() !== a.val.join());
   assertEquals(splitTrainVal(5, 0, 1), { train: range(5), val: new Uint32Array(0) });
   throws(() => splitTrainVal(10, 10, 1), /valSplit must be an integer in \[0, 9\].*received 10/);
+  // A ConfigError on the field, so that a command line names its flag and calls it a usage error.
+  throws(
+    () => splitTrainVal(300, 500, 1),
+    (e: Error) =>
+      e instanceof ConfigError && e.field === "valSplit" &&
+      e.describe((f) => `--${f}`) === "--valSplit must be an integer in [0, 299] (the training set has 300 images), " +
+          "received 500",
+  );
   throws(() => splitTrainVal(10, -1, 1), /received -1/);
   // An empty training set (a validation-only download) splits into nothing, and holds nothing out.
   assertEquals(splitTrainVal(0, 0, 1), { train: new Uint32Array(0), val: new Uint32Array(0) });

@@ -2,7 +2,7 @@ import { assert, assertEquals, rejects, throws } from "../assert.ts";
 import { launcherWorld } from "../../dist/launcher_env.ts";
 import { openCollective } from "../../dist/open_collective.ts";
 import { CollectiveTimeoutError, LocalCollective } from "../../dist/collective.ts";
-import { FieldMessageError } from "../../io/config_error.ts";
+import { ConfigError, FieldMessageError } from "../../io/config_error.ts";
 import { flagOf } from "../../tasks/args.ts";
 import { openMpiLibrary } from "../../dist/mpi_library.ts";
 import { shardSlice } from "../../data/batch_plan.ts";
@@ -66,13 +66,25 @@ Deno.test("shardSlice: DistributedSampler's indices[rank::size] of the global ba
 Deno.test("DataParallel: another number of processes is refused on resume, or restarts the epoch when allowed", async () => {
   const dp = new DataParallel(new LocalCollective());
   assertEquals(dp.checkResumeWorld(1, "x.safetensors", false, () => {}), false);
+  // A ConfigError (a usage error, exit 2, like every other resume mismatch) whose fields a command line names as flags.
   throws(
-    () => dp.checkResumeWorld(2, "runs/a/last.safetensors", false, () => {}),
-    /runs\/a\/last\.safetensors was written by a job of 2 processes, this job has 1: .*Resume with 2 processes/,
+    () => dp.checkResumeWorld(2, "runs/{a}/last.safetensors", false, () => {}),
+    (e: Error) =>
+      e instanceof ConfigError && e.field === "resume" &&
+      e.describe(flagOf) === "runs/{a}/last.safetensors was written by a job of 2 processes, this job has 1: the " +
+          "global batch (--batch-size x processes) and so every step's images would differ. Resume with 2 processes " +
+          "for an exact continuation, or set --allow-config-change to continue under the new global batch from the " +
+          "start of the current epoch",
   );
   const logged: string[] = [];
-  assertEquals(dp.checkResumeWorld(4, "y", true, (m) => logged.push(m)), true);
-  assert(/^warning: y was written by a job of 4 processes/.test(logged[0]), logged[0]);
+  assertEquals(dp.checkResumeWorld(4, "y", true, (m) => logged.push(new FieldMessageError(m).describe(flagOf))), true);
+  assertEquals(
+    logged,
+    [
+      "warning: y was written by a job of 4 processes, this job has 1: the global batch (--batch-size x processes) " +
+      "and so every step's images would differ; continuing from the start of the epoch (--allow-config-change)",
+    ],
+  );
   // Each rank continues its own running sums; rank 0 of a job that wrote none takes the total.
   const sums = (n: number) => ({ lossSum: n, correct: n, seen: n });
   assertEquals(dp.ownPartial({ partial: sums(3) }), sums(3));

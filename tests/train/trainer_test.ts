@@ -17,6 +17,7 @@ import { createLoaders } from "../../data/loaders.ts";
 import { makeDataParallelStep, makeTrainStep } from "../../train/train_step.ts";
 import type { Collective } from "../../dist/collective.ts";
 import { NonFiniteLossError, train, type TrainHooks } from "../../train/trainer.ts";
+import { RunLog } from "../../train/run_log.ts";
 
 await initWebGPU();
 registerFastKernels();
@@ -375,21 +376,16 @@ Deno.test("a class folder of small JPEGs trains with --transforms cifar --decode
   }
 });
 
-Deno.test({
-  name: "cleanup",
-  fn: () => Deno.removeSync(tmp, { recursive: true }),
-});
-
 const TRAIN_TASK = new URL("../../tasks/train.ts", import.meta.url).pathname;
 
-/** `deno run tasks/train.ts ...args`: exit code and stderr. */
-async function trainTask(...args: string[]): Promise<{ code: number; stderr: string }> {
-  const { code, stderr } = await new Deno.Command(Deno.execPath(), {
+/** `deno run tasks/train.ts ...args`: exit code, stdout and stderr. */
+async function trainTask(...args: string[]): Promise<{ code: number; stdout: string; stderr: string }> {
+  const { code, stdout, stderr } = await new Deno.Command(Deno.execPath(), {
     args: ["run", "-A", TRAIN_TASK, ...args],
-    stdout: "null",
     env: { NO_COLOR: "1" },
   }).output();
-  return { code, stderr: new TextDecoder().decode(stderr) };
+  const text = new TextDecoder();
+  return { code, stdout: text.decode(stdout), stderr: text.decode(stderr) };
 }
 
 Deno.test("resume refuses a checkpoint of another configuration, naming each field, unless told to continue", async () => {
@@ -494,15 +490,34 @@ async function withFailingCheckpointWrites<T>(error: Error, failFrom: number, fn
   }
 }
 
+/** Runs `fn` with every removal of a run lock (`run.lock`) failing as `error`. */
+async function withFailingLockRemoval<T>(error: Error, fn: () => Promise<T>): Promise<T> {
+  const remove = Deno.remove;
+  (Deno as { remove: typeof Deno.remove }).remove = async (path, options) => {
+    if (String(path).endsWith("/run.lock")) throw error;
+    return await remove(path, options);
+  };
+  try {
+    return await fn();
+  } finally {
+    (Deno as { remove: typeof Deno.remove }).remove = remove;
+  }
+}
+
 Deno.test("a full disk or a read-only folder during a save stops the run by name and keeps the last checkpoint", async () => {
   for (
     const [code, text] of [["ENOSPC", "No space left on device (os error 28)"], ["EROFS", "Read-only file system"]]
   ) {
     const out = `${tmp}/${code}`;
     const error = Object.assign(new Error(text), { code });
+    // A read-only folder also refuses the removal of the lock; that must not replace the error of the save.
+    const readOnly = code === "EROFS";
+    const lockError = new Error(`Read-only file system (os error 30): remove '${out}/run.lock'`);
+    const messages: string[] = [];
+    const run = () => train(config(out), { data: DATA, log: (m) => messages.push(m) });
     // The saves at step 3 write checkpoint-3 and last; the end of epoch 1 (step 4) then fails.
     await rejects(
-      () => withFailingCheckpointWrites(error, 2, () => train(config(out), { data: DATA })),
+      () => withFailingCheckpointWrites(error, 2, () => readOnly ? withFailingLockRemoval(lockError, run) : run()),
       (e: Error) =>
         e.message.startsWith(`atomic write of ${out}/checkpoint-000000004.safetensors failed, the previous file`) &&
         e.message.endsWith(text),
@@ -510,8 +525,118 @@ Deno.test("a full disk or a read-only folder during a save stops the run by name
     const last = decodeCheckpoint(await Deno.readFile(`${out}/last.safetensors`), out);
     assertEquals([last.globalStep, last.dataPosition], [3, { epoch: 0, batch: 3 }], code);
     const left = [...Deno.readDirSync(out)].map((e) => e.name).filter((n) => n.includes(".tmp-") || n === "run.lock");
-    assertEquals(left, [], `${code}: no temporary file or lock left behind`);
+    assertEquals(
+      left,
+      readOnly ? ["run.lock"] : [],
+      `${code}: no temporary file left behind, nor a lock that could go`,
+    );
+    assertEquals(
+      messages.filter((m) => m.startsWith("warning:")),
+      readOnly ? [`warning: ${out}/run.lock not removed (${lockError.message}); the next run takes it over`] : [],
+    );
   }
+  // (The lock left behind is this process's; once it has ended, the next run takes it over: tests/io/run_lock_test.ts.)
+  await Deno.remove(`${tmp}/EROFS/run.lock`);
+});
+
+const rejectsAsUsage = (run: () => Promise<unknown>, field: string, message: string) =>
+  rejects(run, (e: Error) => {
+    assert(e instanceof ConfigError, String(e));
+    assertEquals([e.field, usageErrorFrom(e).message], [field, message]);
+    return true;
+  });
+
+Deno.test("a run folder that cannot be created is refused by name", async () => {
+  const mkdir = Deno.mkdir;
+  (Deno as { mkdir: typeof Deno.mkdir }).mkdir = (path) =>
+    Promise.reject(new Error(`Read-only file system (os error 30): mkdir '${path}'`));
+  try {
+    await rejectsAsUsage(
+      () => train(config(`${tmp}/read-only/run`), { data: DATA }),
+      "out",
+      `--out ${tmp}/read-only/run: cannot create the run folder (Read-only file system)`,
+    );
+  } finally {
+    (Deno as { mkdir: typeof Deno.mkdir }).mkdir = mkdir;
+  }
+});
+
+/** The names and modification times of what `dir` holds. */
+const listing = (dir: string) =>
+  [...Deno.readDirSync(dir)].map((e) => `${e.name} ${Deno.statSync(`${dir}/${e.name}`).mtime?.getTime()}`).sort();
+
+Deno.test("a failed start removes the run folder it created, and leaves one that existed", async () => {
+  const out = `${tmp}/new/run`;
+  const tooLarge = "--val-split must be an integer in [0, 95] (the training set has 96 images), received 96";
+  await rejectsAsUsage(() => train(config(out, "--val-split=96"), { data: DATA }), "valSplit", tooLarge);
+  assertEquals(await Deno.stat(out).then(() => "left", () => "removed"), "removed");
+  await Deno.mkdir(out);
+  await rejectsAsUsage(() => train(config(out, "--val-split=96"), { data: DATA }), "valSplit", tooLarge);
+  assertEquals(listing(out), [], "the folder it did not create stays, empty");
+  await Deno.remove(out);
+  // The command line: a usage error naming the flag (the synthetic set has 1024 training images), no folder left.
+  const { code, stderr } = await trainTask("--dataset=synthetic", "--width=2", "--val-split=1024", `--out=${out}`);
+  assertEquals(code, 2, stderr);
+  assert(stderr.startsWith("error: --val-split must be an integer in [0, 1023] (the training set has 1024 "), stderr);
+  assertEquals(await Deno.stat(out).then(() => "left", () => "removed"), "removed");
+});
+
+Deno.test("a run folder that holds a run is refused without --resume, before anything in it is written", async () => {
+  const out = `${tmp}/held`;
+  await Deno.mkdir(out, { recursive: true });
+  const runLog = new RunLog(out);
+  for (const epoch of [1, 2, 3]) {
+    const record = { epoch, step: 4 * epoch, lr: 0.1, train_loss: 1, train_top1: 0.5, time: 1, images_per_second: 1 };
+    await runLog.appendEpoch(record);
+  }
+  await runLog.writeConfig({ the: "first run" });
+  await Deno.writeFile(`${out}/last.safetensors`, new Uint8Array(8)); // its name is what counts here
+  const before = listing(out);
+  const refusal = `--out ${out} already holds a run (3 epochs, last.safetensors); continue it with --resume auto, ` +
+    "or choose another --out";
+  await rejectsAsUsage(() => train(config(out), { data: DATA }), "out", refusal);
+  assertEquals(listing(out), before, "config.json untouched, no lock left");
+  // The command line says it with exit status 2, before the GPU starts.
+  const { code, stdout, stderr } = await trainTask("--dataset=synthetic", "--width=2", `--out=${out}`);
+  assertEquals([code, stderr], [2, `error: ${refusal} (see --help)\n`]);
+  assert(!stdout.includes("WebGPU adapter"), stdout);
+  assertEquals(listing(out), before);
+  // A checkpoint alone holds a run too (killed in epoch 1, before any epoch was logged).
+  const mid = `${tmp}/held-mid`;
+  await Deno.mkdir(mid);
+  await Deno.writeFile(`${mid}/checkpoint-000000003.safetensors`, new Uint8Array(8));
+  await rejectsAsUsage(
+    () => train(config(mid), { data: DATA }),
+    "out",
+    `--out ${mid} already holds a run (no epoch finished, checkpoint-000000003.safetensors); continue it with ` +
+      "--resume auto, or choose another --out",
+  );
+  // Logs without a checkpoint (killed between epoch 1's metrics and its checkpoint): --resume auto starts anew.
+  await Deno.remove(`${out}/last.safetensors`);
+  await rejectsAsUsage(
+    () => train(config(out), { data: DATA }),
+    "out",
+    `--out ${out} already holds a run (3 epochs, no checkpoint); start it anew with --resume auto, or choose another ` +
+      "--out",
+  );
+  const messages: string[] = [];
+  const result = await train(config(out, "--resume=auto", "--epochs=1"), { data: DATA, log: (m) => messages.push(m) });
+  assertEquals(result.epochs.length, 1);
+  assertEquals((await runLog.readMetrics()).map((r) => [r.epoch, r.train_loss]), [[1, result.epochs[0].train_loss]]);
+  assert(
+    messages.includes(
+      `warning: ${out}/metrics.jsonl: dropped 3 logged epochs that no checkpoint holds; this run logs them anew`,
+    ),
+    messages.join("\n"),
+  );
+});
+
+Deno.test("--resume auto in a new folder starts a new run", async () => {
+  const out = `${tmp}/auto-new`;
+  const messages: string[] = [];
+  const result = await train(config(out, "--resume=auto", "--epochs=1"), { data: DATA, log: (m) => messages.push(m) });
+  assert(messages.includes(`no checkpoint in ${out} to resume from; starting a new run`), messages.join("\n"));
+  assertEquals([result.globalStep, result.epochs.length], [4, 1]);
 });
 
 Deno.test("a --resume or --init file that does not exist is a usage error naming the flag, before the GPU starts", async () => {
@@ -535,4 +660,9 @@ Deno.test("a --resume or --init file that does not exist is a usage error naming
     assert(stderr.startsWith(`error: --data-dir ${tmp}/nope: no such folder or archive`), stderr);
     assertEquals(await Deno.stat(`${tmp}/none-${dataset}`).then(() => "made", () => "none"), "none");
   }
+});
+
+Deno.test({
+  name: "cleanup",
+  fn: () => Deno.removeSync(tmp, { recursive: true }),
 });
