@@ -1,4 +1,4 @@
-"""Loads a `deno task export` file into the matching torchvision ResNet, with load_state_dict(strict=True).
+"""Loads a `deno task export` file (or a training checkpoint's model) into the matching torchvision ResNet, strictly.
 
 usage: python3 docs/safetensors_to_torchvision.py MODEL.safetensors [--save MODEL.pt]
 
@@ -13,12 +13,15 @@ torchvision's ResNet with conv1 a 3x3 stride-1 convolution and maxpool an Identi
 width at 64 (stem channels, stage planes 64, 128, 256, 512); another --width is built with torchvision's own blocks
 and ResNet._make_layer at planes width x (1, 2, 4, 8), so every module and state-dict name is torchvision's.
 
-Prints the model and its parameter count; --save writes its state_dict with torch.save. As a library:
+A training checkpoint also holds the optimizer's momentum ("optim." names) and, with --model-ema, the weight average
+("ema." names): the model's own tensors are taken and those left out (the average is what `deno task export --ema`
+exports). Prints one line (architecture and parameter count) and the class names; --save writes the state_dict with
+torch.save. As a library:
 
     import sys; sys.path.insert(0, "docs")
     from safetensors_to_torchvision import load_torchvision
     model, class_names = load_torchvision("model.safetensors")  # in eval mode
-    logits = model(images)  # float32 [N, 3, H, W], normalised as in training (ImageNet mean and std)
+    logits = model(images)  # float32 [N, 3, H, W], normalised as in training: the file's "normalization" metadata
 """
 import argparse
 import json
@@ -127,6 +130,8 @@ def build_resnet(spec):
 def load_torchvision(path):
     """The torchvision ResNet of the export at `path`, loaded with strict=True, in eval mode; and its class names."""
     tensors, metadata = read_safetensors(path)
+    # A training checkpoint: its momentum ("optim.") and weight average ("ema.") are not the model's tensors.
+    tensors = {k: v for k, v in tensors.items() if not k.startswith(("optim.", "ema."))}
     model = build_resnet(spec_of(tensors, metadata, path))
     model.load_state_dict(tensors, strict=True)
     model.eval()

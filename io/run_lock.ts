@@ -109,6 +109,16 @@ export async function readLockHolder(dir: string): Promise<LockHolder | null> {
   return { owner, alive: owner.host === hostname() ? isAlive(owner) : null };
 }
 
+/**
+ * Removes run folder `dir`'s lock when this process holds it (a task ending on a signal, where the holder's own
+ * `release()` cannot run); leaves any other lock alone. Whether it removed one.
+ */
+export async function releaseOwnLock(dir: string): Promise<boolean> {
+  const owner = await readOwner(join(dir, LOCK_FILE)).catch(() => null);
+  if (!owner || owner.pid !== Deno.pid || owner.host !== hostname()) return false;
+  return await Deno.remove(join(dir, LOCK_FILE)).then(() => true, () => false);
+}
+
 /** The lock's owner; undefined when the file is gone, null when it does not hold a lock record. */
 async function readOwner(path: string): Promise<LockOwner | null | undefined> {
   let text: string;

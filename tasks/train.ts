@@ -8,6 +8,7 @@
  */
 import { flagOf, runTask, UsageError } from "./args.ts";
 import { statIfExists } from "../io/stat_if_exists.ts";
+import { releaseOwnLock } from "../io/run_lock.ts";
 import { isFolderDataset } from "../data/folder_datasets.ts";
 import { registerFastKernels } from "../kernels/register.ts";
 import { initWebGPU } from "../kernels/webgpu_backend.ts";
@@ -60,6 +61,8 @@ if (import.meta.main) {
         await flushProgress(); // no progress.json write cut short
         const line = interruptedMessage(at, await latestCheckpoint(config.out));
         console.error(tty ? `\n${line}` : line); // after a bar redrawn in place, on a line of its own
+        // train()'s own release in its `finally` never runs after Deno.exit: the next run would take it over, warning.
+        await releaseOwnLock(config.out);
       }
       Deno.exit(130);
     });
@@ -143,7 +146,8 @@ if (import.meta.main) {
           (result.lastCheckpoint ? `; checkpoint ${result.lastCheckpoint}` : ""),
       );
     } else {
-      console.log(`nothing to do: the run in ${config.out} already finished ${config.epochs} epochs`);
+      const epochs = `${config.epochs} epoch${config.epochs === 1 ? "" : "s"}`;
+      console.log(`nothing to do: the run in ${config.out} already finished ${epochs}`);
     }
     collective.finalize();
   }, rankTaskOptions(() => collective));
@@ -169,7 +173,7 @@ export function interruptedMessage(at: { epoch: number; globalStep: number } | n
   const where = at ? `interrupted at epoch ${at.epoch}, step ${at.globalStep}` : "interrupted before training started";
   return checkpoint
     ? `${where}; the latest checkpoint is ${checkpoint} (continue with --resume auto)`
-    : `${where}; no checkpoint was written yet (the next run starts anew)`;
+    : `${where}; no checkpoint was written yet (--resume auto starts the run anew)`;
 }
 
 /**

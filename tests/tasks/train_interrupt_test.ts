@@ -15,11 +15,11 @@ Deno.test("the interrupt line names the latest checkpoint, or says there is none
   );
   assertEquals(
     interruptedMessage({ epoch: 1, globalStep: 3 }),
-    "interrupted at epoch 1, step 3; no checkpoint was written yet (the next run starts anew)",
+    "interrupted at epoch 1, step 3; no checkpoint was written yet (--resume auto starts the run anew)",
   );
   assertEquals(
     interruptedMessage(null),
-    "interrupted before training started; no checkpoint was written yet (the next run starts anew)",
+    "interrupted before training started; no checkpoint was written yet (--resume auto starts the run anew)",
   );
   // The newest step file (what --resume auto takes), else last.safetensors (--keep 0 keeps no step file).
   const dir = await Deno.makeTempDir();
@@ -79,6 +79,7 @@ Deno.test({
       // The dashboard's progress.json, if written yet, was not cut short by the exit.
       const names = [...Deno.readDirSync(out)].map((e) => e.name);
       assert(!names.some((n) => n.startsWith("progress.json.tmp-")), names.join());
+      assert(!names.includes("run.lock"), `the lock stays after Ctrl-C: ${names.join()}`);
       if (names.includes("progress.json")) JSON.parse(await Deno.readTextFile(`${out}/progress.json`));
     } finally {
       await Deno.remove(out, { recursive: true });
