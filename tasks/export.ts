@@ -2,7 +2,8 @@
  * `deno task export --checkpoint PATH --out model.safetensors`: writes a checkpoint's model weights alone, under
  * torchvision's names and layouts, so that `model.load_state_dict(safetensors.torch.load_file(path), strict=True)`
  * accepts them: no `optim.` tensors, and `__metadata__` reduced to `format: "pt"` plus the architecture, the class
- * names and the input normalisation (`normalization`: `{"mean": [...], "std": [...]}`) when the checkpoint has them. `--ema` writes the checkpoint's average of the weights (`--model-ema`) instead.
+ * names, the input normalisation (`normalization`: `{"mean": [...], "std": [...]}`) when the checkpoint has them, and
+ * how its images were prepared (`input`: `{"dataset", "imageSize", "transforms", "decoder"}`, which eval follows). `--ema` writes the checkpoint's average of the weights (`--model-ema`) instead.
  * @module
  */
 import { parseArgs, runTask, UsageError } from "./args.ts";
@@ -44,7 +45,7 @@ In PyTorch: python3 docs/safetensors_to_torchvision.py FILE builds the matching 
 `;
 
 /** Metadata keys carried over from a checkpoint into the exported file (harmless to torch, useful to `eval`). */
-const KEPT_METADATA = ["arch_spec", "class_names", "normalization"];
+const KEPT_METADATA = ["arch_spec", "class_names", "normalization", "input"];
 
 /** Parses the export task's command line. Returns "help" for --help. @throws {UsageError} */
 export function parseExportArgs(args: string[]): ExportOptions | "help" {
@@ -83,6 +84,12 @@ export async function exportWeights(options: ExportOptions): Promise<ExportResul
   const { model, metadata, dropped } = await loadWeights(options.checkpoint, { ema: options.ema });
   const extra: Record<string, string> = {};
   for (const key of KEPT_METADATA) if (metadata[key] !== undefined) extra[key] = metadata[key];
+  // How the training images were prepared, so that `deno task eval` of the export prepares images alike (a CIFAR-stem
+  // model at 32x32, not torchvision's 224 crop): "input" = {dataset, imageSize, transforms, decoder}.
+  if (metadata.config !== undefined) {
+    const { dataset, imageSize, transforms, decoder } = JSON.parse(metadata.config);
+    if (dataset !== undefined) extra.input = JSON.stringify({ dataset, imageSize, transforms, decoder });
+  }
   const out = encodeWeights(model, extra);
   await atomicWriteFile(options.out, out);
   return { tensors: model.size, dropped: dropped.length, bytes: out.length };

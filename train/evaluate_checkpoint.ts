@@ -117,7 +117,7 @@ export async function evaluateCheckpoint(
   if (resolved.source === "weights") addMissingBatchCounters(resolved.model, expected);
   // Everything is checked (names, shapes, dtypes) before a model is built, so errors name the file.
   const state = checkStateDictShapes(resolved.model, expected, path);
-  const data = resolveData(config, resolved.train, path);
+  const data = resolveData(config, resolved.train, resolved.input, path);
   if (isFolderDataset(data.dataset) && config.dataDir === null && !(await statIfExists(data.dataDir))) {
     // Only a recorded folder can be missing here: without one, resolveData asked for dataDir.
     throw new ConfigError(
@@ -216,7 +216,30 @@ interface ResolvedModel {
   classNames: string[] | null;
   /** The input normalisation recorded with the weights (checkpoints and exports since it is recorded), if any. */
   normalization: InputNormalization | null;
+  /** How the training images were prepared: a checkpoint's config, or an export's "input" metadata; null if neither. */
+  input: RecordedInput | null;
   epoch?: number;
+}
+
+/** The data pipeline a model was trained with, as far as evaluating it elsewhere needs (an export's "input"). */
+export interface RecordedInput {
+  dataset: DatasetName;
+  imageSize: number;
+  transforms?: DataTransforms | null;
+  decoder?: ImageDecoder | null;
+}
+
+/** An export's "input" metadata, or null (with a warning) when absent or unusable. */
+function recordedInput(json: string | undefined, path: string, onWarning?: (m: string) => void): RecordedInput | null {
+  if (json === undefined) return null;
+  try {
+    const v = JSON.parse(json);
+    if (typeof v?.dataset !== "string" || !Number.isInteger(v.imageSize)) throw new Error(`got ${json}`);
+    return v as RecordedInput;
+  } catch (e) {
+    onWarning?.(`${path}: ignoring metadata "input": ${(e as Error).message}`);
+    return null;
+  }
 }
 
 function resolveModel(
@@ -238,6 +261,7 @@ function resolveModel(
       train,
       classNames: state.classNames,
       normalization: state.normalization ?? null,
+      input: train,
       epoch: state.epoch,
     };
   }
@@ -282,6 +306,7 @@ function resolveModel(
     train: null,
     classNames,
     normalization,
+    input: recordedInput(weights.metadata.input, path, onWarning),
   };
 }
 
@@ -296,7 +321,12 @@ interface ResolvedData {
   decoder?: ImageDecoder;
 }
 
-function resolveData(config: EvalConfig, train: TrainConfig | null, path: string): ResolvedData {
+function resolveData(
+  config: EvalConfig,
+  train: TrainConfig | null,
+  input: RecordedInput | null,
+  path: string,
+): ResolvedData {
   // resolveModel has made sure that a bare file comes with --dataset.
   const dataset = (config.dataset ?? train!.dataset) as DatasetName;
   const sameData = train !== null && train.dataset === dataset;
@@ -314,8 +344,11 @@ function resolveData(config: EvalConfig, train: TrainConfig | null, path: string
   }
   checkImageSizeFits(dataset, config.imageSize);
   const folder = isFolderDataset(dataset);
-  const transforms = folder ? config.transforms ?? (sameData ? train.transforms : "imagenet") : undefined;
-  const decoder = folder ? config.decoder ?? (sameData ? train.decoder : "sharp") : undefined;
+  // Images prepared as in training unless told otherwise: a model trained on 32x32 CIFAR-style images (cifar10,
+  // cifar100, synthetic, or a folder with transforms cifar) gets a class folder's images that way too, not at 224.
+  const trainedAs = input ? isFolderDataset(input.dataset) ? input.transforms ?? "imagenet" : "cifar" : "imagenet";
+  const transforms = folder ? config.transforms ?? trainedAs : undefined;
+  const decoder = folder ? config.decoder ?? (input?.decoder ?? "sharp") : undefined;
   checkDecoderFits(decoder, transforms);
   if (config.split === "val") {
     if (train === null) {
@@ -347,7 +380,8 @@ function resolveData(config: EvalConfig, train: TrainConfig | null, path: string
     // The same (train size, valSplit, seed) reproduces the held-out images; the test split needs none of them.
     valSplit: config.split === "val" ? train!.valSplit : 0,
     seed: train?.seed ?? 0,
-    imageSize: config.imageSize ?? (sameData ? train.imageSize : recipeFor(dataset, transforms).imageSize),
+    imageSize: config.imageSize ??
+      (sameData || (input && transforms === trainedAs) ? input!.imageSize : recipeFor(dataset, transforms).imageSize),
     transforms,
     decoder,
   };

@@ -68,7 +68,7 @@ async function withCheckpoint(fn: (dir: string, checkpoint: string) => Promise<v
         globalStep: 50,
         dataPosition: { epoch: 1, batch: 0 },
         rng: [1, 2],
-        config: { lr: 0.1 },
+        config: { lr: 0.1, dataset: "folder", imageSize: 32, transforms: "cifar", decoder: "js" },
         bestMetric: 0.5,
         classNames: ["a", "b"],
         archSpec: { arch: "resnet18" },
@@ -103,6 +103,8 @@ Deno.test("exportWeights writes exactly the model's tensors, byte for byte, with
       arch_spec: '{"arch":"resnet18"}',
       class_names: '["a","b"]',
       normalization: '{"mean":[0.5,0.25,0.125],"std":[0.2,0.3,0.4]}',
+      // How the images were prepared, which eval of the export follows.
+      input: '{"dataset":"folder","imageSize":32,"transforms":"cifar","decoder":"js"}',
     });
     assertStrictEquals(result.bytes, (await Deno.stat(`${dir}/model.safetensors`)).size);
     // Exporting an exported file is the identity (a weights file is accepted as input too).

@@ -9,6 +9,7 @@ import { SGD, weightDecayFilter } from "../../train/sgd.ts";
 import { ConfigError, type EvalConfig, type TrainConfig } from "../../train/config.ts";
 import { usageErrorFrom } from "../../tasks/args.ts";
 import { parseEvalArgs } from "../../tasks/eval_flags.ts";
+import { exportWeights } from "../../tasks/export.ts";
 import { parseTrainArgs } from "../../tasks/train_flags.ts";
 import { evaluateCheckpoint } from "../../train/evaluate_checkpoint.ts";
 import { loadSharp } from "../../data/image_decode.ts";
@@ -362,6 +363,22 @@ Deno.test("a class folder of small JPEGs trains with --transforms cifar --decode
     const alone = await evaluateCheckpoint(evalArgs() as EvalConfig);
     assertEquals(
       [alone.result.count, alone.result.top1, alone.result.loss],
+      [12, evaluation.result.top1, evaluation.result.loss],
+    );
+    // Its export records how the images were prepared: eval of the bare weights prepares them alike (32x32, js).
+    await exportWeights({ checkpoint: `${out}/last.safetensors`, out: `${out}/model.safetensors` });
+    const exported = await evaluateCheckpoint(
+      parseEvalArgs([
+        "--checkpoint",
+        `${out}/model.safetensors`,
+        "--dataset",
+        "folder",
+        "--data-dir",
+        root,
+      ]) as EvalConfig,
+    );
+    assertEquals(
+      [exported.result.count, exported.result.top1, exported.result.loss],
       [12, evaluation.result.top1, evaluation.result.loss],
     );
     // A checkpoint from before they were recorded still takes them from train/, which it needs.
