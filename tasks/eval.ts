@@ -6,9 +6,8 @@
  * (e.g. `runs/NAME/eval.json`, which the dashboard and `deno task report` draw). `--help` lists every flag.
  * @module
  */
-import { dirname } from "node:path";
-import { flagOf, runTask, UsageError } from "./args.ts";
-import { statIfExists } from "../io/stat_if_exists.ts";
+import { flagOf, runTask } from "./args.ts";
+import { checkOutputPath } from "./output_path.ts";
 import { registerFastKernels } from "../kernels/register.ts";
 import { initWebGPU } from "../kernels/webgpu_backend.ts";
 import { describeSpec, evaluateCheckpoint } from "../train/evaluate_checkpoint.ts";
@@ -95,27 +94,6 @@ export function progressLines(print: (line: string) => void): (done: number, tot
     tenths = now;
     print(`evaluated ${count(done)}/${count(total)} images`);
   };
-}
-
-/**
- * Checks, before minutes of evaluation, that `path` (the value of `flag`) can be written: its folder exists and
- * takes a new file (one is made and removed at once), and `path` is no folder.
- * @throws {UsageError} naming the flag.
- */
-export async function checkOutputPath(path: string, flag: string): Promise<void> {
-  const folder = dirname(path);
-  const bad = (why: string): never => {
-    throw new UsageError(`${flag} ${path}: ${why}`, flag);
-  };
-  const info = await statIfExists(folder);
-  if (!info) bad(`the folder ${folder} does not exist`);
-  if (!info!.isDirectory) bad(`${folder} is not a folder`);
-  if ((await statIfExists(path))?.isDirectory) bad("is a folder; expected a file name");
-  try {
-    await Deno.remove(await Deno.makeTempFile({ dir: folder, prefix: ".eval-write-check-" }));
-  } catch (e) {
-    bad(`cannot write in ${folder}: ${(e as Error).message}`);
-  }
 }
 
 if (import.meta.main) {

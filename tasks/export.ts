@@ -7,6 +7,8 @@
  * @module
  */
 import { parseArgs, runTask, UsageError } from "./args.ts";
+import { checkOutputPath } from "./output_path.ts";
+import { statIfExists } from "../io/stat_if_exists.ts";
 import { encodeWeights, loadWeights } from "../io/checkpoint.ts";
 import { atomicWriteFile } from "../io/atomic_write.ts";
 
@@ -109,6 +111,10 @@ if (import.meta.main) {
   await runTask(async () => {
     const options = parseExportArgs(Deno.args);
     if (options === "help") return void console.log(HELP);
+    if (!(await statIfExists(options.checkpoint))?.isFile) {
+      throw new UsageError(`--checkpoint ${options.checkpoint}: no such file`, "--checkpoint");
+    }
+    await checkOutputPath(options.out, "--out");
     const result = await exportWeights(options);
     console.log(
       `wrote ${options.out}: ${result.tensors} tensors, ${result.bytes} bytes` +

@@ -178,6 +178,16 @@ Deno.test("deno task export: exit 0 on success, 2 on a bad command line, 1 on a 
     assert(bad.stderr.includes(`${dir}/bad.safetensors: not a safetensors file`), bad.stderr);
     assert(bad.stderr.includes("file is 4 bytes"), bad.stderr);
     await rejects(Deno.stat(`${dir}/n.safetensors`), Deno.errors.NotFound, "nothing written on failure");
+    // Paths are checked before loading: a usage error naming the flag, not an OS error about a temporary file.
+    const noFolder = await run("--checkpoint", checkpoint, "--out", `${dir}/nope/m.safetensors`);
+    assertStrictEquals(noFolder.code, 2, noFolder.stderr);
+    assert(
+      noFolder.stderr.includes(`--out ${dir}/nope/m.safetensors: the folder ${dir}/nope does not exist`),
+      noFolder.stderr,
+    );
+    const noFile = await run("--checkpoint", `${dir}/nope.safetensors`, "--out", `${dir}/m2.safetensors`);
+    assertStrictEquals(noFile.code, 2, noFile.stderr);
+    assert(noFile.stderr.includes(`--checkpoint ${dir}/nope.safetensors: no such file`), noFile.stderr);
   });
 });
 
